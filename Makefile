@@ -1,0 +1,42 @@
+# localconn: `make bench` (the main job) and `make test` work on a fresh machine
+# with nothing but Python: they install what they need first.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+# torch is installed only when missing (never replaced: a GPU machine has its own)
+TORCH_SPEC ?= torch==2.13.0
+BENCH_OUT ?= benchmarks/results/local
+
+.PHONY: help install install-test install-bench test test-fast bench lint format
+
+help:
+	@echo "make bench   - run the kernel benchmark suite (GPU suites on a GPU, the cpu suite otherwise)"
+	@echo "make test    - install test dependencies and run the whole test suite"
+	@echo "make lint    - ruff"
+
+install:
+	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
+	$(PIP) install -q "setuptools>=64" wheel numpy
+	$(PIP) install -q --no-build-isolation -e .
+
+install-test: install
+	$(PIP) install -q --no-build-isolation -e ".[test]"
+
+install-bench: install
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+
+test: install-test
+	$(PYTHON) -m pytest tests -q -p no:cacheprovider --durations=15
+
+bench: install-bench
+	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
+		$(PYTHON) -m benchmarks --suite paper,large-kernel --out $(BENCH_OUT); \
+	else \
+		$(PYTHON) -m benchmarks --suite cpu --out $(BENCH_OUT); \
+	fi
+
+lint:
+	@$(PYTHON) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q ruff
+	$(PYTHON) -m ruff check localconn tests benchmarks setup.py
+
+format:
+	$(PYTHON) -m ruff format localconn tests benchmarks setup.py

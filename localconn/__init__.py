@@ -1,0 +1,53 @@
+"""localconn: the channel-wise locally-connected layer, in one operator.
+
+Depth-wise convolution, dynamic depth-wise convolution, involution and local
+(window / neighborhood) attention differ only in how their weights are
+shared and computed (Han et al., ICLR 2022). localconn implements the layer
+once, with three primitives that close under differentiation:
+
+* :func:`local_conn2d` - the layer (attention's ``A @ V``),
+* :func:`local_conn2d_transpose` - its gradient with respect to the input,
+* :func:`local_corr2d` - its gradient with respect to the weight (attention's ``q . k``),
+
+and the module :class:`LocalConn2d`. See DESIGN.md for the contract.
+"""
+
+from . import (
+    ops,  # noqa: F401  (registers the localconn:: custom ops)
+    reference,
+)
+from .backends import (
+    Backend,
+    BackendStatus,
+    BackendUnavailableError,
+    backends,
+    register_backend,
+    use_backend,
+)
+from .functional import local_conn2d, local_conn2d_transpose, local_corr2d
+from .layer import LocalConn2d
+
+register_backend(
+    Backend(
+        "reference",
+        reference.conn2d,
+        reference.conn2d_transpose,
+        reference.corr2d,
+        priority=0,
+    )
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "BackendStatus",
+    "BackendUnavailableError",
+    "LocalConn2d",
+    "backends",
+    "local_conn2d",
+    "local_conn2d_transpose",
+    "local_corr2d",
+    "register_backend",
+    "use_backend",
+]

@@ -1,0 +1,171 @@
+"""Validation of the public entry points (DESIGN.md section 7).
+
+Every public op calls one of :func:`check_conn`, :func:`check_conn_transpose`
+or :func:`check_corr` before anything runs. They raise ``TypeError`` for
+non-tensors, dtypes and devices and ``ValueError`` for ranks, sizes and
+arguments, always naming the argument, what was expected and what was
+given, and return the resolved :class:`~localconn.geometry.Geometry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from .geometry import Geometry, IntPair, Padding, make_geometry
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+WEIGHT_DIMS = "(Nw, Cw, Kh, Kw, Hw, Ww)"
+
+
+def check_tensor(t: object, name: str, ndim: int, layout: str) -> torch.Tensor:
+    """``t`` must be a floating tensor with ``ndim`` dims (``layout`` names them)."""
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dtype not in FLOAT_DTYPES:
+        raise TypeError(f"{name} must be float16, bfloat16, float32 or float64, got {t.dtype}")
+    if t.dim() != ndim:
+        raise ValueError(f"{name} must have {ndim} dims {layout}, got shape {tuple(t.shape)}")
+    return t
+
+
+def check_same(ref: torch.Tensor, ref_name: str, t: torch.Tensor, name: str) -> None:
+    """``t`` must have the dtype and device of ``ref``."""
+    if t.dtype != ref.dtype:
+        raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {t.dtype}")
+    if t.device != ref.device:
+        raise TypeError(
+            f"{name} must be on the device of {ref_name} ({ref.device}), got {t.device}"
+        )
+
+
+def check_weight_shape(
+    shape: Sequence[int], name: str, batch: int, channels: int, out_size: tuple[int, int]
+) -> None:
+    """The broadcast rules of DESIGN.md section 2 for a 6-D weight shape."""
+    Nw, Cw, _, _, Hw, Ww = shape
+    Ho, Wo = out_size
+    shape = tuple(shape)
+    if Nw not in (1, batch):
+        raise ValueError(
+            f"{name} {WEIGHT_DIMS} must have Nw = 1 or the batch size {batch}, got shape {shape}"
+        )
+    if Cw < 1 or channels % Cw:
+        raise ValueError(
+            f"{name} {WEIGHT_DIMS} must have Cw = a divisor of the {channels} channels "
+            f"(C, a group count or 1), got shape {shape}"
+        )
+    if Hw not in (1, Ho):
+        raise ValueError(
+            f"{name} {WEIGHT_DIMS} must have Hw = 1 or the output height {Ho}, got shape {shape}"
+        )
+    if Ww not in (1, Wo):
+        raise ValueError(
+            f"{name} {WEIGHT_DIMS} must have Ww = 1 or the output width {Wo}, got shape {shape}"
+        )
+
+
+def _size_list(value: object, name: str, length: int) -> tuple[int, ...]:
+    ok = isinstance(value, (tuple, list, torch.Size)) and len(value) == length
+    if not ok or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"{name} must be a sequence of {length} ints, got {value!r}")
+    return tuple(int(v) for v in value)
+
+
+def check_conn(
+    x: object,
+    weight: object,
+    bias: object,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    window: str,
+) -> Geometry:
+    """Validate ``local_conn2d(x, weight, bias, ...)``; return the geometry."""
+    x = check_tensor(x, "x", 4, "(N, C, H, W)")
+    weight = check_tensor(weight, "weight", 6, WEIGHT_DIMS)
+    check_same(x, "x", weight, "weight")
+    N, C, H, W = x.shape
+    if bias is not None:
+        bias = check_tensor(bias, "bias", 1, "(C,)")
+        check_same(x, "x", bias, "bias")
+        if bias.shape[0] != C:
+            raise ValueError(
+                f"bias must have shape ({C},) (one per channel), got {tuple(bias.shape)}"
+            )
+    geo = make_geometry(
+        (H, W), (weight.shape[2], weight.shape[3]), stride, padding, dilation, window
+    )
+    check_weight_shape(weight.shape, "weight", N, C, geo.out_size)
+    return geo
+
+
+def check_conn_transpose(
+    g: object,
+    weight: object,
+    input_size: object,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    window: str,
+) -> Geometry:
+    """Validate ``local_conn2d_transpose(g, weight, input_size, ...)``.
+
+    ``input_size`` is ``(H, W)`` or ``(N, C, H, W)`` (then N, C must match ``g``);
+    the output size it implies must equal ``g``'s spatial size.
+    """
+    g = check_tensor(g, "g", 4, "(N, C, Ho, Wo)")
+    weight = check_tensor(weight, "weight", 6, WEIGHT_DIMS)
+    check_same(g, "g", weight, "weight")
+    N, C, Ho, Wo = g.shape
+    if isinstance(input_size, (tuple, list, torch.Size)) and len(input_size) == 4:
+        size4 = _size_list(input_size, "input_size", 4)
+        if size4[:2] != (N, C):
+            raise ValueError(
+                f"input_size (N, C, H, W) must have N, C = {N}, {C} as g, got {tuple(input_size)}"
+            )
+        size = size4[2:]
+    else:
+        size = _size_list(input_size, "input_size", 2)
+    if min(size) < 1:
+        raise ValueError(f"input_size must be positive, got {tuple(input_size)}")
+    geo = make_geometry(size, (weight.shape[2], weight.shape[3]), stride, padding, dilation, window)
+    if geo.out_size != (Ho, Wo):
+        raise ValueError(
+            f"input_size {size} gives output size {geo.out_size} with these window arguments, "
+            f"but g has spatial size {(Ho, Wo)}"
+        )
+    check_weight_shape(weight.shape, "weight", N, C, geo.out_size)
+    return geo
+
+
+def check_corr(
+    a: object,
+    b: object,
+    weight_shape: object,
+    stride: IntPair,
+    padding: Padding,
+    dilation: IntPair,
+    window: str,
+) -> tuple[Geometry, tuple[int, ...]]:
+    """Validate ``local_corr2d(a, b, weight_shape, ...)``; return geometry and shape."""
+    a = check_tensor(a, "a", 4, "(N, C, Ho, Wo)")
+    b = check_tensor(b, "b", 4, "(N, C, H, W)")
+    check_same(a, "a", b, "b")
+    shape = _size_list(weight_shape, "weight_shape", 6)
+    if a.shape[:2] != b.shape[:2]:
+        raise ValueError(
+            f"a and b must have the same (N, C), got a {tuple(a.shape)} and b {tuple(b.shape)}"
+        )
+    if min(shape[2:4]) < 1:
+        raise ValueError(f"weight_shape {WEIGHT_DIMS} must have kernel sizes >= 1, got {shape}")
+    N, C, H, W = b.shape
+    geo = make_geometry((H, W), shape[2:4], stride, padding, dilation, window)
+    if geo.out_size != tuple(a.shape[2:]):
+        raise ValueError(
+            f"a must have the output size {geo.out_size} that b's size {(H, W)} gives with these "
+            f"window arguments, got a {tuple(a.shape)}"
+        )
+    check_weight_shape(shape, "weight_shape", N, C, geo.out_size)
+    return geo, shape
