@@ -20,10 +20,14 @@ from .geometry import IntPair, Padding
 from .validation import check_conn, check_conn_transpose, check_corr
 
 _AUTOCAST_DEVICES = ("cpu", "cuda", "xpu")
+_CASTABLE = (torch.float16, torch.bfloat16, torch.float32)
 
 
 def _autocast(*tensors: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
-    """Cast floating tensors to the autocast dtype if autocast is on for their device."""
+    """Cast to the autocast dtype if autocast is on for their device, as ``conv2d`` is.
+
+    Like PyTorch's autocast, float64 tensors are left alone.
+    """
     first = next((t for t in tensors if isinstance(t, Tensor)), None)
     if first is None or first.device.type not in _AUTOCAST_DEVICES:
         return tensors
@@ -32,7 +36,7 @@ def _autocast(*tensors: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
         return tensors
     dtype = torch.get_autocast_dtype(device)
     return tuple(
-        t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() else t for t in tensors
+        t.to(dtype) if isinstance(t, Tensor) and t.dtype in _CASTABLE else t for t in tensors
     )
 
 

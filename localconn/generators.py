@@ -14,10 +14,10 @@ convolution's output (no copy).
 
 from __future__ import annotations
 
-from typing import Optional
-
-import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .geometry import Geometry
 
 
 def _bottleneck(channels: int, out_channels: int, reduction: int) -> nn.Sequential:
@@ -47,15 +47,14 @@ class GlobalWeightGenerator(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         w = self.net(self.pool(x))  # (N, C*Kh*Kw, 1, 1)
-        return w.unflatten(1, (x.shape[1], *self.kernel_size)).unsqueeze(-1)
+        return w.unflatten(1, (x.shape[1], *self.kernel_size))
 
 
 class PositionWeightGenerator(nn.Module):
-    """Per-position filters ``(N, G, Kh, Kw, Ho, Wo)`` from the input at the output positions.
+    """Per-position filters ``(N, G, Kh, Kw, H, W)``, one per position of its input.
 
-    ``sample_index`` (``(rows, cols)`` int64 tables, or ``None`` for stride 1)
-    picks, for each output position, the input position its window is
-    centred on; the generator runs on those samples only.
+    To generate at the output positions of a strided window, pass the input
+    sampled there (:func:`sample_at_centres`).
 
     Example::
 
@@ -71,27 +70,31 @@ class PositionWeightGenerator(nn.Module):
         self.kernel_size = kernel_size
         self.net = _bottleneck(channels, groups * kernel_size[0] * kernel_size[1], reduction)
 
-    def forward(self, x: Tensor, sample_index: Optional[tuple[Tensor, Tensor]] = None) -> Tensor:
-        if sample_index is not None:
-            rows, cols = sample_index
-            x = x.index_select(2, rows).index_select(3, cols)
+    def forward(self, x: Tensor) -> Tensor:
         w = self.net(x)  # (N, G*Kh*Kw, Ho, Wo)
         return w.unflatten(1, (self.groups, *self.kernel_size))
 
 
-def centre_index(
-    in_size: int,
-    out_size: int,
-    kernel: int,
-    stride: int,
-    pad_begin: int,
-    dilation: int,
-    device: torch.device | str = "cpu",
-) -> Tensor:
-    """Input index of the centre of each sliding window, clamped into the image.
+def sample_at_centres(x: Tensor, geo: Geometry) -> Tensor:
+    """``x`` at the input position each sliding window is centred on.
 
-    ``i = o * stride - pad_begin + dilation * (kernel - 1) // 2``.
+    Output ``o`` of an axis is centred on ``i = o * stride - pad_begin +
+    dilation * (kernel - 1) // 2``, clamped into the image (replicate
+    padding); the result is a strided view when no clamping is needed.
+
+    Example::
+
+        >>> geo = localconn.geometry.make_geometry((9, 9), (3, 3), stride=2, padding=1)
+        >>> sample_at_centres(torch.randn(1, 4, 9, 9), geo).shape
+        torch.Size([1, 4, 5, 5])
     """
-    o = torch.arange(out_size, device=device)
-    centre = o * stride - pad_begin + (dilation * (kernel - 1)) // 2
-    return centre.clamp(0, in_size - 1)
+    pads, slices = [], []
+    for a in (geo.h, geo.w):
+        first = a.dilation * (a.kernel - 1) // 2 - a.pad_begin
+        last = first + (a.out_size - 1) * a.stride
+        before, after = max(0, -first), max(0, last - (a.in_size - 1))
+        pads.append((before, after))
+        slices.append(slice(first + before, last + before + 1, a.stride))
+    if pads != [(0, 0), (0, 0)]:
+        x = F.pad(x, (*pads[1], *pads[0]), mode="replicate")
+    return x[..., slices[0], slices[1]]

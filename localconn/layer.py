@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from .backends import check_backend_name
 from .functional import local_conn2d
-from .generators import GlobalWeightGenerator, PositionWeightGenerator, centre_index
+from .generators import GlobalWeightGenerator, PositionWeightGenerator, sample_at_centres
 from .geometry import IntPair, Padding, check_window, make_geometry, pair
 
 SHARES = ("spatial", "channel", "none")
@@ -177,28 +177,12 @@ class LocalConn2d(nn.Module):
             return self.weight
         if self.share == "spatial":
             return self.generator(x)
-        return self.generator(x, self._sample_index(x))
-
-    def _sample_index(self, x: Tensor) -> Optional[tuple[Tensor, Tensor]]:
-        """Input positions at which a per-position generator runs (None: all of them)."""
-        if self.window != "sliding":
-            return None
-        H, W = x.shape[-2:]
-        geo = make_geometry(
-            (H, W), self.kernel_size, self.stride, self.padding, self.dilation, self.window
-        )
-        if (
-            geo.out_size == (H, W)
-            and self.stride == (1, 1)
-            and all(a.pad_begin == a.dilation * (a.kernel - 1) // 2 for a in (geo.h, geo.w))
-        ):
-            return None
-        return tuple(
-            centre_index(
-                a.in_size, a.out_size, a.kernel, a.stride, a.pad_begin, a.dilation, x.device
+        if self.window == "sliding":  # generate at the output positions
+            geo = make_geometry(
+                tuple(x.shape[-2:]), self.kernel_size, self.stride, self.padding, self.dilation
             )
-            for a in (geo.h, geo.w)
-        )  # type: ignore[return-value]
+            x = sample_at_centres(x, geo)
+        return self.generator(x)
 
     def forward(self, x: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         """``local_conn2d(x, weight or self.make_weight(x), self.bias, ...)``."""

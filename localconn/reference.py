@@ -79,10 +79,19 @@ def _select(t: torch.Tensor, dim: int, sel: Selector) -> torch.Tensor:
 def _scatter_add(dst: torch.Tensor, dim: int, sel: Selector, src: torch.Tensor) -> None:
     """``dst[..., sel along dim] += src`` (repeated indices accumulate)."""
     if isinstance(sel, slice):
-        view = dst[..., sel, :] if dim == -2 else dst[..., sel]
-        view.add_(src)
+        _select(dst, dim, sel).add_(src)
     else:
         dst.index_add_(dim, sel, src)
+
+
+def _scatter_addcmul(
+    dst: torch.Tensor, dim: int, sel: Selector, a: torch.Tensor, b: torch.Tensor, buf: torch.Tensor
+) -> None:
+    """``dst[..., sel along dim] += a * b``; ``buf`` holds the product for an index scatter."""
+    if isinstance(sel, slice):
+        _select(dst, dim, sel).addcmul_(a, b)
+    else:
+        dst.index_add_(dim, sel, torch.mul(a, b, out=buf))
 
 
 def _pad(t: torch.Tensor, th: _Taps, tw: _Taps) -> torch.Tensor:
@@ -146,8 +155,8 @@ def conn2d_transpose(g: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> to
         else:
             rows = rows_buf.zero_()
         for kw in range(Kw):
-            torch.mul(gg, _weight_tap(weight, kh, kw, acc), out=prod)
-            _scatter_add(rows, -1, tw.select[kw], prod)
+            wt = _weight_tap(weight, kh, kw, acc)
+            _scatter_addcmul(rows, -1, tw.select[kw], gg, wt, prod)
         if not row_affine:
             _scatter_add(xpg, -2, th.select[kh], rows)
     x_bar = xp[..., th.pad[0] : th.pad[0] + H, tw.pad[0] : tw.pad[0] + W]

@@ -66,6 +66,15 @@ def check_weight_shape(
         )
 
 
+def check_kernel(shape: Sequence[int], name: str) -> tuple[int, int]:
+    """The kernel dims ``(Kh, Kw)`` of a 6-D weight shape must be >= 1."""
+    if min(shape[2:4]) < 1:
+        raise ValueError(
+            f"{name} {WEIGHT_DIMS} must have kernel sizes Kh, Kw >= 1, got shape {tuple(shape)}"
+        )
+    return (int(shape[2]), int(shape[3]))
+
+
 def _size_list(value: object, name: str, length: int) -> tuple[int, ...]:
     ok = isinstance(value, (tuple, list, torch.Size)) and len(value) == length
     if not ok or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
@@ -94,9 +103,8 @@ def check_conn(
             raise ValueError(
                 f"bias must have shape ({C},) (one per channel), got {tuple(bias.shape)}"
             )
-    geo = make_geometry(
-        (H, W), (weight.shape[2], weight.shape[3]), stride, padding, dilation, window
-    )
+    kernel = check_kernel(weight.shape, "weight")
+    geo = make_geometry((H, W), kernel, stride, padding, dilation, window)
     check_weight_shape(weight.shape, "weight", N, C, geo.out_size)
     return geo
 
@@ -130,7 +138,8 @@ def check_conn_transpose(
         size = _size_list(input_size, "input_size", 2)
     if min(size) < 1:
         raise ValueError(f"input_size must be positive, got {tuple(input_size)}")
-    geo = make_geometry(size, (weight.shape[2], weight.shape[3]), stride, padding, dilation, window)
+    kernel = check_kernel(weight.shape, "weight")
+    geo = make_geometry(size, kernel, stride, padding, dilation, window)
     if geo.out_size != (Ho, Wo):
         raise ValueError(
             f"input_size {size} gives output size {geo.out_size} with these window arguments, "
@@ -158,10 +167,9 @@ def check_corr(
         raise ValueError(
             f"a and b must have the same (N, C), got a {tuple(a.shape)} and b {tuple(b.shape)}"
         )
-    if min(shape[2:4]) < 1:
-        raise ValueError(f"weight_shape {WEIGHT_DIMS} must have kernel sizes >= 1, got {shape}")
+    kernel = check_kernel(shape, "weight_shape")
     N, C, H, W = b.shape
-    geo = make_geometry((H, W), shape[2:4], stride, padding, dilation, window)
+    geo = make_geometry((H, W), kernel, stride, padding, dilation, window)
     if geo.out_size != tuple(a.shape[2:]):
         raise ValueError(
             f"a must have the output size {geo.out_size} that b's size {(H, W)} gives with these "
