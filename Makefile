@@ -4,24 +4,30 @@ PYTHON ?= python3
 PIP := $(PYTHON) -m pip
 # torch is installed only when missing (never replaced: a GPU machine has its own)
 TORCH_SPEC ?= torch==2.13.0
-BENCH_OUT ?= benchmarks/results/local
+BENCH_OUT ?= out/bench
 
-.PHONY: help install install-test install-bench test test-fast bench lint format
+.PHONY: help deps install install-test install-bench test bench lint format gpu-check
 
 help:
 	@echo "make bench   - run the kernel benchmark suite (GPU suites on a GPU, the cpu suite otherwise)"
 	@echo "make test    - install test dependencies and run the whole test suite"
 	@echo "make lint    - ruff"
 
-install:
+# build requirements first: the editable install runs without build isolation,
+# so no second PyTorch is downloaded into a build environment
+deps:
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
-	$(PIP) install -q "setuptools>=64" wheel numpy
+	@$(PYTHON) -c "import setuptools, wheel" 2>/dev/null || $(PIP) install -q "setuptools>=64" wheel
+
+install: deps
 	$(PIP) install -q --no-build-isolation -e .
 
-install-test: install
+# triton (for the Triton interpreter on CPU) only when missing, never replaced
+install-test: deps
 	$(PIP) install -q --no-build-isolation -e ".[test]"
+	@$(PYTHON) -c "import triton" 2>/dev/null || $(PIP) install -q triton
 
-install-bench: install
+install-bench: deps
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 
 test: install-test
@@ -40,3 +46,7 @@ lint:
 
 format:
 	$(PYTHON) -m ruff format localconn tests benchmarks setup.py
+
+# For a lent GPU machine: build, GPU tests, quick benchmark; logs under $(OUT) if set.
+gpu-check:
+	bash .ci/gpu-check $(if $(OUT),$(OUT),out/gpu-check)

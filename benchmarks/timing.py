@@ -1,0 +1,132 @@
+"""Timing: CUDA events on a GPU, wall clock on the CPU; median and p20/p80.
+
+CUDA: ``triton.testing.do_bench`` (which flushes the L2 cache between runs)
+with quantiles when Triton is importable, else an equivalent loop of CUDA
+events with an L2 flush before each run. CPU: ``time.perf_counter`` around
+each call, after a few warm-up calls. Warm-up calls (Triton autotuning,
+``torch.compile``) are never timed.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import torch
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Milliseconds per call: median and the 20th/80th percentiles."""
+
+    ms: float
+    p20: float
+    p80: float
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How long to measure: warm-up and measurement time (ms), repetition bounds."""
+
+    warmup_ms: float
+    rep_ms: float
+    min_reps: int
+    max_reps: int
+
+
+def budget(device: torch.device, quick: bool) -> Budget:
+    """The measurement budget for ``device`` (``quick``: fewer repetitions)."""
+    if device.type == "cuda":
+        return Budget(10, 40, 10, 1000) if quick else Budget(25, 150, 20, 10000)
+    return Budget(0, 100, 2, 10) if quick else Budget(200, 1000, 5, 200)
+
+
+def _quantiles(samples: list[float]) -> Timing:
+    if len(samples) == 1:
+        return Timing(samples[0], samples[0], samples[0])
+    q = statistics.quantiles(samples, n=10, method="inclusive")
+    return Timing(statistics.median(samples), q[1], q[7])
+
+
+def _triton_do_bench() -> Optional[Callable]:
+    try:
+        from triton.testing import do_bench
+    except Exception:
+        return None
+    return do_bench
+
+
+def time_cuda(fn: Callable[[], object], b: Budget) -> Timing:
+    """CUDA-event timing of ``fn`` (already warmed up once by the caller)."""
+    do_bench = _triton_do_bench()
+    if do_bench is not None:
+        try:
+            ms, p20, p80 = do_bench(
+                fn, warmup=b.warmup_ms, rep=b.rep_ms, quantiles=[0.5, 0.2, 0.8]
+            )
+            return Timing(float(ms), float(p20), float(p80))
+        except TypeError:  # an old/new signature: fall back to our own loop
+            pass
+    return _time_cuda_events(fn, b)
+
+
+def _time_cuda_events(fn: Callable[[], object], b: Budget) -> Timing:
+    flush = torch.empty(256 * 1024 * 1024 // 4, dtype=torch.int32, device="cuda")
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    torch.cuda.synchronize()
+    start.record()
+    for _ in range(3):
+        fn()
+    end.record()
+    torch.cuda.synchronize()
+    estimate = max(start.elapsed_time(end) / 3, 1e-3)
+    for _ in range(max(1, int(b.warmup_ms / estimate))):
+        fn()
+    reps = int(min(b.max_reps, max(b.min_reps, b.rep_ms / estimate)))
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    for i in range(reps):
+        flush.zero_()
+        starts[i].record()
+        fn()
+        ends[i].record()
+    torch.cuda.synchronize()
+    return _quantiles([s.elapsed_time(e) for s, e in zip(starts, ends)])
+
+
+def time_cpu(fn: Callable[[], object], b: Budget) -> Timing:
+    """Wall-clock timing of ``fn`` (already warmed up once by the caller)."""
+    deadline = time.perf_counter() + b.warmup_ms / 1e3
+    while time.perf_counter() < deadline:
+        fn()
+    samples: list[float] = []
+    stop = time.perf_counter() + b.rep_ms / 1e3
+    while len(samples) < b.min_reps or (
+        len(samples) < b.max_reps and time.perf_counter() < stop
+    ):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return _quantiles(samples)
+
+
+def measure(fn: Callable[[], object], device: torch.device, quick: bool) -> Timing:
+    """Median and p20/p80 of ``fn``'s run time on ``device``, in ms."""
+    b = budget(device, quick)
+    if device.type == "cuda":
+        return time_cuda(fn, b)
+    return time_cpu(fn, b)
+
+
+def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> Optional[float]:
+    """Extra CUDA memory one call of ``fn`` allocates at its peak (MB); None off CUDA."""
+    if device.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
