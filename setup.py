@@ -12,7 +12,8 @@ setup(
     version="0.1.0",
     description="Fast channel-wise locally-connected layers: depth-wise conv, "
     "dynamic depth-wise conv, involution and local attention in one operator",
-    packages=find_packages(include=["localconn", "localconn.*"]),
+    packages=find_packages(include=["localconn", "localconn.*"]) + ["localconn.triton_kernels"],
+    package_dir={"localconn.triton_kernels": "triton_kernels"},
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy"],
     extras_require={

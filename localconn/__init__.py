@@ -16,6 +16,7 @@ from . import (
     ops,  # noqa: F401  (registers the localconn:: custom ops)
     reference,
 )
+from .attention import LocalAttention2d
 from .backends import (
     Backend,
     BackendStatus,
@@ -37,12 +38,32 @@ register_backend(
     )
 )
 
+try:  # the Triton backend; Triton itself is imported on first use, not here
+    from . import triton_kernels as _triton
+except ImportError:  # not part of this build: backends() says so (backends.KNOWN)
+    _triton = None
+
+if _triton is not None:
+    register_backend(
+        Backend(
+            "triton",
+            _triton.conn2d,
+            _triton.conn2d_transpose,
+            _triton.corr2d,
+            priority=10,
+            available=_triton.available,
+            supports=_triton.supports,
+            auto_devices=("cuda",),  # the CPU interpreter only when forced
+        )
+    )
+
 __version__ = "0.1.0"
 
 __all__ = [
     "Backend",
     "BackendStatus",
     "BackendUnavailableError",
+    "LocalAttention2d",
     "LocalConn2d",
     "backends",
     "local_conn2d",

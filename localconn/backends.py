@@ -33,7 +33,7 @@ AUTO = "auto"
 #: build report why.
 KNOWN: dict[str, str] = {
     "cuda": "the CUDA extension localconn._C is not part of this build",
-    "triton": "the Triton backend is not part of this build",
+    "triton": "the Triton backend (localconn.triton_kernels) is not part of this build",
     "reference": "",
 }
 
@@ -58,6 +58,10 @@ class Backend:
     priority: int = 0
     available: Callable[[], Optional[str]] = field(default=lambda: None)
     supports: Callable[[Problem], Optional[str]] = field(default=lambda problem: None)
+    #: device types on which ``auto`` may choose this backend (None: any); a
+    #: forced backend still runs elsewhere if ``supports`` allows it (e.g. the
+    #: Triton interpreter on CPU tensors)
+    auto_devices: Optional[tuple[str, ...]] = None
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,9 @@ def select(problem: Problem, explicit: str = "") -> Backend:
     declined = []
     for backend in sorted(_REGISTRY.values(), key=lambda b: -b.priority):
         reason = backend.available() or backend.supports(problem)
+        devices = backend.auto_devices
+        if reason is None and devices is not None and problem.device.type not in devices:
+            reason = f"chosen automatically only for {', '.join(devices)} tensors"
         if reason is None:
             return backend
         declined.append(f"{backend.name}: {reason}")

@@ -1,0 +1,279 @@
+"""``LocalAttention2d``: multi-head local attention built from the primitives.
+
+Local attention is the channel-shared dynamic case of the layer (DESIGN.md
+section 1): its weights are the softmax of ``q . k`` over the window, one
+map per head shared by the head's channels. With ``hd = dim / heads`` and
+channel ``c`` in head ``c // hd``::
+
+    q, k, v = split(W_qkv x + b_qkv)                           (1x1 conv, dim -> 3 dim)
+    L[n, h, kh, kw, o] = scale * sum_{c in h} q[n, c, o] k[n, c, i(o, kh, kw)]
+                         + B[h, kh, kw, o]                      (relative position bias)
+    A = softmax over (kh, kw) of L, masked taps excluded
+    y[n, c, o] = sum_{kh, kw} dropout(A)[n, h(c), kh, kw, o] v[n, c, i(o, kh, kw)]
+    out = W_proj y + b_proj                                     (1x1 conv, dim -> dim)
+
+``L`` is ``local_corr2d(q, k, (N, heads, Kh, Kw, H, W))`` and ``y`` is
+``local_conn2d(v, A)``: there is no other path, so every backend's kernels
+(and their autograd, DESIGN.md section 4) serve attention.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention_masks import allowed_taps, attention_axes
+from .backends import check_backend_name
+from .functional import local_conn2d, local_corr2d
+from .geometry import IntPair, check_window, make_geometry, pair
+from .reference import memory_format_of
+from .relative_position import relative_position_bias, relative_position_index, table_rows
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+class _Tables(NamedTuple):
+    """Per-input-size constants: bias-table rows and the mask of excluded taps."""
+
+    bias_index: Optional[Tensor]  # (Kh, Kw, H, W) int64
+    excluded: Optional[Tensor]  # (Kh, Kw, H, W) bool, True = masked out of the softmax
+
+
+class LocalAttention2d(nn.Module):
+    """Multi-head local self-attention on NCHW feature maps (Swin / neighborhood attention).
+
+    Input ``(N, dim, H, W)`` (NCHW; a ``channels_last`` input gives a
+    ``channels_last`` output), output of the same shape. Per head ``h`` and
+    query position ``o``, the logits over the ``Kh x Kw`` window are
+    ``scale * q[o] . k[i(o, k)] + B[h, delta(o, k)]``, the softmax runs over
+    the window's taps, and the output is the attention-weighted sum of
+    ``v[i(o, k)]`` followed by the output projection. qkv and the output
+    projection are 1x1 convolutions (the ``qkv`` output channels are ``q``,
+    ``k``, ``v``, each ordered head by head, as Swin's ``nn.Linear``).
+
+    Windows (``i(o, k) = start(o) + k * d``, DESIGN.md section 3):
+
+    * ``"neighborhood"`` (NATTEN): centred on the query and shifted inside
+      the image at the border, with ``dilation``; needs ``H, W >= K * d``.
+    * ``"block"`` (Swin): non-overlapping ``Kh x Kw`` windows; needs ``H, W``
+      divisible by the window. ``shift = s`` (``0 <= s < K``) gives Swin's
+      shifted windows: the input is rolled by ``-s`` (``torch.roll``), tokens
+      of different Swin regions of the rolled image are masked from each
+      other, and the output is rolled back by ``+s``.
+    * ``"sliding"``: zero padding ``K // 2 * d`` (before; ``(K - 1) * d - K // 2
+      * d`` after, so the size is kept for even ``K`` too), stride 1, with
+      ``dilation``; taps on the padding are masked out of the softmax.
+
+    Masked taps get logit ``-inf`` (exact exclusion; Swin adds -100, which
+    differs by a relative ``e^-100``). Every query keeps at least itself, so
+    no softmax row is empty.
+
+    Relative position bias: a learnable ``((2Kh-1)*(2Kw-1), heads)`` table
+    (``relative_position_bias_table``, init trunc_normal std 0.02) indexed by
+    the true offset ``delta = (key - query) / d`` per axis (see
+    :mod:`localconn.relative_position`); at a neighborhood window's border it
+    differs from the tap index. For ``"block"`` it is the offset within the
+    block (the same in shifted windows). Index tables and masks are built once
+    per ``(H, W, device)`` and cached (rebuilt inline while ``torch.compile``
+    traces, where they become graph constants).
+
+    Args:
+        dim: channels ``C``.
+        num_heads: heads; must divide ``dim``.
+        kernel_size: window ``K`` or ``(Kh, Kw)``.
+        window: ``"neighborhood"`` (default), ``"block"`` or ``"sliding"``.
+        dilation: per axis; ``"neighborhood"`` and ``"sliding"`` only.
+        shift: Swin's shift ``s`` or ``(sh, sw)``, ``0 <= s < K``; ``"block"`` only.
+        qkv_bias: bias of the qkv projection.
+        qk_scale: logit scale; default ``head_dim ** -0.5``.
+        rel_pos_bias: learn a relative position bias.
+        attn_drop: dropout probability on the attention weights.
+        proj_drop: dropout probability after the output projection.
+        backend: forwarded to :func:`~localconn.local_corr2d` and
+            :func:`~localconn.local_conn2d`.
+
+    Low precision: under ``torch.autocast`` the projections and primitives run
+    in the autocast dtype; the softmax is computed in float32.
+
+    Example::
+
+        >>> m = LocalAttention2d(32, 4, 7)                            # neighborhood attention
+        >>> m(torch.randn(2, 32, 14, 14)).shape
+        torch.Size([2, 32, 14, 14])
+        >>> swin = LocalAttention2d(32, 4, 7, window="block", shift=3)  # shifted windows
+        >>> swin.attention_weights(torch.randn(2, 32, 14, 14)).shape
+        torch.Size([2, 4, 7, 7, 14, 14])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        kernel_size: IntPair,
+        *,
+        window: str = "neighborhood",
+        dilation: IntPair = 1,
+        shift: IntPair = 0,
+        qkv_bias: bool = True,
+        qk_scale: Optional[float] = None,
+        rel_pos_bias: bool = True,
+        attn_drop: float = 0.0,
+        proj_drop: float = 0.0,
+        backend: Optional[str] = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive int, got {dim!r}")
+        if not isinstance(num_heads, int) or num_heads < 1 or dim % num_heads:
+            raise ValueError(f"num_heads must be a divisor of dim={dim}, got {num_heads!r}")
+        self.dim, self.num_heads = dim, num_heads
+        self.head_dim = dim // num_heads
+        self.kernel_size = pair(kernel_size, "kernel_size")
+        self.window = check_window(window)
+        self.dilation = pair(dilation, "dilation")
+        self.shift = pair(shift, "shift")
+        self._check_window_args()
+        self.scale = float(qk_scale) if qk_scale is not None else self.head_dim**-0.5
+        self.backend = backend
+        check_backend_name(backend)
+        self.qkv = nn.Conv2d(dim, 3 * dim, 1, bias=qkv_bias)
+        self.proj = nn.Conv2d(dim, dim, 1)
+        self.attn_drop = nn.Dropout(attn_drop)
+        self.proj_drop = nn.Dropout(proj_drop)
+        if rel_pos_bias:
+            rows = table_rows(self.kernel_size)
+            self.relative_position_bias_table = nn.Parameter(torch.empty(rows, num_heads))
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        else:
+            self.register_parameter("relative_position_bias_table", None)
+        self._tables: dict[tuple[int, int, torch.device], _Tables] = {}
+
+    def _check_window_args(self) -> None:
+        Kh, Kw = self.kernel_size
+        if min(self.kernel_size) < 1:
+            raise ValueError(f"kernel_size must be >= 1, got {self.kernel_size}")
+        if any(self.shift):
+            if self.window != "block":
+                raise ValueError(
+                    f"shift is only used with window='block', got window={self.window!r}"
+                )
+            if not all(0 <= s < K for s, K in zip(self.shift, self.kernel_size)):
+                raise ValueError(
+                    f"shift must satisfy 0 <= shift < kernel_size {self.kernel_size}, got {self.shift}"
+                )
+        elif min(self.shift) < 0:
+            raise ValueError(f"shift must be >= 0, got {self.shift}")
+        if self.window == "sliding":
+            if min(self.dilation) < 1:
+                raise ValueError(f"dilation must be >= 1, got {self.dilation}")
+        else:  # validate on the smallest valid image
+            size = (Kh * self.dilation[0], Kw * self.dilation[1])
+            make_geometry(size, self.kernel_size, dilation=self.dilation, window=self.window)
+
+    # ------------------------------------------------------------ tables
+
+    def _build_tables(self, H: int, W: int, device: torch.device) -> _Tables:
+        axes = attention_axes(self.window, (H, W), self.kernel_size, self.dilation)
+        index = None
+        if self.relative_position_bias_table is not None:
+            index = relative_position_index(axes, device)
+        allowed = allowed_taps(axes, self.shift, device)
+        return _Tables(index, None if allowed is None else ~allowed)
+
+    def _tables_for(self, H: int, W: int, device: torch.device) -> _Tables:
+        """The cached tables for an ``H x W`` input (validates the size on first use)."""
+        if torch.compiler.is_compiling():  # a graph constant; a cache would add guards
+            return self._build_tables(H, W, device)
+        key = (H, W, device)
+        tables = self._tables.get(key)
+        if tables is None:
+            tables = self._tables[key] = self._build_tables(H, W, device)
+        return tables
+
+    # ------------------------------------------------------------ forward
+
+    def _window_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {"window": self.window, "backend": self.backend}
+        if self.window != "block":
+            kw["dilation"] = self.dilation
+        if self.window == "sliding":
+            kw["padding"] = tuple(K // 2 * d for K, d in zip(self.kernel_size, self.dilation))
+        return kw
+
+    def _pad_even(self, t: Tensor) -> Tensor:
+        """Sliding window with an even kernel: pad ``(K//2*d, (K//2-1)*d)`` explicitly."""
+        pads: list[int] = []
+        for K, d in zip(reversed(self.kernel_size), reversed(self.dilation)):
+            pads += [K // 2 * d, (K - 1) * d - K // 2 * d]
+        return F.pad(t, pads)
+
+    def _check_input(self, x: Tensor) -> None:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 4 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (N, {self.dim}, H, W), got {tuple(x.shape)}")
+
+    def _attention(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """Attention ``(N, heads, Kh, Kw, H, W)`` and values, in the (rolled) frame they meet."""
+        self._check_input(x)
+        N, _, H, W = x.shape
+        tables = self._tables_for(H, W, x.device)
+        if any(self.shift):
+            x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        q = q * self.scale
+        kw = self._window_kwargs()
+        if self.window == "sliding" and not all(K % 2 for K in self.kernel_size):
+            k, v, kw["padding"] = self._pad_even(k), self._pad_even(v), 0
+        Kh, Kw = self.kernel_size
+        logits = local_corr2d(q, k, (N, self.num_heads, Kh, Kw, H, W), **kw)
+        if self.relative_position_bias_table is not None:
+            logits = logits + relative_position_bias(
+                self.relative_position_bias_table, tables.bias_index
+            )
+        if tables.excluded is not None:
+            logits = logits.masked_fill(tables.excluded, float("-inf"))
+        softmax_dtype = torch.float32 if logits.dtype in _LOW_PRECISION else None
+        attn = logits.flatten(2, 3).softmax(dim=2, dtype=softmax_dtype).unflatten(2, (Kh, Kw))
+        return attn.to(v.dtype), v, kw
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection."""
+        attn, v, kw = self._attention(x)
+        out = local_conn2d(v, self.attn_drop(attn), **kw)
+        out = self.proj_drop(self.proj(out))
+        if any(self.shift):
+            out = torch.roll(out, shifts=self.shift, dims=(2, 3))
+        return out.contiguous(memory_format=memory_format_of(x))
+
+    def attention_weights(self, x: Tensor) -> Tensor:
+        """The attention ``(N, heads, Kh, Kw, H, W)`` after the softmax, before dropout.
+
+        ``[..., kh, kw, y, x]`` is the weight of query ``(y, x)`` on the key
+        read by tap ``(kh, kw)``. For shifted windows the map is rolled back
+        to the input's frame: query ``(y, x)``'s keys are taken in the rolled
+        image, at ``(start_h(y - sh) + kh + sh, start_w(x - sw) + kw + sw)``
+        modulo ``(H, W)``.
+        """
+        attn = self._attention(x)[0]
+        if any(self.shift):
+            attn = torch.roll(attn, shifts=self.shift, dims=(4, 5))
+        return attn
+
+    def extra_repr(self) -> str:
+        s = (
+            f"{self.dim}, num_heads={self.num_heads}, kernel_size={self.kernel_size}, "
+            f"window={self.window!r}"
+        )
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if any(self.shift):
+            s += f", shift={self.shift}"
+        if self.relative_position_bias_table is None:
+            s += ", rel_pos_bias=False"
+        if self.backend is not None:
+            s += f", backend={self.backend!r}"
+        return s

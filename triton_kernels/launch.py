@@ -1,0 +1,280 @@
+"""Host entry points of the Triton backend: allocate, pick flags and tiles, launch.
+
+``conn2d(x, weight, bias, geo)``, ``conn2d_transpose(g, weight, geo)`` and
+``corr2d(a, b, weight_shape, geo)`` have the signatures of
+:mod:`localconn.reference` and receive validated arguments. Outputs are
+allocated with ``torch.empty`` in the input's memory format and every
+element is written by exactly one program (``corr2d``'s split partials go
+to a float32 workspace that is summed over the split dim).
+
+Importing this module imports Triton and defines the kernels; whether they
+run compiled or in the interpreter is fixed then, by ``TRITON_INTERPRET``
+(:data:`INTERPRETED`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+import torch
+import triton
+
+from localconn.geometry import Geometry
+from localconn.reference import memory_format_of
+
+from . import configs
+from .conn import conn_kernel
+from .conn_transpose import conn_transpose_kernel
+from .corr import corr_kernel
+from .layout import (
+    channels_last,
+    group_aligned,
+    image_strides,
+    needs_int64,
+    sm_count,
+    weight_strides,
+)
+from .window import WINDOW_CODES
+
+#: True if the kernels were defined for Triton's CPU interpreter
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+
+#: tests set this to force a number of ``corr2d`` reduction splits
+FORCE_SPLITS: Optional[int] = None
+
+#: programs per streaming multiprocessor that ``corr2d``'s split count aims for
+PROGRAMS_PER_SM = 8
+
+#: largest split workspace, in elements (float32: 256 MiB)
+MAX_WORKSPACE = 2**26
+
+_conn_tuned = triton.autotune(
+    configs.CONN_CONFIGS,
+    key=configs.CONN_KEY,
+    prune_configs_by={"early_config_prune": configs.prune_tiles("Ho", "Wo")},
+)(conn_kernel)
+_conn_transpose_tuned = triton.autotune(
+    configs.CONN_CONFIGS,
+    key=configs.CONN_KEY,
+    prune_configs_by={"early_config_prune": configs.prune_tiles("H", "W")},
+)(conn_transpose_kernel)
+_corr_tuned = triton.autotune(
+    configs.CORR_CONFIGS,
+    key=configs.CORR_KEY,
+    prune_configs_by={"early_config_prune": configs.prune_corr},
+)(corr_kernel)
+
+Grid = Callable[[dict[str, Any]], tuple[int]]
+
+
+def empty(*size: Any, **kwargs: Any) -> torch.Tensor:
+    """``torch.empty``: every output and workspace comes from here (tests fill it with NaN)."""
+    return torch.empty(*size, **kwargs)
+
+
+def _launch(kernel: Any, tuned: Any, grid: Grid, args: dict[str, Any], fixed: dict[str, int],
+            device: torch.device, tune: bool = True) -> None:
+    """Autotuned launch, or the fixed tile when tuning is off (see :mod:`configs`).
+
+    Runs on ``device`` (Triton launches on the current CUDA device).
+    """
+    guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    with guard:
+        if tune and configs.tuning_enabled():
+            tuned[grid](**args)
+            return
+        meta = dict(fixed)
+        num_warps = meta.pop("num_warps")
+        kernel[grid(meta)](**args, **meta, num_warps=num_warps, num_stages=1)
+
+
+def _window_args(geo: Geometry) -> dict[str, Any]:
+    h, w = geo.h, geo.w
+    return {
+        "SH": h.stride, "PH": h.pad_begin, "DH": h.dilation,
+        "SW": w.stride, "PW": w.pad_begin, "DW": w.dilation,
+        "KH": h.kernel, "KW": w.kernel, "WINDOW": WINDOW_CODES[geo.window],
+    }
+
+
+def _channel_tiles(C: int, cpg: int, bc: int, aligned: bool) -> int:
+    """Host twin of :func:`tiles.channel_tiles`."""
+    return (C // cpg) * triton.cdiv(cpg, bc) if aligned else triton.cdiv(C, bc)
+
+
+def _image_grid(N: int, C: int, cpg: int, aligned: bool, rows: int, cols: int) -> Grid:
+    def grid(meta: dict[str, Any]) -> tuple[int]:
+        tiles = _channel_tiles(C, cpg, meta["BC"], aligned)
+        return (N * tiles * triton.cdiv(rows, meta["BH"]) * triton.cdiv(cols, meta["BW"]),)
+
+    return grid
+
+
+def _weight_flags(weight: torch.Tensor, C: int, cl: bool) -> dict[str, Any]:
+    cpg = C // weight.shape[1]
+    return {
+        "CPG": cpg,
+        "GROUP_ALIGNED": group_aligned(cpg, cl),
+        "W_H": weight.shape[4] > 1,
+        "W_W": weight.shape[5] > 1,
+        "CL": cl,
+    }
+
+
+def _transpose_masks(flags: dict[str, Any], window: str) -> dict[str, bool]:
+    """Which dims the transposed kernel's weight address varies along (see its docstring)."""
+    mask_h = flags["W_H"] or window != "sliding"
+    mask_w = flags["W_W"] or window != "sliding"
+    return {"MASK_H": mask_h, "MASK_W": mask_w,
+            "W_MASKED": mask_h or mask_w or not flags["GROUP_ALIGNED"]}
+
+
+def conn2d(
+    x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor], geo: Geometry
+) -> torch.Tensor:
+    """``y[n, c, o] = bias[c] + sum_k W[n', g(c), k, o'] * x[n, c, i(o, k)]`` (see :mod:`conn`)."""
+    N, C, H, W = x.shape
+    Ho, Wo = geo.out_size
+    y = empty((N, C, Ho, Wo), dtype=x.dtype, device=x.device, memory_format=memory_format_of(x))
+    if y.numel() == 0:
+        return y
+    cl = channels_last(x)
+    flags = _weight_flags(weight, C, cl)
+    args = {
+        "x": x, "w": weight, "bias": x if bias is None else bias, "y": y,
+        "C": C, "H": H, "W": W, "Ho": Ho, "Wo": Wo,
+        **dict(zip(("sxn", "sxc", "sxh", "sxw"), image_strides(x))),
+        **dict(zip(("swn", "swg", "swkh", "swkw", "swh", "sww"), weight_strides(weight))),
+        "sb": 0 if bias is None else bias.stride(0),
+        **dict(zip(("syn", "syc", "syh", "syw"), image_strides(y))),
+        **_window_args(geo),
+        **flags,
+        "W_MASKED": flags["W_H"] or flags["W_W"] or not flags["GROUP_ALIGNED"],
+        "HAS_BIAS": bias is not None,
+        "BIG": needs_int64(x, weight, bias, y),
+        "F64": x.dtype == torch.float64,
+    }
+    channels = flags["CPG"] if flags["GROUP_ALIGNED"] else C
+    _launch(conn_kernel, _conn_tuned,
+            _image_grid(N, C, flags["CPG"], flags["GROUP_ALIGNED"], Ho, Wo), args,
+            configs.fixed_tile(cl, channels, Ho, Wo), x.device)
+    return y
+
+
+def conn2d_transpose(g: torch.Tensor, weight: torch.Tensor, geo: Geometry) -> torch.Tensor:
+    """``x̄[n, c, i] = sum_{o, k : i(o, k) = i} W[n', g(c), k, o'] g[n, c, o]`` (a gather)."""
+    N, C, Ho, Wo = g.shape
+    H, W = geo.in_size
+    out = empty((N, C, H, W), dtype=g.dtype, device=g.device, memory_format=memory_format_of(g))
+    if out.numel() == 0:
+        return out
+    cl = channels_last(g)
+    flags = _weight_flags(weight, C, cl)
+    args = {
+        "g_in": g, "w": weight, "out": out,
+        "C": C, "H": H, "W": W, "Ho": Ho, "Wo": Wo,
+        **dict(zip(("sgn", "sgc", "sgh", "sgw"), image_strides(g))),
+        **dict(zip(("swn", "swg", "swkh", "swkw", "swh", "sww"), weight_strides(weight))),
+        **dict(zip(("son", "soc", "soh", "sow"), image_strides(out))),
+        **_window_args(geo),
+        **flags,
+        **_transpose_masks(flags, geo.window),
+        "BIG": needs_int64(g, weight, out),
+        "F64": g.dtype == torch.float64,
+    }
+    channels = flags["CPG"] if flags["GROUP_ALIGNED"] else C
+    _launch(conn_transpose_kernel, _conn_transpose_tuned,
+            _image_grid(N, C, flags["CPG"], flags["GROUP_ALIGNED"], H, W), args,
+            configs.fixed_tile(cl, channels, H, W), g.device)
+    return out
+
+
+def corr_splits(device: torch.device, reduce: dict[str, bool], N: int, C: int, cpg: int,
+                taps: int, Ho: int, Wo: int, out_numel: int) -> int:
+    """How many ranges to cut ``corr2d``'s reduction into (independent of the tile).
+
+    Enough programs to fill the GPU (``PROGRAMS_PER_SM`` per SM), estimated
+    with a nominal ``[1, 32, 8, 16]`` tile; never more than the reduction's
+    steps, and the workspace stays under :data:`MAX_WORKSPACE`. One split
+    outside CUDA (the interpreter runs programs one by one).
+    """
+    if FORCE_SPLITS is not None:
+        return FORCE_SPLITS
+    if device.type != "cuda":
+        return 1
+    rows, cols = triton.cdiv(Ho, 8), triton.cdiv(Wo, 16)
+    tiles = (
+        (1 if reduce["REDUCE_N"] else N)
+        * (C // cpg if reduce["REDUCE_C"] else C)
+        * triton.cdiv(taps, 32)
+        * (1 if reduce["REDUCE_H"] else rows)
+        * (1 if reduce["REDUCE_W"] else cols)
+    )
+    steps = (
+        (N if reduce["REDUCE_N"] else 1)
+        * (cpg if reduce["REDUCE_C"] else 1)
+        * (rows if reduce["REDUCE_H"] else 1)
+        * (cols if reduce["REDUCE_W"] else 1)
+    )
+    want = triton.cdiv(PROGRAMS_PER_SM * sm_count(device), tiles)
+    return max(1, min(steps, want, MAX_WORKSPACE // max(1, out_numel)))
+
+
+def _corr_grid(N: int, C: int, cpg: int, taps: int, Ho: int, Wo: int, splits: int,
+               reduce: dict[str, bool]) -> Grid:
+    def grid(meta: dict[str, Any]) -> tuple[int]:
+        ct = C // cpg if reduce["REDUCE_C"] else triton.cdiv(C, meta["BC"])
+        nt = 1 if reduce["REDUCE_N"] else N
+        ht = 1 if reduce["REDUCE_H"] else triton.cdiv(Ho, meta["BH"])
+        wt = 1 if reduce["REDUCE_W"] else triton.cdiv(Wo, meta["BW"])
+        return (splits * nt * ct * triton.cdiv(taps, meta["BT"]) * ht * wt,)
+
+    return grid
+
+
+def corr2d(
+    a: torch.Tensor, b: torch.Tensor, weight_shape: Sequence[int], geo: Geometry
+) -> torch.Tensor:
+    """``Ŵ[n', g, k, o'] = sum a[n, c, o] * b[n, c, i(o, k)]`` over the broadcast dims."""
+    Nw, Cw, Kh, Kw, Hw, Ww = (int(s) for s in weight_shape)
+    N, C, Ho, Wo = a.shape
+    H, W = b.shape[2:]
+    cpg, taps = C // Cw, Kh * Kw
+    out = empty((Nw, Cw, Kh, Kw, Hw, Ww), dtype=a.dtype, device=a.device)
+    reduce = {
+        "REDUCE_N": Nw == 1 and N > 1,
+        "REDUCE_C": cpg > 1,
+        "REDUCE_H": Hw == 1 and Ho > 1,
+        "REDUCE_W": Ww == 1 and Wo > 1,
+    }
+    splits = corr_splits(a.device, reduce, N, C, cpg, taps, Ho, Wo, out.numel())
+    if splits == 1:
+        target = out.view(1, Nw, Cw, taps, Hw, Ww)
+    else:
+        acc = torch.float64 if a.dtype == torch.float64 else torch.float32
+        target = empty((splits, Nw, Cw, taps, Hw, Ww), dtype=acc, device=a.device)
+    cl = channels_last(a)
+    args = {
+        "a": a, "b": b, "out": target,
+        "N": N, "C": C, "H": H, "W": W, "Ho": Ho, "Wo": Wo, "CPG": cpg, "SPLITS": splits,
+        **dict(zip(("san", "sac", "sah", "saw"), image_strides(a))),
+        **dict(zip(("sbn", "sbc", "sbh", "sbw"), image_strides(b))),
+        **dict(zip(("sos", "son", "sog", "sot", "soh", "sow"), target.stride())),
+        **_window_args(geo),
+        **reduce,
+        "CL": cl,
+        "BIG": needs_int64(a, b, target),
+        "F64": a.dtype == torch.float64,
+    }
+    channels = cpg if reduce["REDUCE_C"] else C
+    # The tile fixes corr2d's summation order: with deterministic algorithms on, use the
+    # fixed tile, not whichever one the autotuner timed fastest in this process.
+    _launch(corr_kernel, _corr_tuned, _corr_grid(N, C, cpg, taps, Ho, Wo, splits, reduce),
+            args, configs.fixed_corr_tile(cl, channels, taps, Ho, Wo), a.device,
+            tune=not torch.are_deterministic_algorithms_enabled())
+    if splits > 1:
+        out.copy_(target.sum(dim=0).view(out.shape))
+    return out
