@@ -37,15 +37,15 @@ bench: install-bench
 	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \
 		$(PYTHON) -m benchmarks --suite paper,large-kernel --out $(BENCH_OUT); \
 	else \
-		$(PYTHON) -m benchmarks --suite cpu --out $(BENCH_OUT); \
+		$(PYTHON) -m benchmarks --suite cpu --quick --out $(BENCH_OUT); \
 	fi
 
 lint:
 	@$(PYTHON) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q ruff
-	$(PYTHON) -m ruff check localconn tests benchmarks setup.py
+	$(PYTHON) -m ruff check localconn triton_kernels tests benchmarks setup.py
 
 format:
-	$(PYTHON) -m ruff format localconn tests benchmarks setup.py
+	$(PYTHON) -m ruff format localconn triton_kernels tests benchmarks setup.py
 
 # For a lent GPU machine: build, GPU tests, quick benchmark; logs under $(OUT) if set.
 gpu-check:
