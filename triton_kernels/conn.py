@@ -31,7 +31,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .tiles import UNROLL, channel_lanes, channel_tiles
+from .tiles import UNROLL, image_block
 from .window import input_index
 
 
@@ -67,21 +67,11 @@ def conn_kernel(
     pid = tl.program_id(0)
     if BIG:
         pid = pid.to(tl.int64)
-    n_ct = channel_tiles(C, CPG, BC, GROUP_ALIGNED)
-    n_wt = tl.cdiv(Wo, BW)
-    n_ht = tl.cdiv(Ho, BH)
-    ct = pid % n_ct
-    rest = pid // n_ct
-    wt = rest % n_wt
-    rest = rest // n_wt
-    ht = rest % n_ht
-    n = rest // n_ht
-
-    c, c_mask, g = channel_lanes(ct, C, CPG, BC, GROUP_ALIGNED)
+    n, c, c_mask, g, oh, ow = image_block(pid, C, CPG, Ho, Wo, BC, BH, BW, GROUP_ALIGNED)
     c3 = c[:, None, None]
     cm3 = c_mask[:, None, None]
-    oh3 = (ht * BH + tl.arange(0, BH))[None, :, None]
-    ow3 = (wt * BW + tl.arange(0, BW))[None, None, :]
+    oh3 = oh[None, :, None]
+    ow3 = ow[None, None, :]
 
     # the weight of this tile, along the dims it varies in (stride 0 elsewhere)
     w_mask = tl.full([1, 1, 1], 1, tl.int1)

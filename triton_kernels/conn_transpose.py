@@ -25,7 +25,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from .tiles import UNROLL, channel_lanes, channel_tiles
+from .tiles import UNROLL, image_block
 from .window import SLIDING, candidate, candidate_range
 
 
@@ -74,21 +74,11 @@ def conn_transpose_kernel(
     pid = tl.program_id(0)
     if BIG:
         pid = pid.to(tl.int64)
-    n_ct = channel_tiles(C, CPG, BC, GROUP_ALIGNED)
-    n_wt = tl.cdiv(W, BW)
-    n_ht = tl.cdiv(H, BH)
-    ct = pid % n_ct
-    rest = pid // n_ct
-    wt = rest % n_wt
-    rest = rest // n_wt
-    ht = rest % n_ht
-    n = rest // n_ht
-
-    c, c_mask, grp = channel_lanes(ct, C, CPG, BC, GROUP_ALIGNED)
+    n, c, c_mask, grp, ih, iw = image_block(pid, C, CPG, H, W, BC, BH, BW, GROUP_ALIGNED)
     c3 = c[:, None, None]
     cm3 = c_mask[:, None, None]
-    ih = (ht * BH + tl.arange(0, BH))[None, :, None]
-    iw = (wt * BW + tl.arange(0, BW))[None, None, :]
+    ih = ih[None, :, None]
+    iw = iw[None, None, :]
     in_h = ih < H
     in_w = iw < W
 

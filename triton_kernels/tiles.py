@@ -53,3 +53,30 @@ def channel_lanes(tile, C, CPG, BC: tl.constexpr, GROUP_ALIGNED: tl.constexpr):
         g = c // CPG
     return c, mask, g
 
+
+
+@triton.jit
+def image_block(
+    pid, C, CPG, Lh, Lw, BC: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr,
+    GROUP_ALIGNED: tl.constexpr,
+):
+    """Which ``[BC, BH, BW]`` block of an ``(N, C, Lh, Lw)`` image program ``pid`` owns.
+
+    Programs are ordered channel tile fastest, then column, row and batch
+    tiles. Returns ``(n, c, c_mask, g, rows, cols)`` with ``rows``/``cols``
+    the ``BH``/``BW`` spatial indices (unmasked) and ``c, c_mask, g`` as in
+    :func:`channel_lanes`.
+    """
+    n_ct = channel_tiles(C, CPG, BC, GROUP_ALIGNED)
+    n_wt = tl.cdiv(Lw, BW)
+    n_ht = tl.cdiv(Lh, BH)
+    ct = pid % n_ct
+    rest = pid // n_ct
+    wt = rest % n_wt
+    rest = rest // n_wt
+    ht = rest % n_ht
+    n = rest // n_ht
+    c, c_mask, g = channel_lanes(ct, C, CPG, BC, GROUP_ALIGNED)
+    rows = ht * BH + tl.arange(0, BH)
+    cols = wt * BW + tl.arange(0, BW)
+    return n, c, c_mask, g, rows, cols
