@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from random_data import randn as _randn
 from tolerances import assert_close
 
 import localconn
@@ -38,9 +39,8 @@ def reference_backend() -> Iterator[None]:
 
 
 def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
-    """Seeded standard-normal tensor."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=dtype)
+    """Seeded standard-normal tensor, float64 by default here."""
+    return _randn(*shape, seed=seed, dtype=dtype)
 
 
 def randomize(module: nn.Module, seed: int = 0) -> nn.Module:

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from random_data import randn, randomize
 from tolerances import assert_close
 from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -18,30 +19,6 @@ import localconn
 from localconn import LocalConn2d
 
 N, C, G, K, H, W = 2, 8, 2, 3, 6, 9
-
-
-def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Seeded standard-normal tensor (never zeros)."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=dtype)
-
-
-def randomize(module: nn.Module, seed: int = 0) -> nn.Module:
-    """Overwrite every parameter with random values (no zeros, no default init).
-
-    BatchNorm affine parameters stay near (1, 0) so that the generators' ReLUs are
-    not all dead (a dead generator would make a dynamic layer static).
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod in module.modules():
-            for name, p in mod.named_parameters(recurse=False):
-                r = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                    p.copy_(1 + 0.2 * r if name == "weight" else 0.1 * r)
-                else:
-                    p.copy_(0.5 * r)
-    return module
 
 
 def static_model() -> nn.Module:

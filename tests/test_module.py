@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from random_data import randn, randomize
 from tolerances import assert_close
 
 import localconn
@@ -31,12 +32,6 @@ def mode_id(mode: tuple[str, bool, str]) -> str:
     return f"{share}-{'dynamic' if dynamic else 'static'}-{window}"
 
 
-def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Seeded standard-normal tensor (never zeros)."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=dtype)
-
-
 def make(
     share: str, dynamic: bool, window: str, size: tuple[int, int] = (H, W), **kw: Any
 ) -> LocalConn2d:
@@ -47,23 +42,6 @@ def make(
     if share != "spatial" and not dynamic:
         kw.setdefault("input_size", size)
     return LocalConn2d(C, K, share=share, dynamic=dynamic, window=window, **kw)
-
-
-def randomize(module: nn.Module, seed: int = 0) -> None:
-    """Overwrite every parameter with random values (no zeros, no default init).
-
-    BatchNorm affine parameters stay near (1, 0) so that the generators' ReLUs are
-    not all dead (a dead generator would make a dynamic layer static).
-    """
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for mod in module.modules():
-            for name, p in mod.named_parameters(recurse=False):
-                r = torch.randn(p.shape, generator=gen, dtype=p.dtype)
-                if isinstance(mod, nn.modules.batchnorm._BatchNorm):
-                    p.copy_(1 + 0.2 * r if name == "weight" else 0.1 * r)
-                else:
-                    p.copy_(0.5 * r)
 
 
 def functional_kwargs(window: str) -> dict[str, Any]:

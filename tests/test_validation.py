@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from random_data import randn
 from tolerances import assert_close
 
 import localconn
@@ -27,12 +28,6 @@ G_ARG = r"\bg\b"
 A_ARG = r"\ba\b"
 B_ARG = r"\bb\b"
 AB_ARG = r"\ba\b|\bb\b"
-
-
-def randn(*shape: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Seeded standard-normal tensor (never zeros)."""
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=dtype)
 
 
 # --------------------------------------------------------------------------- #
