@@ -1,0 +1,107 @@
+// Plan and launch the three primitives: the dtype and kernel switches,
+// written once. `Exec` runs one kernel body on a grid; it is the CUDA launch
+// (launch.cuh) on the GPU and the fiber emulator (emulate/) on the CPU:
+//
+//   template <class Body, class... Args>
+//   int Exec::launch(const Launch& l, const Args&... args)   // 0 or an error code
+#pragma once
+
+#include "conn_elem.cuh"
+#include "conn_tile.cuh"
+#include "corr_elem.cuh"
+#include "corr_tile.cuh"
+#include "params.h"
+#include "plan.h"
+
+namespace lc {
+
+enum Status : int32_t {
+  kOk = 0,
+  kBadDType = 1,        // not one of DType
+  kTooManyBlocks = 2,   // the grid would exceed 2^31 - 1 blocks
+  kNoWorkspace = 3,     // a split corr2d was given no workspace
+  kLaunchFailed = 4,    // the launch or the kernel failed (see the CUDA error)
+};
+
+#define LC_DISPATCH_DTYPE(dtype, T, ...)         \
+  switch (dtype) {                               \
+    case kFloat32: { using T = float; __VA_ARGS__ } break;    \
+    case kFloat16: { using T = half_t; __VA_ARGS__ } break;   \
+    case kBFloat16: { using T = bf16_t; __VA_ARGS__ } break;  \
+    case kFloat64: { using T = double; __VA_ARGS__ } break;   \
+    default: return kBadDType;                   \
+  }
+
+template <class T, bool FLIP, class Exec>
+int launch_conn_tile(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if (l.kernel == kConnTile) return ex.template launch<ConnTile<T, 0, FLIP>>(l, a, l.conn_tile);
+  switch (l.kf) {
+    case 3: return ex.template launch<ConnTile<T, 3, FLIP>>(l, a, l.conn_tile);
+    case 5: return ex.template launch<ConnTile<T, 5, FLIP>>(l, a, l.conn_tile);
+    case 7: return ex.template launch<ConnTile<T, 7, FLIP>>(l, a, l.conn_tile);
+    case 13: return ex.template launch<ConnTile<T, 13, FLIP>>(l, a, l.conn_tile);
+    case 31: return ex.template launch<ConnTile<T, 31, FLIP>>(l, a, l.conn_tile);
+    default: return ex.template launch<ConnTile<T, 0, FLIP>>(l, a, l.conn_tile);
+  }
+}
+
+// conn2d: a.src = x, a.dst = y. *chosen (if given) receives the kernel that ran.
+template <class Exec>
+int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
+  const Launch l = plan_conn(a);
+  if (chosen) *chosen = l.kernel;
+  if (l.blocks > kMaxBlocks) return kTooManyBlocks;
+  if (l.blocks == 0) return kOk;
+  LC_DISPATCH_DTYPE(a.p.dtype, T, {
+    if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
+    return launch_conn_tile<T, false>(ex, l, a);
+  })
+  return kOk;
+}
+
+// conn2d_transpose: a.src = g, a.dst = x-bar.
+template <class Exec>
+int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
+  ConnArgs flipped;
+  const Launch l = plan_conn_transpose(a, &flipped);
+  if (chosen) *chosen = l.kernel;
+  if (l.blocks > kMaxBlocks) return kTooManyBlocks;
+  if (l.blocks == 0) return kOk;
+  LC_DISPATCH_DTYPE(a.p.dtype, T, {
+    if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, true>>(l, a, l.conn_elem);
+    return launch_conn_tile<T, true>(ex, l, flipped);
+  })
+  return kOk;
+}
+
+// The workspace corr2d needs for `a` (bytes; 0 if none).
+inline int64_t corr_workspace_bytes(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+  return plan_corr(a, sm_count, force_splits).workspace_bytes;
+}
+
+// corr2d: a.out contiguous (Nw, Cw, Kh, Kw, Hw, Ww); a.workspace as planned.
+template <class Exec>
+int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits,
+             int32_t* chosen = nullptr) {
+  const Launch l = plan_corr(a, sm_count, force_splits);
+  if (chosen) *chosen = l.kernel;
+  if (l.blocks > kMaxBlocks) return kTooManyBlocks;
+  if (l.blocks == 0) return kOk;
+  if (l.workspace_bytes > 0 && a.workspace == nullptr) return kNoWorkspace;
+  const int64_t taps = a.p.h.k * a.p.w.k;
+  const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
+  LC_DISPATCH_DTYPE(a.p.dtype, T, {
+    const int64_t splits =
+        l.kernel == kCorrTile ? l.corr_tile.splits : l.corr_elem.splits;
+    int rc = l.kernel == kCorrTile ? ex.template launch<CorrTile<T>>(l, a, l.corr_tile)
+                                   : ex.template launch<CorrElem<T>>(l, a, l.corr_elem);
+    if (rc != kOk || splits == 1) return rc;
+    Launch r{};
+    r.threads = kThreads;
+    r.blocks = ceil_div(numel, kThreads);
+    return ex.template launch<ReduceSplits<T>>(r, a, splits, numel);
+  })
+  return kOk;
+}
+
+}  // namespace lc

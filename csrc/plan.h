@@ -1,0 +1,228 @@
+// Host-side planning: which kernel runs a problem, with which tile, how many
+// blocks and threads and how much shared memory. Used by the CUDA launchers
+// (dispatch.h, compiled by nvcc) and by the CPU emulator alike, so the
+// emulator tests the plans the GPU runs.
+#pragma once
+
+#include <cstdint>
+
+#include "params.h"
+#include "portable.h"
+#include "window.h"
+
+namespace lc {
+
+constexpr int kConnTileR = 4;        // outputs per thread along a row (conn_tile.cuh)
+constexpr int kCorrTaps = 4;         // taps per thread at most (corr_tile.cuh)
+constexpr int kThreads = 256;        // threads per block
+constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
+constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
+
+struct ConnTilePlan {
+  int64_t P, TH, TW, GW;         // planes, output rows, output columns, column groups
+  int64_t IH, IW;                // staged input rows and columns (largest span over tiles)
+  int64_t row_tiles, col_tiles;
+};
+
+struct ConnElemPlan {
+  bool channels_last;  // threads follow the result's channels_last order
+};
+
+struct CorrTilePlan {
+  int64_t TH, TW, IH, IW, row_tiles, col_tiles;
+  int64_t L, slots, taps_per_thread, splits;
+};
+
+struct CorrElemPlan {
+  int64_t L, slots, splits;
+};
+
+// Which kernel a primitive runs (reported to Python for tests and benchmarks).
+enum Kernel : int32_t {
+  kConnTile = 0,      // conn_tile.cuh, run-time window
+  kConnTileFixed = 1, // conn_tile.cuh, register fast path (KF = kernel size)
+  kConnElem = 2,      // conn_elem.cuh
+  kCorrTile = 3,      // corr_tile.cuh
+  kCorrElem = 4,      // corr_elem.cuh
+};
+
+struct Launch {
+  int32_t kernel;
+  int64_t blocks;
+  int32_t threads;
+  int64_t smem;
+  int32_t kf;                 // kConnTileFixed: the kernel size
+  ConnTilePlan conn_tile;
+  ConnElemPlan conn_elem;
+  CorrTilePlan corr_tile;
+  CorrElemPlan corr_elem;
+  int64_t workspace_bytes;    // corr2d: split partial sums
+};
+
+inline int64_t acc_bytes(int32_t dtype) { return dtype == kFloat64 ? 8 : 4; }
+
+inline int64_t next_pow2(int64_t v) {
+  int64_t p = 1;
+  while (p < v) p *= 2;
+  return p;
+}
+
+// The largest input span any output tile of `tile` outputs reads along an axis.
+inline int64_t max_span(const Axis& a, int32_t window, int64_t tile) {
+  int64_t best = 0;
+  for (int64_t o0 = 0; o0 < a.out; o0 += tile) {
+    int64_t lo, ext;
+    input_span(a, window, o0, min_of(o0 + tile, a.out) - 1, &lo, &ext);
+    best = max_of(best, ext);
+  }
+  if (window == kSliding)  // a partial last tile's threads still read a full tile's span
+    best = max_of(best, (tile - 1) * a.s + (a.k - 1) * a.d + 1);
+  return best;
+}
+
+inline bool channels_last_image(const Image& s, int64_t C) { return C > 1 && s.c == 1; }
+
+// The fixed kernel sizes of the register fast path (compile time matters: a few only).
+inline bool fixed_kernel(int64_t k) { return k == 3 || k == 5 || k == 7 || k == 13 || k == 31; }
+
+// conn2d / the flipped transpose on tiles, or 0 blocks if the tile does not fit.
+inline Launch plan_conn_tile(const ConnArgs& a, bool shared_weight) {
+  const Problem& p = a.p;
+  Launch l{};
+  const int64_t planes = p.N * p.C;
+  const int64_t R = kConnTileR;
+  int64_t GW = min_of(ceil_div(p.w.out, R), int64_t(16));
+  int64_t TH = min_of(p.h.out, int64_t(kThreads) / GW);
+  for (;;) {
+    const int64_t P = max_of(int64_t(1), min_of(planes, int64_t(kThreads) / (TH * GW)));
+    const int64_t IH = max_span(p.h, p.window, TH), IW = max_span(p.w, p.window, GW * R);
+    const int64_t smem = acc_bytes(p.dtype) * P * (IH * IW + (shared_weight ? p.h.k * p.w.k : 0));
+    if (smem <= kMaxSmem) {
+      ConnTilePlan& t = l.conn_tile;
+      t = {P, TH, GW * R, GW, IH, IW, ceil_div(p.h.out, TH), ceil_div(p.w.out, GW * R)};
+      l.kernel = kConnTile;
+      l.blocks = ceil_div(planes, P) * t.row_tiles * t.col_tiles;
+      l.threads = int32_t(P * TH * GW);
+      l.smem = smem;
+      return l;
+    }
+    if (TH > 1) TH = (TH + 1) / 2;
+    else if (GW > 1) GW = (GW + 1) / 2;
+    else return Launch{};  // does not fit: blocks == 0
+  }
+}
+
+inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
+  Launch l{};
+  l.kernel = kConnElem;
+  l.threads = kThreads;
+  l.blocks = ceil_div(a.p.N * a.p.C * rows * cols, kThreads);
+  l.conn_elem.channels_last = channels_last_image(a.dst_s, a.p.C);
+  return l;
+}
+
+// conn2d: tiles for NCHW-like results, one thread per element for channels_last.
+inline Launch plan_conn(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const bool shared = !a.pos_h && !a.pos_w;
+  if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1) {
+    Launch l = plan_conn_tile(a, shared);
+    if (l.blocks > 0) {
+      if (shared && p.window == kSliding && p.h.s == 1 && p.w.s == 1 && p.h.d == 1 &&
+          p.w.d == 1 && p.h.k == p.w.k && fixed_kernel(p.h.k)) {
+        l.kernel = kConnTileFixed;
+        l.kf = int32_t(p.h.k);
+      }
+      return l;
+    }
+  }
+  return plan_conn_elem(a, p.h.out, p.w.out);
+}
+
+// conn2d_transpose for a sliding window with stride 1 and a weight shared
+// across positions is a forward pass over g with the flipped filter:
+// x-bar[i] = sum_k' W[K-1-k'] g[i - ((K-1) d - p) + k' d]. These are its axes
+// (input g: Ho, output: the image size H), or false if it does not apply.
+inline bool flipped_transpose(const ConnArgs& a, ConnArgs* out) {
+  const Problem& p = a.p;
+  if (p.window != kSliding || p.h.s != 1 || p.w.s != 1 || a.pos_h || a.pos_w) return false;
+  *out = a;
+  for (Axis* ax : {&out->p.h, &out->p.w}) {
+    const Axis o = *ax;
+    *ax = Axis{o.out, o.in, o.k, 1, (o.k - 1) * o.d - o.p, o.d};
+  }
+  return true;
+}
+
+inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
+  const Problem& p = a.p;
+  if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1 && flipped_transpose(a, flipped)) {
+    Launch l = plan_conn_tile(*flipped, true);
+    if (l.blocks > 0) {
+      if (p.h.d == 1 && p.w.d == 1 && p.h.k == p.w.k && fixed_kernel(p.h.k)) {
+        l.kernel = kConnTileFixed;
+        l.kf = int32_t(p.h.k);
+      }
+      return l;
+    }
+  }
+  return plan_conn_elem(a, p.h.in, p.w.in);
+}
+
+// corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
+inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+  const Problem& p = a.p;
+  Launch l{};
+  const int64_t taps = p.h.k * p.w.k;
+  const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
+  const int64_t want_blocks = 4 * sm_count;
+  const int64_t max_ws = int64_t(1) << 28;  // bytes of split partials at most
+  if (a.Hw == 1 && a.Ww == 1 && taps <= kThreads * kCorrTaps) {
+    CorrTilePlan& t = l.corr_tile;
+    t.slots = min_of(int64_t(kThreads), next_pow2(ceil_div(taps, kCorrTaps)));
+    t.L = kThreads / t.slots;
+    t.taps_per_thread = ceil_div(taps, t.slots);
+    t.TH = min_of(p.h.out, int64_t(16));
+    t.TW = min_of(p.w.out, int64_t(32));
+    for (;;) {
+      t.IH = max_span(p.h, p.window, t.TH);
+      t.IW = max_span(p.w, p.window, t.TW);
+      l.smem = acc_bytes(p.dtype) * (t.TH * t.TW + t.IH * t.IW + kThreads) + 4 * (t.TH + t.TW);
+      if (l.smem <= kMaxSmem || (t.TH == 1 && t.TW == 1)) break;
+      if (t.TH >= t.TW) t.TH = (t.TH + 1) / 2;
+      else t.TW = (t.TW + 1) / 2;
+    }
+    if (l.smem <= kMaxSmem) {
+      t.row_tiles = ceil_div(p.h.out, t.TH);
+      t.col_tiles = ceil_div(p.w.out, t.TW);
+      const int64_t steps = (a.Nw == 1 ? p.N : 1) * p.cpg * t.row_tiles * t.col_tiles;
+      const int64_t results = a.Nw * a.Cw;
+      int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, results);
+      s = max_of(int64_t(1), min_of(min_of(s, steps), max_ws / (numel * acc_bytes(p.dtype))));
+      t.splits = s;
+      l.kernel = kCorrTile;
+      l.threads = kThreads;
+      l.blocks = results * s;
+      l.workspace_bytes = s > 1 ? s * numel * acc_bytes(p.dtype) : 0;
+      return l;
+    }
+  }
+  CorrElemPlan& t = l.corr_elem;
+  const int64_t total = (a.Nw == 1 ? p.N : 1) * p.cpg * (a.Hw == 1 ? p.h.out : 1) *
+                        (a.Ww == 1 ? p.w.out : 1);
+  t.L = min_of(int64_t(32), next_pow2(total));
+  t.slots = kThreads / t.L;
+  const int64_t blocks_r = ceil_div(numel, t.slots);
+  int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, blocks_r);
+  s = min_of(s, ceil_div(total, t.L));  // every split has at least L terms
+  s = max_of(int64_t(1), min_of(s, max_ws / (numel * acc_bytes(p.dtype))));
+  t.splits = s;
+  l.kernel = kCorrElem;
+  l.threads = kThreads;
+  l.blocks = blocks_r * s;
+  l.smem = acc_bytes(p.dtype) * kThreads;
+  l.workspace_bytes = s > 1 ? s * numel * acc_bytes(p.dtype) : 0;
+  return l;
+}
+
+}  // namespace lc

@@ -1,0 +1,115 @@
+// What the kernels need from the machine, for nvcc (the GPU) and for a plain
+// C++ compiler (the CPU emulator in emulate/): qualifiers, thread and block
+// indices, the block barrier, and the storage types of the four dtypes with
+// their float conversions. Nothing here knows about PyTorch.
+#pragma once
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#define LC_HD __host__ __device__ __forceinline__
+#define LC_DEVICE __device__ __forceinline__
+#define LC_RESTRICT __restrict__
+#define LC_UNROLL _Pragma("unroll")
+#else
+#include <cstring>
+#define LC_HD inline
+#define LC_DEVICE inline
+#define LC_RESTRICT
+#define LC_UNROLL
+#endif
+
+namespace lc {
+
+// ---------------------------------------------------------------- thread indices
+#if defined(__CUDACC__)
+LC_DEVICE int64_t block_index() { return blockIdx.x; }
+LC_DEVICE int thread_index() { return threadIdx.x; }
+LC_DEVICE int block_threads() { return blockDim.x; }
+LC_DEVICE void sync_threads() { __syncthreads(); }
+#else
+// The CPU emulator (emulate/emulator.cpp) defines these for the fiber it runs.
+int64_t block_index();
+int thread_index();
+int block_threads();
+void sync_threads();
+#endif
+
+// ---------------------------------------------------------------- dtypes
+// The dtype codes the Python side passes (localconn/cuda_backend.py, DTYPE_CODES).
+enum DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2, kFloat64 = 3 };
+
+#if defined(__CUDACC__)
+using half_t = __half;
+using bf16_t = __nv_bfloat16;
+LC_HD float to_float(half_t v) { return __half2float(v); }
+LC_HD float to_float(bf16_t v) { return __bfloat162float(v); }
+template <class T> LC_HD T from_float(float v);
+template <> LC_HD half_t from_float<half_t>(float v) { return __float2half_rn(v); }
+template <> LC_HD bf16_t from_float<bf16_t>(float v) { return __float2bfloat16_rn(v); }
+#else
+// 16-bit storage types for the emulator, rounding to nearest even like the GPU.
+struct half_t { uint16_t bits; };
+struct bf16_t { uint16_t bits; };
+
+inline float bits_to_float(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+inline uint32_t float_to_bits(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
+
+inline float to_float(bf16_t v) { return bits_to_float(uint32_t(v.bits) << 16); }
+inline float to_float(half_t v) {
+  const uint32_t sign = uint32_t(v.bits & 0x8000u) << 16;
+  const uint32_t exp = (v.bits >> 10) & 0x1fu, man = v.bits & 0x3ffu;
+  if (exp == 0x1f) return bits_to_float(sign | 0x7f800000u | (man << 13));  // Inf / NaN
+  if (exp != 0) return bits_to_float(sign | ((exp + 112u) << 23) | (man << 13));
+  // subnormal: man * 2^-24
+  const float mag = float(man) * 5.9604644775390625e-08f;
+  return sign ? -mag : mag;
+}
+template <class T> T from_float(float v);
+template <> inline bf16_t from_float<bf16_t>(float v) {
+  uint32_t u = float_to_bits(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return bf16_t{uint16_t((u >> 16) | 0x40u)};  // NaN
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return bf16_t{uint16_t(u >> 16)};
+}
+template <> inline half_t from_float<half_t>(float v) {
+  const uint32_t u = float_to_bits(v);
+  const uint16_t sign = uint16_t((u >> 16) & 0x8000u);
+  const uint32_t a = u & 0x7fffffffu;
+  if (a > 0x7f800000u) return half_t{uint16_t(sign | 0x7e00u)};          // NaN
+  if (a >= 0x477ff000u) return half_t{uint16_t(sign | 0x7c00u)};         // rounds to Inf
+  if (a < 0x38800000u) {                                                  // subnormal or 0
+    // value / 2^-24, rounded to nearest even, is the subnormal mantissa
+    const float m = bits_to_float(a) * 16777216.0f;
+    float r = float(int64_t(m));
+    const float frac = m - r;
+    if (frac > 0.5f || (frac == 0.5f && (int64_t(r) & 1))) r += 1.0f;
+    return half_t{uint16_t(sign | uint16_t(r))};
+  }
+  uint32_t h = ((a >> 13) - (112u << 10));
+  const uint32_t rest = a & 0x1fffu;
+  if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) h += 1;
+  return half_t{uint16_t(sign | h)};
+}
+#endif
+
+LC_HD float to_float(float v) { return v; }
+LC_HD double to_float(double v) { return v; }
+template <> LC_HD float from_float<float>(float v) { return v; }
+
+// The accumulator of a dtype: double for double, float for the rest.
+template <class T> struct Acc { using type = float; };
+template <> struct Acc<double> { using type = double; };
+template <class T> using acc_t = typename Acc<T>::type;
+
+template <class T> LC_HD acc_t<T> load_acc(const T* p) { return acc_t<T>(to_float(*p)); }
+template <class T> LC_HD void store_acc(T* p, acc_t<T> v) { *p = from_float<T>(float(v)); }
+template <> LC_HD void store_acc<double>(double* p, double v) { *p = v; }
+
+template <class T> LC_HD T min_of(T a, T b) { return a < b ? a : b; }
+template <class T> LC_HD T max_of(T a, T b) { return a > b ? a : b; }
+LC_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace lc

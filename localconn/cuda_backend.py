@@ -1,0 +1,184 @@
+"""The CUDA backend as localconn sees it: availability, support, entry points.
+
+The kernels live in ``csrc/`` and are compiled into the extension
+``localconn._C`` by ``setup.py`` when PyTorch has CUDA and a CUDA toolkit is
+found (``LOCALCONN_BUILD_CUDA=0`` skips it, ``=1`` forces it). The extension
+registers the ops ``localconn_cuda::conn2d``, ``::conn2d_transpose`` and
+``::corr2d`` (``TORCH_LIBRARY``, CUDA dispatch key); they write into outputs
+allocated here, from the flat argument lists of :mod:`localconn.cuda_args`.
+Without the extension :func:`available` says why, and ``import localconn``
+never fails.
+
+Which kernel runs (csrc/plan.h): NCHW-like results run on shared-memory tiles
+(a register fast path for 3/5/7/13/31-square sliding windows with stride 1
+and dilation 1 and a weight shared across positions); channels_last results
+run one thread per element in memory order (coalesced along channels);
+``conn2d_transpose`` with a sliding window, stride 1 and a shared weight is
+the forward tile kernel with the filter flipped, else a gather per element;
+``corr2d`` is a block per result filter with a split reduction when the
+weight is shared across positions, else ``L`` lanes per result element.
+Every kernel is deterministic (fixed-order sums, no atomics).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Sequence
+from typing import Any, Callable, Optional
+
+import torch
+
+from .cuda_args import DTYPE_CODES, conn_meta, corr_meta
+from .geometry import Geometry
+from .problem import Problem
+from .reference import memory_format_of
+
+#: tests set this to force a number of ``corr2d`` reduction splits (0: planned)
+FORCE_SPLITS = 0
+
+_extension: list[Any] = []
+
+
+def empty(*size: Any, **kwargs: Any) -> torch.Tensor:
+    """``torch.empty``: every output comes from here (tests fill it with NaN)."""
+    return torch.empty(*size, **kwargs)
+
+
+def _why_not_built(error: Exception) -> str:
+    if torch.version.cuda is None:
+        return (
+            "the CUDA extension localconn._C is not built: this PyTorch has no CUDA "
+            "(torch.version.cuda is None), so setup.py skipped it"
+        )
+    if os.environ.get("LOCALCONN_BUILD_CUDA") == "0":
+        return "the CUDA extension localconn._C is not built: LOCALCONN_BUILD_CUDA=0"
+    return (
+        f"the CUDA extension localconn._C is not importable ({type(error).__name__}: {error}); "
+        "build it with `LOCALCONN_BUILD_CUDA=1 pip install --no-build-isolation -e .` "
+        "(needs a CUDA toolkit: nvcc on the PATH or CUDA_HOME)"
+    )
+
+
+def extension() -> Optional[Any]:
+    """The loaded ``localconn._C`` (registers the ops), or ``None`` if it is not built."""
+    if not _extension:
+        try:
+            _extension.append(importlib.import_module("localconn._C"))
+        except Exception as e:  # ImportError, or a build for another PyTorch / CUDA
+            _extension.append(e)
+    ext = _extension[0]
+    return None if isinstance(ext, Exception) else ext
+
+
+def available() -> Optional[str]:
+    """``None`` if the extension is built and a CUDA device is present, else why not."""
+    if extension() is None:
+        return _why_not_built(_extension[0])
+    if not torch.cuda.is_available():
+        return "no CUDA device (torch.cuda.is_available() is False)"
+    return None
+
+
+def built_archs() -> list[int]:
+    """Compute capabilities the extension was compiled for, e.g. ``[80, 90]``."""
+    info = torch.ops.localconn_cuda.build_info()
+    return [int(a) for a in info.split("archs=")[1].split(";") if a]
+
+
+def supports(problem: Problem) -> Optional[str]:
+    """``None`` if the kernels can run ``problem``, else why not.
+
+    Needs a CUDA tensor of a float dtype on a device whose compute capability
+    is at least the lowest one the extension was built for (the build embeds
+    PTX for the highest, so newer devices run it). Every window, weight
+    sharing, stride, dilation and kernel size is supported.
+    """
+    if problem.device.type != "cuda":
+        return f"needs a CUDA tensor, got a {problem.device.type} tensor"
+    if problem.dtype not in DTYPE_CODES:
+        return f"needs float32, float16, bfloat16 or float64, got {problem.dtype}"
+    major, minor = torch.cuda.get_device_capability(problem.device)
+    archs = built_archs()
+    if archs and major * 10 + minor < min(archs):
+        return (
+            f"built for compute capability {min(archs) / 10:.1f} and newer "
+            f"(TORCH_CUDA_ARCH_LIST at build time), the device is {major}.{minor}"
+        )
+    return None
+
+
+# ------------------------------------------------------------------ entry points
+# ``run`` executes one primitive from its argument list; the default is the
+# extension's op, the CPU emulator (tests/cuda_emulator.py) passes its own.
+Run = Callable[..., int]
+
+
+def _ops() -> Any:
+    extension()
+    return torch.ops.localconn_cuda
+
+
+def _device(t: torch.Tensor) -> Any:
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else _NullContext()
+
+
+class _NullContext:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def conn2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    geo: Geometry,
+    run: Optional[Run] = None,
+) -> torch.Tensor:
+    """``y[n, c, o] = bias[c] + sum_k W[n', g(c), k, o'] * x[n, c, i(o, k)]`` into a new ``y``."""
+    N, C = x.shape[:2]
+    y = empty((N, C, *geo.out_size), dtype=x.dtype, device=x.device,
+              memory_format=memory_format_of(x))
+    if y.numel() == 0:
+        return y
+    meta = conn_meta(x, weight, 0 if bias is None else bias.stride(0), y, geo)
+    with _device(x):
+        (run or _ops().conn2d)(x, weight, bias, y, meta)
+    return y
+
+
+def conn2d_transpose(
+    g: torch.Tensor, weight: torch.Tensor, geo: Geometry, run: Optional[Run] = None
+) -> torch.Tensor:
+    """``x̄[n, c, i] = sum_{o, k : i(o, k) = i} W[n', g(c), k, o'] g[n, c, o]``."""
+    N, C = g.shape[:2]
+    out = empty((N, C, *geo.in_size), dtype=g.dtype, device=g.device,
+                memory_format=memory_format_of(g))
+    if out.numel() == 0:
+        return out
+    meta = conn_meta(g, weight, 0, out, geo)
+    with _device(g):
+        (run or _ops().conn2d_transpose)(g, weight, out, meta)
+    return out
+
+
+def corr2d(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    weight_shape: Sequence[int],
+    geo: Geometry,
+    run: Optional[Run] = None,
+) -> torch.Tensor:
+    """``Ŵ[n', g, k, o'] = sum a[n, c, o] * b[n, c, i(o, k)]`` over the broadcast dims."""
+    out = empty(tuple(int(s) for s in weight_shape), dtype=a.dtype, device=a.device)
+    if out.numel() == 0:
+        return out
+    if a.numel() == 0:  # nothing to sum
+        return out.zero_()
+    meta = corr_meta(a, b, weight_shape, geo)
+    with _device(a):
+        (run or _ops().corr2d)(a, b, out, meta, FORCE_SPLITS)
+    return out
