@@ -6,12 +6,13 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 BENCH_OUT ?= out/bench
 
-.PHONY: help deps install install-test install-bench test bench lint format gpu-check
+.PHONY: help deps install install-test install-bench test bench lint format gpu-check check-cuda
 
 help:
 	@echo "make bench   - run the kernel benchmark suite (GPU suites on a GPU, the cpu suite otherwise)"
 	@echo "make test    - install test dependencies and run the whole test suite"
 	@echo "make lint    - ruff"
+	@echo "make check-cuda - compile every csrc/*.cu for sm_80 and sm_90 with nvcc (no GPU needed)"
 
 # build requirements first: the editable install runs without build isolation,
 # so no second PyTorch is downloaded into a build environment
@@ -50,3 +51,21 @@ format:
 # For a lent GPU machine: build, GPU tests, quick benchmark; logs under $(OUT) if set.
 gpu-check:
 	bash .ci/gpu-check $(if $(OUT),$(OUT),out/gpu-check)
+
+# Compile every CUDA source for sm_80 and sm_90 without a GPU (nvcc only; the
+# kernels know no PyTorch), then syntax-check the PyTorch binding against the
+# installed PyTorch's headers. `make -j2 check-cuda` compiles in parallel.
+NVCC ?= nvcc
+CHECK_CUDA_DIR := build/check-cuda
+CUDA_GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
+CUDA_SOURCES := $(wildcard csrc/*.cu)
+CUDA_HEADERS := $(wildcard csrc/*.h csrc/*.cuh)
+CUDA_OBJECTS := $(patsubst csrc/%.cu,$(CHECK_CUDA_DIR)/%.o,$(CUDA_SOURCES))
+
+$(CHECK_CUDA_DIR)/%.o: csrc/%.cu $(CUDA_HEADERS)
+	@mkdir -p $(CHECK_CUDA_DIR)
+	$(NVCC) -std=c++17 -O3 $(CUDA_GENCODE) -Werror all-warnings -c $< -o $@
+
+check-cuda: $(CUDA_OBJECTS)
+	@bash .ci/check-binding
+	@echo "check-cuda: $(words $(CUDA_OBJECTS)) CUDA sources compiled for sm_80 and sm_90; binding checked"

@@ -1,11 +1,79 @@
 """Build script for localconn.
 
 The package is pure Python on a machine without CUDA; compiled backends
-(csrc/, triton_kernels/) plug into ``localconn.backends`` when present.
+plug into ``localconn.backends`` when present:
+
+* ``triton_kernels/`` is installed as ``localconn.triton_kernels``;
+* ``csrc/`` is compiled into the extension ``localconn._C`` (the ``cuda``
+  backend) with ``torch.utils.cpp_extension`` and ninja when PyTorch has
+  CUDA and a CUDA toolkit is found. ``LOCALCONN_BUILD_CUDA=0`` skips it,
+  ``LOCALCONN_BUILD_CUDA=1`` forces it (and fails loudly if it cannot be
+  built). Architectures come from ``TORCH_CUDA_ARCH_LIST`` (default
+  ``8.0;9.0+PTX``: A100 and H100, PTX for newer GPUs).
+
 Install for development with ``pip install -e . --no-build-isolation``.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
 from setuptools import find_packages, setup
+
+ROOT = Path(__file__).resolve().parent
+CSRC = ROOT / "csrc"
+DEFAULT_ARCHS = "8.0;9.0+PTX"
+
+
+def _arch_codes(archs: str) -> str:
+    """``"8.0;9.0+PTX"`` -> ``"80_90"`` (for the extension's build_info)."""
+    codes = set()
+    for a in archs.replace(" ", ";").split(";"):
+        a = a.replace("+PTX", "").strip()
+        if a.replace(".", "").isdigit():
+            codes.add(a.replace(".", ""))
+    return "_".join(sorted(codes, key=int))
+
+
+def cuda_extension() -> tuple[list, dict]:
+    """``(ext_modules, cmdclass)`` for ``localconn._C``, or empty if it is not built."""
+    flag = os.environ.get("LOCALCONN_BUILD_CUDA", "")
+    if flag == "0":
+        print("localconn: LOCALCONN_BUILD_CUDA=0, not building the CUDA extension")
+        return [], {}
+    try:
+        import torch
+        from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CUDAExtension
+    except ImportError as e:
+        why = f"PyTorch is not importable ({e})"
+    else:
+        why = ""
+        if torch.version.cuda is None:
+            why = "this PyTorch has no CUDA (torch.version.cuda is None)"
+        elif CUDA_HOME is None:
+            why = "no CUDA toolkit found (put nvcc on the PATH or set CUDA_HOME)"
+    if why:
+        if flag == "1":
+            raise SystemExit(f"localconn: LOCALCONN_BUILD_CUDA=1 but {why}")
+        print(f"localconn: not building the CUDA extension: {why}")
+        return [], {}
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST") or DEFAULT_ARCHS
+    os.environ["TORCH_CUDA_ARCH_LIST"] = archs
+    sources = ["csrc/binding.cpp", "csrc/conn.cu", "csrc/conn_transpose.cu", "csrc/corr.cu"]
+    ext = CUDAExtension(
+        "localconn._C",
+        sources=sources,
+        include_dirs=[str(CSRC)],
+        extra_compile_args={
+            "cxx": ["-O3", f"-DLOCALCONN_ARCHS={_arch_codes(archs)}"],
+            "nvcc": ["-O3", "-std=c++17", "-lineinfo", "--threads=4"],
+        },
+    )
+    return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
+
+
+ext_modules, cmdclass = cuda_extension()
 
 setup(
     name="localconn",
@@ -14,6 +82,8 @@ setup(
     "dynamic depth-wise conv, involution and local attention in one operator",
     packages=find_packages(include=["localconn", "localconn.*"]) + ["localconn.triton_kernels"],
     package_dir={"localconn.triton_kernels": "triton_kernels"},
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy"],
     extras_require={

@@ -104,13 +104,7 @@ struct ConnTile {
         A v[R + KF - 1];
         A wr[KF];
 LC_UNROLL
-        for (int j = 0; j < R + KF - 1; ++j) {
-          v[j] = row[j];
-          if (FLIP) {
-            const int64_t iw = owr - p.w.p + j;
-            if (iw < 0 || iw >= p.w.in) v[j] = A(0);
-          }
-        }
+        for (int j = 0; j < R + KF - 1; ++j) v[j] = row[j];
 LC_UNROLL
         for (int kw = 0; kw < KF; ++kw) wr[kw] = fp[kh * KF + kw];
 LC_UNROLL

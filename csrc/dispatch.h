@@ -15,14 +15,6 @@
 
 namespace lc {
 
-enum Status : int32_t {
-  kOk = 0,
-  kBadDType = 1,        // not one of DType
-  kTooManyBlocks = 2,   // the grid would exceed 2^31 - 1 blocks
-  kNoWorkspace = 3,     // a split corr2d was given no workspace
-  kLaunchFailed = 4,    // the launch or the kernel failed (see the CUDA error)
-};
-
 #define LC_DISPATCH_DTYPE(dtype, T, ...)         \
   switch (dtype) {                               \
     case kFloat32: { using T = float; __VA_ARGS__ } break;    \

@@ -8,6 +8,17 @@
 
 namespace lc {
 
+// The dtype codes the Python side passes (localconn/cuda_args.py, DTYPE_CODES).
+enum DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2, kFloat64 = 3 };
+
+enum Status : int32_t {
+  kOk = 0,
+  kBadDType = 1,        // not one of DType
+  kTooManyBlocks = 2,   // the grid would exceed 2^31 - 1 blocks
+  kNoWorkspace = 3,     // a split corr2d was given no workspace
+  kLaunchFailed = 4,    // the launch or the kernel failed (see the CUDA error)
+};
+
 enum Window : int32_t { kSliding = 0, kNeighborhood = 1, kBlock = 2 };
 
 // One spatial axis (DESIGN.md section 3): input length, output length,

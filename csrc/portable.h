@@ -6,6 +6,8 @@
 
 #include <cstdint>
 
+#include "params.h"
+
 #if defined(__CUDACC__)
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -38,8 +40,6 @@ void sync_threads();
 #endif
 
 // ---------------------------------------------------------------- dtypes
-// The dtype codes the Python side passes (localconn/cuda_backend.py, DTYPE_CODES).
-enum DType : int32_t { kFloat32 = 0, kFloat16 = 1, kBFloat16 = 2, kFloat64 = 3 };
 
 #if defined(__CUDACC__)
 using half_t = __half;

@@ -57,6 +57,24 @@ if _triton is not None:
         )
     )
 
+# The CUDA backend: kernels of csrc/ in the extension localconn._C (when built).
+# `auto` prefers Triton (priority 10) over it until the GPU benchmarks have
+# shown per case which is faster; a forced backend="cuda" runs it.
+from . import cuda_backend as _cuda  # noqa: E402  (imports no extension yet)
+
+register_backend(
+    Backend(
+        "cuda",
+        _cuda.conn2d,
+        _cuda.conn2d_transpose,
+        _cuda.corr2d,
+        priority=5,
+        available=_cuda.available,
+        supports=_cuda.supports,
+        auto_devices=("cuda",),
+    )
+)
+
 __version__ = "0.1.0"
 
 __all__ = [

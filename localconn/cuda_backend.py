@@ -82,8 +82,8 @@ def available() -> Optional[str]:
 
 def built_archs() -> list[int]:
     """Compute capabilities the extension was compiled for, e.g. ``[80, 90]``."""
-    info = torch.ops.localconn_cuda.build_info()
-    return [int(a) for a in info.split("archs=")[1].split(";") if a]
+    info = torch.ops.localconn_cuda.build_info()  # "archs=80_90"
+    return [int(a) for a in info.split("archs=")[1].split("_") if a.isdigit()]
 
 
 def supports(problem: Problem) -> Optional[str]:

@@ -1,0 +1,16 @@
+// conn2d_transpose on the GPU: plan (plan.h), dispatch (dispatch.h), launch (launch.cuh).
+#include "dispatch.h"
+#include "launch.cuh"
+#include "launch.h"
+
+namespace lc {
+
+int conn2d_transpose_cuda(const ConnArgs& a, cudaStream_t stream, int32_t* chosen,
+                          cudaError_t* error) {
+  CudaExec ex{stream};
+  const int rc = run_conn_transpose(ex, a, chosen);
+  *error = ex.error;
+  return rc;
+}
+
+}  // namespace lc

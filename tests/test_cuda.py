@@ -1,0 +1,469 @@
+"""The CUDA backend (``backend="cuda"``) against the reference backend and the oracle.
+
+With a GPU (and ``localconn._C`` built) the tests run the real backend on
+CUDA tensors, plus the ``gpu``-marked tests at the paper's shapes. Without
+one, the kernels of csrc/ run in the CPU emulator (tests/cuda_emulator.py):
+the same kernel bodies, plans, dispatch, argument lists and output
+allocation, on CPU tensors, registered as the ``cuda`` backend for the
+duration of each test. Every output the backend allocates is filled with NaN
+first (``cuda_backend.empty`` is patched), and the emulator starts shared
+memory and the split workspace as NaN, so an element no thread writes shows.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Optional
+
+import pytest
+import torch
+from backend_checks import (
+    DEVICE,
+    check_primitives,
+    corr_scale,
+    corr_terms,
+    gen,
+    out_size,
+    rand,
+    window_kwargs,
+)
+from oracle import (
+    SHARING_MODES,
+    Sharing,
+    oracle_args,
+    oracle_conn,
+    oracle_conn_transpose,
+    oracle_corr,
+    sharing_id,
+    weight_shape,
+)
+from tolerances import assert_close
+
+import localconn
+from localconn import cuda_backend
+
+gpu = pytest.mark.gpu
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+CUDA = "cuda"
+registry = importlib.import_module("localconn.backends")  # the module (localconn.backends()
+# is the status function)
+
+
+def _poisoned_empty(*size: Any, **kwargs: Any) -> torch.Tensor:
+    return torch.empty(*size, **kwargs).fill_(float("nan"))
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Any:
+    """The csrc/ kernels compiled for the CPU emulator (None with a GPU)."""
+    if torch.cuda.is_available():
+        reason = cuda_backend.available()
+        if reason is not None:
+            pytest.fail(f"a CUDA device is present but the cuda backend is not: {reason}")
+        return None
+    from cuda_emulator import Emulator, build, compiler
+
+    if compiler() is None:
+        pytest.skip("no C++ compiler to build the CUDA kernels' CPU emulator")
+    return Emulator(build())
+
+
+@pytest.fixture(autouse=True)
+def _cuda_setup(monkeypatch: pytest.MonkeyPatch, emulator: Any) -> None:
+    """NaN-poisoned outputs; on CPU the emulator is the ``cuda`` backend."""
+    monkeypatch.setattr(cuda_backend, "empty", _poisoned_empty)
+    if emulator is not None:
+        monkeypatch.setitem(
+            registry._REGISTRY,
+            CUDA,
+            localconn.Backend(CUDA, emulator.conn2d, emulator.conn2d_transpose, emulator.corr2d,
+                              priority=5, auto_devices=("cuda",)),
+        )
+
+
+def check(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor], kw: dict, what: str,
+          g: Optional[torch.Tensor] = None) -> None:
+    """All three primitives on the cuda backend against the reference (sums of K*K taps)."""
+    taps = w.shape[2] * w.shape[3]
+    check_primitives(x, w, bias, kw, what, g=g, backend=CUDA, scale=corr_scale(taps))
+
+
+# ------------------------------------------------------- every sharing mode x every window
+
+N, C, G = 2, 6, 3
+WINDOWS = {
+    "sliding": ((3, 3), (9, 10), window_kwargs("sliding", 1, 1)),
+    "neighborhood": ((3, 4), (7, 10), window_kwargs("neighborhood", dilation=(2, 1))),
+    "block": ((2, 3), (6, 9), window_kwargs("block")),
+}
+
+
+@pytest.mark.parametrize("window", list(WINDOWS))
+@pytest.mark.parametrize("mode", SHARING_MODES, ids=[sharing_id(m) for m in SHARING_MODES])
+def test_sharing_modes(mode: Sharing, window: str) -> None:
+    """Every (Nw, Cw, Hw, Ww) combination on every window, float32, with bias."""
+    kernel, in_size, kw = WINDOWS[window]
+    g = gen("cuda-modes", mode, window)
+    x = rand((N, C) + in_size, g)
+    w = rand(weight_shape(mode, N, C, G, kernel, out_size(in_size, kernel, kw)), g)
+    check(x, w, rand((C,), g), kw, f"{sharing_id(mode)} {window}")
+
+
+# ------------------------------------------------------------ strides, padding, dilation
+
+GEOMETRIES = [
+    # (window, kernel, in_size, stride, padding, dilation)
+    ("sliding", (1, 1), (5, 6), 1, 0, 1),
+    ("sliding", (3, 3), (7, 8), 2, 1, 1),
+    ("sliding", (2, 4), (6, 7), 1, "same", 1),
+    ("sliding", (5, 3), (9, 8), (2, 3), (2, 1), 1),
+    ("sliding", (3, 3), (7, 7), 1, "same", 2),
+    ("sliding", (3, 2), (9, 8), 3, (1, 0), (2, 1)),
+    ("sliding", (4, 2), (9, 6), 2, "valid", 2),
+    ("sliding", (7, 7), (12, 13), 1, 3, 1),
+    ("sliding", (5, 5), (11, 21), 1, (0, 4), 1),
+    ("sliding", (3, 3), (4, 40), 1, 0, 1),
+    ("sliding", (6, 6), (10, 9), 1, "same", 1),
+    ("neighborhood", (1, 1), (4, 5), 1, 0, 1),
+    ("neighborhood", (3, 3), (7, 8), 1, 0, 1),
+    ("neighborhood", (2, 4), (6, 7), 1, 0, 1),
+    ("neighborhood", (3, 2), (7, 9), 1, 0, 2),
+    ("neighborhood", (5, 3), (6, 7), 1, 0, (1, 2)),
+    ("neighborhood", (4, 4), (9, 8), 1, 0, 2),
+    ("neighborhood", (3, 3), (13, 70), 1, 0, 3),
+    ("block", (1, 1), (3, 4), 1, 0, 1),
+    ("block", (3, 3), (9, 6), 1, 0, 1),
+    ("block", (2, 4), (6, 8), 1, 0, 1),
+    ("block", (4, 6), (4, 6), 1, 0, 1),
+]
+GEOMETRY_MODES = {
+    "static-dw": (False, "C", False, False),
+    "dynamic-grouped-positions": (True, "G", True, True),
+}
+
+
+def _geometry_id(geo: tuple) -> str:
+    window, k, size, s, p, d = geo
+    return f"{window[:5]}-k{k[0]}x{k[1]}-in{size[0]}x{size[1]}-s{s}-p{p}-d{d}".replace(" ", "")
+
+
+@pytest.mark.parametrize("mode", list(GEOMETRY_MODES))
+@pytest.mark.parametrize("geo", GEOMETRIES, ids=[_geometry_id(g) for g in GEOMETRIES])
+def test_geometry(geo: tuple, mode: str) -> None:
+    """Strides, paddings ('same' with even kernels, asymmetric), dilations, uneven tiles."""
+    window, kernel, in_size, s, p, d = geo
+    kw = window_kwargs(window, s, p, d)
+    g = gen("cuda-geometry", geo, mode)
+    x = rand((N, C) + in_size, g)
+    shape = weight_shape(GEOMETRY_MODES[mode], N, C, G, kernel, out_size(in_size, kernel, kw))
+    check(x, rand(shape, g), None, kw, f"{_geometry_id(geo)} {mode}")
+
+
+# -------------------------------------------- the register fast path: every fixed kernel size
+
+
+@pytest.mark.parametrize("k", [3, 5, 7, 13, 31])
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
+def test_fixed_kernel_sizes(k: int, dynamic: bool) -> None:
+    """K x K depth-wise, stride 1: the KF fast path of conn2d and of the flipped transpose.
+
+    Widths that are not a multiple of the 4 outputs per thread, padding
+    smaller, equal to and larger than K // 2, and more rows than one tile.
+    """
+    for pad, size in ((k // 2, (k + 3, 2 * k + 5)), (0, (k + 1, k + 6)), (k // 2 + 2, (5, 7))):
+        g = gen("cuda-kf", k, dynamic, pad)
+        x = rand((2, 3) + size, g)
+        w = rand((2 if dynamic else 1, 3, k, k, 1, 1), g)
+        check(x, w, rand((3,), g), window_kwargs("sliding", 1, pad), f"k={k} pad={pad}")
+
+
+# ------------------------------------------------------------- layouts, dtypes, paper modes
+
+LAYOUT_MODES = ["static-dw", "dynamic-dw", "involution", "small-groups", "attention"]
+
+
+def paper_case(mode: str, dtype: torch.dtype, cl: bool, g: torch.Generator
+               ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], dict]:
+    """Inputs of one of the paper's modes (attention weights in the heads-last layout)."""
+    if mode == "static-dw":
+        x = rand((2, 4, 9, 11), g, dtype, cl)
+        return x, rand((1, 4, 7, 7, 1, 1), g, dtype), rand((4,), g, dtype), window_kwargs(
+            "sliding", 1, 3)
+    if mode == "dynamic-dw":
+        x = rand((2, 4, 9, 11), g, dtype, cl)
+        return x, rand((2, 4, 3, 3, 1, 1), g, dtype), None, window_kwargs("sliding", 2, 1)
+    if mode == "involution":  # 2 groups of 16 channels, per-position weights
+        x = rand((2, 32, 6, 7), g, dtype, cl)
+        return x, rand((2, 2, 3, 3, 6, 7), g, dtype), rand((32,), g, dtype), window_kwargs(
+            "sliding", 1, 1)
+    if mode == "small-groups":
+        x = rand((2, 12, 7, 8), g, dtype, cl)
+        return x, rand((2, 4, 3, 3, 7, 8), g, dtype), None, window_kwargs("sliding", 1, 1)
+    x = rand((2, 32, 7, 8), g, dtype, cl)  # attention: 2 heads, neighborhood 5x5, heads-last
+    attn = rand((2, 2, 7, 8, 5, 5), g, dtype).softmax(-1)
+    return x, attn.permute(0, 1, 4, 5, 2, 3), None, window_kwargs("neighborhood")
+
+
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("mode", LAYOUT_MODES)
+def test_layouts_and_dtypes(mode: str, dtype: torch.dtype, cl: bool) -> None:
+    """NCHW and channels_last (output keeps the format) in float32/16 and bfloat16."""
+    x, w, bias, kw = paper_case(mode, dtype, cl, gen("cuda-layout", mode, dtype, cl))
+    check(x, w, bias, kw, f"{mode} {dtype} cl={cl}")
+
+
+def test_float64_matches_oracle() -> None:
+    """float64 (accumulating in float64) meets the float64 tolerance against the oracle."""
+    g = gen("cuda-f64")
+    x = rand((2, 6, 8, 9), g, torch.float64)
+    w = rand((2, 3, 3, 2, 8, 9), g, torch.float64)
+    go = rand((2, 6, 8, 9), g, torch.float64)
+    kw = window_kwargs("sliding", 1, "same")
+    o = oracle_args((3, 2), 1, "same", 1, "sliding")
+    assert_close(localconn.local_conn2d(x, w, backend=CUDA, **kw), oracle_conn(x, w, **o),
+                 what="conn2d float64")
+    assert_close(localconn.local_conn2d_transpose(go, w, (8, 9), backend=CUDA, **kw),
+                 oracle_conn_transpose(go, w, (8, 9), **o), what="conn2d_transpose float64")
+    assert_close(localconn.local_corr2d(go, x, w.shape, backend=CUDA, **kw),
+                 oracle_corr(go, x, w.shape, **o), what="corr2d float64")
+
+
+# ------------------------------------------------------------------- weight views, inputs
+
+
+def test_weight_views_need_no_copy() -> None:
+    """Permuted, expanded (stride 0), transposed-kernel and sliced weights."""
+    g = gen("cuda-views")
+    x = rand((2, 6, 7, 8), g)
+    kw = window_kwargs("sliding", 1, 1)
+    views = {
+        "heads-last": rand((2, 3, 7, 8, 3, 3), g).permute(0, 1, 4, 5, 2, 3),
+        "expanded-all": rand((1, 1, 3, 3, 1, 1), g).expand(2, 6, 3, 3, 7, 8),
+        "expanded-rows": rand((1, 3, 3, 3, 1, 8), g).expand(2, 3, 3, 3, 7, 8),
+        "kernel-transposed": rand((1, 6, 3, 3, 1, 1), g).transpose(2, 3),
+        "sliced": rand((2, 12, 3, 3, 7, 8), g)[:, ::2],
+    }
+    for name, w in views.items():
+        check(x, w, None, kw, f"weight view {name}")
+
+
+def test_noncontiguous_inputs() -> None:
+    """Strided views of x and g, a transposed x, and an expanded (stride 0) gradient."""
+    g = gen("cuda-noncontig")
+    x = rand((2, 6, 14, 17), g)[:, :, 1::2, ::2]
+    w = rand((2, 3, 3, 3, 7, 9), g)
+    kw = window_kwargs("sliding", 1, 1)
+    check(x, w, None, kw, "strided x")
+    check(x, w, None, kw, "expanded g", g=torch.ones((), device=DEVICE).expand(2, 6, 7, 9))
+    check(x.transpose(2, 3), w.transpose(4, 5), None, kw, "transposed x")
+    wdw = rand((1, 6, 5, 5, 1, 1), g)
+    check(x, wdw, None, window_kwargs("sliding", 1, 2), "strided x, fixed 5x5")
+
+
+@pytest.mark.parametrize(
+    "window,kernel,in_size,padding",
+    [("sliding", (3, 31), (5, 36), (1, 15)), ("neighborhood", (3, 31), (5, 33), 0),
+     ("sliding", (31, 31), (6, 7), 15), ("neighborhood", (9, 9), (9, 30), 0)],
+    ids=["sliding-3x31", "neighborhood-3x31", "sliding-31x31", "neighborhood-9x9"],
+)
+def test_large_kernels(window: str, kernel: tuple[int, int], in_size: tuple[int, int],
+                       padding: Any) -> None:
+    """Large and non-square kernels: run-time paths and the 31x31 fast path."""
+    g = gen("cuda-large", window, kernel)
+    kw = window_kwargs(window, 1, padding)
+    out = out_size(in_size, kernel, kw)
+    x = rand((1, 2) + in_size, g)
+    check(x, rand((1, 2) + kernel + (1, 1), g), None, kw, f"{window} {kernel} dw")
+    check(x, rand((1, 1) + kernel + out, g), None, kw, f"{window} {kernel} shared")
+
+
+# --------------------------------------------------------------------------- gradients
+
+GRAD_CASES = {
+    "static-dw": ((1, 6, 3, 3, 1, 1), window_kwargs("sliding", 1, 1), (7, 8)),
+    "dynamic-dw-strided": ((2, 6, 3, 2, 1, 1), window_kwargs("sliding", 2, (1, 0), (1, 2)), (9, 8)),
+    "involution": ((2, 3, 3, 3, 7, 8), window_kwargs("sliding", 1, 1), (7, 8)),
+    "attention": ((2, 2, 3, 4, 7, 8), window_kwargs("neighborhood", dilation=(2, 1)), (7, 8)),
+    "block-unshared": ((1, 6, 2, 4, 6, 8), window_kwargs("block"), (6, 8)),
+}
+
+
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("case", list(GRAD_CASES))
+def test_gradients(case: str, cl: bool) -> None:
+    """Autograd of the layer (x, weight, bias) and a double backward: cuda vs reference."""
+    shape, kw, in_size = GRAD_CASES[case]
+    g = gen("cuda-grad", case, cl)
+    x, w, bias = rand((2, 6) + in_size, g, cl=cl), rand(shape, g), rand((6,), g)
+    out = out_size(in_size, shape[2:4], kw)
+    go, v = rand((2, 6) + out, g, cl=cl), rand((2, 6) + in_size, g, cl=cl)
+    scale = corr_scale(corr_terms(shape, 2, 6, out))
+    results = {}
+    for backend in (CUDA, "reference"):
+        leaves = [t.detach().requires_grad_() for t in (x, w, bias)]
+        y = localconn.local_conn2d(*leaves, backend=backend, **kw)
+        grads = torch.autograd.grad((y * go).sum(), leaves, create_graph=True)
+        second = torch.autograd.grad((grads[0] * v).sum(), leaves[1])
+        results[backend] = [*grads, *second]
+    names = ("x", "weight", "bias", "weight of d/dx")
+    for name, a, b in zip(names, results[CUDA], results["reference"]):
+        assert_close(a, b, what=f"{case}: grad {name}", scale=scale)
+
+
+# ------------------------------------------------- corr2d split reduction, determinism
+
+
+@pytest.mark.parametrize("splits", [2, 5, 40])
+@pytest.mark.parametrize("shape", [(1, 6, 3, 3, 1, 1), (6, 6, 3, 3, 1, 1), (1, 3, 3, 3, 9, 10),
+                                   (6, 1, 3, 3, 1, 10)],
+                         ids=["static-dw", "dynamic-dw", "static-grouped-positions",
+                              "dynamic-shared-rows"])
+def test_corr_split_reduction(monkeypatch: pytest.MonkeyPatch, shape: tuple, splits: int) -> None:
+    """Forced split counts (more than the reduction's steps: capped), bitwise reproducible."""
+    monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)
+    g = gen("cuda-splits", shape, splits)
+    a, b = rand((6, 6, 9, 10), g), rand((6, 6, 9, 10), g)
+    kw = window_kwargs("sliding", 1, 1)
+    got = localconn.local_corr2d(a, b, shape, backend=CUDA, **kw)
+    ref = localconn.local_corr2d(a, b, shape, backend="reference", **kw)
+    assert_close(got, ref, what=f"corr2d with {splits} splits",
+                 scale=corr_scale(corr_terms(shape, 6, 6, (9, 10))))
+    again = localconn.local_corr2d(a, b, shape, backend=CUDA, **kw)
+    assert torch.equal(got, again), "corr2d is not bitwise reproducible"
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+def test_nan_inf_propagate_like_reference() -> None:
+    """NaN/Inf in inputs and in weights of taps that read padding: same pattern as reference."""
+    g = gen("cuda-naninf")
+    x = rand((2, 6, 7, 8), g)
+    x[0, 1, 3, 4] = float("inf")
+    x[1, 2, 0, 0] = float("nan")
+    w = rand((2, 3, 3, 3, 7, 8), g)
+    w[0, 0, 0, 0, 0, 0] = float("inf")  # tap (0, 0) of output (0, 0) reads the padding
+    w[1, 2, 2, 2, 6, 7] = float("-inf")
+    wdw = rand((1, 6, 3, 3, 1, 1), g)
+    wdw[0, 3, 0, 1] = float("inf")  # the flipped transpose must not form Inf * 0 either:
+    wdw[0, 4, 1, 2] = float("-inf")  # rows (above) and columns (here) outside g
+    kw = window_kwargs("sliding", 1, 1)
+    check(x, w, None, kw, "nan/inf position weights")
+    check(x, wdw, None, kw, "nan/inf depth-wise")
+    check(x, wdw[:, :, :, :2].contiguous(), None, window_kwargs("sliding", 1, (1, 0)),
+          "nan/inf depth-wise run-time path")
+
+
+# ------------------------------------------------------------- which kernel runs
+
+
+def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
+    """Each kernel of csrc/plan.h is chosen where the plan says (emulator records them)."""
+    if emulator is None:
+        pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
+    g = gen("cuda-kernels")
+    cases = {
+        # (x, weight, kw): kernels of conn2d, conn2d_transpose, corr2d
+        ("conn_tile_fixed", "conn_tile_fixed", "corr_tile"):
+            (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1)),
+        ("conn_tile", "conn_tile", "corr_tile"):
+            (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1)),
+        ("conn_tile", "conn_elem", "corr_elem"):
+            (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood")),
+        ("conn_elem", "conn_elem", "corr_tile"):
+            (rand((2, 4, 7, 8), g, cl=True), rand((1, 4, 3, 3, 1, 1), g),
+             window_kwargs("sliding", 1, 1)),
+    }
+    for expected, (x, w, kw) in cases.items():
+        emulator.kernels.clear()
+        check(x, w, None, kw, f"plan {expected}")
+        assert tuple(emulator.kernels) == expected, (expected, emulator.kernels)
+
+
+# ------------------------------------------------------------------------ GPU, real sizes
+
+DWNET_STAGES = [(64, 96, 56, 56), (64, 192, 28, 28), (64, 384, 14, 14), (64, 768, 7, 7)]
+
+
+def _gpu_check(x: torch.Tensor, w: torch.Tensor, kw: dict, what: str) -> None:
+    """All three primitives on the GPU vs the reference on the same device."""
+    check(x, w, None, kw, what)
+
+
+@gpu
+@needs_cuda
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("mode", ["static-dw", "dynamic-dw", "channel-shared"])
+@pytest.mark.parametrize("shape", DWNET_STAGES, ids=[f"{s[1]}x{s[2]}" for s in DWNET_STAGES])
+def test_gpu_dwnet_stages(shape: tuple, mode: str, cl: bool) -> None:
+    """The DWNet-T stage shapes, 7x7, padding 3, float16."""
+    N_, C_, H_, W_ = shape
+    g = gen("cuda-gpu-dwnet", shape, mode, cl)
+    x = rand(shape, g, torch.float16, cl)
+    wshape = {"static-dw": (1, C_, 7, 7, 1, 1), "dynamic-dw": (N_, C_, 7, 7, 1, 1),
+              "channel-shared": (N_, 32, 7, 7, H_, W_)}[mode]
+    _gpu_check(x, rand(wshape, g, torch.float16), window_kwargs("sliding", 1, 3),
+               f"{mode} {shape}")
+
+
+@gpu
+@needs_cuda
+@pytest.mark.parametrize("k", [13, 31])
+def test_gpu_large_kernels(k: int) -> None:
+    """13x13 and 31x31 depth-wise and channel-shared at (64, 384, 32, 32)."""
+    g = gen("cuda-gpu-large", k)
+    x = rand((64, 384, 32, 32), g, torch.float16)
+    kw = window_kwargs("sliding", 1, k // 2)
+    _gpu_check(x, rand((1, 384, k, k, 1, 1), g, torch.float16), kw, f"dw k={k}")
+    _gpu_check(x, rand((64, 12, k, k, 32, 32), g, torch.float16), kw, f"shared k={k}")
+
+
+@gpu
+@needs_cuda
+def test_gpu_beyond_int32_offsets() -> None:
+    """A tensor of more than 2^31 elements: checked on its last channels."""
+    C_, H_, W_ = 132, 4096, 4096
+    assert C_ * H_ * W_ > 2**31
+    gg = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn((1, C_, H_, W_), generator=gg, device="cuda", dtype=torch.float16)
+    w = torch.randn((1, C_, 3, 3, 1, 1), generator=gg, device="cuda", dtype=torch.float16)
+    kw = window_kwargs("sliding", 1, 1)
+    tail = slice(C_ - 2, C_)
+    y = localconn.local_conn2d(x, w, backend=CUDA, **kw)
+    ref = localconn.local_conn2d(x[:, tail], w[:, tail], backend="reference", **kw)
+    assert_close(y[:, tail], ref, what="conn2d beyond 2^31")
+    xt = localconn.local_conn2d_transpose(y, w, (H_, W_), backend=CUDA, **kw)
+    ref = localconn.local_conn2d_transpose(y[:, tail], w[:, tail], (H_, W_), backend="reference",
+                                           **kw)
+    assert_close(xt[:, tail], ref, what="conn2d_transpose beyond 2^31")
+    del xt
+    wc = localconn.local_corr2d(y, x, tuple(w.shape), backend=CUDA, **kw)
+    ref = localconn.local_corr2d(y[:, tail].double(), x[:, tail].double(), (1, 2, 3, 3, 1, 1),
+                                 backend="reference", **kw)
+    assert_close(wc[:, tail], ref.half(), what="corr2d beyond 2^31", scale=corr_scale(H_ * W_))
+
+
+# ------------------------------------------------------------------ torch.compile
+
+
+def test_compile_fullgraph_runs_the_cuda_backend(emulator: Any) -> None:
+    """A layer and its backward under torch.compile(fullgraph=True) on this backend."""
+    g = gen("cuda-compile")
+    x = rand((2, 6, 7, 8), g).requires_grad_()
+    w = rand((1, 6, 3, 3, 1, 1), g).requires_grad_()
+
+    def layer(x_: torch.Tensor, w_: torch.Tensor) -> torch.Tensor:
+        return localconn.local_conn2d(x_, w_, padding=1, backend=CUDA).relu()
+
+    if emulator is not None:
+        emulator.kernels.clear()
+    y = torch.compile(layer, fullgraph=True, backend="aot_eager")(x, w)
+    y.sum().backward()
+    ref_x, ref_w = x.detach().requires_grad_(), w.detach().requires_grad_()
+    ref = localconn.local_conn2d(ref_x, ref_w, padding=1, backend="reference").relu()
+    ref.sum().backward()
+    assert_close(y, ref, what="compiled forward")
+    assert_close(x.grad, ref_x.grad, what="compiled grad x", scale=2)
+    assert_close(w.grad, ref_w.grad, what="compiled grad weight", scale=corr_scale(2 * 56))
+    if emulator is not None:  # forward, input gradient, weight gradient: all on csrc/ kernels
+        assert len(emulator.kernels) == 3, emulator.kernels
