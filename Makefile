@@ -50,7 +50,7 @@ format:
 
 # For a lent GPU machine: build, GPU tests, quick benchmark; logs under $(OUT) if set.
 gpu-check:
-	bash .ci/gpu-check $(if $(OUT),$(OUT),out/gpu-check)
+	bash .ci/gpu-check $(if $(OUT),$(OUT),out/gpu-check) $(STAGES)
 
 # Compile every CUDA source for sm_80 and sm_90 without a GPU (nvcc only; the
 # kernels know no PyTorch), then syntax-check the PyTorch binding against the

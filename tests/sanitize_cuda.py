@@ -1,0 +1,55 @@
+"""A small run of every CUDA kernel, for ``compute-sanitizer`` (memcheck, racecheck).
+
+Run by ``.ci/gpu-check`` as ``compute-sanitizer --tool memcheck python tests/sanitize_cuda.py``
+(and ``--tool racecheck``). Each case runs the three primitives on the
+``cuda`` backend in every dtype, covering each kernel of csrc/plan.h: the
+register fast path and the run-time tile (conn2d and the flipped transpose),
+the per-element kernels (channels_last, neighborhood and block windows,
+position-specific weights) and both corr2d kernels with split reductions.
+Not collected by pytest (no ``test_`` prefix).
+"""
+
+from __future__ import annotations
+
+import torch
+
+import localconn
+from localconn import cuda_backend
+
+CASES = [
+    # (name, x shape, weight shape, window kwargs, channels_last)
+    ("dw 3x3 fixed", (2, 4, 13, 17), (1, 4, 3, 3, 1, 1), {"padding": 1}, False),
+    ("dyn-dw 7x7 fixed", (2, 4, 13, 17), (2, 4, 7, 7, 1, 1), {"padding": 3}, False),
+    ("dw 31x31 fixed", (1, 2, 33, 35), (1, 2, 31, 31, 1, 1), {"padding": 15}, False),
+    ("dw strided run-time", (2, 4, 13, 17), (1, 4, 3, 2, 1, 1),
+     {"stride": 2, "padding": 1, "dilation": (1, 2)}, False),
+    ("involution", (2, 8, 9, 11), (2, 2, 3, 3, 9, 11), {"padding": 1}, False),
+    ("attention", (2, 8, 9, 11), (2, 2, 5, 5, 9, 11), {"window": "neighborhood"}, False),
+    ("swin block", (2, 8, 8, 12), (2, 2, 4, 4, 8, 12), {"window": "block"}, False),
+    ("dw channels_last", (2, 16, 9, 11), (1, 16, 3, 3, 1, 1), {"padding": 1}, True),
+    ("attention channels_last", (2, 16, 9, 11), (2, 4, 3, 3, 9, 11),
+     {"window": "neighborhood"}, True),
+]
+
+
+def main() -> None:
+    if localconn.backends()["cuda"].reason:
+        raise SystemExit(f"cuda backend unavailable: {localconn.backends()['cuda'].reason}")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        for splits in (0, 3):
+            cuda_backend.FORCE_SPLITS = splits
+            for _name, xs, ws, kw, cl in CASES:
+                x = torch.randn(xs, generator=gen, device="cuda", dtype=dtype)
+                if cl:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                w = torch.randn(ws, generator=gen, device="cuda", dtype=dtype)
+                y = localconn.local_conn2d(x, w, backend="cuda", **kw)
+                localconn.local_conn2d_transpose(y, w, xs[2:], backend="cuda", **kw)
+                localconn.local_corr2d(y, x, ws, backend="cuda", **kw)
+            torch.cuda.synchronize()
+    print(f"ran {len(CASES)} cases x 4 dtypes x 2 split settings on the cuda backend")
+
+
+if __name__ == "__main__":
+    main()
