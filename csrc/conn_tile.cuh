@@ -19,6 +19,7 @@
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
+#include "stage.cuh"
 #include "window.h"
 
 namespace lc {
@@ -50,17 +51,13 @@ struct ConnTile {
     // stage the input tile (zero outside the image and beyond this tile's span)
     const T* src = static_cast<const T*>(a.src);
     const int64_t tile_elems = t.IH * t.IW;
-    for (int64_t e = tid; e < t.P * tile_elems; e += nthreads) {
-      const int64_t pl = e / tile_elems, r = (e % tile_elems) / t.IW, col = e % t.IW;
-      const int64_t plane = plane0 + pl, ih = lo_h + r, iw = lo_w + col;
-      A v = A(0);
-      if (plane < planes && r < ext_h && col < ext_w && ih >= 0 && ih < p.h.in && iw >= 0 &&
-          iw < p.w.in) {
-        const int64_t n = plane / p.C, c = plane % p.C;
-        v = load_acc(src + n * a.src_s.n + c * a.src_s.c + ih * a.src_s.h + iw * a.src_s.w);
-      }
-      tile[e] = v;
-    }
+    const TileSpan span{t.P, t.IH, t.IW, lo_h, ext_h, lo_w, ext_w, p.h.in, p.w.in,
+                        a.src_s.h, a.src_s.w};
+    stage_tile<T>(tile, span, t.vec, [&](int64_t pl) -> const T* {
+      const int64_t plane = plane0 + pl;
+      if (plane >= planes) return nullptr;
+      return src + (plane / p.C) * a.src_s.n + (plane % p.C) * a.src_s.c;
+    });
     // stage the filters of a weight shared across positions
     const T* w = static_cast<const T*>(a.weight);
     const int64_t taps = p.h.k * p.w.k;

@@ -18,6 +18,7 @@
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
+#include "stage.cuh"
 #include "window.h"
 
 namespace lc {
@@ -75,17 +76,13 @@ struct CorrTile {
 
       sync_threads();  // the previous step is done with the tiles
       const T* ap = A_ + n * a.a_s.n + c * a.a_s.c;
-      for (int64_t e = tid; e < t.TH * t.TW; e += nthreads) {
-        const int64_t oh = oh0 + e / t.TW, ow = ow0 + e % t.TW;
-        a_s[e] = (oh <= oh1 && ow <= ow1) ? load_acc(ap + oh * a.a_s.h + ow * a.a_s.w) : A(0);
-      }
+      const TileSpan a_span{1, t.TH, t.TW, oh0, oh1 - oh0 + 1, ow0, ow1 - ow0 + 1, p.h.out,
+                            p.w.out, a.a_s.h, a.a_s.w};
+      stage_tile<T>(a_s, a_span, t.vec_a, [&](int64_t) { return ap; });
       const T* bp = B_ + n * a.b_s.n + c * a.b_s.c;
-      for (int64_t e = tid; e < t.IH * t.IW; e += nthreads) {
-        const int64_t rr = e / t.IW, cc = e % t.IW, ih = lo_h + rr, iw = lo_w + cc;
-        const bool in = rr < ext_h && cc < ext_w && ih >= 0 && ih < p.h.in && iw >= 0 &&
-                        iw < p.w.in;
-        b_s[e] = in ? load_acc(bp + ih * a.b_s.h + iw * a.b_s.w) : A(0);
-      }
+      const TileSpan b_span{1, t.IH, t.IW, lo_h, ext_h, lo_w, ext_w, p.h.in, p.w.in,
+                            a.b_s.h, a.b_s.w};
+      stage_tile<T>(b_s, b_span, t.vec_b, [&](int64_t) { return bp; });
       for (int64_t e = tid; e < t.TH; e += nthreads)
         row_start[e] = int32_t(window_start(p.h, p.window, min_of(oh0 + e, oh1)) - lo_h);
       for (int64_t e = tid; e < t.TW; e += nthreads)

@@ -8,6 +8,7 @@
 
 #include "params.h"
 #include "portable.h"
+#include "stage.cuh"
 #include "window.h"
 
 namespace lc {
@@ -22,6 +23,7 @@ struct ConnTilePlan {
   int64_t P, TH, TW, GW;         // planes, output rows, output columns, column groups
   int64_t IH, IW;                // staged input rows and columns (largest span over tiles)
   int64_t row_tiles, col_tiles;
+  bool vec;                      // stage rows with 16-byte loads (stage.cuh)
 };
 
 struct ConnElemPlan {
@@ -31,6 +33,7 @@ struct ConnElemPlan {
 struct CorrTilePlan {
   int64_t TH, TW, IH, IW, row_tiles, col_tiles;
   int64_t L, slots, taps_per_thread, splits;
+  bool vec_a, vec_b;  // stage a / b rows with 16-byte loads (stage.cuh)
 };
 
 struct CorrElemPlan {
@@ -60,6 +63,12 @@ struct Launch {
 };
 
 inline int64_t acc_bytes(int32_t dtype) { return dtype == kFloat64 ? 8 : 4; }
+inline int64_t elem_bytes(int32_t dtype) {
+  return dtype == kFloat64 ? 8 : (dtype == kFloat32 ? 4 : 2);
+}
+inline bool image_rows_vectorizable(const void* base, const Image& s, int32_t dtype) {
+  return rows_vectorizable(base, elem_bytes(dtype), s.n, s.c, s.h, s.w);
+}
 
 inline int64_t next_pow2(int64_t v) {
   int64_t p = 1;
@@ -99,7 +108,8 @@ inline Launch plan_conn_tile(const ConnArgs& a, bool shared_weight) {
     const int64_t smem = acc_bytes(p.dtype) * P * (IH * IW + (shared_weight ? p.h.k * p.w.k : 0));
     if (smem <= kMaxSmem) {
       ConnTilePlan& t = l.conn_tile;
-      t = {P, TH, GW * R, GW, IH, IW, ceil_div(p.h.out, TH), ceil_div(p.w.out, GW * R)};
+      t = {P, TH, GW * R, GW, IH, IW, ceil_div(p.h.out, TH), ceil_div(p.w.out, GW * R),
+           image_rows_vectorizable(a.src, a.src_s, p.dtype)};
       l.kernel = kConnTile;
       l.blocks = ceil_div(planes, P) * t.row_tiles * t.col_tiles;
       l.threads = int32_t(P * TH * GW);
@@ -200,6 +210,8 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
       int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, results);
       s = max_of(int64_t(1), min_of(min_of(s, steps), max_ws / (numel * acc_bytes(p.dtype))));
       t.splits = s;
+      t.vec_a = image_rows_vectorizable(a.a, a.a_s, p.dtype);
+      t.vec_b = image_rows_vectorizable(a.b, a.b_s, p.dtype);
       l.kernel = kCorrTile;
       l.threads = kThreads;
       l.blocks = results * s;

@@ -98,6 +98,7 @@ template <> inline half_t from_float<half_t>(float v) {
 LC_HD float to_float(float v) { return v; }
 LC_HD double to_float(double v) { return v; }
 template <> LC_HD float from_float<float>(float v) { return v; }
+template <> LC_HD double from_float<double>(float v) { return v; }
 
 // The accumulator of a dtype: double for double, float for the rest.
 template <class T> struct Acc { using type = float; };

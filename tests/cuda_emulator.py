@@ -52,7 +52,7 @@ def build() -> Path:
         raise RuntimeError("no C++ compiler found (set CXX)")
     BUILD.mkdir(parents=True, exist_ok=True)
     tmp = lib.with_suffix(f".{os.getpid()}.tmp")
-    cmd = [cxx, "-std=c++17", "-O1", "-g", "-shared", "-fPIC", "-Wall", "-Werror",
+    cmd = [cxx, "-std=c++17", "-O1", "-g", "-shared", "-fPIC", "-Wl,-z,defs", "-Wall", "-Werror",
            "-Wno-unknown-pragmas", str(CSRC / "emulate" / "emulator.cpp"), "-o", str(tmp)]
     subprocess.run(cmd, check=True, capture_output=True, text=True)
     tmp.replace(lib)

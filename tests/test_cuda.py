@@ -177,6 +177,27 @@ def test_fixed_kernel_sizes(k: int, dynamic: bool) -> None:
         check(x, w, rand((3,), g), window_kwargs("sliding", 1, pad), f"k={k} pad={pad}")
 
 
+# ---------------------------------------------------- 16-byte row loads (aligned rows)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64],
+                         ids=["f32", "f16", "bf16", "f64"])
+def test_vectorised_row_loads(dtype: torch.dtype) -> None:
+    """Rows of 24 or 40 elements (16-byte aligned starts): tiles staged 16 bytes at a time.
+
+    Chunks start left of the image (padding), cross its right border and
+    straddle tile borders; a sliced x (misaligned start) takes the scalar path.
+    """
+    g = gen("cuda-vec", dtype)
+    for (H, W), K, kw in (((9, 24), 5, window_kwargs("sliding", 1, 2)),
+                          ((6, 40), 3, window_kwargs("sliding", 1, (0, 3))),
+                          ((9, 24), 3, window_kwargs("neighborhood", dilation=2))):
+        x = rand((2, 3, H, W), g, dtype)
+        wdw = rand((1, 3, K, K, 1, 1), g, dtype)
+        check(x, wdw, None, kw, f"vectorised dw {dtype} {W} {kw}")
+        check(x[:, :, :, 1:], wdw, None, kw, f"misaligned dw {dtype} {W} {kw}")
+
+
 # ------------------------------------------------------------- layouts, dtypes, paper modes
 
 LAYOUT_MODES = ["static-dw", "dynamic-dw", "involution", "small-groups", "attention"]
