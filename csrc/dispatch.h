@@ -7,6 +7,7 @@
 #pragma once
 
 #include "conn_elem.cuh"
+#include "conn_rows.cuh"
 #include "conn_tile.cuh"
 #include "corr_elem.cuh"
 #include "corr_tile.cuh"
@@ -37,6 +38,18 @@ int launch_conn_tile(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+template <class T, bool FLIP, class Exec>
+int launch_conn_rows(Exec& ex, const Launch& l, const ConnArgs& a) {
+  switch (l.kf) {
+    case 3: return ex.template launch<ConnRows<T, 3, FLIP>>(l, a, l.conn_rows);
+    case 5: return ex.template launch<ConnRows<T, 5, FLIP>>(l, a, l.conn_rows);
+    case 7: return ex.template launch<ConnRows<T, 7, FLIP>>(l, a, l.conn_rows);
+    case 13: return ex.template launch<ConnRows<T, 13, FLIP>>(l, a, l.conn_rows);
+    case 31: return ex.template launch<ConnRows<T, 31, FLIP>>(l, a, l.conn_rows);
+    default: return kBadDType;  // plan.h only plans the fixed sizes
+  }
+}
+
 // conn2d: a.src = x, a.dst = y. *chosen (if given) receives the kernel that ran.
 template <class Exec>
 int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
@@ -46,6 +59,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   if (l.blocks == 0) return kOk;
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
+    if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
   return kOk;
@@ -61,6 +75,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   if (l.blocks == 0) return kOk;
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, true>>(l, a, l.conn_elem);
+    if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);
   })
   return kOk;

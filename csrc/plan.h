@@ -30,6 +30,10 @@ struct ConnElemPlan {
   bool channels_last;  // threads follow the result's channels_last order
 };
 
+struct ConnRowsPlan {
+  int64_t row_groups;  // groups of kConnTileR outputs per row
+};
+
 struct CorrTilePlan {
   int64_t TH, TW, IH, IW, row_tiles, col_tiles;
   int64_t L, slots, taps_per_thread, splits;
@@ -47,6 +51,7 @@ enum Kernel : int32_t {
   kConnElem = 2,      // conn_elem.cuh
   kCorrTile = 3,      // corr_tile.cuh
   kCorrElem = 4,      // corr_elem.cuh
+  kConnRows = 5,      // conn_rows.cuh (channels_last register fast path, KF = kernel size)
 };
 
 struct Launch {
@@ -57,6 +62,7 @@ struct Launch {
   int32_t kf;                 // kConnTileFixed: the kernel size
   ConnTilePlan conn_tile;
   ConnElemPlan conn_elem;
+  ConnRowsPlan conn_rows;
   CorrTilePlan corr_tile;
   CorrElemPlan corr_elem;
   int64_t workspace_bytes;    // corr2d: split partial sums
@@ -93,6 +99,24 @@ inline bool channels_last_image(const Image& s, int64_t C) { return C > 1 && s.c
 
 // The fixed kernel sizes of the register fast path (compile time matters: a few only).
 inline bool fixed_kernel(int64_t k) { return k == 3 || k == 5 || k == 7 || k == 13 || k == 31; }
+
+// A KF x KF sliding window with stride 1 and dilation 1 (the register fast paths).
+inline bool fixed_window(const Problem& p) {
+  return p.window == kSliding && p.h.s == 1 && p.w.s == 1 && p.h.d == 1 && p.w.d == 1 &&
+         p.h.k == p.w.k && fixed_kernel(p.h.k);
+}
+
+// channels_last rows: one thread per channel and kConnTileR outputs of a row.
+inline Launch plan_conn_rows(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = kConnRows;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  l.conn_rows.row_groups = ceil_div(p.w.out, kConnTileR);
+  l.blocks = ceil_div(p.N * p.h.out * l.conn_rows.row_groups * p.C, kThreads);
+  return l;
+}
 
 // conn2d / the flipped transpose on tiles, or 0 blocks if the tile does not fit.
 inline Launch plan_conn_tile(const ConnArgs& a, bool shared_weight) {
@@ -135,11 +159,11 @@ inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
 inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
+  if (channels_last_image(a.dst_s, p.C) && shared && fixed_window(p)) return plan_conn_rows(a);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1) {
     Launch l = plan_conn_tile(a, shared);
     if (l.blocks > 0) {
-      if (shared && p.window == kSliding && p.h.s == 1 && p.w.s == 1 && p.h.d == 1 &&
-          p.w.d == 1 && p.h.k == p.w.k && fixed_kernel(p.h.k)) {
+      if (shared && fixed_window(p)) {
         l.kernel = kConnTileFixed;
         l.kf = int32_t(p.h.k);
       }
@@ -166,10 +190,12 @@ inline bool flipped_transpose(const ConnArgs& a, ConnArgs* out) {
 
 inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
+  if (channels_last_image(a.dst_s, p.C) && fixed_window(p) && flipped_transpose(a, flipped))
+    return plan_conn_rows(*flipped);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1 && flipped_transpose(a, flipped)) {
     Launch l = plan_conn_tile(*flipped, true);
     if (l.blocks > 0) {
-      if (p.h.d == 1 && p.w.d == 1 && p.h.k == p.w.k && fixed_kernel(p.h.k)) {
+      if (fixed_window(p)) {
         l.kernel = kConnTileFixed;
         l.kf = int32_t(p.h.k);
       }

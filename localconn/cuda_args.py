@@ -30,7 +30,9 @@ CONN_META_LEN = 34
 CORR_META_LEN = 29
 
 #: the kernel ids of csrc/plan.h (``Kernel``), as the binding reports them
-KERNEL_NAMES = ("conn_tile", "conn_tile_fixed", "conn_elem", "corr_tile", "corr_elem")
+KERNEL_NAMES = (
+    "conn_tile", "conn_tile_fixed", "conn_elem", "corr_tile", "corr_elem", "conn_rows"
+)
 
 
 def _axis(a: Axis) -> list[int]:

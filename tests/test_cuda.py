@@ -162,17 +162,19 @@ def test_geometry(geo: tuple, mode: str) -> None:
 # -------------------------------------------- the register fast path: every fixed kernel size
 
 
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("k", [3, 5, 7, 13, 31])
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
-def test_fixed_kernel_sizes(k: int, dynamic: bool) -> None:
-    """K x K depth-wise, stride 1: the KF fast path of conn2d and of the flipped transpose.
+def test_fixed_kernel_sizes(k: int, dynamic: bool, cl: bool) -> None:
+    """K x K depth-wise, stride 1: the KF fast paths of conn2d and of the flipped transpose
+    (shared-memory tiles for NCHW, channel rows for channels_last).
 
     Widths that are not a multiple of the 4 outputs per thread, padding
     smaller, equal to and larger than K // 2, and more rows than one tile.
     """
     for pad, size in ((k // 2, (k + 3, 2 * k + 5)), (0, (k + 1, k + 6)), (k // 2 + 2, (5, 7))):
         g = gen("cuda-kf", k, dynamic, pad)
-        x = rand((2, 3) + size, g)
+        x = rand((2, 3) + size, g, cl=cl)
         w = rand((2 if dynamic else 1, 3, k, k, 1, 1), g)
         check(x, w, rand((3,), g), window_kwargs("sliding", 1, pad), f"k={k} pad={pad}")
 
@@ -371,6 +373,8 @@ def test_nan_inf_propagate_like_reference() -> None:
     kw = window_kwargs("sliding", 1, 1)
     check(x, w, None, kw, "nan/inf position weights")
     check(x, wdw, None, kw, "nan/inf depth-wise")
+    check(x.contiguous(memory_format=torch.channels_last), wdw, None, kw,
+          "nan/inf depth-wise channels_last")
     check(x, wdw[:, :, :, :2].contiguous(), None, window_kwargs("sliding", 1, (1, 0)),
           "nan/inf depth-wise run-time path")
 
@@ -391,8 +395,11 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1)),
         ("conn_tile", "conn_elem", "corr_elem"):
             (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood")),
+        ("conn_rows", "conn_rows", "corr_tile"):
+            (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
+             window_kwargs("sliding", 1, (2, 3))),
         ("conn_elem", "conn_elem", "corr_tile"):
-            (rand((2, 4, 7, 8), g, cl=True), rand((1, 4, 3, 3, 1, 1), g),
+            (rand((2, 4, 7, 8), g, cl=True), rand((1, 4, 3, 2, 1, 1), g),
              window_kwargs("sliding", 1, 1)),
     }
     for expected, (x, w, kw) in cases.items():
