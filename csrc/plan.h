@@ -248,7 +248,12 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   CorrElemPlan& t = l.corr_elem;
   const int64_t total = (a.Nw == 1 ? p.N : 1) * p.cpg * (a.Hw == 1 ? p.h.out : 1) *
                         (a.Ww == 1 ? p.w.out : 1);
-  t.L = min_of(int64_t(32), next_pow2(total));
+  // lanes along the contiguous dim: channels_last inputs give each result up to 32 lanes
+  // over the channels (coalesced); NCHW ones give consecutive results (neighbouring
+  // positions) to consecutive threads, each summing its channels alone (coalesced too),
+  // unless the reduction is long (the batch of a static weight), then 32 lanes.
+  const bool lanes_on_channels = channels_last_image(a.a_s, p.C) || total > 4096;
+  t.L = lanes_on_channels ? min_of(int64_t(32), next_pow2(total)) : 1;
   t.slots = kThreads / t.L;
   const int64_t blocks_r = ceil_div(numel, t.slots);
   int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, blocks_r);
