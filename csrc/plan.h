@@ -125,7 +125,9 @@ inline Launch plan_conn_tile(const ConnArgs& a, bool shared_weight) {
   const int64_t planes = p.N * p.C;
   const int64_t R = kConnTileR;
   int64_t GW = min_of(ceil_div(p.w.out, R), int64_t(16));
+  GW = ceil_div(ceil_div(p.w.out, R), ceil_div(ceil_div(p.w.out, R), GW));  // even column tiles
   int64_t TH = min_of(p.h.out, int64_t(kThreads) / GW);
+  TH = ceil_div(p.h.out, ceil_div(p.h.out, TH));  // even row tiles: 56 -> 4 x 14, not 3 x 18 + 2
   for (;;) {
     const int64_t P = max_of(int64_t(1), min_of(planes, int64_t(kThreads) / (TH * GW)));
     const int64_t IH = max_span(p.h, p.window, TH), IW = max_span(p.w, p.window, GW * R);
