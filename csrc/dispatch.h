@@ -10,6 +10,7 @@
 #include "conn_rows.cuh"
 #include "conn_tile.cuh"
 #include "corr_elem.cuh"
+#include "corr_rows.cuh"
 #include "corr_tile.cuh"
 #include "params.h"
 #include "plan.h"
@@ -98,10 +99,22 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
   const int64_t taps = a.p.h.k * a.p.w.k;
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
-    const int64_t splits =
-        l.kernel == kCorrTile ? l.corr_tile.splits : l.corr_elem.splits;
-    int rc = l.kernel == kCorrTile ? ex.template launch<CorrTile<T>>(l, a, l.corr_tile)
-                                   : ex.template launch<CorrElem<T>>(l, a, l.corr_elem);
+    int64_t splits = l.corr_elem.splits;
+    int rc;
+    if (l.kernel == kCorrTile) {
+      splits = l.corr_tile.splits;
+      rc = ex.template launch<CorrTile<T>>(l, a, l.corr_tile);
+    } else if (l.kernel == kCorrRows) {
+      splits = l.corr_rows.splits;
+      switch (l.kf) {
+        case 3: rc = ex.template launch<CorrRows<T, 3>>(l, a, l.corr_rows); break;
+        case 5: rc = ex.template launch<CorrRows<T, 5>>(l, a, l.corr_rows); break;
+        case 7: rc = ex.template launch<CorrRows<T, 7>>(l, a, l.corr_rows); break;
+        default: return kBadDType;  // plan.h plans only these
+      }
+    } else {
+      rc = ex.template launch<CorrElem<T>>(l, a, l.corr_elem);
+    }
     if (rc != kOk || splits == 1) return rc;
     Launch r{};
     r.threads = kThreads;

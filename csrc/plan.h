@@ -16,6 +16,7 @@ namespace lc {
 constexpr int kConnTileR = 4;        // outputs per thread along a row (conn_tile.cuh)
 constexpr int kCorrTaps = 4;         // taps per thread at most (corr_tile.cuh)
 constexpr int kThreads = 256;        // threads per block
+constexpr int kCorrRowsGroups = kThreads / 32;  // position groups of corr_rows.cuh
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 
@@ -40,6 +41,10 @@ struct CorrTilePlan {
   bool vec_a, vec_b;  // stage a / b rows with 16-byte loads (stage.cuh)
 };
 
+struct CorrRowsPlan {
+  int64_t splits;
+};
+
 struct CorrElemPlan {
   int64_t L, slots, splits;
 };
@@ -52,6 +57,7 @@ enum Kernel : int32_t {
   kCorrTile = 3,      // corr_tile.cuh
   kCorrElem = 4,      // corr_elem.cuh
   kConnRows = 5,      // conn_rows.cuh (channels_last register fast path, KF = kernel size)
+  kCorrRows = 6,      // corr_rows.cuh (channels_last depth-wise weight gradient, KF)
 };
 
 struct Launch {
@@ -64,6 +70,7 @@ struct Launch {
   ConnElemPlan conn_elem;
   ConnRowsPlan conn_rows;
   CorrTilePlan corr_tile;
+  CorrRowsPlan corr_rows;
   CorrElemPlan corr_elem;
   int64_t workspace_bytes;    // corr2d: split partial sums
 };
@@ -215,6 +222,23 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   const int64_t want_blocks = 4 * sm_count;
   const int64_t max_ws = int64_t(1) << 28;  // bytes of split partials at most
+  if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
+      channels_last_image(a.b_s, p.C) && fixed_window(p) && p.h.k <= 7) {
+    // channels_last depth-wise: 32 channels per block, positions split to fill the GPU
+    const int64_t results = a.Nw * ceil_div(p.C, 32);
+    const int64_t items = (a.Nw == 1 ? p.N : 1) * p.h.out * ceil_div(p.w.out, kConnTileR);
+    int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, results);
+    s = max_of(int64_t(1), min_of(min_of(s, ceil_div(items, kCorrRowsGroups)),
+                                  max_ws / (numel * acc_bytes(p.dtype))));
+    l.corr_rows.splits = s;
+    l.kernel = kCorrRows;
+    l.kf = int32_t(p.h.k);
+    l.threads = kThreads;
+    l.blocks = results * s;
+    l.smem = acc_bytes(p.dtype) * kThreads;
+    l.workspace_bytes = s > 1 ? s * numel * acc_bytes(p.dtype) : 0;
+    return l;
+  }
   if (a.Hw == 1 && a.Ww == 1 && taps <= kThreads * kCorrTaps) {
     CorrTilePlan& t = l.corr_tile;
     t.slots = min_of(int64_t(kThreads), next_pow2(ceil_div(taps, kCorrTaps)));

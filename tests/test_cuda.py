@@ -343,11 +343,13 @@ def test_gradients(case: str, cl: bool) -> None:
                                    (6, 1, 3, 3, 1, 10)],
                          ids=["static-dw", "dynamic-dw", "static-grouped-positions",
                               "dynamic-shared-rows"])
-def test_corr_split_reduction(monkeypatch: pytest.MonkeyPatch, shape: tuple, splits: int) -> None:
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+def test_corr_split_reduction(monkeypatch: pytest.MonkeyPatch, shape: tuple, splits: int,
+                              cl: bool) -> None:
     """Forced split counts (more than the reduction's steps: capped), bitwise reproducible."""
     monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)
-    g = gen("cuda-splits", shape, splits)
-    a, b = rand((6, 6, 9, 10), g), rand((6, 6, 9, 10), g)
+    g = gen("cuda-splits", shape, splits, cl)
+    a, b = rand((6, 6, 9, 10), g, cl=cl), rand((6, 6, 9, 10), g, cl=cl)
     kw = window_kwargs("sliding", 1, 1)
     got = localconn.local_corr2d(a, b, shape, backend=CUDA, **kw)
     ref = localconn.local_corr2d(a, b, shape, backend="reference", **kw)
@@ -395,7 +397,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1)),
         ("conn_tile", "conn_elem", "corr_elem"):
             (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood")),
-        ("conn_rows", "conn_rows", "corr_tile"):
+        ("conn_rows", "conn_rows", "corr_rows"):
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, (2, 3))),
         ("conn_elem", "conn_elem", "corr_tile"):

@@ -1,0 +1,99 @@
+// corr2d for channels_last inputs whose result is per channel and shared
+// across positions (the weight gradient of depth-wise and dynamic depth-wise
+// convolution) with a KF x KF sliding window, stride 1, dilation 1:
+//
+//   out[n', c, kh, kw] = sum_{n, oh, ow} a[n, c, oh, ow] * b[n, c, oh - p + kh, ow - p + kw]
+//
+// A block owns 32 channels (lanes: consecutive channels, so every load is
+// coalesced along the contiguous channels) and one split of the positions
+// (batch when Nw = 1, rows, groups of R columns), shared by 8 position
+// groups. A thread keeps all KF * KF partial sums of its channel in
+// registers; per row group it loads R values of a and, per kernel row,
+// R + KF - 1 values of b (input reuse along the row). The 8 groups are then
+// summed in a fixed order in shared memory (deterministic, no atomics).
+#pragma once
+
+#include "params.h"
+#include "plan.h"
+#include "portable.h"
+
+namespace lc {
+
+template <class T, int KF>
+struct CorrRows {
+  static constexpr int R = kConnTileR;
+  using A = acc_t<T>;
+
+  static LC_DEVICE void run(unsigned char* smem_raw, const CorrArgs& a, const CorrRowsPlan& t) {
+    const Problem& p = a.p;
+    A* red = reinterpret_cast<A*>(smem_raw);  // [kCorrRowsGroups][32]
+    const int tid = thread_index();
+    const int lane = tid % 32, group = tid / 32;
+    int64_t blk = block_index();
+    const int64_t split = blk % t.splits;
+    blk /= t.splits;
+    const int64_t c_tiles = ceil_div(p.C, 32);
+    const int64_t c = (blk % c_tiles) * 32 + lane, n_res = blk / c_tiles;
+    const bool c_ok = c < p.C;
+    const int64_t cc = c_ok ? c : p.C - 1;  // idle lanes read a valid channel, store nothing
+
+    A acc[KF * KF];
+    for (int j = 0; j < KF * KF; ++j) acc[j] = A(0);
+    const int64_t groups = ceil_div(p.w.out, R);
+    const int64_t items = (a.Nw == 1 ? p.N : 1) * p.h.out * groups;
+    const int64_t i_end = (split + 1) * items / t.splits;
+    const T* A_ = static_cast<const T*>(a.a);
+    const T* B_ = static_cast<const T*>(a.b);
+    for (int64_t it = split * items / t.splits + group; it < i_end; it += kCorrRowsGroups) {
+      const int64_t owr = (it % groups) * R, oh = (it / groups) % p.h.out;
+      const int64_t n = a.Nw == 1 ? it / (groups * p.h.out) : n_res;
+      const T* ap = A_ + n * a.a_s.n + cc * a.a_s.c + oh * a.a_s.h;
+      const T* bp = B_ + n * a.b_s.n + cc * a.b_s.c;
+      A av[R];
+      int valid = 0;
+      LC_UNROLL
+      for (int r = 0; r < R; ++r) {
+        const bool in = owr + r < p.w.out;
+        av[r] = in ? load_acc(ap + (owr + r) * a.a_s.w) : A(0);
+        valid += in ? 1 : 0;
+      }
+      const int64_t iw0 = owr - p.w.p;
+      for (int kh = 0; kh < KF; ++kh) {
+        const int64_t ih = oh - p.h.p + kh;
+        const bool row_in = ih >= 0 && ih < p.h.in;
+        A bv[R + KF - 1];
+        LC_UNROLL
+        for (int j = 0; j < R + KF - 1; ++j) {
+          const int64_t iw = iw0 + j;
+          bv[j] = (row_in && iw >= 0 && iw < p.w.in) ? load_acc(bp + ih * a.b_s.h + iw * a.b_s.w)
+                                                     : A(0);
+        }
+        LC_UNROLL
+        for (int kw = 0; kw < KF; ++kw)
+          LC_UNROLL
+          for (int r = 0; r < R; ++r)
+            if (r < valid) acc[kh * KF + kw] += av[r] * bv[r + kw];
+      }
+    }
+
+    // the 8 position groups of each channel, summed in order, one tap at a time
+    const int64_t taps = KF * KF;
+    const int64_t numel = a.Nw * p.C * taps;
+    for (int j = 0; j < KF * KF; ++j) {
+      sync_threads();
+      red[tid] = acc[j];
+      sync_threads();
+      if (group == 0 && c_ok) {
+        A s = A(0);
+        for (int q = 0; q < kCorrRowsGroups; ++q) s += red[q * 32 + lane];
+        const int64_t idx = (n_res * p.C + c) * taps + j;
+        if (t.splits == 1)
+          store_acc(static_cast<T*>(a.out) + idx, s);
+        else
+          static_cast<A*>(a.workspace)[split * numel + idx] = s;
+      }
+    }
+  }
+};
+
+}  // namespace lc
