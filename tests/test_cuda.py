@@ -6,8 +6,10 @@ one, the kernels of csrc/ run in the CPU emulator (tests/cuda_emulator.py):
 the same kernel bodies, plans, dispatch, argument lists and output
 allocation, on CPU tensors, registered as the ``cuda`` backend for the
 duration of each test. Every output the backend allocates is filled with NaN
-first (``cuda_backend.empty`` is patched), and the emulator starts shared
-memory and the split workspace as NaN, so an element no thread writes shows.
+first and sits between guard zones that must stay untouched
+(``cuda_backend.empty`` is patched); the emulator starts shared memory and
+the split workspace as NaN and guards the end of shared memory, so an
+element no thread writes, or a write out of bounds, shows.
 """
 
 from __future__ import annotations
@@ -49,8 +51,35 @@ registry = importlib.import_module("localconn.backends")  # the module (localcon
 # is the status function)
 
 
-def _poisoned_empty(*size: Any, **kwargs: Any) -> torch.Tensor:
-    return torch.empty(*size, **kwargs).fill_(float("nan"))
+GUARD = 64  # elements before and after every output, which no kernel may write
+SENTINEL = 1234.5
+
+
+class GuardedOutputs:
+    """``cuda_backend.empty``: NaN-filled outputs inside a buffer with guard zones.
+
+    :meth:`check` fails if a kernel wrote outside an output (into a guard).
+    """
+
+    def __init__(self) -> None:
+        self.buffers: list[torch.Tensor] = []
+
+    def __call__(self, size: Any, *, dtype: torch.dtype, device: Any,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> torch.Tensor:
+        shape = tuple(size)
+        strides = torch.empty(shape, device="meta", memory_format=memory_format).stride()
+        numel = 1
+        for n in shape:
+            numel *= n
+        base = torch.full((2 * GUARD + numel,), SENTINEL, dtype=dtype, device=device)
+        self.buffers.append(base)
+        out = base.as_strided(shape, strides, GUARD)
+        return out.fill_(float("nan"))
+
+    def check(self) -> None:
+        for base in self.buffers:
+            guards = torch.cat([base[:GUARD], base[-GUARD:]])
+            assert bool((guards == SENTINEL).all()), "a kernel wrote outside its output"
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +98,12 @@ def emulator() -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _cuda_setup(monkeypatch: pytest.MonkeyPatch, emulator: Any) -> None:
-    """NaN-poisoned outputs; on CPU the emulator is the ``cuda`` backend."""
-    monkeypatch.setattr(cuda_backend, "empty", _poisoned_empty)
+def _cuda_setup(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest,
+                emulator: Any) -> None:
+    """NaN-poisoned, guarded outputs; on CPU the emulator is the ``cuda`` backend."""
+    outputs = GuardedOutputs()
+    monkeypatch.setattr(cuda_backend, "empty", outputs)
+    request.addfinalizer(outputs.check)
     if emulator is not None:
         monkeypatch.setitem(
             registry._REGISTRY,

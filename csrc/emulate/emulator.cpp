@@ -5,7 +5,8 @@
 // block waits at the barrier they all go on (threads that returned while
 // others wait is a barrier divergence: a hang on the GPU, an error here).
 // Shared memory is filled with 0xff bytes (NaN) before each block, so a
-// read of shared memory no thread wrote shows up in the results.
+// read of shared memory no thread wrote shows up in the results, and is
+// followed by a guard whose change (a write past the end) fails the launch.
 //
 // Built by tests/cuda_emulator.py (g++ -shared) and called through ctypes
 // with the same flat integer lists as the PyTorch binding (meta.h).
@@ -39,6 +40,8 @@ BlockState g_state;
 char g_error[256] = "";
 
 constexpr size_t kStack = 256 * 1024;
+constexpr size_t kGuard = 4096;            // bytes after the shared memory a block may not touch
+constexpr unsigned char kGuardByte = 0xa5;
 
 template <class F>
 struct Entry {
@@ -56,7 +59,9 @@ F* Entry<F>::fn = nullptr;
 struct EmuExec {
   template <class Body, class... Args>
   int launch(const Launch& l, const Args&... args) {
-    std::vector<unsigned char> smem(size_t(l.smem > 0 ? l.smem : 1), 0xff);
+    // the block's shared memory, then a guard that must survive every block
+    const size_t used = size_t(l.smem > 0 ? l.smem : 0);
+    std::vector<unsigned char> smem(used + kGuard, 0xff);
     std::vector<Fiber> fibers(size_t(l.threads));
     for (Fiber& f : fibers) f.stack.resize(kStack);
     auto body = [&]() { Body::run(smem.data(), args...); };
@@ -66,7 +71,8 @@ struct EmuExec {
     g_state.fibers = &fibers;
     for (int64_t b = 0; b < l.blocks; ++b) {
       g_state.block = b;
-      std::memset(smem.data(), 0xff, smem.size());
+      std::memset(smem.data(), 0xff, used);
+      std::memset(smem.data() + used, kGuardByte, kGuard);
       for (Fiber& f : fibers) {
         f.done = false;
         getcontext(&f.ctx);
@@ -86,7 +92,17 @@ struct EmuExec {
           swapcontext(&g_state.scheduler, &fibers[size_t(t)].ctx);
           if (fibers[size_t(t)].done) ++done;
         }
-        if (done == l.threads) break;
+        if (done == l.threads) {
+          for (size_t i = used; i < used + kGuard; ++i) {
+            if (smem[i] != kGuardByte) {
+              std::snprintf(g_error, sizeof g_error,
+                            "block %lld wrote shared memory past its %zu bytes (offset %zu)",
+                            static_cast<long long>(b), used, i);
+              return kLaunchFailed;
+            }
+          }
+          break;
+        }
         if (done > 0) {
           std::snprintf(g_error, sizeof g_error,
                         "barrier divergence in block %lld: %d of %d threads returned while the "
