@@ -43,10 +43,10 @@ bench: install-bench
 
 lint:
 	@$(PYTHON) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q ruff
-	$(PYTHON) -m ruff check localconn triton_kernels tests benchmarks setup.py
+	$(PYTHON) -m ruff check localconn triton_kernels tests benchmarks examples setup.py
 
 format:
-	$(PYTHON) -m ruff format localconn triton_kernels tests benchmarks setup.py
+	$(PYTHON) -m ruff format localconn triton_kernels tests benchmarks examples setup.py
 
 # For a lent GPU machine: build, GPU tests, quick benchmark; logs under $(OUT) if set.
 gpu-check:

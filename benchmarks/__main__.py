@@ -8,6 +8,7 @@ Examples::
     python -m benchmarks --suite paper --dtype float16,bfloat16 \\
         --direction fwd,bwd,fwdbwd --layout nchw,channels_last --provider 'localconn-*,torch'
     python -m benchmarks --list
+    python -m benchmarks --suite e2e --quick                       # whole models (benchmarks/e2e.py)
 
 Writes ``results.json``, ``results.md`` and ``results.png`` into ``--out``
 and prints the table last.
@@ -21,6 +22,7 @@ from typing import Optional
 
 import torch
 
+from . import e2e
 from .cases import SUITES, cases
 from .directions import DIRECTIONS
 from .providers import all_providers
@@ -48,7 +50,8 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("--suite", type=_csv, default=None,
                    help=f"comma list of {', '.join(SUITES)} (default: paper,large-kernel,"
-                   "attention on CUDA, cpu on the CPU)")
+                   f"attention on CUDA, cpu on the CPU), or {e2e.E2E} alone: whole models, "
+                   "images/s (benchmarks/e2e.py)")
     p.add_argument("--dtype", type=_csv, default=None,
                    help="comma list of float32,float16,bfloat16 (default CUDA: all three, "
                    "float16 with --quick; CPU: float32)")
@@ -68,6 +71,10 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list cases and providers, run nothing")
+    p.add_argument("--batch", type=lambda v: [int(b) for b in _csv(v)], default=None,
+                   help=f"{e2e.E2E} only: comma list of batch sizes (default CUDA 64,128)")
+    p.add_argument("--img-size", type=int, default=None,
+                   help=f"{e2e.E2E} only: image size (default 224; 64 on the CPU with --quick)")
     return p.parse_args(argv)
 
 
@@ -115,7 +122,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Run the benchmarks and print the table."""
     argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
-    opts = options(args, "python -m benchmarks " + " ".join(argv))
+    command = "python -m benchmarks " + " ".join(argv)
+    if args.suite and e2e.E2E in args.suite:
+        if len(args.suite) > 1:
+            raise SystemExit(f"run --suite {e2e.E2E} on its own (it writes its own results.json)")
+        return e2e.main(args, command)
+    opts = options(args, command)
     if args.list:
         print(list_registry(opts))
         return 0

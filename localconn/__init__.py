@@ -13,6 +13,7 @@ and the module :class:`LocalConn2d`. See DESIGN.md for the contract.
 """
 
 from . import (
+    flops,  # noqa: F401  (FLOP formulas of the localconn:: ops for torch.utils.flop_counter)
     ops,  # noqa: F401  (registers the localconn:: custom ops)
     reference,
 )

@@ -1,0 +1,130 @@
+"""Registering the models with timm (optional): ``timm.create_model("localconn_dwnet_tiny")``.
+
+Every name of :func:`localconn.models.names` is registered as
+``"localconn_" + name`` (timm's own ``swin_tiny_patch4_window7_224`` etc. do
+not clash). ``import localconn.models`` registers them when timm is
+installed and importable; without timm nothing happens (timm stays an
+optional dependency), and a timm that fails to import gives one warning.
+
+The entry points take timm's arguments (``pretrained``, ``pretrained_cfg``,
+``pretrained_cfg_overlay``, ``cache_dir``; ``device``, ``dtype``) and pass
+the rest to :func:`localconn.models.create`. There are no pretrained
+weights: ``pretrained=True`` raises ``ValueError``. The model carries a
+``pretrained_cfg`` (input size, ImageNet mean/std) for timm's data pipeline.
+
+Example::
+
+    >>> import localconn.models, timm                              # doctest: +SKIP
+    >>> timm.create_model("localconn_dwnet_tiny", num_classes=10)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import sys
+import warnings
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from .registry import create, names
+
+PREFIX = "localconn_"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def timm_name(name: str) -> str:
+    """The timm name of model ``name``: ``"localconn_" + name``.
+
+    Example::
+
+        >>> timm_name("dwnet_tiny")
+        'localconn_dwnet_tiny'
+    """
+    return PREFIX + name
+
+
+def entrypoint(name: str) -> Callable[..., nn.Module]:
+    """A timm model entry point (a function named :func:`timm_name`) that builds ``name``.
+
+    Example::
+
+        >>> fn = entrypoint("dwnet_tiny")
+        >>> fn.__name__
+        'localconn_dwnet_tiny'
+        >>> fn(img_size=64, embed_dim=16, depths=(1, 1, 1, 1)).pretrained_cfg["input_size"]
+        (3, 64, 64)
+    """
+
+    def fn(pretrained: bool = False, **kwargs: Any) -> nn.Module:
+        if pretrained:
+            raise ValueError(f"{timm_name(name)}: localconn ships no pretrained weights")
+        for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
+            kwargs.pop(key, None)
+        device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            model = create(name, **kwargs)
+        if dtype is not None:
+            model = model.to(dtype=dtype)
+        model.pretrained_cfg = model.default_cfg = {
+            "architecture": timm_name(name),
+            "input_size": (model.in_chans, model.img_size, model.img_size),
+            "num_classes": model.num_classes,
+            "mean": IMAGENET_MEAN,
+            "std": IMAGENET_STD,
+            "crop_pct": 0.9,
+            "interpolation": "bicubic",
+            "classifier": "head",
+        }
+        return model
+
+    fn.__name__ = fn.__qualname__ = timm_name(name)
+    fn.__module__ = __name__
+    fn.__doc__ = f"localconn's {name} (see localconn.models.create)."
+    setattr(sys.modules[__name__], fn.__name__, fn)  # importable by its name, as timm expects
+    return fn
+
+
+def register_with_timm(register_model: Optional[Callable[[Callable], Any]] = None) -> list[str]:
+    """Register every model with ``register_model`` (default: ``timm.models.register_model``).
+
+    Returns the registered timm names. Registering again overwrites (timm warns).
+
+    Example::
+
+        >>> registered = {}
+        >>> register_with_timm(lambda fn: registered.setdefault(fn.__name__, fn))[0]
+        'localconn_dwnet_tiny'
+    """
+    if register_model is None:
+        from timm.models import register_model
+    return [register_model(entrypoint(n)).__name__ for n in names()]
+
+
+def register_if_installed() -> bool:
+    """Register with timm if it is installed; ``True`` if registered.
+
+    A timm that is installed but fails to import (e.g. a torchvision built for
+    another PyTorch) is reported by a ``RuntimeWarning``, not raised.
+
+    Example::
+
+        >>> register_if_installed() in (True, False)
+        True
+    """
+    if importlib.util.find_spec("timm") is None:
+        return False
+    try:
+        register_with_timm()
+    except Exception as e:  # timm is optional: never break `import localconn.models`
+        warnings.warn(
+            f"timm is installed but localconn's models could not be registered with it "
+            f"({type(e).__name__}: {e})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
