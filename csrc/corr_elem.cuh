@@ -15,6 +15,16 @@
 
 namespace lc {
 
+// counter += step in [0, extent); returns how often it wrapped (no division unless it did)
+LC_HD int64_t advance(int64_t* counter, int64_t extent, int64_t step) {
+  if (extent == 1 || step == 0) return extent == 1 ? step : 0;
+  *counter += step;
+  if (*counter < extent) return 0;
+  const int64_t wraps = *counter / extent;
+  *counter -= wraps * extent;
+  return wraps;
+}
+
 template <class T>
 struct CorrElem {
   using A = acc_t<T>;
@@ -46,23 +56,34 @@ struct CorrElem {
       const int64_t rn = a.Nw == 1 ? p.N : 1, rh = a.Hw == 1 ? p.h.out : 1;
       const int64_t rw = a.Ww == 1 ? p.w.out : 1;
       const int64_t total = rn * p.cpg * rh * rw;
+      const int64_t q_begin = split * total / t.splits + lane;
       const int64_t q_end = (split + 1) * total / t.splits;
+      // the reduction index q as counters (ow, oh, channel, n), advanced by L without a
+      // 64-bit division except where a counter wraps
+      int64_t u = q_begin, xw = 0, xh = 0, xc = 0, xn = 0;
+      if (q_begin < q_end) {
+        xw = u % rw;
+        u /= rw;
+        xh = u % rh;
+        u /= rh;
+        xc = u % p.cpg;
+        xn = u / p.cpg;
+      }
       const T* A_ = static_cast<const T*>(a.a);
       const T* B_ = static_cast<const T*>(a.b);
-      for (int64_t q = split * total / t.splits + lane; q < q_end; q += t.L) {
-        int64_t u = q;
-        const int64_t ow = rw > 1 ? u % rw : ow_r;
-        u /= rw;
-        const int64_t oh = rh > 1 ? u % rh : oh_r;
-        u /= rh;
-        const int64_t c = g * p.cpg + u % p.cpg;
-        const int64_t n = rn > 1 ? u / p.cpg : n_r;
+      for (int64_t q = q_begin; q < q_end; q += t.L) {
+        const int64_t ow = rw > 1 ? xw : ow_r, oh = rh > 1 ? xh : oh_r;
+        const int64_t c = g * p.cpg + xc, n = rn > 1 ? xn : n_r;
         const int64_t ih = input_index(p.h, p.window, oh, kh);
         const int64_t iw = input_index(p.w, p.window, ow, kw);
         const A bv = (ih >= 0 && ih < p.h.in && iw >= 0 && iw < p.w.in)
                          ? load_acc(B_ + n * a.b_s.n + c * a.b_s.c + ih * a.b_s.h + iw * a.b_s.w)
                          : A(0);
         acc += load_acc(A_ + n * a.a_s.n + c * a.a_s.c + oh * a.a_s.h + ow * a.a_s.w) * bv;
+        int64_t carry = advance(&xw, rw, t.L);
+        carry = advance(&xh, rh, carry);
+        carry = advance(&xc, p.cpg, carry);
+        xn += carry;
       }
     }
     red[tid] = acc;

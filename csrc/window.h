@@ -22,6 +22,7 @@ namespace lc {
 LC_HD int64_t window_start(const Axis& a, int32_t window, int64_t o) {
   if (window == kSliding) return o * a.s - a.p;
   if (window == kBlock) return (o / a.k) * a.k;
+  if (a.d == 1) return min_of(max_of(o - a.k / 2, int64_t(0)), a.in - a.k);  // no 64-bit division
   const int64_t r = o % a.d;
   const int64_t group_len = (a.in - r + a.d - 1) / a.d;
   const int64_t q = min_of(max_of(o / a.d - a.k / 2, int64_t(0)), group_len - a.k);
@@ -39,6 +40,13 @@ LC_HD void candidate_range(const Axis& a, int32_t window, int64_t i, int64_t* lo
     *hi = a.k - 1;
     return;
   }
+  if (a.d == 1) {
+    const int64_t q_lo = (i - a.k + 1 <= 0) ? 0 : i - a.k + 1 + a.k / 2;
+    const int64_t q_hi = (i >= a.in - a.k) ? a.in - 1 : i + a.k / 2;
+    *lo = q_lo - i;
+    *hi = q_hi - i;
+    return;
+  }
   // outputs o = r + q d of i's dilation group whose window holds i
   const int64_t r = i % a.d, u = i / a.d;
   const int64_t group_len = (a.in - r + a.d - 1) / a.d;
@@ -53,7 +61,13 @@ LC_HD bool candidate(const Axis& a, int32_t window, int64_t i, int64_t j, int64_
                      int64_t* k) {
   if (window == kSliding) {
     const int64_t num = i + a.p - j * a.d;
-    if (num < 0 || num % a.s != 0) return false;
+    if (num < 0) return false;
+    if (a.s == 1) {  // the common case, without a 64-bit division
+      *o = num;
+      *k = j;
+      return *o < a.out;
+    }
+    if (num % a.s != 0) return false;
     *o = num / a.s;
     *k = j;
     return *o < a.out;
@@ -67,6 +81,10 @@ LC_HD bool candidate(const Axis& a, int32_t window, int64_t i, int64_t j, int64_
   *o = i + j * a.d;
   if (*o < 0 || *o >= a.in) return false;
   const int64_t diff = i - window_start(a, window, *o);
+  if (a.d == 1) {
+    *k = diff;
+    return diff >= 0 && diff < a.k;
+  }
   if (diff < 0 || diff % a.d != 0) return false;
   *k = diff / a.d;
   return *k < a.k;
