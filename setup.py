@@ -17,6 +17,8 @@ Install for development with ``pip install -e . --no-build-isolation``.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -36,12 +38,37 @@ def _arch_codes(archs: str) -> str:
     return "_".join(sorted(codes, key=int))
 
 
+def _toolkit_of_nvcc() -> None:
+    """Set ``CUDA_HOME`` from where ``nvcc`` really lives, if it is not set.
+
+    PyTorch guesses the toolkit as the parent of nvcc's directory, which is
+    wrong when ``nvcc`` on the PATH is a wrapper script (e.g. /usr/local/bin/nvcc
+    running /usr/local/cuda-13.0/bin/nvcc); nvcc itself reports its ``TOP``.
+    """
+    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or not shutil.which("nvcc"):
+        return
+    try:
+        out = subprocess.run(["nvcc", "-v", "-x", "cu", "-E", os.devnull, "-o", os.devnull],
+                             capture_output=True, text=True, timeout=60).stderr
+    except (OSError, subprocess.SubprocessError):
+        return
+    for line in out.splitlines():
+        if line.startswith("#$ TOP="):
+            top = Path(line.split("=", 1)[1].strip()).resolve()
+            if (top / "include" / "cuda_runtime.h").exists() or list(
+                top.glob("targets/*/include/cuda_runtime.h")
+            ):
+                os.environ["CUDA_HOME"] = str(top)
+            return
+
+
 def cuda_extension() -> tuple[list, dict]:
     """``(ext_modules, cmdclass)`` for ``localconn._C``, or empty if it is not built."""
     flag = os.environ.get("LOCALCONN_BUILD_CUDA", "")
     if flag == "0":
         print("localconn: LOCALCONN_BUILD_CUDA=0, not building the CUDA extension")
         return [], {}
+    _toolkit_of_nvcc()
     try:
         import torch
         from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CUDAExtension

@@ -5,6 +5,8 @@
 // that the list matches the tensors (sizes, strides, dtype, device) before
 // anything runs, launch on the current stream of the tensors' device and
 // check the launch.
+#include <Python.h>
+
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
@@ -164,4 +166,13 @@ TORCH_LIBRARY_IMPL(localconn_cuda, CUDA, m) {
   m.impl("conn2d", &conn2d);
   m.impl("conn2d_transpose", &conn2d_transpose);
   m.impl("corr2d", &corr2d);
+}
+
+// `import localconn._C` loads the library (which registers the ops above); the
+// module itself is empty: the ops live in torch.ops.localconn_cuda.
+PyMODINIT_FUNC PyInit__C(void) {
+  static PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C",
+                               "localconn's CUDA kernels: the ops of torch.ops.localconn_cuda",
+                               -1, nullptr, nullptr, nullptr, nullptr, nullptr};
+  return PyModule_Create(&module);
 }

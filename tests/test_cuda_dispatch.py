@@ -159,3 +159,10 @@ def test_conn_meta_layout() -> None:
     assert m[17:21] == list(x.stride())              # channels_last strides
     assert m[21] == 0 and m[25] == 1 and m[26] == 0  # Nw, Ww broadcast; Hw position-specific
     assert m[27:29] == [1, 0]
+
+
+def test_extension_is_an_importable_module() -> None:
+    """``localconn._C`` defines its module init (TORCH_LIBRARY alone is not importable)."""
+    setup = (ROOT / "setup.py").read_text()
+    name = re.search(r'CUDAExtension\(\s*"localconn\.(\w+)"', setup).group(1)
+    assert f"PyInit_{name}" in _header("binding.cpp"), f"binding.cpp lacks PyInit_{name}"
