@@ -19,6 +19,18 @@ from typing import Any, Optional
 
 import pytest
 import torch
+from backend_cases import (
+    GEOMETRIES,
+    GEOMETRY_MODES,
+    GRAD_CASES,
+    LAYOUT_MODES,
+    WINDOWS,
+    C,
+    G,
+    N,
+    geometry_id,
+    paper_case,
+)
 from backend_checks import (
     DEVICE,
     check_primitives,
@@ -122,14 +134,6 @@ def check(x: torch.Tensor, w: torch.Tensor, bias: Optional[torch.Tensor], kw: di
 
 # ------------------------------------------------------- every sharing mode x every window
 
-N, C, G = 2, 6, 3
-WINDOWS = {
-    "sliding": ((3, 3), (9, 10), window_kwargs("sliding", 1, 1)),
-    "neighborhood": ((3, 4), (7, 10), window_kwargs("neighborhood", dilation=(2, 1))),
-    "block": ((2, 3), (6, 9), window_kwargs("block")),
-}
-
-
 @pytest.mark.parametrize("window", list(WINDOWS))
 @pytest.mark.parametrize("mode", SHARING_MODES, ids=[sharing_id(m) for m in SHARING_MODES])
 def test_sharing_modes(mode: Sharing, window: str) -> None:
@@ -143,44 +147,16 @@ def test_sharing_modes(mode: Sharing, window: str) -> None:
 
 # ------------------------------------------------------------ strides, padding, dilation
 
-GEOMETRIES = [
-    # (window, kernel, in_size, stride, padding, dilation)
-    ("sliding", (1, 1), (5, 6), 1, 0, 1),
-    ("sliding", (3, 3), (7, 8), 2, 1, 1),
-    ("sliding", (2, 4), (6, 7), 1, "same", 1),
-    ("sliding", (5, 3), (9, 8), (2, 3), (2, 1), 1),
-    ("sliding", (3, 3), (7, 7), 1, "same", 2),
-    ("sliding", (3, 2), (9, 8), 3, (1, 0), (2, 1)),
-    ("sliding", (4, 2), (9, 6), 2, "valid", 2),
-    ("sliding", (7, 7), (12, 13), 1, 3, 1),
+#: besides the shared geometries: uneven tiles, wide rows, dilated neighborhoods
+CUDA_GEOMETRIES = GEOMETRIES + [
     ("sliding", (5, 5), (11, 21), 1, (0, 4), 1),
     ("sliding", (3, 3), (4, 40), 1, 0, 1),
-    ("sliding", (6, 6), (10, 9), 1, "same", 1),
-    ("neighborhood", (1, 1), (4, 5), 1, 0, 1),
-    ("neighborhood", (3, 3), (7, 8), 1, 0, 1),
-    ("neighborhood", (2, 4), (6, 7), 1, 0, 1),
-    ("neighborhood", (3, 2), (7, 9), 1, 0, 2),
-    ("neighborhood", (5, 3), (6, 7), 1, 0, (1, 2)),
-    ("neighborhood", (4, 4), (9, 8), 1, 0, 2),
     ("neighborhood", (3, 3), (13, 70), 1, 0, 3),
-    ("block", (1, 1), (3, 4), 1, 0, 1),
-    ("block", (3, 3), (9, 6), 1, 0, 1),
-    ("block", (2, 4), (6, 8), 1, 0, 1),
-    ("block", (4, 6), (4, 6), 1, 0, 1),
 ]
-GEOMETRY_MODES = {
-    "static-dw": (False, "C", False, False),
-    "dynamic-grouped-positions": (True, "G", True, True),
-}
-
-
-def _geometry_id(geo: tuple) -> str:
-    window, k, size, s, p, d = geo
-    return f"{window[:5]}-k{k[0]}x{k[1]}-in{size[0]}x{size[1]}-s{s}-p{p}-d{d}".replace(" ", "")
 
 
 @pytest.mark.parametrize("mode", list(GEOMETRY_MODES))
-@pytest.mark.parametrize("geo", GEOMETRIES, ids=[_geometry_id(g) for g in GEOMETRIES])
+@pytest.mark.parametrize("geo", CUDA_GEOMETRIES, ids=[geometry_id(g) for g in CUDA_GEOMETRIES])
 def test_geometry(geo: tuple, mode: str) -> None:
     """Strides, paddings ('same' with even kernels, asymmetric), dilations, uneven tiles."""
     window, kernel, in_size, s, p, d = geo
@@ -188,7 +164,7 @@ def test_geometry(geo: tuple, mode: str) -> None:
     g = gen("cuda-geometry", geo, mode)
     x = rand((N, C) + in_size, g)
     shape = weight_shape(GEOMETRY_MODES[mode], N, C, G, kernel, out_size(in_size, kernel, kw))
-    check(x, rand(shape, g), None, kw, f"{_geometry_id(geo)} {mode}")
+    check(x, rand(shape, g), None, kw, f"{geometry_id(geo)} {mode}")
 
 
 # -------------------------------------------- the register fast path: every fixed kernel size
@@ -233,31 +209,6 @@ def test_vectorised_row_loads(dtype: torch.dtype) -> None:
 
 
 # ------------------------------------------------------------- layouts, dtypes, paper modes
-
-LAYOUT_MODES = ["static-dw", "dynamic-dw", "involution", "small-groups", "attention"]
-
-
-def paper_case(mode: str, dtype: torch.dtype, cl: bool, g: torch.Generator
-               ) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor], dict]:
-    """Inputs of one of the paper's modes (attention weights in the heads-last layout)."""
-    if mode == "static-dw":
-        x = rand((2, 4, 9, 11), g, dtype, cl)
-        return x, rand((1, 4, 7, 7, 1, 1), g, dtype), rand((4,), g, dtype), window_kwargs(
-            "sliding", 1, 3)
-    if mode == "dynamic-dw":
-        x = rand((2, 4, 9, 11), g, dtype, cl)
-        return x, rand((2, 4, 3, 3, 1, 1), g, dtype), None, window_kwargs("sliding", 2, 1)
-    if mode == "involution":  # 2 groups of 16 channels, per-position weights
-        x = rand((2, 32, 6, 7), g, dtype, cl)
-        return x, rand((2, 2, 3, 3, 6, 7), g, dtype), rand((32,), g, dtype), window_kwargs(
-            "sliding", 1, 1)
-    if mode == "small-groups":
-        x = rand((2, 12, 7, 8), g, dtype, cl)
-        return x, rand((2, 4, 3, 3, 7, 8), g, dtype), None, window_kwargs("sliding", 1, 1)
-    x = rand((2, 32, 7, 8), g, dtype, cl)  # attention: 2 heads, neighborhood 5x5, heads-last
-    attn = rand((2, 2, 7, 8, 5, 5), g, dtype).softmax(-1)
-    return x, attn.permute(0, 1, 4, 5, 2, 3), None, window_kwargs("neighborhood")
-
 
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
@@ -335,15 +286,6 @@ def test_large_kernels(window: str, kernel: tuple[int, int], in_size: tuple[int,
 
 
 # --------------------------------------------------------------------------- gradients
-
-GRAD_CASES = {
-    "static-dw": ((1, 6, 3, 3, 1, 1), window_kwargs("sliding", 1, 1), (7, 8)),
-    "dynamic-dw-strided": ((2, 6, 3, 2, 1, 1), window_kwargs("sliding", 2, (1, 0), (1, 2)), (9, 8)),
-    "involution": ((2, 3, 3, 3, 7, 8), window_kwargs("sliding", 1, 1), (7, 8)),
-    "attention": ((2, 2, 3, 4, 7, 8), window_kwargs("neighborhood", dilation=(2, 1)), (7, 8)),
-    "block-unshared": ((1, 6, 2, 4, 6, 8), window_kwargs("block"), (6, 8)),
-}
-
 
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("case", list(GRAD_CASES))
