@@ -22,6 +22,7 @@ Every kernel is deterministic (fixed-order sums, no atomics).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Sequence
@@ -80,10 +81,11 @@ def available() -> Optional[str]:
     return None
 
 
-def built_archs() -> list[int]:
-    """Compute capabilities the extension was compiled for, e.g. ``[80, 90]``."""
+@functools.cache
+def built_archs() -> tuple[int, ...]:
+    """Compute capabilities the extension was compiled for, e.g. ``(80, 90)`` (read once)."""
     info = torch.ops.localconn_cuda.build_info()  # "archs=80_90"
-    return [int(a) for a in info.split("archs=")[1].split("_") if a.isdigit()]
+    return tuple(int(a) for a in info.split("archs=")[1].split("_") if a.isdigit())
 
 
 def supports(problem: Problem) -> Optional[str]:
