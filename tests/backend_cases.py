@@ -8,6 +8,10 @@ from typing import Optional
 
 import torch
 from backend_checks import rand, window_kwargs
+from oracle import oracle_args, oracle_conn, oracle_conn_transpose, oracle_corr
+from tolerances import assert_close
+
+import localconn
 
 N, C, G = 2, 6, 3
 WINDOWS = {
@@ -87,3 +91,51 @@ GRAD_CASES = {
     "attention": ((2, 2, 3, 4, 7, 8), window_kwargs("neighborhood", dilation=(2, 1)), (7, 8)),
     "block-unshared": ((1, 6, 2, 4, 6, 8), window_kwargs("block"), (6, 8)),
 }
+
+
+def weight_views(g: torch.Generator) -> tuple[torch.Tensor, dict, dict[str, torch.Tensor]]:
+    """``(x, kw, views)``: permuted, expanded (stride 0), transposed-kernel and sliced weights."""
+    x = rand((2, 6, 7, 8), g)
+    views = {
+        "heads-last": rand((2, 3, 7, 8, 3, 3), g).permute(0, 1, 4, 5, 2, 3),
+        "expanded-all": rand((1, 1, 3, 3, 1, 1), g).expand(2, 6, 3, 3, 7, 8),
+        "expanded-rows": rand((1, 3, 3, 3, 1, 8), g).expand(2, 3, 3, 3, 7, 8),
+        "kernel-transposed": rand((1, 6, 3, 3, 1, 1), g).transpose(2, 3),
+        "sliced": rand((2, 12, 3, 3, 7, 8), g)[:, ::2],
+    }
+    return x, window_kwargs("sliding", 1, 1), views
+
+
+def nan_inf_inputs(g: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    """``(x, w, wdw, kw)`` with NaN/Inf in x and in weights of taps that read the padding.
+
+    ``w`` is position-specific, ``wdw`` depth-wise; Inf taps of ``wdw`` sit where a
+    transpose reads rows (tap (0, 1)) and columns (tap (1, 2)) outside g: they must
+    not form ``Inf * 0`` there.
+    """
+    x = rand((2, 6, 7, 8), g)
+    x[0, 1, 3, 4] = float("inf")
+    x[1, 2, 0, 0] = float("nan")
+    w = rand((2, 3, 3, 3, 7, 8), g)
+    w[0, 0, 0, 0, 0, 0] = float("inf")  # tap (0, 0) of output (0, 0) reads the padding
+    w[1, 2, 2, 2, 6, 7] = float("-inf")
+    wdw = rand((1, 6, 3, 3, 1, 1), g)
+    wdw[0, 3, 0, 1] = float("inf")
+    wdw[0, 4, 1, 2] = float("-inf")
+    return x, w, wdw, window_kwargs("sliding", 1, 1)
+
+
+def check_float64_against_oracle(backend: str, g: torch.Generator) -> None:
+    """float64 (accumulating in float64) on ``backend`` meets the float64 tolerance."""
+    x = rand((2, 6, 8, 9), g, torch.float64)
+    w = rand((2, 3, 3, 2, 8, 9), g, torch.float64)
+    go = rand((2, 6, 8, 9), g, torch.float64)
+    kw = window_kwargs("sliding", 1, "same")
+    o = oracle_args((3, 2), 1, "same", 1, "sliding")
+    assert_close(localconn.local_conn2d(x, w, backend=backend, **kw), oracle_conn(x, w, **o),
+                 what="conn2d float64")
+    assert_close(localconn.local_conn2d_transpose(go, w, (8, 9), backend=backend, **kw),
+                 oracle_conn_transpose(go, w, (8, 9), **o), what="conn2d_transpose float64")
+    assert_close(localconn.local_corr2d(go, x, w.shape, backend=backend, **kw),
+                 oracle_corr(go, x, w.shape, **o), what="corr2d float64")

@@ -30,8 +30,11 @@ from backend_cases import (
     C,
     G,
     N,
+    check_float64_against_oracle,
     geometry_id,
+    nan_inf_inputs,
     paper_case,
+    weight_views,
 )
 from backend_checks import (
     DEVICE,
@@ -46,10 +49,6 @@ from backend_checks import (
 from oracle import (
     SHARING_MODES,
     Sharing,
-    oracle_args,
-    oracle_conn,
-    oracle_conn_transpose,
-    oracle_corr,
     sharing_id,
     weight_shape,
 )
@@ -129,18 +128,7 @@ def test_layouts_and_dtypes(mode: str, dtype: torch.dtype, cl: bool) -> None:
 
 def test_float64_matches_oracle() -> None:
     """float64 runs (accumulating in float64) and meets the float64 tolerance."""
-    g = gen("f64")
-    x = rand((2, 6, 8, 9), g, torch.float64)
-    w = rand((2, 3, 3, 2, 8, 9), g, torch.float64)
-    go = rand((2, 6, 8, 9), g, torch.float64)
-    kw = window_kwargs("sliding", 1, "same")
-    o = oracle_args((3, 2), 1, "same", 1, "sliding")
-    assert_close(localconn.local_conn2d(x, w, backend="triton", **kw), oracle_conn(x, w, **o),
-                 what="conn2d float64")
-    assert_close(localconn.local_conn2d_transpose(go, w, (8, 9), backend="triton", **kw),
-                 oracle_conn_transpose(go, w, (8, 9), **o), what="conn2d_transpose float64")
-    assert_close(localconn.local_corr2d(go, x, w.shape, backend="triton", **kw),
-                 oracle_corr(go, x, w.shape, **o), what="corr2d float64")
+    check_float64_against_oracle("triton", gen("f64"))
 
 
 # ------------------------------------------------------------------- weight views, inputs
@@ -148,16 +136,7 @@ def test_float64_matches_oracle() -> None:
 
 def test_weight_views_need_no_copy() -> None:
     """Permuted, expanded (stride 0), transposed-kernel and sliced weights."""
-    g = gen("views")
-    x = rand((2, 6, 7, 8), g)
-    kw = window_kwargs("sliding", 1, 1)
-    views = {
-        "heads-last": rand((2, 3, 7, 8, 3, 3), g).permute(0, 1, 4, 5, 2, 3),
-        "expanded-all": rand((1, 1, 3, 3, 1, 1), g).expand(2, 6, 3, 3, 7, 8),
-        "expanded-rows": rand((1, 3, 3, 3, 1, 8), g).expand(2, 3, 3, 3, 7, 8),
-        "kernel-transposed": rand((1, 6, 3, 3, 1, 1), g).transpose(2, 3),
-        "sliced": rand((2, 12, 3, 3, 7, 8), g)[:, ::2],
-    }
+    x, kw, views = weight_views(gen("views"))
     for name, w in views.items():
         check_primitives(x, w, None, kw, f"weight view {name}")
 
@@ -314,16 +293,7 @@ def test_autotune_pruning_and_switch() -> None:
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 def test_nan_inf_propagate_like_reference() -> None:
     """NaN/Inf in inputs and in weights of taps that read padding: same pattern as reference."""
-    g = gen("naninf")
-    x = rand((2, 6, 7, 8), g)
-    x[0, 1, 3, 4] = float("inf")
-    x[1, 2, 0, 0] = float("nan")
-    w = rand((2, 3, 3, 3, 7, 8), g)
-    w[0, 0, 0, 0, 0, 0] = float("inf")  # tap (0, 0) of output (0, 0) reads the padding
-    w[1, 2, 2, 2, 6, 7] = float("-inf")
-    wdw = rand((1, 6, 3, 3, 1, 1), g)
-    wdw[0, 3, 0, 1] = float("inf")
-    kw = window_kwargs("sliding", 1, 1)
+    x, w, wdw, kw = nan_inf_inputs(gen("naninf"))
     check_primitives(x, w, None, kw, "nan/inf position weights")
     check_primitives(x, wdw, None, kw, "nan/inf depth-wise")
 
