@@ -64,6 +64,12 @@ def _no_compile_on_quick_cpu(setting: Setting) -> Optional[str]:
 # ------------------------------------------------------------- localconn
 
 
+def _auto_supports(case: Case, setting: Setting) -> Optional[str]:
+    if setting.device.type != "cuda":
+        return "skipped: off CUDA, auto runs the reference backend (see localconn-reference)"
+    return None
+
+
 def _localconn_providers() -> list[Provider]:
     try:
         import localconn
@@ -92,6 +98,16 @@ def _localconn_providers() -> list[Provider]:
                 lambda case, setting, n=name: localconn_op(case, n),
             )
         )
+    out.append(
+        Provider(
+            "localconn-auto",
+            "localconn",
+            "localconn's default: auto, the faster compiled backend as measured per case "
+            "(localconn.autoselect), else the reference",
+            _auto_supports,
+            lambda case, setting: localconn_op(case, "auto"),
+        )
+    )
     return out
 
 

@@ -13,6 +13,7 @@ and the module :class:`LocalConn2d`. See DESIGN.md for the contract.
 """
 
 from . import (
+    autoselect,  # noqa: F401  (auto's measured choice: localconn.autoselect.choices())
     flops,  # noqa: F401  (FLOP formulas of the localconn:: ops for torch.utils.flop_counter)
     ops,  # noqa: F401  (registers the localconn:: custom ops)
     reference,
@@ -59,8 +60,9 @@ if _triton is not None:
     )
 
 # The CUDA backend: kernels of csrc/ in the extension localconn._C (when built).
-# `auto` prefers Triton (priority 10) over it until the GPU benchmarks have
-# shown per case which is faster; a forced backend="cuda" runs it.
+# Where both it and Triton support a problem, `auto` times both once per
+# problem signature and keeps the faster (localconn.autoselect); the priority
+# (Triton 10, CUDA 5) only orders them where nothing is timed.
 from . import cuda_backend as _cuda  # noqa: E402  (imports no extension yet)
 
 register_backend(

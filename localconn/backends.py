@@ -8,8 +8,9 @@ declines that configuration). Dispatch picks, in order of preference:
 1. the ``backend=`` argument of the op,
 2. the innermost :func:`use_backend` context,
 3. the ``LOCALCONN_BACKEND`` environment variable (read at call time),
-4. ``"auto"``: the highest-priority available backend that supports the
-   problem.
+4. ``"auto"``: among the available backends that support the problem, the
+   fastest compiled one as measured once per problem signature when there
+   are several (:mod:`localconn.autoselect`), else the highest-priority one.
 
 A forced backend that is unavailable or declines raises
 :class:`BackendUnavailableError` with its reason; ``auto`` moves on.
@@ -151,29 +152,48 @@ def requested(explicit: str) -> str:
     return check_backend_name(env, ENV_VAR) or AUTO if env else AUTO
 
 
-def select(problem: Problem, explicit: str = "") -> Backend:
-    """The backend that runs ``problem`` (see the module docstring for the order)."""
-    name = requested(explicit)
-    if name != AUTO:
-        reason = _unavailable_reason(name)
-        if reason is None:
-            reason = _REGISTRY[name].supports(problem)
-        if reason is not None:
-            raise BackendUnavailableError(
-                f"backend={name!r} cannot run {problem.primitive} ({problem.mode}, "
-                f"{problem.dtype}, {problem.device.type}): {reason}"
-            )
-        return _REGISTRY[name]
-    declined = []
+def eligible(problem: Problem) -> list[Backend]:
+    """The backends ``auto`` may run ``problem`` on, most preferred first.
+
+    Raises :class:`BackendUnavailableError` listing every backend's reason
+    when there is none.
+    """
+    declined, ranked = [], []
     for backend in sorted(_REGISTRY.values(), key=lambda b: -b.priority):
         reason = backend.available() or backend.supports(problem)
         devices = backend.auto_devices
         if reason is None and devices is not None and problem.device.type not in devices:
             reason = f"chosen automatically only for {', '.join(devices)} tensors"
         if reason is None:
-            return backend
-        declined.append(f"{backend.name}: {reason}")
-    raise BackendUnavailableError(
-        f"no backend can run {problem.primitive} ({problem.mode}, {problem.dtype}, "
-        f"{problem.device.type}): " + "; ".join(declined)
-    )
+            ranked.append(backend)
+        else:
+            declined.append(f"{backend.name}: {reason}")
+    if not ranked:
+        raise BackendUnavailableError(
+            f"no backend can run {problem.primitive} ({problem.mode}, {problem.dtype}, "
+            f"{problem.device.type}): " + "; ".join(declined)
+        )
+    return ranked
+
+
+def forced(problem: Problem, name: str) -> Backend:
+    """Backend ``name`` for ``problem``, or :class:`BackendUnavailableError` with its reason."""
+    reason = _unavailable_reason(name)
+    if reason is None:
+        reason = _REGISTRY[name].supports(problem)
+    if reason is not None:
+        raise BackendUnavailableError(
+            f"backend={name!r} cannot run {problem.primitive} ({problem.mode}, "
+            f"{problem.dtype}, {problem.device.type}): {reason}"
+        )
+    return _REGISTRY[name]
+
+
+def select(problem: Problem, explicit: str = "") -> Backend:
+    """The backend that runs ``problem`` by priority (see the module docstring).
+
+    ``auto`` here is the static order; :func:`localconn.autoselect.choose`
+    adds the measured choice between compiled backends that the ops use.
+    """
+    name = requested(explicit)
+    return eligible(problem)[0] if name == AUTO else forced(problem, name)

@@ -6,7 +6,8 @@ functions in :mod:`localconn.functional` do that): ``stride`` and
 ``dilation`` as ``[h, w]``, ``padding`` as ``[top, bottom, left, right]``,
 the window name and the requested backend (``""`` = the default). Each op
 builds a :class:`~localconn.problem.Problem`, lets
-:func:`~localconn.backends.select` choose a backend and runs its kernel.
+:func:`~localconn.autoselect.choose` pick a backend (the requested one, else
+the fastest measured compiled backend, else by priority) and runs its kernel.
 
 Their derivatives are again the three ops (DESIGN.md section 4), so first
 and second derivatives work on every backend, and ``torch.compile`` sees
@@ -21,7 +22,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .backends import select
+from .autoselect import choose
 from .geometry import Geometry, geometry_from_op_args
 from .problem import Problem
 from .reference import accumulation_dtype, memory_format_of
@@ -56,7 +57,7 @@ def _empty_image(like: Tensor, size: Sequence[int]) -> Tensor:
 
 
 def _run(problem: Problem, backend: str, kernel: str, *args: object) -> Tensor:
-    impl = select(problem, backend)
+    impl = choose(problem, backend, kernel, args)
     with torch.autocast(problem.device.type, enabled=False):
         return getattr(impl, kernel)(*args)
 
