@@ -54,7 +54,9 @@ gpu-check:
 
 # Compile every CUDA source for sm_80 and sm_90 without a GPU (nvcc only; the
 # kernels know no PyTorch), then syntax-check the PyTorch binding against the
-# installed PyTorch's headers. `make -j2 check-cuda` compiles in parallel.
+# installed PyTorch's headers, and fail on any kernel that uses local memory
+# (ptxas's report: .ci/cuda-resources, table in build/check-cuda/resources.md).
+# `make -j2 check-cuda` compiles in parallel.
 NVCC ?= nvcc
 CHECK_CUDA_DIR := build/check-cuda
 CUDA_GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90
@@ -64,8 +66,10 @@ CUDA_OBJECTS := $(patsubst csrc/%.cu,$(CHECK_CUDA_DIR)/%.o,$(CUDA_SOURCES))
 
 $(CHECK_CUDA_DIR)/%.o: csrc/%.cu $(CUDA_HEADERS)
 	@mkdir -p $(CHECK_CUDA_DIR)
-	$(NVCC) -std=c++17 -O3 $(CUDA_GENCODE) -Werror all-warnings -c $< -o $@
+	$(NVCC) -std=c++17 -O3 $(CUDA_GENCODE) -Werror all-warnings -Xptxas -v -c $< -o $@ \
+		2> $(CHECK_CUDA_DIR)/$*.ptxas.log || { cat $(CHECK_CUDA_DIR)/$*.ptxas.log; rm -f $@; exit 1; }
 
 check-cuda: $(CUDA_OBJECTS)
 	@bash .ci/check-binding
-	@echo "check-cuda: $(words $(CUDA_OBJECTS)) CUDA sources compiled for sm_80 and sm_90; binding checked"
+	@$(PYTHON) .ci/cuda-resources $(CHECK_CUDA_DIR)
+	@echo "check-cuda: $(words $(CUDA_OBJECTS)) CUDA sources compiled for sm_80 and sm_90; binding and resources checked"

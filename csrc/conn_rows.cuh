@@ -15,6 +15,7 @@
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
+#include "window.h"
 
 namespace lc {
 
@@ -39,17 +40,16 @@ struct ConnRows {
     const A b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : A(0);
     for (int r = 0; r < R; ++r) acc[r] = b0;
     const int64_t iw0 = owr - p.w.p;
+    const uint64_t cols = columns_inside<R + KF - 1>(iw0, p.w.in);
     for (int kh = 0; kh < KF; ++kh) {
       const int64_t ih = oh - p.h.p + kh;
       const bool row_in = ih >= 0 && ih < p.h.in;
       if (FLIP && !row_in) continue;
+      const T* xr = x + ih * a.src_s.h;
       A v[R + KF - 1];
       LC_UNROLL
-      for (int j = 0; j < R + KF - 1; ++j) {
-        const int64_t iw = iw0 + j;
-        v[j] = (row_in && iw >= 0 && iw < p.w.in) ? load_acc(x + ih * a.src_s.h + iw * a.src_s.w)
-                                                  : A(0);
-      }
+      for (int j = 0; j < R + KF - 1; ++j)
+        v[j] = (row_in && column_in(cols, j)) ? load_acc(xr + (iw0 + j) * a.src_s.w) : A(0);
       const int fh = FLIP ? KF - 1 - kh : kh;
       LC_UNROLL
       for (int kw = 0; kw < KF; ++kw) {
@@ -57,7 +57,7 @@ struct ConnRows {
         const A wv = load_acc(w + fh * a.w_s.kh + fw * a.w_s.kw);
         LC_UNROLL
         for (int r = 0; r < R; ++r) {
-          if (FLIP && (iw0 + r + kw < 0 || iw0 + r + kw >= p.w.in)) continue;
+          if (FLIP && !column_in(cols, r + kw)) continue;
           acc[r] += wv * v[r + kw];
         }
       }

@@ -27,6 +27,9 @@ namespace lc {
 template <class T, int KF, bool FLIP>
 struct ConnTile {
   static constexpr int R = kConnTileR;
+  // 3 blocks per SM (<= 80 registers, launch.cuh): without the bound ptxas
+  // spills the 3 x 3 path for sm_80; float64 needs 2 (<= 128 registers)
+  static constexpr int kMinBlocks = sizeof(acc_t<T>) == 8 ? 2 : 3;
   using A = acc_t<T>;
 
   static LC_DEVICE void run(unsigned char* smem_raw, const ConnArgs& a, const ConnTilePlan& t) {
@@ -93,6 +96,7 @@ struct ConnTile {
     if constexpr (KF > 0) {
       // sliding, stride 1, dilation 1, KF x KF, weight shared across positions
       const int64_t row0 = (oh - p.h.p) - lo_h, col0 = (owr - p.w.p) - lo_w;
+      const uint64_t cols = FLIP ? columns_inside<R + KF - 1>(owr - p.w.p, p.w.in) : 0;
       for (int kh = 0; kh < KF; ++kh) {
         const A* row = tp + (row0 + kh) * t.IW + col0;
         bool row_ok = true;
@@ -108,10 +112,7 @@ LC_UNROLL
         for (int kw = 0; kw < KF; ++kw)
 LC_UNROLL
           for (int r = 0; r < R; ++r) {
-            if (FLIP) {
-              const int64_t iw = owr - p.w.p + r + kw;
-              if (iw < 0 || iw >= p.w.in) continue;
-            }
+            if (FLIP && !column_in(cols, r + kw)) continue;
             acc[r] += wr[kw] * v[r + kw];
           }
       }

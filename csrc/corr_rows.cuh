@@ -16,6 +16,7 @@
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
+#include "window.h"
 
 namespace lc {
 
@@ -58,16 +59,15 @@ struct CorrRows {
         valid += in ? 1 : 0;
       }
       const int64_t iw0 = owr - p.w.p;
+      const uint64_t cols = columns_inside<R + KF - 1>(iw0, p.w.in);
       for (int kh = 0; kh < KF; ++kh) {
         const int64_t ih = oh - p.h.p + kh;
         const bool row_in = ih >= 0 && ih < p.h.in;
+        const T* br = bp + ih * a.b_s.h;
         A bv[R + KF - 1];
         LC_UNROLL
-        for (int j = 0; j < R + KF - 1; ++j) {
-          const int64_t iw = iw0 + j;
-          bv[j] = (row_in && iw >= 0 && iw < p.w.in) ? load_acc(bp + ih * a.b_s.h + iw * a.b_s.w)
-                                                     : A(0);
-        }
+        for (int j = 0; j < R + KF - 1; ++j)
+          bv[j] = (row_in && column_in(cols, j)) ? load_acc(br + (iw0 + j) * a.b_s.w) : A(0);
         LC_UNROLL
         for (int kw = 0; kw < KF; ++kw)
           LC_UNROLL

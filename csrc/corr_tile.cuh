@@ -45,14 +45,16 @@ struct CorrTile {
     const int64_t taps = p.h.k * p.w.k;
 
     // this thread's taps, as offsets into the staged b tile
-    int64_t off[kCorrTaps];
+    int32_t off[kCorrTaps];  // < IH * IW, which fits shared memory
     bool has[kCorrTaps];
+    LC_UNROLL
     for (int j = 0; j < kCorrTaps; ++j) {
       const int64_t tap = slot + int64_t(j) * t.slots;
       has[j] = j < t.taps_per_thread && tap < taps;
-      off[j] = has[j] ? (tap / p.w.k) * p.h.d * t.IW + (tap % p.w.k) * p.w.d : 0;
+      off[j] = has[j] ? int32_t((tap / p.w.k) * p.h.d * t.IW + (tap % p.w.k) * p.w.d) : 0;
     }
     A acc[kCorrTaps];
+    LC_UNROLL
     for (int j = 0; j < kCorrTaps; ++j) acc[j] = A(0);
 
     const int64_t reduce_n = a.Nw == 1 ? p.N : 1;
@@ -89,12 +91,15 @@ struct CorrTile {
         col_start[e] = int32_t(window_start(p.w, p.window, min_of(ow0 + e, ow1)) - lo_w);
       sync_threads();
 
-      // the tile's valid positions q = lane, lane + L, ... (row-major in vh x vw)
-      const int64_t vw = ow1 - ow0 + 1, npos = (oh1 - oh0 + 1) * vw;
-      for (int64_t q = lane; q < npos; q += t.L) {
-        const int64_t py = q / vw, px = q % vw;
-        const A av = a_s[py * t.TW + px];
-        const A* bq = b_s + int64_t(row_start[py]) * t.IW + col_start[px];
+      // the tile's valid positions q = lane, lane + L, ... (row-major in vh x vw);
+      // a tile fits shared memory, so 32-bit index arithmetic
+      const int32_t vw = int32_t(ow1 - ow0 + 1), npos = int32_t(oh1 - oh0 + 1) * vw;
+      const int32_t TW = int32_t(t.TW), IW = int32_t(t.IW), L = int32_t(t.L);
+      for (int32_t q = lane; q < npos; q += L) {
+        const int32_t py = q / vw, px = q - py * vw;
+        const A av = a_s[py * TW + px];
+        const A* bq = b_s + row_start[py] * IW + col_start[px];
+        LC_UNROLL
         for (int j = 0; j < kCorrTaps; ++j)
           if (has[j]) acc[j] += av * bq[off[j]];
       }
@@ -102,7 +107,9 @@ struct CorrTile {
 
     // sum the L lanes of every tap: a fixed tree, then one store per tap
     const int64_t numel = a.Nw * a.Cw * taps;
-    for (int j = 0; j < t.taps_per_thread; ++j) {
+    LC_UNROLL
+    for (int j = 0; j < kCorrTaps; ++j) {
+      if (j >= t.taps_per_thread) break;  // the same for the whole block
       sync_threads();
       red[tid] = acc[j];
       sync_threads();

@@ -109,7 +109,13 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
       switch (l.kf) {
         case 3: rc = ex.template launch<CorrRows<T, 3>>(l, a, l.corr_rows); break;
         case 5: rc = ex.template launch<CorrRows<T, 5>>(l, a, l.corr_rows); break;
-        case 7: rc = ex.template launch<CorrRows<T, 7>>(l, a, l.corr_rows); break;
+        case 7:
+          if constexpr (7 <= corr_rows_max_k(sizeof(acc_t<T>) == 8)) {
+            rc = ex.template launch<CorrRows<T, 7>>(l, a, l.corr_rows);
+            break;
+          } else {
+            return kBadDType;
+          }
         default: return kBadDType;  // plan.h plans only these
       }
     } else {

@@ -5,12 +5,29 @@
 
 #include <cuda_runtime.h>
 
+#include <type_traits>
+
 #include "plan.h"
 
 namespace lc {
 
+// A body may declare kMinBlocks: the blocks of kThreads threads per SM it
+// asks the compiler to fit, which caps its registers per thread at
+// 65536 / (kThreads * kMinBlocks). Without it the bound names threads only
+// (an explicit 1 makes ptxas spend registers more freely).
+template <class Body, class = void>
+struct HasMinBlocks : std::false_type {};
+template <class Body>
+struct HasMinBlocks<Body, std::void_t<decltype(Body::kMinBlocks)>> : std::true_type {};
+
 template <class Body, class... Args>
 __global__ void __launch_bounds__(kThreads) body_kernel(Args... args) {
+  extern __shared__ __align__(16) unsigned char smem[];
+  Body::run(smem, args...);
+}
+
+template <class Body, class... Args>
+__global__ void __launch_bounds__(kThreads, Body::kMinBlocks) body_kernel_min(Args... args) {
   extern __shared__ __align__(16) unsigned char smem[];
   Body::run(smem, args...);
 }
@@ -21,8 +38,11 @@ struct CudaExec {
 
   template <class Body, class... Args>
   int launch(const Launch& l, const Args&... args) {
-    body_kernel<Body, Args...><<<dim3(unsigned(l.blocks)), dim3(unsigned(l.threads)),
-                                 size_t(l.smem), stream>>>(args...);
+    const dim3 grid(unsigned(l.blocks)), block(unsigned(l.threads));
+    if constexpr (HasMinBlocks<Body>::value)
+      body_kernel_min<Body, Args...><<<grid, block, size_t(l.smem), stream>>>(args...);
+    else
+      body_kernel<Body, Args...><<<grid, block, size_t(l.smem), stream>>>(args...);
     error = cudaGetLastError();
     return error == cudaSuccess ? kOk : kLaunchFailed;
   }

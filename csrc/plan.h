@@ -17,6 +17,9 @@ constexpr int kConnTileR = 4;        // outputs per thread along a row (conn_til
 constexpr int kCorrTaps = 4;         // taps per thread at most (corr_tile.cuh)
 constexpr int kThreads = 256;        // threads per block
 constexpr int kCorrRowsGroups = kThreads / 32;  // position groups of corr_rows.cuh
+// corr_rows.cuh keeps KF * KF sums per thread in registers: up to 7 x 7 with
+// float32 accumulation, 5 x 5 with float64 (49 double sums would spill).
+constexpr int corr_rows_max_k(bool float64) { return float64 ? 5 : 7; }
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 
@@ -223,7 +226,8 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t want_blocks = 4 * sm_count;
   const int64_t max_ws = int64_t(1) << 28;  // bytes of split partials at most
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
-      channels_last_image(a.b_s, p.C) && fixed_window(p) && p.h.k <= 7) {
+      channels_last_image(a.b_s, p.C) && fixed_window(p) &&
+      p.h.k <= corr_rows_max_k(p.dtype == kFloat64)) {
     // channels_last depth-wise: 32 channels per block, positions split to fill the GPU
     const int64_t results = a.Nw * ceil_div(p.C, 32);
     const int64_t items = (a.Nw == 1 ? p.N : 1) * p.h.out * ceil_div(p.w.out, kConnTileR);

@@ -104,4 +104,19 @@ LC_HD void input_span(const Axis& a, int32_t window, int64_t o0, int64_t o1, int
   *extent = s_hi - s_lo + (a.k - 1) * a.d + 1;
 }
 
+// The register fast paths read BITS consecutive columns i0, i0 + 1, ... of a
+// row of length n: bit j of the result is set when column i0 + j is inside
+// [0, n). Computed once per thread, tested with constant shifts once the
+// loops are unrolled (no 64-bit compare per tap).
+template <int BITS>
+LC_HD uint64_t columns_inside(int64_t i0, int64_t n) {
+  static_assert(BITS > 0 && BITS <= 64, "a column mask holds at most 64 columns");
+  const int64_t lo = max_of(-i0, int64_t(0)), hi = min_of(n - i0, int64_t(BITS));
+  if (hi <= lo) return 0;
+  const uint64_t below_hi = hi == 64 ? ~uint64_t(0) : (uint64_t(1) << hi) - 1;
+  return below_hi & ~((uint64_t(1) << lo) - 1);
+}
+
+LC_HD bool column_in(uint64_t mask, int j) { return (mask >> j) & 1; }
+
 }  // namespace lc

@@ -353,6 +353,19 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         assert tuple(emulator.kernels) == expected, (expected, emulator.kernels)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_corr_rows_register_budget(emulator: Any, dtype: torch.dtype) -> None:
+    """7x7 channels_last weight gradients keep 49 sums per thread in registers
+    (corr_rows) with float32 accumulation; float64 would spill, so corr_tile."""
+    if emulator is None:
+        pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
+    g = gen("cuda-corr-rows-budget", dtype)
+    x, w = rand((2, 4, 9, 8), g, dtype, cl=True), rand((1, 4, 7, 7, 1, 1), g, dtype)
+    emulator.kernels.clear()
+    check(x, w, None, window_kwargs("sliding", 1, 3), f"7x7 channels_last {dtype}")
+    assert emulator.kernels[-1] == ("corr_rows" if dtype == torch.float32 else "corr_tile")
+
+
 # ------------------------------------------------------------------------ GPU, real sizes
 
 DWNET_STAGES = [(64, 96, 56, 56), (64, 192, 28, 28), (64, 384, 14, 14), (64, 768, 7, 7)]
