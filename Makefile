@@ -6,13 +6,14 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 BENCH_OUT ?= out/bench
 
-.PHONY: help deps install install-test install-bench test bench lint format gpu-check check-cuda
+.PHONY: help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton
 
 help:
 	@echo "make bench   - run the kernel benchmark suite (GPU suites on a GPU, the cpu suite otherwise)"
 	@echo "make test    - install test dependencies and run the whole test suite"
 	@echo "make lint    - ruff"
 	@echo "make check-cuda - compile every csrc/*.cu for sm_80 and sm_90 with nvcc (no GPU needed)"
+	@echo "make check-triton - compile the Triton tiles for sm_90 and fail on spills (no GPU needed)"
 
 # build requirements first: the editable install runs without build isolation,
 # so no second PyTorch is downloaded into a build environment
@@ -73,3 +74,10 @@ check-cuda: $(CUDA_OBJECTS)
 	@bash .ci/check-binding
 	@$(PYTHON) .ci/cuda-resources $(CHECK_CUDA_DIR)
 	@echo "check-cuda: $(words $(CUDA_OBJECTS)) CUDA sources compiled for sm_80 and sm_90; binding and resources checked"
+
+# Compile the Triton kernels with every autotuning tile (and the fixed one)
+# for sm_90 with Triton's ptxas and fail on a tile that spills; the table of
+# registers goes to build/triton-resources.md. Needs triton (make install-test).
+check-triton:
+	@mkdir -p build
+	$(PYTHON) .ci/triton-resources build/triton-resources.md
