@@ -22,6 +22,11 @@ nothing is timed, when
 * the current CUDA stream is being captured into a CUDA graph (a choice made
   before the capture is still used).
 
+A backend whose kernel raises while being timed is passed over for that
+signature with a ``RuntimeWarning`` naming the error (forcing it with
+``backend=`` shows the error); when every one raises, the first error is
+raised.
+
 This is the rule issue 5 asks for ("auto-dispatch chooses whichever of the two
 is faster per case"); it holds on any GPU without a table of measured cases.
 
@@ -39,6 +44,7 @@ import logging
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Sequence
 from typing import Callable
 
@@ -143,13 +149,26 @@ def choose(problem: Problem, explicit: str, kernel: str, args: Sequence[object])
                 return backend
     if not enabled(problem.device):
         return compiled[0]
-    with torch.autocast(problem.device.type, enabled=False):
-        times = {
-            b.name: timer(b, lambda b=b: getattr(b, kernel)(*args), problem.device)
-            for b in compiled
-        }
-    best = min(compiled, key=lambda b: times[b.name])
     description = _describe(problem)
+    times: dict[str, float] = {}
+    failures: list[tuple[Backend, Exception]] = []
+    with torch.autocast(problem.device.type, enabled=False):
+        for b in compiled:
+            try:
+                times[b.name] = timer(b, lambda b=b: getattr(b, kernel)(*args), problem.device)
+            except Exception as e:  # noqa: BLE001  (a kernel that fails is passed over, loudly)
+                failures.append((b, e))
+    if not times:
+        raise failures[0][1]
+    for b, e in failures:
+        warnings.warn(
+            f"localconn auto: backend {b.name!r} failed on {description} "
+            f"({type(e).__name__}: {e}); passed over for this problem. "
+            f"backend={b.name!r} runs it and raises.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    best = min((b for b in compiled if b.name in times), key=lambda b: times[b.name])
     _CHOICES[key] = (best.name, times, description)
     _log.info(
         "localconn auto: %s -> %s (%s)",

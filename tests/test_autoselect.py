@@ -209,3 +209,21 @@ def test_measure_runs_warmup_then_reps_and_returns_the_median() -> None:
     seconds = autoselect.measure(lambda: runs.append(1), torch.device("cpu"))
     assert len(runs) == 1 + autoselect.REPS
     assert 0.0 <= seconds < 0.1
+
+
+def test_a_failing_backend_is_passed_over_with_a_warning(bench: Bench) -> None:
+    def broken(*args):
+        raise RuntimeError("out of resources")
+
+    _REGISTRY["cuda"].conn2d = broken
+    bench.set("cuda", 1e-6)
+    x, w = _inputs()
+    with pytest.warns(RuntimeWarning, match="'cuda' failed on conn2d.*out of resources"):
+        y = localconn.local_conn2d(x, w, padding=1)
+    assert bench.calls == [("triton", "conn2d")]
+    assert_close(y, localconn.local_conn2d(x, w, padding=1, backend="reference"))
+    localconn.local_conn2d(x, w, padding=1)  # cached: no second warning, no timing
+    assert bench.calls == [("triton", "conn2d")] * 2
+    _REGISTRY["triton"].conn2d = broken
+    with pytest.raises(RuntimeError, match="out of resources"):
+        localconn.local_conn2d(x, w, padding=2)  # every backend fails: the error
