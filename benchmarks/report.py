@@ -93,7 +93,7 @@ def format_console(env: dict, records: list[dict]) -> str:
 def format_markdown(env: dict, records: list[dict]) -> str:
     """results.md: environment, the table, the providers that did not run, notes."""
     md = ["# localconn kernel benchmarks", ""]
-    md += [f"- **{k}**: {v}" for k, v in env.items()]
+    md += [f"- **{k}**: {v}" for k, v in env.items() if k != "auto_choices"]
     md += [
         "",
         "`ms` is the median (p20-p80 beside it); `GB/s` counts each input read once and "
@@ -108,6 +108,14 @@ def format_markdown(env: dict, records: list[dict]) -> str:
     summary = not_run_summary(records)
     if summary:
         md += ["", "## Not run", ""] + [f"- {s}" for s in summary]
+    if env.get("auto_choices"):
+        md += ["", "## auto's choices", "",
+               "Per primitive and problem, the backend `localconn-auto` measured fastest "
+               "(`localconn.autoselect`) and the median times it measured, in us.", "",
+               "| problem | chosen | times (us) |", "|---|---|---|"]
+        md += [f"| {c['problem']} | {c['backend']} | "
+               + ", ".join(f"{b} {_num(t)}" for b, t in c["us"].items()) + " |"
+               for c in env["auto_choices"]]
     return "\n".join(md) + "\n"
 
 

@@ -263,4 +263,19 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
         bar.close()
     add_roofline(records, copy_gbps)
     add_speedups(records, {p.name: p.kind for p in providers})
+    choices = auto_choices()
+    if choices:
+        env["auto_choices"] = choices
     return env, records
+
+
+def auto_choices() -> list[dict]:
+    """What ``localconn-auto`` chose per primitive and problem, with the times it measured."""
+    try:
+        from localconn import autoselect
+    except ImportError:
+        return []
+    return [
+        {"problem": problem, "backend": name, "us": {b: t * 1e6 for b, t in times.items()}}
+        for problem, (name, times) in autoselect.choices().items()
+    ]
