@@ -5,9 +5,10 @@
 //   out[n', c, kh, kw] = sum_{n, oh, ow} a[n, c, oh, ow] * b[n, c, oh - p + kh, ow - p + kw]
 //
 // A block owns 32 channels (lanes: consecutive channels, so every load is
-// coalesced along the contiguous channels) and one split of the positions
-// (batch when Nw = 1, rows, groups of R columns), shared by 8 position
-// groups. A thread keeps all KF * KF partial sums of its channel in
+// coalesced along the contiguous channels), KHC kernel rows (a chunk; the
+// other chunks are other blocks, plan.h's corr_rows_chunk) and one split of
+// the positions (batch when Nw = 1, rows, groups of R columns), shared by 8
+// position groups. A thread keeps the KHC * KF partial sums of its channel in
 // registers; per row group it loads R values of a and, per kernel row,
 // R + KF - 1 values of b (input reuse along the row). The 8 groups are then
 // summed in a fixed order in shared memory (deterministic, no atomics).
@@ -20,10 +21,13 @@
 
 namespace lc {
 
-template <class T, int KF>
+template <class T, int KF, int KHC>
 struct CorrRows {
   static constexpr int R = kConnTileR;
   using A = acc_t<T>;
+  // 2 blocks per SM (<= 128 registers, launch.cuh): without the bound ptxas
+  // aims at 80 for 13 x 13 in 16-bit types on sm_80 and spills; float64 needs more
+  static constexpr int kMinBlocks = sizeof(A) == 8 ? 1 : 2;
 
   static LC_DEVICE void run(unsigned char* smem_raw, const CorrArgs& a, const CorrRowsPlan& t) {
     const Problem& p = a.p;
@@ -33,13 +37,15 @@ struct CorrRows {
     int64_t blk = block_index();
     const int64_t split = blk % t.splits;
     blk /= t.splits;
+    const int kh0 = int(blk % t.row_chunks) * KHC;  // this block's first kernel row
+    blk /= t.row_chunks;
     const int64_t c_tiles = ceil_div(p.C, 32);
     const int64_t c = (blk % c_tiles) * 32 + lane, n_res = blk / c_tiles;
     const bool c_ok = c < p.C;
     const int64_t cc = c_ok ? c : p.C - 1;  // idle lanes read a valid channel, store nothing
 
-    A acc[KF * KF];
-    for (int j = 0; j < KF * KF; ++j) acc[j] = A(0);
+    A acc[KHC * KF];
+    for (int j = 0; j < KHC * KF; ++j) acc[j] = A(0);
     const int64_t groups = ceil_div(p.w.out, R);
     const int64_t items = (a.Nw == 1 ? p.N : 1) * p.h.out * groups;
     const int64_t i_end = (split + 1) * items / t.splits;
@@ -60,7 +66,9 @@ struct CorrRows {
       }
       const int64_t iw0 = owr - p.w.p;
       const uint64_t cols = columns_inside<R + KF - 1>(iw0, p.w.in);
-      for (int kh = 0; kh < KF; ++kh) {
+      for (int kc = 0; kc < KHC; ++kc) {
+        const int kh = kh0 + kc;
+        if (kh >= KF) break;  // the last chunk may be short
         const int64_t ih = oh - p.h.p + kh;
         const bool row_in = ih >= 0 && ih < p.h.in;
         const T* br = bp + ih * a.b_s.h;
@@ -72,21 +80,24 @@ struct CorrRows {
         for (int kw = 0; kw < KF; ++kw)
           LC_UNROLL
           for (int r = 0; r < R; ++r)
-            if (r < valid) acc[kh * KF + kw] += av[r] * bv[r + kw];
+            if (r < valid) acc[kc * KF + kw] += av[r] * bv[r + kw];
       }
     }
 
     // the 8 position groups of each channel, summed in order, one tap at a time
     const int64_t taps = KF * KF;
     const int64_t numel = a.Nw * p.C * taps;
-    for (int j = 0; j < KF * KF; ++j) {
+    const int chunk_taps = min_of(KHC, KF - kh0) * KF;  // the same for the whole block
+    LC_UNROLL
+    for (int j = 0; j < KHC * KF; ++j) {  // unrolled: acc stays in registers
+      if (j >= chunk_taps) break;
       sync_threads();
       red[tid] = acc[j];
       sync_threads();
       if (group == 0 && c_ok) {
         A s = A(0);
         for (int q = 0; q < kCorrRowsGroups; ++q) s += red[q * 32 + lane];
-        const int64_t idx = (n_res * p.C + c) * taps + j;
+        const int64_t idx = (n_res * p.C + c) * taps + kh0 * KF + j;
         if (t.splits == 1)
           store_acc(static_cast<T*>(a.out) + idx, s);
         else

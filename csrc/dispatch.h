@@ -83,6 +83,13 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
 }
 
 // The workspace corr2d needs for `a` (bytes; 0 if none).
+// corr_rows.cuh with its chunk of kernel rows for this accumulation type
+template <class T, int KF, class Exec>
+int launch_corr_rows(Exec& ex, const Launch& l, const CorrArgs& a) {
+  constexpr int chunk = corr_rows_chunk(KF, sizeof(acc_t<T>) == 8);
+  return ex.template launch<CorrRows<T, KF, chunk>>(l, a, l.corr_rows);
+}
+
 inline int64_t corr_workspace_bytes(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   return plan_corr(a, sm_count, force_splits).workspace_bytes;
 }
@@ -107,15 +114,11 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrRows) {
       splits = l.corr_rows.splits;
       switch (l.kf) {
-        case 3: rc = ex.template launch<CorrRows<T, 3>>(l, a, l.corr_rows); break;
-        case 5: rc = ex.template launch<CorrRows<T, 5>>(l, a, l.corr_rows); break;
-        case 7:
-          if constexpr (7 <= corr_rows_max_k(sizeof(acc_t<T>) == 8)) {
-            rc = ex.template launch<CorrRows<T, 7>>(l, a, l.corr_rows);
-            break;
-          } else {
-            return kBadDType;
-          }
+        case 3: rc = launch_corr_rows<T, 3>(ex, l, a); break;
+        case 5: rc = launch_corr_rows<T, 5>(ex, l, a); break;
+        case 7: rc = launch_corr_rows<T, 7>(ex, l, a); break;
+        case 13: rc = launch_corr_rows<T, 13>(ex, l, a); break;
+        case 31: rc = launch_corr_rows<T, 31>(ex, l, a); break;
         default: return kBadDType;  // plan.h plans only these
       }
     } else {

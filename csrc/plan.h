@@ -17,9 +17,13 @@ constexpr int kConnTileR = 4;        // outputs per thread along a row (conn_til
 constexpr int kCorrTaps = 4;         // taps per thread at most (corr_tile.cuh)
 constexpr int kThreads = 256;        // threads per block
 constexpr int kCorrRowsGroups = kThreads / 32;  // position groups of corr_rows.cuh
-// corr_rows.cuh keeps KF * KF sums per thread in registers: up to 7 x 7 with
-// float32 accumulation, 5 x 5 with float64 (49 double sums would spill).
-constexpr int corr_rows_max_k(bool float64) { return float64 ? 5 : 7; }
+// corr_rows.cuh keeps KHC x KF sums per thread in registers: KHC kernel rows
+// per block, the other rows in other blocks. Every row of a 3/5/7 window with
+// float32 accumulation (49 sums), 4 rows of 7 with float64 (49 double sums
+// would spill), 3 rows of 13 (39 sums), 1 row of 31.
+constexpr int corr_rows_chunk(int kf, bool float64) {
+  return kf <= 5 ? kf : kf == 7 ? (float64 ? 4 : 7) : kf == 13 ? 3 : 1;
+}
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 
@@ -46,6 +50,7 @@ struct CorrTilePlan {
 
 struct CorrRowsPlan {
   int64_t splits;
+  int64_t row_chunks;  // blocks along the kernel rows (corr_rows_chunk rows each)
 };
 
 struct CorrElemPlan {
@@ -226,15 +231,17 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t want_blocks = 4 * sm_count;
   const int64_t max_ws = int64_t(1) << 28;  // bytes of split partials at most
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
-      channels_last_image(a.b_s, p.C) && fixed_window(p) &&
-      p.h.k <= corr_rows_max_k(p.dtype == kFloat64)) {
-    // channels_last depth-wise: 32 channels per block, positions split to fill the GPU
-    const int64_t results = a.Nw * ceil_div(p.C, 32);
+      channels_last_image(a.b_s, p.C) && fixed_window(p)) {
+    // channels_last depth-wise: 32 channels and a chunk of kernel rows per block,
+    // positions split to fill the GPU
+    const int64_t chunks = ceil_div(p.h.k, corr_rows_chunk(int(p.h.k), p.dtype == kFloat64));
+    const int64_t results = a.Nw * ceil_div(p.C, 32) * chunks;
     const int64_t items = (a.Nw == 1 ? p.N : 1) * p.h.out * ceil_div(p.w.out, kConnTileR);
     int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, results);
     s = max_of(int64_t(1), min_of(min_of(s, ceil_div(items, kCorrRowsGroups)),
                                   max_ws / (numel * acc_bytes(p.dtype))));
     l.corr_rows.splits = s;
+    l.corr_rows.row_chunks = chunks;
     l.kernel = kCorrRows;
     l.kf = int32_t(p.h.k);
     l.threads = kThreads;

@@ -353,17 +353,26 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         assert tuple(emulator.kernels) == expected, (expected, emulator.kernels)
 
 
+@pytest.mark.parametrize("k", [7, 13, 31])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_corr_rows_register_budget(emulator: Any, dtype: torch.dtype) -> None:
-    """7x7 channels_last weight gradients keep 49 sums per thread in registers
-    (corr_rows) with float32 accumulation; float64 would spill, so corr_tile."""
+def test_corr_rows_chunks_of_kernel_rows(emulator: Any, dtype: torch.dtype, k: int,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """channels_last depth-wise weight gradients of every fixed size run corr_rows,
+    with the kernel rows cut into chunks where all K x K sums would not fit the
+    registers (7 in float64, 13, 31), the last chunk short (13 = 3+3+3+3+1,
+    7 = 4+3); static and dynamic weights, split reductions."""
     if emulator is None:
         pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
-    g = gen("cuda-corr-rows-budget", dtype)
-    x, w = rand((2, 4, 9, 8), g, dtype, cl=True), rand((1, 4, 7, 7, 1, 1), g, dtype)
-    emulator.kernels.clear()
-    check(x, w, None, window_kwargs("sliding", 1, 3), f"7x7 channels_last {dtype}")
-    assert emulator.kernels[-1] == ("corr_rows" if dtype == torch.float32 else "corr_tile")
+    g = gen("cuda-corr-rows-chunks", dtype, k)
+    size = (k // 2 + 3, k // 2 + 5)
+    x = rand((2, 33, *size), g, dtype, cl=True)  # 33 channels: a second, partial channel tile
+    for nw, splits in ((1, 0), (1, 3), (2, 2)):
+        monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+        w = rand((nw, 33, k, k, 1, 1), g, dtype)
+        emulator.kernels.clear()
+        check(x, w, None, window_kwargs("sliding", 1, k // 2),
+              f"{k}x{k} channels_last Nw={nw} splits={splits}")
+        assert emulator.kernels[-1] == "corr_rows", emulator.kernels
 
 
 # ------------------------------------------------------------------------ GPU, real sizes
