@@ -82,7 +82,6 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   return kOk;
 }
 
-// The workspace corr2d needs for `a` (bytes; 0 if none).
 // corr_rows.cuh with its chunk of kernel rows for this accumulation type
 template <class T, int KF, class Exec>
 int launch_corr_rows(Exec& ex, const Launch& l, const CorrArgs& a) {
@@ -90,6 +89,7 @@ int launch_corr_rows(Exec& ex, const Launch& l, const CorrArgs& a) {
   return ex.template launch<CorrRows<T, KF, chunk>>(l, a, l.corr_rows);
 }
 
+// The workspace corr2d needs for `a` (bytes; 0 if none).
 inline int64_t corr_workspace_bytes(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   return plan_corr(a, sm_count, force_splits).workspace_bytes;
 }

@@ -27,8 +27,8 @@ signature with a ``RuntimeWarning`` naming the error (forcing it with
 ``backend=`` shows the error); when every one raises, the first error is
 raised.
 
-This is the rule issue 5 asks for ("auto-dispatch chooses whichever of the two
-is faster per case"); it holds on any GPU without a table of measured cases.
+So ``auto`` runs whichever backend is faster per case on the GPU at hand,
+with no table of cases measured elsewhere.
 
 Example::
 
