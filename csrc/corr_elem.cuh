@@ -15,16 +15,6 @@
 
 namespace lc {
 
-// counter += step in [0, extent); returns how often it wrapped (no division unless it did)
-LC_HD int64_t advance(int64_t* counter, int64_t extent, int64_t step) {
-  if (extent == 1 || step == 0) return extent == 1 ? step : 0;
-  *counter += step;
-  if (*counter < extent) return 0;
-  const int64_t wraps = *counter / extent;
-  *counter -= wraps * extent;
-  return wraps;
-}
-
 template <class T>
 struct CorrElem {
   using A = acc_t<T>;

@@ -4,8 +4,7 @@
 //
 //   out[n', c, kh, kw] = sum_{n, oh, ow} a[n, c, oh, ow] * b[n, c, oh - p + kh, ow - p + kw]
 //
-// A block owns 32 channels (lanes: consecutive channels, so every load is
-// coalesced along the contiguous channels), KHC kernel rows (a chunk; the
+// A block (corr_channels.cuh) owns 32 channels, KHC kernel rows (a chunk; the
 // other chunks are other blocks, plan.h's corr_rows_chunk) and one split of
 // the positions (batch when Nw = 1, rows, groups of R columns), shared by 8
 // position groups. A thread keeps the KHC * KF partial sums of its channel in
@@ -16,6 +15,7 @@
 
 #include "params.h"
 #include "plan.h"
+#include "corr_channels.cuh"
 #include "portable.h"
 #include "window.h"
 
@@ -29,33 +29,24 @@ struct CorrRows {
   // aims at 80 for 13 x 13 in 16-bit types on sm_80 and spills; float64 needs more
   static constexpr int kMinBlocks = sizeof(A) == 8 ? 1 : 2;
 
-  static LC_DEVICE void run(unsigned char* smem_raw, const CorrArgs& a, const CorrRowsPlan& t) {
+  static LC_DEVICE void run(unsigned char* smem_raw, const CorrArgs& a,
+                            const CorrChannelsPlan& t) {
     const Problem& p = a.p;
-    A* red = reinterpret_cast<A*>(smem_raw);  // [kCorrRowsGroups][32]
-    const int tid = thread_index();
-    const int lane = tid % 32, group = tid / 32;
-    int64_t blk = block_index();
-    const int64_t split = blk % t.splits;
-    blk /= t.splits;
-    const int kh0 = int(blk % t.row_chunks) * KHC;  // this block's first kernel row
-    blk /= t.row_chunks;
-    const int64_t c_tiles = ceil_div(p.C, 32);
-    const int64_t c = (blk % c_tiles) * 32 + lane, n_res = blk / c_tiles;
-    const bool c_ok = c < p.C;
-    const int64_t cc = c_ok ? c : p.C - 1;  // idle lanes read a valid channel, store nothing
+    const ChannelBlock b = channel_block(p, t);
+    const int kh0 = int(b.chunk) * KHC;  // this block's first kernel row
 
     A acc[KHC * KF];
     for (int j = 0; j < KHC * KF; ++j) acc[j] = A(0);
     const int64_t groups = ceil_div(p.w.out, R);
     const int64_t items = (a.Nw == 1 ? p.N : 1) * p.h.out * groups;
-    const int64_t i_end = (split + 1) * items / t.splits;
+    const int64_t i_end = (b.split + 1) * items / t.splits;
     const T* A_ = static_cast<const T*>(a.a);
     const T* B_ = static_cast<const T*>(a.b);
-    for (int64_t it = split * items / t.splits + group; it < i_end; it += kCorrRowsGroups) {
+    for (int64_t it = b.split * items / t.splits + b.group; it < i_end; it += kCorrRowsGroups) {
       const int64_t owr = (it % groups) * R, oh = (it / groups) % p.h.out;
-      const int64_t n = a.Nw == 1 ? it / (groups * p.h.out) : n_res;
-      const T* ap = A_ + n * a.a_s.n + cc * a.a_s.c + oh * a.a_s.h;
-      const T* bp = B_ + n * a.b_s.n + cc * a.b_s.c;
+      const int64_t n = a.Nw == 1 ? it / (groups * p.h.out) : b.n_res;
+      const T* ap = A_ + n * a.a_s.n + b.cc * a.a_s.c + oh * a.a_s.h;
+      const T* bp = B_ + n * a.b_s.n + b.cc * a.b_s.c;
       A av[R];
       int valid = 0;
       LC_UNROLL
@@ -84,26 +75,8 @@ struct CorrRows {
       }
     }
 
-    // the 8 position groups of each channel, summed in order, one tap at a time
-    const int64_t taps = KF * KF;
-    const int64_t numel = a.Nw * p.C * taps;
-    const int chunk_taps = min_of(KHC, KF - kh0) * KF;  // the same for the whole block
-    LC_UNROLL
-    for (int j = 0; j < KHC * KF; ++j) {  // unrolled: acc stays in registers
-      if (j >= chunk_taps) break;
-      sync_threads();
-      red[tid] = acc[j];
-      sync_threads();
-      if (group == 0 && c_ok) {
-        A s = A(0);
-        for (int q = 0; q < kCorrRowsGroups; ++q) s += red[q * 32 + lane];
-        const int64_t idx = (n_res * p.C + c) * taps + kh0 * KF + j;
-        if (t.splits == 1)
-          store_acc(static_cast<T*>(a.out) + idx, s);
-        else
-          static_cast<A*>(a.workspace)[split * numel + idx] = s;
-      }
-    }
+    // the kernel rows of this chunk (the last one may be short)
+    store_group_sums<T>(smem_raw, a, t, b, acc, min_of(KHC, KF - kh0) * KF, kh0 * KF);
   }
 };
 

@@ -10,6 +10,7 @@
 #include "conn_rows.cuh"
 #include "conn_tile.cuh"
 #include "corr_elem.cuh"
+#include "corr_lanes.cuh"
 #include "corr_rows.cuh"
 #include "corr_tile.cuh"
 #include "params.h"
@@ -86,7 +87,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
 template <class T, int KF, class Exec>
 int launch_corr_rows(Exec& ex, const Launch& l, const CorrArgs& a) {
   constexpr int chunk = corr_rows_chunk(KF, sizeof(acc_t<T>) == 8);
-  return ex.template launch<CorrRows<T, KF, chunk>>(l, a, l.corr_rows);
+  return ex.template launch<CorrRows<T, KF, chunk>>(l, a, l.corr_channels);
 }
 
 // The workspace corr2d needs for `a` (bytes; 0 if none).
@@ -112,7 +113,7 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
       splits = l.corr_tile.splits;
       rc = ex.template launch<CorrTile<T>>(l, a, l.corr_tile);
     } else if (l.kernel == kCorrRows) {
-      splits = l.corr_rows.splits;
+      splits = l.corr_channels.splits;
       switch (l.kf) {
         case 3: rc = launch_corr_rows<T, 3>(ex, l, a); break;
         case 5: rc = launch_corr_rows<T, 5>(ex, l, a); break;
@@ -121,6 +122,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
         case 31: rc = launch_corr_rows<T, 31>(ex, l, a); break;
         default: return kBadDType;  // plan.h plans only these
       }
+    } else if (l.kernel == kCorrLanes) {
+      splits = l.corr_channels.splits;
+      rc = ex.template launch<CorrLanes<T>>(l, a, l.corr_channels);
     } else {
       rc = ex.template launch<CorrElem<T>>(l, a, l.corr_elem);
     }

@@ -24,8 +24,10 @@ constexpr int kCorrRowsGroups = kThreads / 32;  // position groups of corr_rows.
 constexpr int corr_rows_chunk(int kf, bool float64) {
   return kf <= 5 ? kf : kf == 7 ? (float64 ? 4 : 7) : kf == 13 ? 3 : 1;
 }
+constexpr int kLaneTaps = 8;         // taps per thread (corr_lanes.cuh)
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
+constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
 
 struct ConnTilePlan {
   int64_t P, TH, TW, GW;         // planes, output rows, output columns, column groups
@@ -48,9 +50,10 @@ struct CorrTilePlan {
   bool vec_a, vec_b;  // stage a / b rows with 16-byte loads (stage.cuh)
 };
 
-struct CorrRowsPlan {
+// corr_rows.cuh and corr_lanes.cuh (corr_channels.cuh)
+struct CorrChannelsPlan {
   int64_t splits;
-  int64_t row_chunks;  // blocks along the kernel rows (corr_rows_chunk rows each)
+  int64_t chunks;  // blocks along the taps: corr_rows_chunk kernel rows / kLaneTaps taps each
 };
 
 struct CorrElemPlan {
@@ -66,6 +69,7 @@ enum Kernel : int32_t {
   kCorrElem = 4,      // corr_elem.cuh
   kConnRows = 5,      // conn_rows.cuh (channels_last register fast path, KF = kernel size)
   kCorrRows = 6,      // corr_rows.cuh (channels_last depth-wise weight gradient, KF)
+  kCorrLanes = 7,     // corr_lanes.cuh (channels_last depth-wise weight gradient, any window)
 };
 
 struct Launch {
@@ -78,7 +82,7 @@ struct Launch {
   ConnElemPlan conn_elem;
   ConnRowsPlan conn_rows;
   CorrTilePlan corr_tile;
-  CorrRowsPlan corr_rows;
+  CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
   CorrElemPlan corr_elem;
   int64_t workspace_bytes;    // corr2d: split partial sums
 };
@@ -222,6 +226,28 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   return plan_conn_elem(a, p.h.in, p.w.in);
 }
 
+// The channels_last depth-wise weight gradient (corr_channels.cuh): 32 channels
+// and one of `chunks` parts of the taps per block; the `items` position steps
+// are split over blocks to fill the GPU (8 groups per block share a split).
+inline Launch plan_corr_channels(const CorrArgs& a, int32_t kernel, int64_t chunks, int64_t items,
+                                 int64_t sm_count, int64_t force_splits) {
+  const Problem& p = a.p;
+  Launch l{};
+  const int64_t numel = a.Nw * p.C * p.h.k * p.w.k;
+  const int64_t results = a.Nw * ceil_div(p.C, 32) * chunks;
+  int64_t s = force_splits > 0 ? force_splits : ceil_div(4 * sm_count, results);
+  s = max_of(int64_t(1), min_of(min_of(s, ceil_div(items, kCorrRowsGroups)),
+                                kMaxWorkspace / (numel * acc_bytes(p.dtype))));
+  l.corr_channels.splits = s;
+  l.corr_channels.chunks = chunks;
+  l.kernel = kernel;
+  l.threads = kThreads;
+  l.blocks = results * s;
+  l.smem = acc_bytes(p.dtype) * kThreads;
+  l.workspace_bytes = s > 1 ? s * numel * acc_bytes(p.dtype) : 0;
+  return l;
+}
+
 // corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
 inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
@@ -229,26 +255,19 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t taps = p.h.k * p.w.k;
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   const int64_t want_blocks = 4 * sm_count;
-  const int64_t max_ws = int64_t(1) << 28;  // bytes of split partials at most
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
-      channels_last_image(a.b_s, p.C) && fixed_window(p)) {
-    // channels_last depth-wise: 32 channels and a chunk of kernel rows per block,
-    // positions split to fill the GPU
-    const int64_t chunks = ceil_div(p.h.k, corr_rows_chunk(int(p.h.k), p.dtype == kFloat64));
-    const int64_t results = a.Nw * ceil_div(p.C, 32) * chunks;
-    const int64_t items = (a.Nw == 1 ? p.N : 1) * p.h.out * ceil_div(p.w.out, kConnTileR);
-    int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, results);
-    s = max_of(int64_t(1), min_of(min_of(s, ceil_div(items, kCorrRowsGroups)),
-                                  max_ws / (numel * acc_bytes(p.dtype))));
-    l.corr_rows.splits = s;
-    l.corr_rows.row_chunks = chunks;
-    l.kernel = kCorrRows;
-    l.kf = int32_t(p.h.k);
-    l.threads = kThreads;
-    l.blocks = results * s;
-    l.smem = acc_bytes(p.dtype) * kThreads;
-    l.workspace_bytes = s > 1 ? s * numel * acc_bytes(p.dtype) : 0;
-    return l;
+      channels_last_image(a.b_s, p.C)) {
+    // channels_last depth-wise: register rows for the fixed windows, else lanes
+    const int64_t rn = a.Nw == 1 ? p.N : 1;
+    if (fixed_window(p)) {
+      Launch rows = plan_corr_channels(
+          a, kCorrRows, ceil_div(p.h.k, corr_rows_chunk(int(p.h.k), p.dtype == kFloat64)),
+          rn * p.h.out * ceil_div(p.w.out, kConnTileR), sm_count, force_splits);
+      rows.kf = int32_t(p.h.k);
+      return rows;
+    }
+    return plan_corr_channels(a, kCorrLanes, ceil_div(taps, kLaneTaps),
+                              rn * p.h.out * p.w.out, sm_count, force_splits);
   }
   if (a.Hw == 1 && a.Ww == 1 && taps <= kThreads * kCorrTaps) {
     CorrTilePlan& t = l.corr_tile;
@@ -271,7 +290,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
       const int64_t steps = (a.Nw == 1 ? p.N : 1) * p.cpg * t.row_tiles * t.col_tiles;
       const int64_t results = a.Nw * a.Cw;
       int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, results);
-      s = max_of(int64_t(1), min_of(min_of(s, steps), max_ws / (numel * acc_bytes(p.dtype))));
+      s = max_of(int64_t(1), min_of(min_of(s, steps), kMaxWorkspace / (numel * acc_bytes(p.dtype))));
       t.splits = s;
       t.vec_a = image_rows_vectorizable(a.a, a.a_s, p.dtype);
       t.vec_b = image_rows_vectorizable(a.b, a.b_s, p.dtype);
@@ -295,7 +314,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t blocks_r = ceil_div(numel, t.slots);
   int64_t s = force_splits > 0 ? force_splits : ceil_div(want_blocks, blocks_r);
   s = min_of(s, ceil_div(total, t.L));  // every split has at least L terms
-  s = max_of(int64_t(1), min_of(s, max_ws / (numel * acc_bytes(p.dtype))));
+  s = max_of(int64_t(1), min_of(s, kMaxWorkspace / (numel * acc_bytes(p.dtype))));
   t.splits = s;
   l.kernel = kCorrElem;
   l.threads = kThreads;

@@ -113,4 +113,14 @@ template <class T> LC_HD T min_of(T a, T b) { return a < b ? a : b; }
 template <class T> LC_HD T max_of(T a, T b) { return a > b ? a : b; }
 LC_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// counter += step in [0, extent); returns how often it wrapped (no division unless it did)
+LC_HD int64_t advance(int64_t* counter, int64_t extent, int64_t step) {
+  if (extent == 1 || step == 0) return extent == 1 ? step : 0;
+  *counter += step;
+  if (*counter < extent) return 0;
+  const int64_t wraps = *counter / extent;
+  *counter -= wraps * extent;
+  return wraps;
+}
+
 }  // namespace lc

@@ -5,7 +5,8 @@ Run by ``.ci/gpu-check`` as ``compute-sanitizer --tool memcheck python tests/san
 ``cuda`` backend in every dtype, covering each kernel of csrc/plan.h: the
 register fast path and the run-time tile (conn2d and the flipped transpose),
 the per-element kernels (channels_last, neighborhood and block windows,
-position-specific weights) and both corr2d kernels with split reductions.
+position-specific weights) and every corr2d kernel (tiles, per element,
+channels_last rows in row chunks, channels_last lanes) with split reductions.
 Not collected by pytest (no ``test_`` prefix).
 """
 
@@ -27,6 +28,10 @@ CASES = [
     ("attention", (2, 8, 9, 11), (2, 2, 5, 5, 9, 11), {"window": "neighborhood"}, False),
     ("swin block", (2, 8, 8, 12), (2, 2, 4, 4, 8, 12), {"window": "block"}, False),
     ("dw channels_last", (2, 16, 9, 11), (1, 16, 3, 3, 1, 1), {"padding": 1}, True),
+    ("dw 13x13 channels_last (row chunks)", (1, 40, 15, 16), (1, 40, 13, 13, 1, 1),
+     {"padding": 6}, True),
+    ("dw strided channels_last (any window)", (2, 40, 9, 11), (2, 40, 3, 2, 1, 1),
+     {"stride": 2, "padding": 1}, True),
     ("attention channels_last", (2, 16, 9, 11), (2, 4, 3, 3, 9, 11),
      {"window": "neighborhood"}, True),
 ]

@@ -343,7 +343,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         ("conn_rows", "conn_rows", "corr_rows"):
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, (2, 3))),
-        ("conn_elem", "conn_elem", "corr_tile"):
+        ("conn_elem", "conn_elem", "corr_lanes"):
             (rand((2, 4, 7, 8), g, cl=True), rand((1, 4, 3, 2, 1, 1), g),
              window_kwargs("sliding", 1, 1)),
     }
@@ -373,6 +373,49 @@ def test_corr_rows_chunks_of_kernel_rows(emulator: Any, dtype: torch.dtype, k: i
         check(x, w, None, window_kwargs("sliding", 1, k // 2),
               f"{k}x{k} channels_last Nw={nw} splits={splits}")
         assert emulator.kernels[-1] == "corr_rows", emulator.kernels
+
+
+@pytest.mark.parametrize("window,kernel,kw", [
+    ("sliding", (3, 2), window_kwargs("sliding", 1, 1)),
+    ("sliding", (5, 5), window_kwargs("sliding", 2, 2, 2)),
+    ("sliding", (9, 9), window_kwargs("sliding", 1, 4)),
+    ("neighborhood", (3, 5), window_kwargs("neighborhood", dilation=2)),
+    ("block", (3, 3), window_kwargs("block")),
+], ids=["3x2", "stride2-dil2", "9x9", "neighborhood", "block"])
+def test_corr_lanes_any_window(emulator: Any, window: str, kernel: tuple, kw: dict,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """channels_last depth-wise weight gradients without a register path run corr_lanes:
+    any window, stride, dilation; taps in chunks of 8 (9x9: 11 chunks, the last short);
+    static and dynamic weights, with split reductions."""
+    if emulator is None:
+        pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
+    g = gen("cuda-corr-lanes", window, kernel)
+    x = rand((2, 35, 9, 12), g, cl=True)  # 35 channels: a second, partial channel tile
+    for nw, splits in ((1, 0), (1, 3), (2, 2)):
+        monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+        w = rand((nw, 35, *kernel, 1, 1), g)
+        emulator.kernels.clear()
+        check(x, w, None, kw, f"{window} {kernel} channels_last Nw={nw} splits={splits}")
+        assert emulator.kernels[-1] == "corr_lanes", emulator.kernels
+
+
+def test_sanitizer_run_covers_every_kernel(emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cases tests/sanitize_cuda.py gives compute-sanitizer on a GPU are right
+    (against the reference) and together run every kernel of csrc/plan.h."""
+    if emulator is None:
+        pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
+    from sanitize_cuda import CASES
+
+    from localconn.cuda_args import KERNEL_NAMES
+
+    g = gen("cuda-sanitize-cases")
+    emulator.kernels.clear()
+    for splits in (0, 3):
+        monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)
+        for name, xs, ws, kw, cl in CASES:
+            check(rand(xs, g, cl=cl), rand(ws, g), None, {"window": "sliding", **kw},
+                  f"sanitize case {name} splits={splits}")
+    assert set(emulator.kernels) == set(KERNEL_NAMES), set(KERNEL_NAMES) - set(emulator.kernels)
 
 
 # ------------------------------------------------------------------------ GPU, real sizes
