@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -29,6 +30,10 @@ from .providers import all_providers
 from .report import format_console, write_all
 from .runner import Options, run
 from .workload import DTYPES, LAYOUTS
+
+
+#: the records as they are made, one JSON object per line (removed once results.json is written)
+PARTIAL = "records.jsonl"
 
 
 def _csv(value: str) -> list[str]:
@@ -131,8 +136,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.list:
         print(list_registry(opts))
         return 0
+    opts.partial = Path(args.out) / PARTIAL
     env, records = run(opts)
     notes = write_all(args.out, env, records)
+    opts.partial.unlink(missing_ok=True)  # results.json holds every record now
     for note in notes:
         print(note, file=sys.stderr)
     print(format_console(env, records))

@@ -10,8 +10,10 @@ record per direction whose ``status`` says why; nothing is dropped.
 from __future__ import annotations
 
 import gc
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -50,6 +52,9 @@ class Options:
     seed: int = 0
     command: str = ""
     progress: bool = True
+    #: records are appended here as they are made (JSON lines), so that a run
+    #: stopped before the end keeps what it measured
+    partial: Optional[Path] = None
 
 
 def classify(e: BaseException) -> str:
@@ -222,6 +227,12 @@ def add_speedups(records: list[dict], kinds: dict[str, str]) -> None:
             r["speedup_vs_best_torch"] = b / r["ms"]
 
 
+def _append(path: Optional[Path], records: list[dict]) -> None:
+    if path is not None:
+        with path.open("a") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+
+
 def run(opts: Options) -> tuple[dict, list[dict]]:
     """Run everything ``opts`` asks for; return ``(env, records)``."""
     device = opts.device
@@ -234,6 +245,9 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
     ]
     copy_gbps = copy_bandwidth_gbps(device, opts.quick)
     env = environment(device, copy_gbps, opts.command)
+    if opts.partial is not None:
+        opts.partial.parent.mkdir(parents=True, exist_ok=True)
+        opts.partial.write_text(json.dumps({"env": env}) + "\n")
     bar = Progress(len(todo) * len(providers), enabled=opts.progress)
     budget = CompileBudget(QUICK_COMPILE_BUDGET_S if opts.quick else None)
     records: list[dict] = []
@@ -253,7 +267,9 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
                     ]
                 else:
                     t0 = time.perf_counter()
-                    records += bench_provider(p, case, setting, inputs, ref, opts.directions)
+                    new = bench_provider(p, case, setting, inputs, ref, opts.directions)
+                    records += new
+                    _append(opts.partial, new)
                     if p.kind == "compile":
                         budget.spent += time.perf_counter() - t0
                 bar.update(label)

@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import importlib.util
 import os
+import sys
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
@@ -62,11 +64,27 @@ def _why_not_built(error: Exception) -> str:
     )
 
 
+def _load(path: str) -> Any:
+    """Load a ``_C`` library built elsewhere (``make gpu-prebuild``) as ``localconn._C``."""
+    spec = importlib.util.spec_from_file_location("localconn._C", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"LOCALCONN_EXTENSION={path!r} is not a loadable extension module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules["localconn._C"] = module
+    return module
+
+
 def extension() -> Optional[Any]:
-    """The loaded ``localconn._C`` (registers the ops), or ``None`` if it is not built."""
+    """The loaded ``localconn._C`` (registers the ops), or ``None`` if it is not built.
+
+    ``LOCALCONN_EXTENSION=/path/to/_C.cpython-312-x86_64-linux-gnu.so`` loads a
+    library built by ``make gpu-prebuild`` instead of the installed one.
+    """
     if not _extension:
         try:
-            _extension.append(importlib.import_module("localconn._C"))
+            path = os.environ.get("LOCALCONN_EXTENSION")
+            _extension.append(_load(path) if path else importlib.import_module("localconn._C"))
         except Exception as e:  # ImportError, or a build for another PyTorch / CUDA
             _extension.append(e)
     ext = _extension[0]

@@ -69,6 +69,10 @@ _corr_tuned = triton.autotune(
 
 Grid = Callable[[dict[str, Any]], tuple[int]]
 
+#: the tile of the last launch, e.g. ``"fixed BC: 1, BH: 8, BW: 32, num_warps: 4"``
+#: (read by benchmarks/kernel_times.py)
+LAST_TILE: Optional[str] = None
+
 
 def empty(*size: Any, **kwargs: Any) -> torch.Tensor:
     """``torch.empty``: every output and workspace comes from here (tests fill it with NaN)."""
@@ -81,11 +85,14 @@ def _launch(kernel: Any, tuned: Any, grid: Grid, args: dict[str, Any], fixed: di
 
     Runs on ``device`` (Triton launches on the current CUDA device).
     """
+    global LAST_TILE
     guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
     with guard:
         if tune and configs.tuning_enabled():
             tuned[grid](**args)
+            LAST_TILE = f"tuned {tuned.best_config}"
             return
+        LAST_TILE = "fixed " + ", ".join(f"{k}: {v}" for k, v in fixed.items())
         meta = dict(fixed)
         num_warps = meta.pop("num_warps")
         kernel[grid(meta)](**args, **meta, num_warps=num_warps, num_stages=1)
