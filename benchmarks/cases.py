@@ -121,6 +121,27 @@ class Case:
         return {"conn": ("x", "w"), "corr": ("a", "b"), "attention": ("q", "k", "v")}[self.op]
 
     @property
+    def primitives(self) -> dict[str, tuple[str, str, str]]:
+        """The primitive call of each training direction: ``direction -> (primitive, a, b)``.
+
+        ``a`` and ``b`` name the operands: ``"image"`` (``N, C, H, W``), ``"out"``
+        (``N, C, Ho, Wo``), ``"weight"`` (the 6-D weight in its layout). For the conn
+        modes the layer is ``y = conn(x, W)``: fwd ``conn2d(x, W)``, input-grad
+        ``conn2d_transpose(g, W)``, weight-grad ``corr2d(g, x)``; for ``attn-corr``
+        it is ``S = corr(q, k)``: fwd ``corr2d(q, k)``, input-grad ``conn2d(k, gS)``
+        (``dq``), weight-grad ``conn2d_transpose(q, gS)`` (``dk``). Empty for the
+        composite ``attention`` mode.
+        """
+        if self.op == "corr":
+            return {"fwd": ("corr2d", "out", "image"), "input-grad": ("conn2d", "image", "weight"),
+                    "weight-grad": ("conn2d_transpose", "out", "weight")}
+        if self.op == "conn":
+            return {"fwd": ("conn2d", "image", "weight"),
+                    "input-grad": ("conn2d_transpose", "out", "weight"),
+                    "weight-grad": ("corr2d", "out", "image")}
+        return {}
+
+    @property
     def taps(self) -> int:
         """``Kh * Kw``."""
         return self.kernel * self.kernel

@@ -8,12 +8,14 @@ the three primitive calls that the case's layer runs in training are timed
 on their own (``direction``):
 
 =============  ==========================  =================================
-direction      conn modes (layer ``y = conn(x, W)``)  attn-corr (``S = corr(q, k)``)
+direction      conn modes (``y = conn(x, W)``)  attn-corr (``S = corr(q, k)``)
 =============  ==========================  =================================
 fwd            ``conn2d(x, W)``             ``corr2d(q, k)``
 input-grad     ``conn2d_transpose(g, W)``   ``conn2d(k, gS)`` (``dq``)
 weight-grad    ``corr2d(g, x)``             ``conn2d_transpose(q, gS)`` (``dk``)
 =============  ==========================  =================================
+
+(:attr:`benchmarks.cases.Case.primitives`, shared with the cost model.)
 
 ``torch`` is PyTorch's own kernel for the same call where one exists: the
 depth-wise convolution (``dw``: cuDNN's forward, and ``convolution_backward``
@@ -99,37 +101,24 @@ def _op_kwargs(case: Case, backend: str) -> dict:
 
 def localconn_calls(case: Case, setting: Setting, backend: str,
                     gen: torch.Generator) -> dict[str, Call]:
-    """The three timed calls of ``case`` on a localconn backend."""
+    """The three timed calls of ``case`` on a localconn backend (``Case.primitives``)."""
     import localconn
 
     kw = _op_kwargs(case, backend)
     ws = case.weight_shape
     H, W = case.shape[2:]
-    a = _randn(case.shape, setting, gen)
-    g = _randn((case.shape[0], case.shape[1], *case.out_size), setting, gen)
-
-    def conn(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return localconn.local_conn2d(x, w, **kw)
-
-    def conn_t(y: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return localconn.local_conn2d_transpose(y, w, (H, W), **kw)
-
-    def corr(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return localconn.local_corr2d(y, x, ws, **kw)
-
-    w = make_weight(case, setting, gen)
-    if case.op == "corr":  # S = corr(q, k): dq = conn(k, gS), dk = conn_T(q, gS)
-        q, k = g, a  # q has the output's positions (the same as k's for these windows)
-        return {
-            "fwd": Call("corr2d", (q, k), corr),
-            "input-grad": Call("conn2d", (k, w), conn),
-            "weight-grad": Call("conn2d_transpose", (q, w), conn_t),
-        }
-    return {
-        "fwd": Call("conn2d", (a, w), conn),
-        "input-grad": Call("conn2d_transpose", (g, w), conn_t),
-        "weight-grad": Call("corr2d", (g, a), corr),
+    operands = {
+        "image": _randn(case.shape, setting, gen),
+        "out": _randn((case.shape[0], case.shape[1], *case.out_size), setting, gen),
+        "weight": make_weight(case, setting, gen),
     }
+    fns = {
+        "conn2d": lambda x, w: localconn.local_conn2d(x, w, **kw),
+        "conn2d_transpose": lambda y, w: localconn.local_conn2d_transpose(y, w, (H, W), **kw),
+        "corr2d": lambda y, x: localconn.local_corr2d(y, x, ws, **kw),
+    }
+    return {d: Call(prim, (operands[a], operands[b]), fns[prim])
+            for d, (prim, a, b) in case.primitives.items()}
 
 
 def torch_calls(case: Case, setting: Setting, gen: torch.Generator) -> dict[str, Call]:

@@ -17,8 +17,13 @@
 #define LC_UNROLL _Pragma("unroll")
 #else
 #include <cstring>
+#if defined(LC_EMU_TRACE)  // the cost model's traced emulator inlines like nvcc (source lines match)
+#define LC_HD inline __attribute__((always_inline))
+#define LC_DEVICE inline __attribute__((always_inline))
+#else
 #define LC_HD inline
 #define LC_DEVICE inline
+#endif
 #define LC_RESTRICT
 #define LC_UNROLL
 #endif

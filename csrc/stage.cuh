@@ -23,15 +23,15 @@ struct TileSpan {
 
 LC_HD int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
 
-// 16 bytes from a 16-byte aligned address.
-template <class T>
-LC_DEVICE void load16(const T* src, T* out) {
+// 16 bytes from a 16-byte aligned address (one source line on both targets, so
+// that the cost model matches the GPU's load with the emulator's).
 #if defined(__CUDACC__)
-  *reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(src);
+#define LC_COPY16(out, src) (*reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(src))
 #else
-  std::memcpy(out, src, 16);
+#define LC_COPY16(out, src) std::memcpy(out, src, 16)
 #endif
-}
+template <class T>
+LC_DEVICE void load16(const T* src, T* out) { LC_COPY16(out, src); }
 
 // plane_ptr(pl): the source plane of tile plane pl (nullptr: zeros).
 template <class T, class PlanePtr>

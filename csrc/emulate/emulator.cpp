@@ -10,14 +10,32 @@
 //
 // Built by tests/cuda_emulator.py (g++ -shared) and called through ctypes
 // with the same flat integer lists as the PyTorch binding (meta.h).
+//
+// Two more modes serve the cost model (perfmodel/): `plan` records every
+// launch (its kernel body's type and csrc/plan.h's Launch) and runs
+// nothing; `trace` runs a sample of each launch's blocks in a build with
+// memory-access instrumentation (LC_EMU_TRACE, trace.cpp).
 #include <ucontext.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "../dispatch.h"
 #include "../meta.h"
+
+#ifdef LC_EMU_TRACE
+#include "../model/known.cuh"
+
+extern "C" {
+void lc_trace_launch(int launch);
+void lc_trace_block_begin(const void* smem, int64_t smem_bytes, int threads);
+void lc_trace_block_end();
+void lc_trace_add_buffer(const void* ptr, int64_t bytes);
+}
+#endif
 
 namespace lc {
 namespace {
@@ -39,6 +57,38 @@ struct BlockState {
 BlockState g_state;
 char g_error[256] = "";
 
+enum Mode { kRun = 0, kPlanOnly = 1, kTrace = 2 };
+int g_mode = kRun;
+int64_t g_samples = 8;  // kTrace: blocks traced per launch (first, last, evenly between)
+int64_t g_sm_count = 1;  // corr2d's split plan: 1 by default, the GPU's for the cost model
+
+struct Record {
+  std::string body;  // "... [with Body = lc::ConnTile<float, 7, false>; Args = {...}]"
+  Launch launch;
+};
+std::vector<Record> g_records;
+
+template <class Body, class... Args>
+const char* signature() {
+  return __PRETTY_FUNCTION__;
+}
+
+double g_budget_s = 2.0;  // kTrace: stop sampling a launch after this long (2 blocks at least)
+
+// The blocks a launch runs: all of them, or in kTrace the first, the last and
+// evenly spaced ones between (in that order, so a time budget keeps the ends).
+std::vector<int64_t> blocks_to_run(int64_t blocks) {
+  std::vector<int64_t> out;
+  if (g_mode != kTrace || g_samples >= blocks) {
+    for (int64_t b = 0; b < blocks; ++b) out.push_back(b);
+    return out;
+  }
+  out.push_back(0);
+  out.push_back(blocks - 1);
+  for (int64_t i = 1; i + 1 < g_samples; ++i) out.push_back(i * (blocks - 1) / (g_samples - 1));
+  return out;
+}
+
 constexpr size_t kStack = 256 * 1024;
 constexpr size_t kGuard = 4096;            // bytes after the shared memory a block may not touch
 constexpr unsigned char kGuardByte = 0xa5;
@@ -59,6 +109,11 @@ F* Entry<F>::fn = nullptr;
 struct EmuExec {
   template <class Body, class... Args>
   int launch(const Launch& l, const Args&... args) {
+    g_records.push_back(Record{signature<Body, Args...>(), l});
+    if (g_mode == kPlanOnly) return kOk;
+#ifdef LC_EMU_TRACE
+    if (g_mode == kTrace) lc_trace_launch(int(g_records.size()) - 1);
+#endif
     // the block's shared memory, then a guard that must survive every block
     const size_t used = size_t(l.smem > 0 ? l.smem : 0);
     std::vector<unsigned char> smem(used + kGuard, 0xff);
@@ -69,7 +124,14 @@ struct EmuExec {
     Entry<F>::fn = &body;
     g_state.threads = l.threads;
     g_state.fibers = &fibers;
-    for (int64_t b = 0; b < l.blocks; ++b) {
+    const auto start = std::chrono::steady_clock::now();
+    int64_t ran = 0;
+    for (const int64_t b : blocks_to_run(l.blocks)) {
+      if (g_mode == kTrace && ran >= 2 &&
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >
+              g_budget_s)
+        break;
+      ++ran;
       g_state.block = b;
       std::memset(smem.data(), 0xff, used);
       std::memset(smem.data() + used, kGuardByte, kGuard);
@@ -81,6 +143,9 @@ struct EmuExec {
         f.ctx.uc_link = nullptr;
         makecontext(&f.ctx, &Entry<F>::trampoline, 0);
       }
+#ifdef LC_EMU_TRACE
+      if (g_mode == kTrace) lc_trace_block_begin(smem.data(), int64_t(used), l.threads);
+#endif
       for (;;) {  // one round: every live thread runs to its next barrier or its end
         int done = 0;
         for (int t = 0; t < l.threads; ++t) {
@@ -101,6 +166,9 @@ struct EmuExec {
               return kLaunchFailed;
             }
           }
+#ifdef LC_EMU_TRACE
+          if (g_mode == kTrace) lc_trace_block_end();
+#endif
           break;
         }
         if (done > 0) {
@@ -132,6 +200,31 @@ extern "C" {
 
 const char* lc_emu_error() { return lc::g_error; }
 
+// 0: run every block (the default); 1: record launches, run nothing; 2: trace
+// `samples` blocks per launch (a build with LC_EMU_TRACE). corr2d plans its
+// split for `sm_count` multiprocessors (1 by default). Clears the records.
+void lc_emu_set_mode(int mode, int64_t samples, int64_t sm_count) {
+  lc::g_mode = mode;
+  lc::g_samples = samples < 2 ? 2 : samples;
+  lc::g_sm_count = sm_count < 1 ? 1 : sm_count;
+  lc::g_records.clear();
+}
+
+int lc_emu_record_count() { return int(lc::g_records.size()); }
+
+// record i: its signature into `name` (truncated to cap), and kernel, blocks,
+// threads, smem, kf, workspace_bytes into fields[6]
+void lc_emu_record(int i, char* name, int cap, int64_t* fields) {
+  const lc::Record& r = lc::g_records[size_t(i)];
+  std::snprintf(name, size_t(cap), "%s", r.body.c_str());
+  fields[0] = r.launch.kernel;
+  fields[1] = r.launch.blocks;
+  fields[2] = r.launch.threads;
+  fields[3] = r.launch.smem;
+  fields[4] = r.launch.kf;
+  fields[5] = r.launch.workspace_bytes;
+}
+
 int lc_emu_conn2d(const int64_t* meta, const void* x, const void* w, const void* bias, void* y,
                   int32_t* chosen) {
   lc::EmuExec ex;
@@ -151,10 +244,36 @@ int lc_emu_corr2d(const int64_t* meta, const void* a, const void* b, void* out,
   lc::EmuExec ex;
   lc::g_error[0] = 0;
   lc::CorrArgs args = lc::corr_args_from(meta, a, b, out, nullptr);
-  const int64_t bytes = lc::corr_workspace_bytes(args, 1, force_splits);
+  const int64_t bytes = lc::corr_workspace_bytes(args, lc::g_sm_count, force_splits);
   std::vector<unsigned char> ws(size_t(bytes > 0 ? bytes : 1), 0xff);  // NaN: unwritten shows
   args.workspace = bytes > 0 ? ws.data() : nullptr;
-  return lc::run_corr(ex, args, 1, force_splits, chosen);
+#ifdef LC_EMU_TRACE
+  if (bytes > 0) lc_trace_add_buffer(ws.data(), bytes);
+#endif
+  return lc::run_corr(ex, args, lc::g_sm_count, force_splits, chosen);
 }
+
+#ifdef LC_EMU_TRACE
+// The cost model's known-cost kernels (csrc/model/known.cuh): 0 Copy, 1 FmaChain,
+// 2 SharedStride, on `blocks` blocks of `threads` threads.
+int lc_emu_known(int which, const float* src, float* dst, int64_t n, int64_t stride,
+                 int64_t blocks, int threads) {
+  lc::EmuExec ex;
+  lc::g_error[0] = 0;
+  lc::Launch l{};
+  l.blocks = blocks;
+  l.threads = threads;
+  l.kernel = -1;
+  const lc::KnownArgs a{src, dst, n, stride};
+  switch (which) {
+    case 0: return ex.launch<lc::Copy>(l, a);
+    case 1: return ex.launch<lc::FmaChain>(l, a);
+    case 2:
+      l.smem = 32 * stride * 4;
+      return ex.launch<lc::SharedStride>(l, a);
+    default: return lc::kBadDType;
+  }
+}
+#endif
 
 }  // extern "C"

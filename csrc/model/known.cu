@@ -1,0 +1,10 @@
+// The known-cost kernels of known.cuh as the GPU would run them (the cost
+// model compiles this file for sm_90 and reads its SASS; nothing launches it).
+#include "../launch.cuh"
+#include "known.cuh"
+
+namespace lc {
+template __global__ void body_kernel<Copy, KnownArgs>(KnownArgs);
+template __global__ void body_kernel<FmaChain, KnownArgs>(KnownArgs);
+template __global__ void body_kernel<SharedStride, KnownArgs>(KnownArgs);
+}  // namespace lc

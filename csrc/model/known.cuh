@@ -1,0 +1,56 @@
+// Kernels whose cost is known by construction, for the cost model's own tests
+// (tests/test_perfmodel.py): a copy, a chain of multiply-adds and a strided
+// shared-memory read. They follow the kernel-body convention of csrc/ (a
+// Body::run(smem, args) that launch.cuh wraps for the GPU and the emulator
+// runs on the CPU); they are compiled into neither the extension nor the
+// tests' emulator, only into the cost model's traced emulator (LC_EMU_TRACE)
+// and csrc/model/known.cu.
+#pragma once
+
+#include "../portable.h"
+
+namespace lc {
+
+struct KnownArgs {
+  const float* src;
+  float* dst;
+  int64_t n;       // elements
+  int64_t stride;  // Copy: threads in the grid; SharedStride: the read stride in floats
+};
+
+// dst[i] = src[i] for i < n, a grid-stride loop: per element one 4-byte load and
+// one 4-byte store, fully coalesced.
+struct Copy {
+  static LC_DEVICE void run(unsigned char*, const KnownArgs& a) {
+    for (int64_t i = block_index() * block_threads() + thread_index(); i < a.n; i += a.stride)
+      a.dst[i] = a.src[i];
+  }
+};
+
+// 64 dependent multiply-adds per thread (unrolled), one load and one store.
+struct FmaChain {
+  static constexpr int kLength = 64;
+  static LC_DEVICE void run(unsigned char*, const KnownArgs& a) {
+    const int64_t i = block_index() * block_threads() + thread_index();
+    float v = a.src[i];
+    const float w = a.src[a.n - 1 - i];
+LC_UNROLL
+    for (int k = 0; k < kLength; ++k) v = v * w + 0.5f;
+    a.dst[i] = v;
+  }
+};
+
+// One warp per block writes 32 * stride floats of shared memory, then lane l
+// reads word l * stride: stride 1 is conflict-free (1 wavefront), stride 2 is a
+// 2-way conflict, stride 32 puts every lane in bank 0 (32 wavefronts).
+struct SharedStride {
+  static LC_DEVICE void run(unsigned char* smem, const KnownArgs& a) {
+    float* s = reinterpret_cast<float*>(smem);
+    const int lane = thread_index();
+    for (int64_t k = lane; k < 32 * a.stride; k += 32) s[k] = float(k);
+    sync_threads();
+    a.dst[block_index() * 32 + lane] = s[lane * a.stride];
+  }
+};
+
+}  // namespace lc

@@ -1,0 +1,1 @@
+"""localconn's static kernel cost model (``make perf-model``; see perfmodel/README.md)."""

@@ -1,0 +1,140 @@
+"""Dynamic counts of one kernel per warp: SASS blocks times how often they run.
+
+Given the per-warp execution count of every basic block (:mod:`perfmodel.flow`)
+this adds up, per warp: issued instructions by class, multiply-adds per
+lane, memory instructions and bytes by space, shared-memory wavefronts and
+global 32-byte sectors, and finds the hot loop.
+
+Wavefronts and sectors per memory instruction come from the access pattern
+at its source line when one is known (:class:`Pattern`, from the
+emulator's trace: the cost per warp-wide access, scaled by the SASS width
+over the traced width), else the conflict-free / fully coalesced ideal:
+``ceil(32 * width / 128)`` wavefronts, ``32 * width / 32`` sectors.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Optional
+
+import numpy as np
+
+from .sass import Function, Instr
+
+MEMORY_KINDS = ("shared_ld", "shared_st", "global_ld", "global_st", "local_ld", "local_st")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """The access pattern of one source line: cost per warp-wide access of ``size`` bytes."""
+
+    cost: float  # shared: wavefronts; global: sectors
+    size: int
+
+
+Patterns = dict[tuple[str, str, bool], Pattern]  # (site, space, write) -> Pattern
+
+
+@dataclass
+class HotLoop:
+    """The loop where most instructions issue, per iteration."""
+
+    source: str
+    iterations: float  # per warp
+    instrs: float
+    fma: float  # FMA-class instructions
+    shared: float  # LDS/STS
+    global_: float  # LDG/STG
+    share: float  # of all issued instructions
+
+
+@dataclass
+class Counts:
+    """Per-warp dynamic counts of one kernel (averaged over warps)."""
+
+    issued: float = 0.0
+    by_class: Counter = field(default_factory=Counter)
+    fma_lanes: float = 0.0  # multiply-adds per lane
+    memory: Counter = field(default_factory=Counter)  # kind -> instructions
+    lane_bytes: Counter = field(default_factory=Counter)  # kind -> bytes per lane
+    widths: Counter = field(default_factory=Counter)  # "global_ld:16" -> instructions
+    wavefronts: float = 0.0
+    sectors: float = 0.0
+    hot: Optional[HotLoop] = None
+
+
+def _kind(ins: Instr) -> Optional[tuple[str, int]]:
+    mem = ins.memory
+    if mem is None:
+        return None
+    space, reads, writes, width = mem
+    return (f"{space}_{'st' if writes and not reads else 'ld'}", width)
+
+
+def _cost(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
+    """Wavefronts (shared) or sectors (global, local) of one warp-wide execution."""
+    space = kind.split("_")[0]
+    pat = patterns.get((ins.site, space, kind.endswith("_st"))) if space != "local" else None
+    if pat is not None:  # the traced pattern, scaled to this instruction's width
+        return max(1.0, pat.cost * width / max(pat.size, 1))
+    if space == "shared":
+        return float(math.ceil(32 * width / 128))
+    return 32 * width / 32
+
+
+def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
+    """Per-warp counts of ``f`` whose blocks run ``blocks[i]`` times per warp."""
+    c = Counts()
+    for b, n in zip(f.blocks, blocks):
+        if n <= 0:
+            continue
+        for ins in b.instrs:
+            c.issued += n
+            c.by_class[ins.cls] += n
+            c.fma_lanes += n * ins.fma_lanes
+            k = _kind(ins)
+            if k is None:
+                continue
+            kind, width = k
+            c.memory[kind] += n
+            c.lane_bytes[kind] += n * width
+            c.widths[f"{kind}:{width}"] += n
+            cost = _cost(ins, kind, width, patterns)
+            if kind.startswith("shared"):
+                c.wavefronts += n * cost
+            else:
+                c.sectors += n * cost
+    c.hot = hot_loop(f, blocks, c.issued)
+    return c
+
+
+def hot_loop(f: Function, blocks: np.ndarray, issued: float) -> Optional[HotLoop]:
+    """The innermost loop holding at least half the instructions of the busiest loop."""
+    loops = []
+    for b in f.blocks:
+        for s in b.succ:
+            if s <= b.index:
+                body = range(s, b.index + 1)
+                work = sum(blocks[i] * len(f.blocks[i].instrs) for i in body)
+                loops.append((work, s, b.index))
+    if not loops or issued <= 0:
+        return None
+    best = max(loops)
+    inner = [lp for lp in loops if best[1] <= lp[1] and lp[2] <= best[2] and lp[0] >= best[0] / 2]
+    work, head, tail = min(inner, key=lambda lp: lp[2] - lp[1])
+    iters = max(blocks[head], 1e-9)
+    instrs = fma = shared = glob = 0.0
+    for i in range(head, tail + 1):
+        n = blocks[i]
+        for ins in f.blocks[i].instrs:
+            instrs += n
+            fma += n * (ins.fma_lanes > 0 or ins.cls == "tensor")
+            k = _kind(ins)
+            if k:
+                shared += n * k[0].startswith("shared")
+                glob += n * k[0].startswith("global")
+    first = f.blocks[head].instrs[0]
+    return HotLoop(first.source, float(iters), instrs / iters, fma / iters, shared / iters,
+                   glob / iters, work / issued)

@@ -1,0 +1,92 @@
+"""The ceilings of the GPUs the model predicts for (H100 SXM, H200), each with its source.
+
+Per-SM rates are per clock; device rates multiply by the SMs and the clock.
+
+* SMs, clocks, register file, shared memory, occupancy limits: NVIDIA's
+  H100 whitepaper / CUDA C++ Programming Guide (compute capability 9.0).
+* Instruction rates per SM per clock: the Programming Guide's throughput
+  table for cc 9.0 (fp32 add/mul/fma 128 lanes, half2 128 lanes = 256
+  results, fp64 64, 32-bit integer add/mad/compare/logic/shift 64,
+  conversions 16, special functions 16); the four warp schedulers each
+  issue one warp-instruction per clock.
+* Shared memory: 32 banks x 4 bytes, one wavefront per clock per SM.
+* L1: 128 bytes (four 32-byte sectors) per clock per SM.
+* DRAM: the device-to-device copy bandwidth measured on these machines
+  (bytes read + written / time): 3.0 TB/s on an H100, 4.3 TB/s on an H200
+  (KINDS.md of the device tool, 2026-10-28 and 2026-11-04).
+* Tensor cores, dense fp16/bf16: about 790 TFLOP/s measured on an H200
+  (8192^3 bf16 matrix product on random data), the datasheet's 989 being
+  out of reach; H100 and H200 share the chip and clocks.
+
+All of these are leads until the GPU check measures them (``make gpu-check``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One GPU's ceilings."""
+
+    name: str
+    sms: int
+    clock_ghz: float  # boost clock the rates assume
+    dram_gbps: float  # measured copy bandwidth (read + write bytes per second / 1e9)
+    tensor_tflops: float  # dense fp16/bf16 multiply-add, 2 flops each
+    l2_bytes: int
+    issue_per_sm: float = 4.0  # warp-instructions per clock (4 schedulers)
+    # warp-instructions per clock per SM by execution class (lanes / 32)
+    fp32_per_sm: float = 4.0
+    fp16x2_per_sm: float = 4.0
+    fp64_per_sm: float = 2.0
+    int_per_sm: float = 2.0
+    conv_per_sm: float = 0.5
+    mufu_per_sm: float = 0.5
+    wavefronts_per_sm: float = 1.0  # shared memory
+    sectors_per_sm: float = 4.0  # L1 (32-byte sectors)
+    # occupancy limits (cc 9.0)
+    max_threads_per_sm: int = 2048
+    max_blocks_per_sm: int = 32
+    registers_per_sm: int = 65536
+    smem_per_sm: int = 228 * 1024
+    smem_per_block_reserved: int = 1024  # the runtime's reservation per block
+    launch_overhead_us: float = 2.0  # kernel-to-kernel gap on a stream (graph replay ~1-2 us)
+
+    def per_clock(self, per_sm: float) -> float:
+        """A per-SM-per-clock rate as a device rate per second."""
+        return per_sm * self.sms * self.clock_ghz * 1e9
+
+    def fma_tflops(self, dtype: str) -> float:
+        """Peak multiply-add rate without tensor cores (TFLOP/s, 2 flops per FMA)."""
+        lanes = {"float64": self.fp64_per_sm * 32, "float32": self.fp32_per_sm * 32}.get(
+            dtype, self.fp16x2_per_sm * 64)
+        return 2 * self.per_clock(lanes) / 1e12
+
+    def best_tflops(self, dtype: str) -> float:
+        """The fastest unit for ``dtype`` that keeps its accuracy: tensor cores for 16-bit types
+        (float32 accumulation), FFMA for float32 (TF32 would lose float32 accuracy), DFMA for
+        float64."""
+        if dtype in ("float16", "bfloat16"):
+            return self.tensor_tflops
+        return self.fma_tflops(dtype)
+
+
+H100 = Gpu("H100 SXM", sms=132, clock_ghz=1.98, dram_gbps=3000.0, tensor_tflops=790.0,
+           l2_bytes=50 * 2**20)
+H200 = Gpu("H200", sms=132, clock_ghz=1.98, dram_gbps=4300.0, tensor_tflops=790.0,
+           l2_bytes=60 * 2**20)
+GPUS = {"h100": H100, "h200": H200}
+
+
+def occupancy(gpu: Gpu, threads: int, registers: int, smem: int) -> int:
+    """Blocks of ``threads`` threads that fit on one SM (registers allocated per warp in
+    units of 256, i.e. 8 per thread; shared memory plus the per-block reservation)."""
+    warps = -(-threads // 32)
+    regs_per_warp = -(-max(registers, 1) * 32 // 256) * 256
+    by_regs = gpu.registers_per_sm // max(regs_per_warp * warps, 1)
+    by_threads = gpu.max_threads_per_sm // max(warps * 32, 1)
+    by_smem = gpu.smem_per_sm // max(smem + gpu.smem_per_block_reserved, 1) if smem else \
+        gpu.max_blocks_per_sm
+    return max(0, min(by_regs, by_threads, by_smem, gpu.max_blocks_per_sm))

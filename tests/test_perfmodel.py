@@ -1,0 +1,263 @@
+"""The cost model's own counters (perfmodel/) on inputs whose answers are known.
+
+* SASS parsing: blocks, edges, calls, classes, widths, multiply-add lanes and
+  inline chains of a hand-written listing;
+* block counts: a loop pinned by an anchor, one no anchor reaches, a guard;
+* known-cost CUDA kernels (csrc/model/known.cuh) through the whole CUDA path
+  (emulator trace, nvcc's SASS, block counts): a copy (one 4-byte load and
+  store per element), a chain of 64 multiply-adds, and strided shared-memory
+  reads whose bank conflicts are 1, 2 and 32-way;
+* Triton: a copy kernel compiled with the JIT's own specialisation;
+* the time model, occupancy and the baseline check.
+
+A broken counter (a wrong width, a missed wavefront, a loop counted the wrong
+number of times) changes one of these exact numbers.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+
+pytest.importorskip("scipy")
+
+from perfmodel import flow, predict, report, sass  # noqa: E402
+from perfmodel.counts import count  # noqa: E402
+from perfmodel.hardware import H200, occupancy  # noqa: E402
+from perfmodel.tools import nvcc  # noqa: E402
+
+LISTING = """
+        .global         k
+k:
+.text.k:
+	//## File "/x/a.cuh", line 10 inlined at "/x/launch.cuh", line 32
+	//## File "/x/launch.cuh", line 32
+        /*0000*/                   S2R R0, SR_TID.X ;
+        /*0010*/                   ISETP.GE.AND P0, PT, R0, 0x20, PT ;
+        /*0020*/               @P0 EXIT ;
+.L_x_0:
+	//## File "/x/portable.h", line 5 inlined at "/x/a.cuh", line 12
+	//## File "/x/a.cuh", line 12 inlined at "/x/launch.cuh", line 32
+	//## File "/x/launch.cuh", line 32
+        /*0030*/                   LDG.E.128 R4, desc[UR4][R2.64] ;
+	//## File "/x/a.cuh", line 13 inlined at "/x/launch.cuh", line 32
+	//## File "/x/launch.cuh", line 32
+        /*0040*/                   FFMA R8, R4, R5, R8 ;
+        /*0050*/                   HFMA2 R9, R6, R7, R9 ;
+        /*0060*/                   HFMA2.MMA R10, -RZ, RZ, 0, 0 ;
+        /*0070*/                   LDS.U16 R11, [R12] ;
+        /*0080*/                   IADD3 R0, R0, 0x1, RZ ;
+        /*0090*/                   ISETP.NE.AND P1, PT, R0, 0x40, PT ;
+        /*00a0*/               @P1 BRA `(.L_x_0) ;
+        /*00b0*/                   CALL.REL.NOINC `($__internal_0_div) ;
+        /*00c0*/                   STG.E [R2.64], R8 ;
+        /*00d0*/                   EXIT ;
+$__internal_0_div:
+        /*00e0*/                   IMAD R1, R1, R1, RZ ;
+        /*00f0*/                   RET.REL.NODEC R20 `(k) ;
+.L_x_1:
+        /*0100*/                   BRA `(.L_x_1);
+        /*0110*/                   NOP;
+"""
+
+needs_nvcc = pytest.mark.skipif(nvcc() is None or shutil.which("g++") is None,
+                                reason="needs nvcc and g++ (the CUDA path of the model)")
+
+
+def _kernel() -> sass.Function:
+    return sass.parse(LISTING)["k"]
+
+
+def test_sass_blocks_edges_and_classes() -> None:
+    f = _kernel()
+    assert len(f.instrs) == 16  # the BRA-self + NOP padding is dropped
+    assert [len(b.instrs) for b in f.blocks] == [3, 8, 1, 2, 2]
+    entry, loop, call, tail, sub = f.blocks
+    assert entry.exits and entry.succ == [1]  # @P0 EXIT falls through
+    assert sorted(loop.succ) == [1, 2]  # back edge and fallthrough
+    assert call.calls == "$__internal_0_div" and f.block_of(call.calls) == 4
+    assert tail.exits and not tail.succ and sub.returns
+    ldg, ffma, hfma2, zero, lds = f.instrs[3:8]
+    assert ldg.memory == ("global", True, False, 16) and lds.memory == ("shared", True, False, 2)
+    assert (ffma.fma_lanes, hfma2.fma_lanes, zero.fma_lanes) == (1, 2, 0)
+    assert (ffma.cls, hfma2.cls, f.instrs[8].cls, f.instrs[0].cls) == ("fp32", "fp16x2", "int", "int")
+    assert ldg.site == "portable.h:5<a.cuh:12" and ffma.site == "a.cuh:13"
+
+
+def test_flow_pins_a_loop_with_an_anchor() -> None:
+    f = _kernel()
+    # 40 bytes per lane from the LDG.E.128 at portable.h:5 (16 B each): 2.5 turns per warp
+    anchor = flow.Anchor("ldg", {1: 16.0}, 40.0)
+    res = flow.solve(f, [anchor])
+    assert res.counts[1] == pytest.approx(2.5)
+    assert res.counts[0] == pytest.approx(1.0)
+    assert res.counts[4] == pytest.approx(res.counts[2])  # the subroutine runs once per call
+    assert res.residuals["ldg"] == pytest.approx(0.0, abs=1e-9)
+    c = count(f, res.counts, {})
+    assert c.fma_lanes == pytest.approx(2.5 * 3)  # FFMA (1) + HFMA2 (2) per turn
+    assert c.memory["global_ld"] == pytest.approx(2.5)
+    assert c.lane_bytes["shared_ld"] == pytest.approx(2.5 * 2)
+
+
+def test_flow_without_anchors_runs_loops_once() -> None:
+    res = flow.solve(_kernel(), [])
+    assert res.counts[1] == pytest.approx(1.0, abs=1e-6)
+    assert res.unanchored_loops == ["portable.h:5"]
+
+
+def test_predicated_anchor_bounds_from_one_side() -> None:
+    f = _kernel()
+    # all the loop's bytes count as an upper bound only (a predicated load): >= 32 bytes
+    anchor = flow.Anchor("ldg", {1: 16.0}, 32.0, sure={})
+    res = flow.solve(f, [anchor])
+    assert res.counts[1] >= 2.0 - 1e-6
+    assert res.residuals["ldg"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_occupancy_limits() -> None:
+    assert occupancy(H200, 256, 64, 0) == 4  # 65536 / (64 * 256)
+    assert occupancy(H200, 256, 32, 0) == 8  # 2048 threads
+    assert occupancy(H200, 128, 32, 100 * 1024) == 2  # shared memory
+    assert occupancy(H200, 256, 255, 0) == 1
+
+
+def test_time_range_and_limiter() -> None:
+    f = _kernel()
+    c = count(f, flow.solve(f, [flow.Anchor("ldg", {1: 16.0}, 160.0)]).counts, {})
+    k = predict.KernelCost("k", blocks=132 * 64, threads=256, registers=32, counts=c,
+                           dram_bytes=1e9)
+    p = predict.predict(k, H200)
+    assert p.limiter == "dram" and p.low_us == pytest.approx(1e9 / 4300e9 * 1e6 + 2.0)
+    assert p.low_us <= p.high_us
+    roof = predict.Roofline(1e9, 0.0)
+    assert roof.time_us(H200, "float16") == pytest.approx(1e9 / 4300e9 * 1e6)
+
+
+def test_baseline_check_flags_a_regression() -> None:
+    rows = [{"suite": "paper", "case": "dw", "dtype": "float16", "layout": "nchw",
+             "backend": "cuda", "direction": "fwd", "h200": {"low_us": 9.0, "high_us": 12.0}}]
+    base = {report.key(rows[0]): {"low_us": 8.0, "high_us": 10.0}}
+    bad, _ = report.check(rows, base)
+    assert len(bad) == 1 and "+20%" in bad[0]
+    rows[0]["h200"]["high_us"] = 10.5
+    assert report.check(rows, base)[0] == []
+
+
+# ---------------------------------------------------------------- the CUDA path, end to end
+
+@pytest.fixture(scope="module")
+def emu():
+    from perfmodel.emulator import Emulator
+
+    return Emulator()
+
+
+def _known(emu, kind: str, n: int, stride: int, blocks: int, threads: int):
+    from perfmodel.cuda_costs import launch_costs
+    from perfmodel.emulator import known_call
+
+    src, dst = torch.empty(max(n, 1)), torch.empty(max(n, blocks * threads))
+    (k,) = launch_costs(emu, known_call(kind, src, dst, n, stride, blocks, threads), 132,
+                        [8.0 * n])
+    return k
+
+
+@needs_nvcc
+def test_known_copy_kernel(emu) -> None:
+    threads, blocks = 256, 132 * 8
+    n = 8 * threads * blocks  # 8 grid-stride turns per thread
+    k = _known(emu, "copy", n, threads * blocks, blocks, threads)
+    c = k.counts
+    assert k.name == "cuda Copy" and k.warps == blocks * 8
+    assert c.memory["global_ld"] == pytest.approx(8.0) and c.memory["global_st"] == pytest.approx(8.0)
+    assert c.widths["global_ld:4"] == pytest.approx(8.0)
+    assert c.sectors == pytest.approx(8 * (4 + 4))  # 128-byte warp requests: 4 sectors each
+    assert c.fma_lanes == 0 and c.wavefronts == 0
+    # nvcc unrolls the grid-stride loop: turns x accesses per turn = the 16 loads and stores
+    assert c.hot is not None and c.hot.iterations * c.hot.global_ == pytest.approx(16, rel=0.1)
+    p = predict.predict(k, H200)
+    assert p.limiter == "dram"
+
+
+@needs_nvcc
+def test_known_fma_chain(emu) -> None:
+    k = _known(emu, "fma_chain", 1 << 16, 0, (1 << 16) // 256, 256)
+    c = k.counts
+    assert c.fma_lanes == pytest.approx(64.0)
+    assert c.by_class["fp32"] == pytest.approx(64.0)
+    assert c.memory["global_ld"] == pytest.approx(2.0) and c.memory["global_st"] == pytest.approx(1.0)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("stride, store_wavefronts, load_wavefronts",
+                         [(1, 1, 1), (2, 2, 2), (3, 3, 1), (32, 32, 32)])
+def test_known_bank_conflicts(emu, stride: int, store_wavefronts: int,
+                              load_wavefronts: int) -> None:
+    # 32 * stride floats written 32 at a time (conflict-free), then lane l reads word
+    # l * stride: bank (l * stride) % 32, conflicts = 32 / (32 / gcd(stride, 32))
+    k = _known(emu, "shared_stride", 0, stride, 64, 32)
+    c = k.counts
+    assert c.memory["shared_st"] == pytest.approx(stride)
+    assert c.memory["shared_ld"] == pytest.approx(1.0)
+    assert c.wavefronts == pytest.approx(store_wavefronts + load_wavefronts)
+
+
+# ---------------------------------------------------------------- Triton
+
+# In its own process: this test session defines localconn's Triton kernels for the
+# CPU interpreter (conftest.py), which leaves Triton unable to compile for a GPU.
+TRITON_CHECK = r"""
+import json, sys
+import torch, triton, triton.language as tl
+try:
+    from triton.backends.nvidia.compiler import get_ptxas  # noqa: F401
+except Exception as e:
+    print("SKIP", e); sys.exit(0)
+from perfmodel import cubin
+from perfmodel.triton_jit import _spec, compile_jit
+
+@triton.jit
+def copy(src, dst, n, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    tl.store(dst + offs, tl.load(src + offs, mask=offs < n), mask=offs < n)
+
+out = {}
+for n in (1 << 20, (1 << 20) + 3):
+    args = {"src": torch.empty(n, device="meta"), "dst": torch.empty(n, device="meta"), "n": n}
+    tile = {"BLOCK": 1024, "num_warps": 4}
+    attrs = _spec(copy, args, tile)["compile"]["configs"][0]
+    k = next(iter(cubin.kernels(compile_jit(copy, args, tile, "test_copy").cubin).values()))
+    out[n] = {"divisible": ["tt.divisibility", 16] in attrs.get((2,), []),
+              "loads": [i.memory[3] for i in k.code.instrs if i.base == "LDG"],
+              "stack": k.resources.stack}
+print(json.dumps(out))
+"""
+
+
+def test_triton_specialisation_and_sass(tmp_path) -> None:
+    """The JIT's own specialisation (n % 16) reaches the compiled SASS: 16-byte loads only
+    when n is known divisible by 16, 8 floats per thread either way."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    script = tmp_path / "triton_check.py"  # @triton.jit needs its source in a file
+    script.write_text(TRITON_CHECK)
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+    r = subprocess.run([sys.executable, str(script)], cwd=root, env=env, capture_output=True,
+                       text=True, timeout=600)
+    if r.returncode == 0 and r.stdout.startswith("SKIP"):
+        pytest.skip(f"no sm_90 toolchain in this Triton: {r.stdout.strip()}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    aligned, ragged = res[str(1 << 20)], res[str((1 << 20) + 3)]
+    assert aligned["divisible"] and not ragged["divisible"]
+    assert aligned["loads"] == [16, 16]  # 1024 floats / 128 threads = 8 per thread
+    assert sum(ragged["loads"]) == 32 and set(ragged["loads"]) == {4}
+    assert aligned["stack"] == 0
