@@ -6,7 +6,8 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 BENCH_OUT ?= out/bench
 
-.PHONY: help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton
+.PHONY: help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton \
+	perf-model perf-model-check perf-model-baseline gpu-prebuild gpu-check-dry
 
 help:
 	@echo "make bench   - run the kernel benchmark suite (GPU suites on a GPU, the cpu suite otherwise)"
@@ -14,6 +15,10 @@ help:
 	@echo "make lint    - ruff"
 	@echo "make check-cuda - compile every csrc/*.cu for sm_80 and sm_90 with nvcc (no GPU needed)"
 	@echo "make check-triton - compile the Triton tiles for sm_90 and fail on spills (no GPU needed)"
+	@echo "make perf-model - the static cost model: predicted time vs roofline per case (no GPU)"
+	@echo "make perf-model-check - its CI subset against benchmarks/results/model/baseline.json"
+	@echo "make gpu-prebuild - build the CUDA extension here for the lent GPU machine"
+	@echo "make gpu-check OUT=dir - the one-call GPU check (on the GPU machine)"
 
 # build requirements first: the editable install runs without build isolation,
 # so no second PyTorch is downloaded into a build environment
@@ -24,10 +29,13 @@ deps:
 install: deps
 	$(PIP) install -q --no-build-isolation -e .
 
-# triton (for the Triton interpreter on CPU) only when missing, never replaced
+# triton (for the Triton interpreter on CPU, and the cost model's sm_90 compiler) only
+# when missing, never replaced; the version is pinned so that the cost model's
+# baseline (compiled by this Triton) compares like with like in CI
+TRITON_SPEC ?= triton==3.9.0
 install-test: deps
 	$(PIP) install -q --no-build-isolation -e ".[test]"
-	@$(PYTHON) -c "import triton" 2>/dev/null || $(PIP) install -q triton
+	@$(PYTHON) -c "import triton" 2>/dev/null || $(PIP) install -q "$(TRITON_SPEC)"
 
 install-bench: deps
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
@@ -44,14 +52,40 @@ bench: install-bench
 
 lint:
 	@$(PYTHON) -m ruff --version >/dev/null 2>&1 || $(PIP) install -q ruff
-	$(PYTHON) -m ruff check localconn triton_kernels tests benchmarks examples setup.py
+	$(PYTHON) -m ruff check localconn triton_kernels tests benchmarks examples perfmodel setup.py .ci/triton-resources
 
 format:
-	$(PYTHON) -m ruff format localconn triton_kernels tests benchmarks examples setup.py
+	$(PYTHON) -m ruff format localconn triton_kernels tests benchmarks examples perfmodel setup.py
 
-# For a lent GPU machine: build, GPU tests, quick benchmark; logs under $(OUT) if set.
+# The static cost model (perfmodel/README.md): sm_90 SASS of the kernels that really run,
+# counts per output, predicted time ranges on H100/H200 beside the roofline. Predictions,
+# not measurements. perf-model-check (CI) runs the --quick subset against the committed
+# baseline and fails when a row's predicted time grows by more than 10%; after a kernel
+# change that moves predictions on purpose, refresh it with make perf-model-baseline.
+PERF_BASELINE := benchmarks/results/model/baseline.json
+perf-model: install-test
+	$(PYTHON) -m perfmodel --out build/perf-model
+	@cat build/perf-model/perf-model.md
+
+perf-model-check: install-test
+	$(PYTHON) -m perfmodel --quick --out build/perf-model-quick --check $(PERF_BASELINE)
+
+perf-model-baseline: install-test
+	$(PYTHON) -m perfmodel --quick --out build/perf-model-quick --write-baseline $(PERF_BASELINE)
+
+# The GPU check in one device call. First, here: make gpu-prebuild (the CUDA extension for
+# the GPU machine's Python 3.12 + torch 2.11.0+cu130, into build/gpu-prebuilt/); then on
+# the machine, carrying build/gpu-prebuilt: bash .ci/gpu-check $OUT (at most ~8 minutes;
+# logs, kernel times and benchmark results under OUT). gpu-check-dry runs the same script
+# on the CPU at tiny sizes (CI).
+gpu-prebuild:
+	bash .ci/gpu-prebuild
+
 gpu-check:
-	bash .ci/gpu-check $(if $(OUT),$(OUT),out/gpu-check) $(STAGES)
+	bash .ci/gpu-check $(if $(OUT),$(OUT),out/gpu-check)
+
+gpu-check-dry: install-test install-bench
+	bash .ci/gpu-check --dry-run out/gpu-check-dry
 
 # Compile every CUDA source for sm_80 and sm_90 without a GPU (nvcc only; the
 # kernels know no PyTorch), then syntax-check the PyTorch binding against the
@@ -75,9 +109,9 @@ check-cuda: $(CUDA_OBJECTS)
 	@$(PYTHON) .ci/cuda-resources $(CHECK_CUDA_DIR)
 	@echo "check-cuda: $(words $(CUDA_OBJECTS)) CUDA sources compiled for sm_80 and sm_90; binding and resources checked"
 
-# Compile the Triton kernels with every autotuning tile (and the fixed one)
-# for sm_90 with Triton's ptxas and fail on a tile that spills; the table of
-# registers goes to build/triton-resources.md. Needs triton (make install-test).
+# Compile the Triton kernels as the JIT specialises them (perfmodel/triton_jit.py) for
+# sm_90, the fixed tile and the autotuning candidates of the paper's 7x7 cases, and fail
+# on a tile that uses local memory; the table goes to build/triton-resources.md.
 check-triton:
 	@mkdir -p build
 	$(PYTHON) .ci/triton-resources build/triton-resources.md

@@ -114,8 +114,8 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
-        "test": ["pytest", "hypothesis", "pytest-benchmark"],
+        "test": ["pytest", "hypothesis", "pytest-benchmark", "scipy"],
         "bench": ["tqdm", "matplotlib"],
-        "dev": ["pytest", "hypothesis", "pytest-benchmark", "ruff", "tqdm", "matplotlib"],
+        "dev": ["pytest", "hypothesis", "pytest-benchmark", "scipy", "ruff", "tqdm", "matplotlib"],
     },
 )

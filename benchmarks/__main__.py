@@ -31,7 +31,6 @@ from .report import format_console, write_all
 from .runner import Options, run
 from .workload import DTYPES, LAYOUTS
 
-
 #: the records as they are made, one JSON object per line (removed once results.json is written)
 PARTIAL = "records.jsonl"
 

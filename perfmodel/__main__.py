@@ -58,6 +58,10 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--case", default="", help="only cases whose name contains this")
     p.add_argument("--gpu", type=_csv, default=list(GPUS))
     p.add_argument("--quick", action="store_true", help="the CI subset (see above)")
+    p.add_argument("--tiles", choices=("autotune", "fixed"), default=None,
+                   help="Triton: the best predicted autotuning candidate (default) or the fixed "
+                   "tile (LOCALCONN_TRITON_AUTOTUNE=0; the default with --quick, and what the GPU "
+                   "check measures)")
     p.add_argument("--samples", type=int, default=8, help="blocks the emulator traces per launch")
     p.add_argument("--out", type=Path, default=Path("build/perf-model"))
     p.add_argument("--check", type=Path, default=None,
@@ -86,6 +90,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     dtypes = args.dtype or (["float16"] if args.quick else ["float16", "float32"])
     gpus = {g: GPUS[g] for g in args.gpu}
+    candidates = (args.tiles or ("fixed" if args.quick else "autotune")) == "autotune"
     todo = [c for c in cases([s for s in args.suite if s in SUITES], args.case)
             if not args.quick or c.name in QUICK]
     backends = []
@@ -99,7 +104,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     meta = {"command": "python -m perfmodel " + " ".join(sys.argv[1:] if argv is None else argv),
             "torch": torch.__version__, "triton": triton.__version__,
             "nvcc": version(nvcc()) if nvcc() else None, "gpus": list(gpus),
-            "candidates": not args.quick}
+            "triton_tiles": "autotune" if candidates else "fixed"}
     records = []
     start = time.monotonic()
     for case in todo:
@@ -110,7 +115,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                         continue
                     for backend in backends:
                         try:
-                            e = evaluate(emu, work, backend, gpus, candidates=not args.quick,
+                            e = evaluate(emu, work, backend, gpus, candidates=candidates,
                                          samples=args.samples)
                             rec = report.record(e, gpus)
                             print(report.summary_line(rec, "h200" if "h200" in gpus

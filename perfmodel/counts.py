@@ -44,7 +44,7 @@ class HotLoop:
     source: str
     iterations: float  # per warp
     instrs: float
-    fma: float  # FMA-class instructions
+    multiplies: float  # instructions that multiply (FFMA, FMUL, HFMA2, ... , tensor)
     shared: float  # LDS/STS
     global_: float  # LDG/STG
     share: float  # of all issued instructions
@@ -56,7 +56,7 @@ class Counts:
 
     issued: float = 0.0
     by_class: Counter = field(default_factory=Counter)
-    fma_lanes: float = 0.0  # multiply-adds per lane
+    mul_lanes: float = 0.0  # multiplies per lane (fused multiply-adds or plain multiplies)
     memory: Counter = field(default_factory=Counter)  # kind -> instructions
     lane_bytes: Counter = field(default_factory=Counter)  # kind -> bytes per lane
     widths: Counter = field(default_factory=Counter)  # "global_ld:16" -> instructions
@@ -93,7 +93,7 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
         for ins in b.instrs:
             c.issued += n
             c.by_class[ins.cls] += n
-            c.fma_lanes += n * ins.fma_lanes
+            c.mul_lanes += n * ins.mul_lanes
             k = _kind(ins)
             if k is None:
                 continue
@@ -125,16 +125,16 @@ def hot_loop(f: Function, blocks: np.ndarray, issued: float) -> Optional[HotLoop
     inner = [lp for lp in loops if best[1] <= lp[1] and lp[2] <= best[2] and lp[0] >= best[0] / 2]
     work, head, tail = min(inner, key=lambda lp: lp[2] - lp[1])
     iters = max(blocks[head], 1e-9)
-    instrs = fma = shared = glob = 0.0
+    instrs = muls = shared = glob = 0.0
     for i in range(head, tail + 1):
         n = blocks[i]
         for ins in f.blocks[i].instrs:
             instrs += n
-            fma += n * (ins.fma_lanes > 0 or ins.cls == "tensor")
+            muls += n * (ins.mul_lanes > 0 or ins.cls == "tensor")
             k = _kind(ins)
             if k:
                 shared += n * k[0].startswith("shared")
                 glob += n * k[0].startswith("global")
     first = f.blocks[head].instrs[0]
-    return HotLoop(first.source, float(iters), instrs / iters, fma / iters, shared / iters,
+    return HotLoop(first.source, float(iters), instrs / iters, muls / iters, shared / iters,
                    glob / iters, work / issued)

@@ -36,7 +36,7 @@ def _kernel(k: KernelCost, preds: dict[str, Prediction], positions: int) -> dict
         lanes = 32 * k.warps / positions  # warp-level counts -> thread instructions per position
         rec["per_output"] = {
             "instructions": round(c.issued * lanes, 2),
-            "fma": round(c.fma_lanes * k.warps * 32 / positions, 2),
+            "multiplies": round(c.mul_lanes * k.warps * 32 / positions, 2),
             "shared_wavefronts": round(c.wavefronts * k.warps / positions, 3),
             "global_sectors": round(c.sectors * k.warps / positions, 3),
             "by_class": {cls: round(v * lanes, 2) for cls, v in sorted(c.by_class.items())},
@@ -46,7 +46,7 @@ def _kernel(k: KernelCost, preds: dict[str, Prediction], positions: int) -> dict
         if c.hot is not None:
             h = c.hot
             rec["hot_loop"] = {"source": h.source, "iterations_per_warp": round(h.iterations, 2),
-                               "instructions": round(h.instrs, 1), "fma": round(h.fma, 1),
+                               "instructions": round(h.instrs, 1), "multiplies": round(h.multiplies, 1),
                                "shared": round(h.shared, 1), "global": round(h.global_, 1),
                                "share": round(h.share, 3)}
     return rec
@@ -102,7 +102,7 @@ def summary_line(r: dict, gpu: str = "h200") -> str:
 
 def markdown(records: list[dict], gpus: dict[str, Gpu], meta: dict) -> str:
     """The table (predictions, labelled so) with the model's versions and assumptions link."""
-    head = ["case", "dtype", "layout", "dir", "backend", "kernels", "instr/out", "FMA/out",
+    head = ["case", "dtype", "layout", "dir", "backend", "kernels", "instr/out", "mul/out",
             "smem wf/out", "limiter"]
     for g in gpus:
         head += [f"{g} µs (pred.)", f"{g} roofline µs", f"{g} % of roofline"]
@@ -112,7 +112,8 @@ def markdown(records: list[dict], gpus: dict[str, Gpu], meta: dict) -> str:
         f"`{meta.get('command', 'python -m perfmodel')}` — torch {meta.get('torch')}, "
         f"triton {meta.get('triton')}, {meta.get('nvcc')}; sm_90 SASS, "
         "assumptions in perfmodel/README.md. Per-output counts are thread instructions per "
-        "output position (N·C·Ho·Wo, each Kh·Kw multiply-adds).",
+        "output position (N·C·Ho·Wo, each Kh·Kw multiply-adds); mul/out counts the "
+        "multiplies issued (fused or not, masked lanes included).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -125,7 +126,7 @@ def markdown(records: list[dict], gpus: dict[str, Gpu], meta: dict) -> str:
         po = r["per_output"]
         names = "<br>".join(k["name"] for k in r["kernels"])
         row = [r["case"], r["dtype"], r["layout"], r["direction"], r["backend"], names,
-               f"{po.get('instructions', 0):.0f}", f"{po.get('fma', 0):.0f}",
+               f"{po.get('instructions', 0):.0f}", f"{po.get('multiplies', 0):.0f}",
                f"{po.get('shared_wavefronts', 0):.2f}", r[next(iter(gpus))]["limiter"]]
         for g in gpus:
             p = r[g]

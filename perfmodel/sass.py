@@ -145,6 +145,19 @@ class Instr:
         return 0
 
     @property
+    def mul_lanes(self) -> int:
+        """Multiplies one lane does, fused or not: FFMA/FMUL/DFMA/DMUL 1, HFMA2/HMUL2 2.
+
+        A masked multiply-add (``acc += where(mask, w * x, 0)``) compiles to
+        FMUL + FSEL + FADD, not FFMA: counting multiplies counts its work too.
+        """
+        if self.base in ("FMUL", "DMUL"):
+            return 1
+        if self.base == "HMUL2":
+            return 2
+        return self.fma_lanes
+
+    @property
     def source(self) -> str:
         return f"{self.file.rsplit('/', 1)[-1]}:{self.line}"
 
@@ -273,7 +286,7 @@ def _build_blocks(f: Function) -> None:
     index_of = {s: k for k, s in enumerate(starts)}
     bounds = list(zip(starts, starts[1:] + [len(f.instrs)]))
     f.blocks = [Block(k, f.instrs[a:b]) for k, (a, b) in enumerate(bounds)]
-    for blk, (a, b) in zip(f.blocks, bounds):
+    for blk, (_a, b) in zip(f.blocks, bounds):
         last = f.instrs[b - 1]
         fallthrough = b < len(f.instrs)
         predicated = bool(last.predicate) and last.predicate not in ("@PT",)

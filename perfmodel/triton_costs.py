@@ -2,7 +2,8 @@
 
 Triton has no emulator: block counts are pinned by the one number a tile's
 program is known to do, its multiply-adds (every lane of a ``[BC, BH, BW]``
-or ``[BC, BT, BH, BW]`` tile does them, masked or not):
+or ``[BC, BT, BH, BW]`` tile does them, masked or not; counted as multiplies,
+fused or not, since a masked tap compiles to FMUL + FSEL + FADD):
 
 * ``conn_kernel``, ``conn_transpose_kernel``: ``BC*BH*BW * Kh*Kw`` per program;
 * ``corr_kernel``: ``BC*BT*BH*BW`` per reduction step, ``steps / SPLITS`` steps
@@ -54,14 +55,14 @@ def tile_cost(tl: TritonLaunch, tile: dict[str, int], dram_bytes: float) -> Kern
     kernels = cubin_mod.kernels(compiled.cubin)
     k = next(iter(kernels.values()))
     threads = 32 * compiled.num_warps
-    fma_lanes = macs_per_program(tl, tile) / threads
-    coeff = {b.index: float(sum(i.fma_lanes for i in b.instrs)) for b in k.code.blocks}
+    mul_lanes = macs_per_program(tl, tile) / threads
+    coeff = {b.index: float(sum(i.mul_lanes for i in b.instrs)) for b in k.code.blocks}
     coeff = {b: c for b, c in coeff.items() if c}
-    anchors = [Anchor("multiply-adds per lane", coeff, fma_lanes)] if coeff else []
+    anchors = [Anchor("multiplies per lane", coeff, mul_lanes)] if coeff else []
     flow = solve(k.code, anchors)
-    notes = []
+    notes = [] if anchors else ["no multiply in the SASS: block counts are unpinned"]
     if anchors and abs(flow.residuals[anchors[0].name]) > 0.05:
-        notes.append(f"multiply-add anchor off by {flow.residuals[anchors[0].name]:+.0%}")
+        notes.append(f"multiply anchor off by {flow.residuals[anchors[0].name]:+.0%}")
     if k.resources.stack:
         notes.append(f"{k.resources.stack} B stack frame per thread (local memory)")
     return KernelCost(

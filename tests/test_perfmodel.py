@@ -96,7 +96,7 @@ def test_flow_pins_a_loop_with_an_anchor() -> None:
     assert res.counts[4] == pytest.approx(res.counts[2])  # the subroutine runs once per call
     assert res.residuals["ldg"] == pytest.approx(0.0, abs=1e-9)
     c = count(f, res.counts, {})
-    assert c.fma_lanes == pytest.approx(2.5 * 3)  # FFMA (1) + HFMA2 (2) per turn
+    assert c.mul_lanes == pytest.approx(2.5 * 3)  # FFMA (1) + HFMA2 (2) per turn
     assert c.memory["global_ld"] == pytest.approx(2.5)
     assert c.lane_bytes["shared_ld"] == pytest.approx(2.5 * 2)
 
@@ -174,7 +174,7 @@ def test_known_copy_kernel(emu) -> None:
     assert c.memory["global_ld"] == pytest.approx(8.0) and c.memory["global_st"] == pytest.approx(8.0)
     assert c.widths["global_ld:4"] == pytest.approx(8.0)
     assert c.sectors == pytest.approx(8 * (4 + 4))  # 128-byte warp requests: 4 sectors each
-    assert c.fma_lanes == 0 and c.wavefronts == 0
+    assert c.mul_lanes == 0 and c.wavefronts == 0
     # nvcc unrolls the grid-stride loop: turns x accesses per turn = the 16 loads and stores
     assert c.hot is not None and c.hot.iterations * c.hot.global_ == pytest.approx(16, rel=0.1)
     p = predict.predict(k, H200)
@@ -185,7 +185,7 @@ def test_known_copy_kernel(emu) -> None:
 def test_known_fma_chain(emu) -> None:
     k = _known(emu, "fma_chain", 1 << 16, 0, (1 << 16) // 256, 256)
     c = k.counts
-    assert c.fma_lanes == pytest.approx(64.0)
+    assert c.mul_lanes == pytest.approx(64.0)
     assert c.by_class["fp32"] == pytest.approx(64.0)
     assert c.memory["global_ld"] == pytest.approx(2.0) and c.memory["global_st"] == pytest.approx(1.0)
 
@@ -261,3 +261,19 @@ def test_triton_specialisation_and_sass(tmp_path) -> None:
     assert aligned["loads"] == [16, 16]  # 1024 floats / 128 threads = 8 per thread
     assert sum(ragged["loads"]) == 32 and set(ragged["loads"]) == {4}
     assert aligned["stack"] == 0
+
+
+def test_calibration_joins_measured_and_predicted() -> None:
+    from perfmodel.calibrate import join, table
+
+    row = {"suite": "paper", "case": "dw 64x96x56x56 k7", "dtype": "float16", "layout": "nchw",
+           "backend": "cuda", "direction": "fwd"}
+    model = [dict(row, kernels=[{"name": "cuda ConnTile"}],
+                  h200={"low_us": 10.0, "high_us": 20.0, "limiter": "int"})]
+    measured = [dict(row, ms=0.03, status="ok", kernel="conn_tile_fixed"),
+                dict(row, backend="torch", ms=0.01, status="ok"),
+                dict(row, direction="input-grad", ms=0.01, status="ok")]  # not predicted
+    (r,) = join(measured, model, "h200")
+    assert r["measured_us"] == pytest.approx(30.0) and not r["inside"]
+    assert r["vs_high"] == pytest.approx(1.5)
+    assert "| cuda | int | 1 | 1.50 | 0/1 |" in table([r])

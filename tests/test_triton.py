@@ -282,9 +282,17 @@ def test_autotune_pruning_and_switch() -> None:
     kept = prune(configs.CONN_CONFIGS, {}, **dict(args, CL=True, GROUP_ALIGNED=False, Ho=7, Wo=7))
     assert kept and all(c in configs.CONN_CL and c.kwargs["BW"] <= 8 for c in kept)
     assert prune(configs.CONN_CONFIGS, {}, **dict(args, Ho=1, Wo=1))  # never empty
-    corr = {"C": 96, "CPG": 32, "REDUCE_C": True, "CL": True, "KH": 3, "KW": 3, "Ho": 14, "Wo": 14}
+    corr = {"C": 96, "CPG": 32, "REDUCE_C": True, "CL": True, "KH": 3, "KW": 3, "Ho": 14, "Wo": 14,
+            "REDUCE_H": True, "REDUCE_W": True}
     kept = configs.prune_corr(configs.CORR_CONFIGS, {}, **corr)
     assert kept and all(c in configs.CORR_CL and c.kwargs["BT"] <= 16 for c in kept)
+    # position-specific results (attention logits, involution weights): no tile that spills
+    positional = dict(corr, CL=False, KH=7, KW=7, Ho=56, Wo=56, REDUCE_H=False, REDUCE_W=False)
+    kept = configs.prune_corr(configs.CORR_CONFIGS, {}, **positional)
+    assert kept and all(c.kwargs["BH"] * c.kwargs["BW"] < 128 or c.kwargs["BT"] < 16
+                        for c in kept)
+    assert len(kept) < len(configs.prune_corr(configs.CORR_CONFIGS, {}, **dict(
+        positional, REDUCE_H=True, REDUCE_W=True)))
 
 
 # ------------------------------------------------------------------------ NaN and Inf

@@ -56,9 +56,11 @@ def _config(num_warps: int, **tile: int) -> triton.Config:
 #: (BC, BH, BW, warps) for NCHW inputs: columns contiguous
 #: (tiles of 1024 outputs take 8 warps: with 4, a 7x7 depth-wise tile needs
 #: over 160 registers and spills in float16; 2 x 8 x 32 spills in the
-#: channel-shared transpose with 4 or 8 warps: `.ci/triton-resources`)
+#: channel-shared transpose with 4 or 8 warps; the 256-output tiles of one
+#: channel take 2 warps: with 4, ptxas keeps a 16-byte stack frame for the
+#: float16 7x7 depth-wise conn as the JIT specialises it: `.ci/triton-resources`)
 _NCHW_TILES = [
-    (1, 8, 32, 4), (1, 16, 32, 8), (1, 4, 64, 4), (1, 8, 64, 8), (1, 16, 16, 4),
+    (1, 8, 32, 2), (1, 16, 32, 8), (1, 4, 64, 2), (1, 8, 64, 8), (1, 16, 16, 2),
     (1, 32, 32, 8), (4, 4, 32, 4), (4, 8, 16, 4), (8, 4, 16, 4),
     (16, 4, 16, 8), (16, 2, 32, 8), (32, 2, 16, 8),
 ]
@@ -112,7 +114,10 @@ def fixed_tile(cl: bool, channels: int, rows: int, cols: int) -> dict[str, int]:
     if cl:
         return {"BC": min(p2(channels), 32), "BH": min(p2(rows), 2), "BW": min(p2(cols), 8),
                 "num_warps": 4}
-    return {"BC": 1, "BH": min(p2(rows), 8), "BW": min(p2(cols), 32), "num_warps": 4}
+    bh, bw = min(p2(rows), 8), min(p2(cols), 32)
+    # 4 outputs per thread on 2 warps for the 256-output tiles (no stack frame: see
+    # _NCHW_TILES; 10-20% fewer issued instructions per output, `make perf-model`)
+    return {"BC": 1, "BH": bh, "BW": bw, "num_warps": 2 if bh * bw >= 256 else 4}
 
 
 # ------------------------------------------------------------------ corr
@@ -123,10 +128,11 @@ _CORR_NCHW_TILES = [
     (1, 16, 16, 16, 8), (2, 32, 4, 16, 4), (4, 16, 4, 16, 4), (8, 16, 4, 8, 4),
     (1, 8, 8, 32, 4),
 ]
-#: (BC, BT, BH, BW, warps) for channels_last inputs
+#: (BC, BT, BH, BW, warps) for channels_last inputs (32 x 4 x 2 x 8 dropped: an 8-byte
+#: stack frame in float32 under the JIT's specialisation, `.ci/triton-resources`)
 _CORR_CL_TILES = [
     (32, 16, 1, 8, 4), (32, 8, 2, 8, 4), (64, 8, 1, 8, 4), (16, 16, 2, 8, 4),
-    (32, 32, 1, 4, 4), (64, 16, 1, 4, 8), (32, 4, 2, 8, 4), (8, 16, 2, 8, 4),
+    (32, 32, 1, 4, 4), (64, 16, 1, 4, 8), (8, 16, 2, 8, 4),
 ]
 
 CORR_NCHW = [_config(w, BC=bc, BT=bt, BH=bh, BW=bw) for bc, bt, bh, bw, w in _CORR_NCHW_TILES]
@@ -142,6 +148,9 @@ def prune_corr(configs: list, named_args: dict, **kwargs: Any) -> list:
     family = CORR_CL if args["CL"] else CORR_NCHW
     bc_max = p2(args["CPG"] if args["REDUCE_C"] else args["C"])
     bt_max = p2(args["KH"] * args["KW"])
+    # a position-specific result keeps a BT x BH x BW accumulator per position: tiles of
+    # 128 or more positions with 16 or more taps spill (255 registers, `.ci/triton-resources`)
+    positional = not (args["REDUCE_H"] and args["REDUCE_W"])
     kept = [
         c for c in configs
         if c in family
@@ -149,6 +158,7 @@ def prune_corr(configs: list, named_args: dict, **kwargs: Any) -> list:
         and c.kwargs["BT"] <= bt_max
         and c.kwargs["BH"] <= p2(args["Ho"])
         and c.kwargs["BW"] <= p2(args["Wo"])
+        and not (positional and c.kwargs["BH"] * c.kwargs["BW"] >= 128 and c.kwargs["BT"] >= 16)
     ]
     if kept:
         return kept
