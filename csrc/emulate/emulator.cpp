@@ -17,7 +17,6 @@
 // memory-access instrumentation (LC_EMU_TRACE, trace.cpp).
 #include <ucontext.h>
 
-#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -34,6 +33,7 @@ void lc_trace_launch(int launch);
 void lc_trace_block_begin(const void* smem, int64_t smem_bytes, int threads);
 void lc_trace_block_end();
 void lc_trace_add_buffer(const void* ptr, int64_t bytes);
+int64_t lc_trace_accesses();
 }
 #endif
 
@@ -73,10 +73,12 @@ const char* signature() {
   return __PRETTY_FUNCTION__;
 }
 
-double g_budget_s = 2.0;  // kTrace: stop sampling a launch after this long (2 blocks at least)
+// kTrace: stop sampling a launch once its traced blocks made this many accesses (2 blocks at
+// least): a count, not a time, so that the model's numbers do not depend on the machine
+constexpr int64_t kTraceBudget = 20000000;
 
 // The blocks a launch runs: all of them, or in kTrace the first, the last and
-// evenly spaced ones between (in that order, so a time budget keeps the ends).
+// evenly spaced ones between (in that order, so that the access budget keeps the ends).
 std::vector<int64_t> blocks_to_run(int64_t blocks) {
   std::vector<int64_t> out;
   if (g_mode != kTrace || g_samples >= blocks) {
@@ -124,13 +126,14 @@ struct EmuExec {
     Entry<F>::fn = &body;
     g_state.threads = l.threads;
     g_state.fibers = &fibers;
-    const auto start = std::chrono::steady_clock::now();
     int64_t ran = 0;
+#ifdef LC_EMU_TRACE
+    const int64_t accesses0 = lc_trace_accesses();
+#endif
     for (const int64_t b : blocks_to_run(l.blocks)) {
-      if (g_mode == kTrace && ran >= 2 &&
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() >
-              g_budget_s)
-        break;
+#ifdef LC_EMU_TRACE
+      if (g_mode == kTrace && ran >= 2 && lc_trace_accesses() - accesses0 > kTraceBudget) break;
+#endif
       ++ran;
       g_state.block = b;
       std::memset(smem.data(), 0xff, used);

@@ -72,6 +72,7 @@ std::vector<PerThread> g_threads;
 std::vector<std::vector<SiteTotals>> g_launch_sites;
 std::vector<int64_t> g_launch_blocks, g_launch_warps;
 int g_launch = -1;
+int64_t g_accesses = 0;  // kept accesses since the last reset
 
 int site_of(uintptr_t pc, int space, int write, int size) {
   const uint64_t key = (uint64_t(pc) << 2) | uint64_t(space << 1) | uint64_t(write);
@@ -94,6 +95,7 @@ void record(void* addr, int size, int write, void* pc) {
       if (a >= r.lo && a < r.hi) space = 1;
   }
   if (space < 0) return;
+  ++g_accesses;
   const int s = site_of(reinterpret_cast<uintptr_t>(pc), space, write, size);
   const int t = lc::thread_index();
   if (t < 0 || size_t(t) >= g_threads.size()) return;
@@ -152,7 +154,10 @@ void lc_trace_reset() {
   g_launch_blocks.clear();
   g_launch_warps.clear();
   g_launch = -1;
+  g_accesses = 0;
 }
+
+int64_t lc_trace_accesses() { return g_accesses; }
 
 void lc_trace_add_buffer(const void* ptr, int64_t bytes) {
   const uintptr_t a = reinterpret_cast<uintptr_t>(ptr);
