@@ -1,12 +1,11 @@
 """Measured against predicted: the GPU check's kernel times beside the model's ranges.
 
-    python -m perfmodel --tiles fixed --gpu h200 --out build/perf-model-fixed
     python -m perfmodel.calibrate benchmarks/results/nvidia-h200/kernel_times.jsonl \\
-        build/perf-model-fixed/perf-model.json [--out calibration.md]
+        benchmarks/results/model/perf-model.json [--out calibration.md]
 
 The GPU check (``.ci/gpu-check``) times each primitive call with the Triton
-backend's fixed tiles, so the model is run with ``--tiles fixed`` to compare
-the same kernels. Per row: measured median, predicted range, and measured /
+backend's fixed tiles, so Triton rows compare with the model's fixed-tile
+prediction (``fixed_tiles`` of a full run, or a run with ``--tiles fixed``). Per row: measured median, predicted range, and measured /
 predicted (low and high end); last, per backend and limiter, the median
 ratio, which says how far to trust (or how to correct) each kind of
 prediction.
@@ -35,7 +34,7 @@ def join(measured: list[dict], model: list[dict], gpu: str) -> list[dict]:
         if r is None:
             continue
         us = m["ms"] * 1e3
-        p = r[gpu]
+        p = r.get("fixed_tiles", r)[gpu]  # the GPU check runs Triton's fixed tiles
         out.append({"key": key(m), "backend": m["backend"], "limiter": p["limiter"],
                     "measured_us": us, "low_us": p["low_us"], "high_us": p["high_us"],
                     "vs_low": us / p["low_us"], "vs_high": us / p["high_us"],
@@ -63,7 +62,7 @@ def table(rows: list[dict]) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m perfmodel.calibrate")
     p.add_argument("measured", type=Path, help="kernel_times.jsonl of the GPU check")
-    p.add_argument("model", type=Path, help="perf-model.json (--tiles fixed)")
+    p.add_argument("model", type=Path, help="perf-model.json of python -m perfmodel")
     p.add_argument("--gpu", default="h200")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

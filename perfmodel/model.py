@@ -33,7 +33,7 @@ class Evaluated:
     predictions: dict[str, Prediction]  # gpu key -> the whole call
     per_kernel: dict[str, list[Prediction]]  # gpu key -> each kernel
     tiles: list[dict] = field(default_factory=list)  # triton: fixed tile vs autotune candidates
-    error: Optional[str] = None
+    fixed: Optional[dict[str, Prediction]] = None  # triton with candidates: the fixed tiles' call
 
 
 def _bytes(t) -> float:
@@ -61,7 +61,7 @@ def _cuda_kernels(emu: Emulator, work: Work, step: PrimitiveCall, sm_count: int,
 
 
 def _triton_kernels(work: Work, step: PrimitiveCall, gpu: Gpu, candidates: bool,
-                    tiles: list[dict]) -> list[KernelCost]:
+                    tiles: list[dict], fixed_out: list[KernelCost]) -> list[KernelCost]:
     from .triton_costs import tile_cost, tile_name
     from .triton_jit import launches
 
@@ -93,9 +93,12 @@ def _triton_kernels(work: Work, step: PrimitiveCall, gpu: Gpu, candidates: bool,
         for o in options:
             o.pop("cost") if o is not best else None
         out.append(best.pop("cost"))
+        fixed_out.append(fixed)
         tiles.extend(options)
         if ws:
-            out.append(KernelCost("torch sum of the split partials", 0, 0, dram_bytes=ws + result))
+            split_sum = KernelCost("torch sum of the split partials", 0, 0, dram_bytes=ws + result)
+            out.append(split_sum)
+            fixed_out.append(split_sum)
     return out
 
 
@@ -109,15 +112,21 @@ def evaluate(emu: Optional[Emulator], work: Work, backend: str, gpus: dict[str, 
     """
     ref = gpus.get("h200", next(iter(gpus.values())))
     kernels: list[KernelCost] = []
+    fixed: list[KernelCost] = []  # the same call on Triton's fixed tiles
     tiles: list[dict] = []
     for step in work.steps:
         if isinstance(step, TorchStep):
-            kernels.append(KernelCost(f"torch {step.name}", 0, 0, dram_bytes=step.bytes))
+            k = KernelCost(f"torch {step.name}", 0, 0, dram_bytes=step.bytes)
+            kernels.append(k)
+            fixed.append(k)
         elif backend == "cuda":
             assert emu is not None
             kernels += _cuda_kernels(emu, work, step, ref.sms, samples)
         else:
-            kernels += _triton_kernels(work, step, ref, candidates, tiles)
+            kernels += _triton_kernels(work, step, ref, candidates, tiles, fixed)
     per_kernel = {g: [predict(k, gpu) for k in kernels] for g, gpu in gpus.items()}
     total = {g: combine(parts) for g, parts in per_kernel.items()}
-    return Evaluated(work, backend, kernels, total, per_kernel, tiles)
+    fixed_total = None
+    if backend == "triton" and candidates:
+        fixed_total = {g: combine([predict(k, gpu) for k in fixed]) for g, gpu in gpus.items()}
+    return Evaluated(work, backend, kernels, total, per_kernel, tiles, fixed_total)

@@ -69,6 +69,9 @@ def record(e: Evaluated, gpus: dict[str, Gpu]) -> dict[str, Any]:
     }
     if e.tiles:
         rec["triton_tiles"] = e.tiles
+    if e.fixed is not None:  # what runs without autotuning (and what the GPU check times)
+        rec["fixed_tiles"] = {g: {"low_us": round(p.low_us, 2), "high_us": round(p.high_us, 2),
+                                  "limiter": p.limiter} for g, p in e.fixed.items()}
     for g, gpu in gpus.items():
         p = e.predictions[g]
         roof = w.roofline.time_us(gpu, w.dtype)
