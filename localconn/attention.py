@@ -31,6 +31,7 @@ from .functional import local_conn2d, local_corr2d
 from .geometry import IntPair, check_window, make_geometry, pair
 from .reference import memory_format_of
 from .relative_position import relative_position_bias, relative_position_index, table_rows
+from .validation import check_int, check_module_input, check_probability
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -125,10 +126,16 @@ class LocalAttention2d(nn.Module):
         backend: Optional[str] = None,
     ) -> None:
         super().__init__()
-        if not isinstance(dim, int) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
-        if not isinstance(num_heads, int) or num_heads < 1 or dim % num_heads:
+        check_int(dim, "dim")
+        check_int(num_heads, "num_heads")
+        if dim % num_heads:
             raise ValueError(f"num_heads must be a divisor of dim={dim}, got {num_heads!r}")
+        if qk_scale is not None and (not isinstance(qk_scale, (int, float))
+                                     or isinstance(qk_scale, bool)):
+            raise TypeError(f"qk_scale must be None or a float, got {type(qk_scale).__name__} "
+                            f"{qk_scale!r}")
+        attn_drop = check_probability(attn_drop, "attn_drop")
+        proj_drop = check_probability(proj_drop, "proj_drop")
         self.dim, self.num_heads = dim, num_heads
         self.head_dim = dim // num_heads
         self.kernel_size = pair(kernel_size, "kernel_size")
@@ -211,10 +218,7 @@ class LocalAttention2d(nn.Module):
         return F.pad(t, pads)
 
     def _check_input(self, x: Tensor) -> None:
-        if not isinstance(x, Tensor):
-            raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
-        if x.dim() != 4 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (N, {self.dim}, H, W), got {tuple(x.shape)}")
+        check_module_input(x, self.dim, self.qkv.weight.dtype)
 
     def _attention(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
         """Attention ``(N, heads, Kh, Kw, H, W)`` and values, in the (rolled) frame they meet."""

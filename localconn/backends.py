@@ -115,9 +115,13 @@ def backends() -> dict[str, BackendStatus]:
 
 
 def check_backend_name(name: object, what: str = "backend") -> str:
-    """``None``/``"auto"`` -> ``""``/``"auto"``; a known name passes; else ValueError."""
+    """``None``/``"auto"`` -> ``""``/``"auto"``; a known name passes; else ValueError
+    (TypeError for what is not a str)."""
     if name is None:
         return ""
+    if not isinstance(name, str):
+        raise TypeError(f"{what} must be None or a str ('auto' or one of {sorted(KNOWN)}), "
+                        f"got {type(name).__name__} {name!r}")
     if name == AUTO or name in KNOWN:
         return name  # type: ignore[return-value]
     raise ValueError(f"{what} must be None, 'auto' or one of {sorted(KNOWN)}, got {name!r}")

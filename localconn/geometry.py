@@ -22,21 +22,30 @@ IntPair = Union[int, Sequence[int]]
 Padding = Union[int, str, Sequence[int]]
 
 
+#: largest window argument or spatial size accepted (kernel, stride, padding, dilation,
+#: sizes); larger ones could only overflow the index arithmetic or the allocation
+MAX_SIZE = 2**31 - 1
+
+
 def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def pair(value: IntPair, name: str) -> tuple[int, int]:
-    """Normalise an int or an ``(h, w)`` pair to a tuple of two ints."""
+    """Normalise an int or an ``(h, w)`` pair to a tuple of two ints (at most ``MAX_SIZE``)."""
     if _is_int(value):
-        return (int(value), int(value))
-    if (
+        out = (int(value), int(value))
+    elif (
         isinstance(value, (tuple, list, torch.Size))
         and len(value) == 2
         and all(_is_int(v) for v in value)
     ):
-        return (int(value[0]), int(value[1]))
-    raise ValueError(f"{name} must be an int or a pair of ints (h, w), got {value!r}")
+        out = (int(value[0]), int(value[1]))
+    else:
+        raise ValueError(f"{name} must be an int or a pair of ints (h, w), got {value!r}")
+    if max(out) > MAX_SIZE:
+        raise ValueError(f"{name} must be at most {MAX_SIZE} (2**31 - 1), got {value!r}")
+    return out
 
 
 def check_window(window: object) -> str:

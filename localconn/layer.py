@@ -24,6 +24,7 @@ from .backends import check_backend_name
 from .functional import local_conn2d
 from .generators import GlobalWeightGenerator, PositionWeightGenerator, sample_at_centres
 from .geometry import IntPair, Padding, check_window, make_geometry, pair
+from .validation import check_int, check_module_input
 
 SHARES = ("spatial", "channel", "none")
 
@@ -97,12 +98,10 @@ class LocalConn2d(nn.Module):
         backend: Optional[str] = None,
     ) -> None:
         super().__init__()
-        if not isinstance(channels, int) or channels < 1:
-            raise ValueError(f"channels must be a positive int, got {channels!r}")
+        check_int(channels, "channels")
         if share not in SHARES:
             raise ValueError(f"share must be one of {SHARES}, got {share!r}")
-        if not isinstance(reduction, int) or reduction < 1:
-            raise ValueError(f"reduction must be a positive int, got {reduction!r}")
+        check_int(reduction, "reduction")
         self.channels = channels
         self.kernel_size = pair(kernel_size, "kernel_size")
         self.stride = pair(stride, "stride")
@@ -143,7 +142,8 @@ class LocalConn2d(nn.Module):
             return C
         if groups is None:
             raise ValueError("groups is required for share='channel' (a divisor of channels)")
-        if not isinstance(groups, int) or groups < 1 or C % groups:
+        check_int(groups, "groups")
+        if C % groups:
             raise ValueError(f"groups must be a divisor of channels={C}, got {groups!r}")
         return groups
 
@@ -185,7 +185,15 @@ class LocalConn2d(nn.Module):
         return self.generator(x)
 
     def forward(self, x: Tensor, weight: Optional[Tensor] = None) -> Tensor:
-        """``local_conn2d(x, weight or self.make_weight(x), self.bias, ...)``."""
+        """``local_conn2d(x, weight or self.make_weight(x), self.bias, ...)``.
+
+        ``x`` must have this layer's channels (and, for position-specific static
+        weights, its ``input_size``) and, outside ``torch.autocast``, the dtype of
+        its parameters: anything else is a ValueError / TypeError naming ``x``.
+        """
+        param = next(self.parameters(), None)
+        size = self.input_size if (not self.dynamic and self.share != "spatial") else None
+        check_module_input(x, self.channels, None if param is None else param.dtype, size)
         if weight is None:
             weight = self.make_weight(x)
         return local_conn2d(

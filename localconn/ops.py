@@ -78,8 +78,9 @@ def conn2d(
 ) -> Tensor:
     """``y = conn(x, W) + bias`` (see :func:`localconn.local_conn2d`)."""
     geo = geometry_from_op_args(x.shape[2:], weight.shape[2:4], stride, padding, dilation, window)
-    if x.numel() == 0:
-        return _empty_image(x, geo.out_size)
+    if x.numel() == 0:  # every tap reads padding (or the output is empty too): y = bias
+        y = _empty_image(x, geo.out_size).zero_()
+        return y if bias is None else y.add_(bias.view(1, -1, 1, 1))
     problem = _problem("conn2d", x, weight.shape, geo, bias is not None)
     return _run(problem, backend, "conn2d", x, weight, bias, geo)
 

@@ -367,8 +367,8 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
     [
         ("neighborhood", (1, 8, 5, 5), r"needs input height >= kernel \* dilation = 6"),
         ("block", (1, 8, 6, 7), "divisible"),
-        ("sliding", (1, 4, 6, 6), r"x must have shape \(N, 8, H, W\)"),
-        ("sliding", (8, 6, 6), r"x must have shape"),
+        ("sliding", (1, 4, 6, 6), r"x must have 8 channels, shape \(N, 8, H, W\)"),
+        ("sliding", (8, 6, 6), r"x must have 4 dims \(N, 8, H, W\)"),
     ],
 )
 def test_bad_input(window: str, shape: tuple[int, ...], match: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from typing import Any, Optional
 
@@ -32,6 +33,9 @@ def available() -> Optional[str]:
     """``None`` if Triton can run here (a CUDA device, or the interpreter) and imports."""
     if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
         return f"no CUDA device: {NEEDS_CUDA}"
+    if not torch.cuda.is_available() and _interpreted() is None and (
+            why := _library_interpretable()):
+        return why
     if not _import_error:
         try:
             importlib.import_module("triton")
@@ -45,10 +49,41 @@ def available() -> Optional[str]:
     return _import_error[0]
 
 
+_LOCK = threading.Lock()
+_launch_module: list[Any] = []  # the imported launch module, once it is complete
+
+
 def _interpreted() -> Optional[bool]:
-    """Whether the kernels were defined for the interpreter; ``None`` if not defined yet."""
-    launch = sys.modules.get(f"{__package__}.launch")
-    return None if launch is None else bool(launch.INTERPRETED)
+    """Whether the kernels were defined for the interpreter; ``None`` if not defined yet.
+
+    Reads the launch module only once its import has finished (another thread
+    may be importing it: its partial module is in ``sys.modules`` already).
+    """
+    launch = _launch_module[0] if _launch_module else sys.modules.get(f"{__package__}.launch")
+    flag = getattr(launch, "INTERPRETED", None)  # unset while another thread imports it
+    return None if flag is None else bool(flag)
+
+
+def _library_interpretable() -> Optional[str]:
+    """``None`` if Triton's own ``tl`` functions can run in the interpreter, else why not.
+
+    Triton decides when a function is *defined* whether it is interpreted:
+    its standard library was defined by the time ``import localconn`` returns
+    (``torch.utils.flop_counter``, which ``localconn.flops`` imports, imports
+    Triton), so ``TRITON_INTERPRET=1`` set after that cannot take effect.
+    """
+    try:
+        from triton.language import standard
+        from triton.runtime.interpreter import InterpretedFunction
+    except Exception:  # another Triton layout: let the interpreter try
+        return None
+    if isinstance(getattr(standard, "cdiv", None), InterpretedFunction):
+        return None
+    return (
+        "TRITON_INTERPRET=1 was set after Triton was imported (import localconn imports it, "
+        "through torch.utils.flop_counter): set it before the first import of localconn or "
+        "torch.utils.flop_counter, e.g. `TRITON_INTERPRET=1 python ...`"
+    )
 
 
 def supports(problem: Problem) -> Optional[str]:
@@ -71,6 +106,8 @@ def supports(problem: Problem) -> Optional[str]:
     if device.type == "cpu":
         if os.environ.get("TRITON_INTERPRET") != "1":
             return NEEDS_CUDA
+        if _interpreted() is None and (why := _library_interpretable()):
+            return why
         if _interpreted() is False:
             return (
                 "the Triton kernels were already defined for the GPU in this process (imported "
@@ -82,7 +119,13 @@ def supports(problem: Problem) -> Optional[str]:
 
 
 def _launch() -> Any:
-    return importlib.import_module(f"{__package__}.launch")
+    """The kernels' launch module, imported once (thread-safe: the first calls from two
+    threads wait for one complete import)."""
+    if not _launch_module:
+        with _LOCK:
+            if not _launch_module:
+                _launch_module.append(importlib.import_module(f"{__package__}.launch"))
+    return _launch_module[0]
 
 
 def conn2d(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
@@ -41,6 +42,7 @@ from .window import WINDOW_CODES
 
 #: True if the kernels were defined for Triton's CPU interpreter
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+_INTERPRETER_LOCK = threading.Lock()  # the interpreter is not thread-safe
 
 #: tests set this to force a number of ``corr2d`` reduction splits
 FORCE_SPLITS: Optional[int] = None
@@ -87,7 +89,9 @@ def _launch(kernel: Any, tuned: Any, grid: Grid, args: dict[str, Any], fixed: di
     """
     global LAST_TILE
     guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
-    with guard:
+    # Triton's interpreter patches triton.language while a kernel runs: one at a time
+    serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
+    with guard, serial:
         if tune and configs.tuning_enabled():
             tuned[grid](**args)
             LAST_TILE = f"tuned {tuned.best_config}"

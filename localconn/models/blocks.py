@@ -210,6 +210,10 @@ def dwnet_blocks(
         4
     """
     check_layer_args(kind, layers)
+    if not isinstance(kernel_size, int) or isinstance(kernel_size, bool) or kernel_size < 1 \
+            or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be an odd positive int (a DWNet block keeps the map's "
+                         f"size with padding (K - 1) / 2), got {kernel_size!r}")
 
     def make(spec: BlockSpec) -> nn.Module:
         layer = spatial_layer(

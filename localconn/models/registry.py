@@ -166,6 +166,8 @@ def info(name: str) -> ModelInfo:
         >>> info("swin_tiny").published
         (28000000.0, 4500000000.0)
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a model name (str), got {type(name).__name__} {name!r}")
     if name not in _MODELS:
         raise ValueError(f"unknown model {name!r}; known: {', '.join(_MODELS)}")
     return _MODELS[name]
