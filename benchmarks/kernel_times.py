@@ -54,6 +54,8 @@ from typing import Any, Callable, Optional
 import torch
 import torch.nn.functional as F
 
+from localconn.cuda_args import KERNEL_NAMES
+
 from .cases import Case, cases
 from .environment import environment
 from .roofline import copy_bandwidth_gbps
@@ -61,9 +63,6 @@ from .workload import DTYPES, LAYOUTS, Setting, make_weight, window_kwargs
 
 DIRECTIONS = ("fwd", "input-grad", "weight-grad")
 
-#: names of csrc/plan.h's Kernel enum, by value
-CUDA_KERNELS = ("conn_tile", "conn_tile_fixed", "conn_elem", "corr_tile", "corr_elem",
-                "conn_rows", "corr_rows", "corr_lanes")
 
 #: bytes the inputs of one graph should span at least (three times the H100/H200 L2)
 COLD_BYTES = 180 * 2**20
@@ -201,7 +200,7 @@ class KernelSpy:
 
                 def call(*args: Any) -> int:
                     code = int(op(*args))
-                    spy.last = CUDA_KERNELS[code] if 0 <= code < len(CUDA_KERNELS) else str(code)
+                    spy.last = KERNEL_NAMES[code] if 0 <= code < len(KERNEL_NAMES) else str(code)
                     return code
 
                 return call

@@ -8,6 +8,7 @@
 
 #include "conn_elem.cuh"
 #include "conn_rows.cuh"
+#include "conn_strip.cuh"
 #include "conn_tile.cuh"
 #include "corr_elem.cuh"
 #include "corr_lanes.cuh"
@@ -52,6 +53,25 @@ int launch_conn_rows(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+template <class T, int KF, bool FLIP, class Exec>
+int launch_conn_strip_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
+  constexpr int V16 = 16 / int(sizeof(T)), V8 = 8 / int(sizeof(T)) > 0 ? 8 / int(sizeof(T)) : 1;
+  const int64_t bytes = l.conn_strip.chunk_bytes;
+  if (bytes == 16) return ex.template launch<ConnStrip<T, KF, FLIP, V16>>(l, a, l.conn_strip);
+  if (bytes == 8) return ex.template launch<ConnStrip<T, KF, FLIP, V8>>(l, a, l.conn_strip);
+  return ex.template launch<ConnStrip<T, KF, FLIP, 1>>(l, a, l.conn_strip);
+}
+
+template <class T, bool FLIP, class Exec>
+int launch_conn_strip(Exec& ex, const Launch& l, const ConnArgs& a) {
+  switch (l.kf) {
+    case 3: return launch_conn_strip_kf<T, 3, FLIP>(ex, l, a);
+    case 5: return launch_conn_strip_kf<T, 5, FLIP>(ex, l, a);
+    case 7: return launch_conn_strip_kf<T, 7, FLIP>(ex, l, a);
+    default: return kBadDType;  // plan.h only plans the strip kernel sizes
+  }
+}
+
 // conn2d: a.src = x, a.dst = y. *chosen (if given) receives the kernel that ran.
 template <class Exec>
 int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
@@ -62,6 +82,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
+    if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
   return kOk;
@@ -78,6 +99,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, true>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
+    if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);
   })
   return kOk;

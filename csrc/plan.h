@@ -25,6 +25,12 @@ constexpr int corr_rows_chunk(int kf, bool float64) {
   return kf <= 5 ? kf : kf == 7 ? (float64 ? 4 : 7) : kf == 13 ? 3 : 1;
 }
 constexpr int kLaneTaps = 8;         // taps per thread (corr_lanes.cuh)
+constexpr int kStripCols = 8;        // output columns per thread (conn_strip.cuh)
+// output rows per thread of conn_strip.cuh: the KF * KF filter and rows * 8 sums
+// stay in registers (7x7: 49 + 32)
+constexpr int strip_rows(int kf) { return kf <= 5 ? 8 : 4; }
+// the kernel sizes conn_strip.cuh is instantiated for
+inline bool strip_kernel(int64_t k) { return k == 3 || k == 5 || k == 7; }
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
@@ -42,6 +48,12 @@ struct ConnElemPlan {
 
 struct ConnRowsPlan {
   int64_t row_groups;  // groups of kConnTileR outputs per row
+};
+
+struct ConnStripPlan {
+  int64_t row_strips, col_strips;  // strips of strip_rows(kf) rows, kStripCols columns
+  int64_t first_strip;             // the first strip's input column / kStripCols (<= 0)
+  int64_t chunk_bytes;             // loads of 16, 8 bytes, or one value (the rows' alignment)
 };
 
 struct CorrTilePlan {
@@ -70,6 +82,7 @@ enum Kernel : int32_t {
   kConnRows = 5,      // conn_rows.cuh (channels_last register fast path, KF = kernel size)
   kCorrRows = 6,      // corr_rows.cuh (channels_last depth-wise weight gradient, KF)
   kCorrLanes = 7,     // corr_lanes.cuh (channels_last depth-wise weight gradient, any window)
+  kConnStrip = 8,     // conn_strip.cuh (NCHW register-blocked strips, KF = 3, 5, 7)
 };
 
 struct Launch {
@@ -81,6 +94,7 @@ struct Launch {
   ConnTilePlan conn_tile;
   ConnElemPlan conn_elem;
   ConnRowsPlan conn_rows;
+  ConnStripPlan conn_strip;
   CorrTilePlan corr_tile;
   CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
   CorrElemPlan corr_elem;
@@ -137,6 +151,43 @@ inline Launch plan_conn_rows(const ConnArgs& a) {
   return l;
 }
 
+// NCHW register-blocked strips (conn_strip.cuh), if the problem fits them: a
+// fixed 3/5/7 window, unit-stride rows, offsets inside a plane within 32 bits.
+inline bool strip_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const int64_t lim = int64_t(1) << 31;
+  return fixed_window(p) && strip_kernel(p.h.k) && a.src_s.w == 1 && a.dst_s.w == 1 &&
+         !channels_last_image(a.dst_s, p.C) && p.h.in * a.src_s.h < lim &&
+         p.h.out * a.dst_s.h < lim && p.w.in < lim && p.w.out < lim;
+}
+
+inline Launch plan_conn_strip(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = kConnStrip;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  ConnStripPlan& t = l.conn_strip;
+  t.row_strips = ceil_div(p.h.out, strip_rows(int(p.h.k)));
+  // strip k reads input columns from kStripCols * k and writes outputs from there + p:
+  // from the one holding output 0 to the one holding output Wo - 1
+  const int64_t first = -ceil_div(p.w.p, kStripCols);
+  const int64_t last = (p.w.out - 1 - p.w.p) >= 0 ? (p.w.out - 1 - p.w.p) / kStripCols
+                                                  : -ceil_div(p.w.p - p.w.out + 1, kStripCols);
+  t.first_strip = first;
+  t.col_strips = last - first + 1;
+  const int64_t b = elem_bytes(p.dtype);
+  t.chunk_bytes = b;
+  for (const int64_t bytes : {int64_t(16), int64_t(8)}) {
+    if (bytes > b && rows_aligned(a.src, b, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, bytes)) {
+      t.chunk_bytes = bytes;
+      break;
+    }
+  }
+  l.blocks = ceil_div(p.N * p.C * t.row_strips * t.col_strips, kThreads);
+  return l;
+}
+
 // conn2d / the flipped transpose on tiles, or 0 blocks if the tile does not fit.
 inline Launch plan_conn_tile(const ConnArgs& a, bool shared_weight) {
   const Problem& p = a.p;
@@ -181,6 +232,7 @@ inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
   if (channels_last_image(a.dst_s, p.C) && shared && fixed_window(p)) return plan_conn_rows(a);
+  if (shared && strip_fits(a)) return plan_conn_strip(a);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1) {
     Launch l = plan_conn_tile(a, shared);
     if (l.blocks > 0) {
@@ -213,6 +265,7 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
   if (channels_last_image(a.dst_s, p.C) && fixed_window(p) && flipped_transpose(a, flipped))
     return plan_conn_rows(*flipped);
+  if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1 && flipped_transpose(a, flipped)) {
     Launch l = plan_conn_tile(*flipped, true);
     if (l.blocks > 0) {

@@ -76,13 +76,18 @@ LC_DEVICE void stage_tile(acc_t<T>* dst, const TileSpan& s, bool vec, PlanePtr p
   }
 }
 
-// Can a tile's rows be loaded 16 bytes at a time? Contiguous rows whose every
-// start (plane, row) is 16-byte aligned: the base pointer and the plane and
-// row strides in bytes are multiples of 16.
+// Can a tile's rows be loaded `bytes` (16: rows_vectorizable) at a time? Contiguous
+// rows whose every start (plane, row) is aligned: the base pointer and the plane
+// and row strides in bytes are multiples of `bytes`.
+inline bool rows_aligned(const void* base, int64_t b, int64_t sn, int64_t sc, int64_t sh,
+                         int64_t sw, int64_t bytes) {
+  return sw == 1 && reinterpret_cast<uintptr_t>(base) % bytes == 0 && (sn * b) % bytes == 0 &&
+         (sc * b) % bytes == 0 && (sh * b) % bytes == 0;
+}
+
 inline bool rows_vectorizable(const void* base, int64_t b, int64_t sn, int64_t sc, int64_t sh,
                               int64_t sw) {
-  return sw == 1 && reinterpret_cast<uintptr_t>(base) % 16 == 0 && (sn * b) % 16 == 0 &&
-         (sc * b) % 16 == 0 && (sh * b) % 16 == 0;
+  return rows_aligned(base, b, sn, sc, sh, sw, 16);
 }
 
 }  // namespace lc

@@ -207,6 +207,38 @@ def test_vectorised_row_loads(dtype: torch.dtype) -> None:
         check(x[:, :, :, 1:], wdw, None, kw, f"misaligned dw {dtype} {W} {kw}")
 
 
+# ------------------------------------------------- register-blocked strips (conn_strip.cuh)
+
+#: (H, W, padding): widths whose rows are 16-byte aligned in every dtype (W = 32), only
+#: 8-byte aligned in 16-bit types (W = 12), or not at all (W = 13); padding past a whole
+#: strip (first strip two to the left of the image), none (outputs narrower than the
+#: input), asymmetric; heights that leave a partial strip of rows
+STRIP_SHAPES = [((11, 32), "same"), ((9, 12), (1, 2)), ((10, 13), 0), ((6, 13), 10)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64],
+                         ids=["f32", "f16", "bf16", "f64"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_register_strips(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """NCHW K x K depth-wise, stride 1 (K = 3, 5, 7) runs conn_strip for conn2d and for the
+    flipped conn2d_transpose: 16-byte, 8-byte and single-value chunk loads, a sliced
+    (misaligned) x, a narrowed one (aligned rows whose right-edge chunk is partly
+    outside), padding wider than a strip, static and dynamic weights, bias."""
+    g = gen("cuda-strips", k, dtype)
+    for (H, W), pad in STRIP_SHAPES:
+        padding = k // 2 if pad == "same" else pad
+        kw = window_kwargs("sliding", 1, padding)
+        for nw in (1, 2):
+            x = rand((2, 3, H, W), g, dtype)
+            w = rand((nw, 3, k, k, 1, 1), g, dtype)
+            for xs, what in ((x, "aligned"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed")):
+                if emulator is not None:
+                    emulator.kernels.clear()
+                check(xs, w, rand((3,), g, dtype), kw, f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw}")
+                if emulator is not None:  # conn2d and the flipped conn2d_transpose
+                    assert emulator.kernels.count("conn_strip") == 2, emulator.kernels
+
+
 # ------------------------------------------------------------- layouts, dtypes, paper modes
 
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
@@ -334,8 +366,11 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
     g = gen("cuda-kernels")
     cases = {
         # (x, weight, kw): kernels of conn2d, conn2d_transpose, corr2d
-        ("conn_tile_fixed", "conn_tile_fixed", "corr_tile"):
+        ("conn_strip", "conn_strip", "corr_tile"):
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1)),
+        ("conn_tile_fixed", "conn_tile_fixed", "corr_tile"):
+            (rand((1, 2, 15, 16), g), rand((1, 2, 13, 13, 1, 1), g),
+             window_kwargs("sliding", 1, 6)),
         ("conn_tile", "conn_tile", "corr_tile"):
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1)),
         ("conn_tile", "conn_elem", "corr_elem"):
