@@ -13,6 +13,7 @@
 #include "corr_elem.cuh"
 #include "corr_lanes.cuh"
 #include "corr_rows.cuh"
+#include "corr_strip.cuh"
 #include "corr_tile.cuh"
 #include "params.h"
 #include "plan.h"
@@ -31,10 +32,7 @@ namespace lc {
 template <class T, bool FLIP, class Exec>
 int launch_conn_tile(Exec& ex, const Launch& l, const ConnArgs& a) {
   if (l.kernel == kConnTile) return ex.template launch<ConnTile<T, 0, FLIP>>(l, a, l.conn_tile);
-  switch (l.kf) {
-    case 3: return ex.template launch<ConnTile<T, 3, FLIP>>(l, a, l.conn_tile);
-    case 5: return ex.template launch<ConnTile<T, 5, FLIP>>(l, a, l.conn_tile);
-    case 7: return ex.template launch<ConnTile<T, 7, FLIP>>(l, a, l.conn_tile);
+  switch (l.kf) {  // 3, 5, 7: conn_strip.cuh (planes past 32-bit offsets: run-time window)
     case 13: return ex.template launch<ConnTile<T, 13, FLIP>>(l, a, l.conn_tile);
     case 31: return ex.template launch<ConnTile<T, 31, FLIP>>(l, a, l.conn_tile);
     default: return ex.template launch<ConnTile<T, 0, FLIP>>(l, a, l.conn_tile);
@@ -43,10 +41,7 @@ int launch_conn_tile(Exec& ex, const Launch& l, const ConnArgs& a) {
 
 template <class T, bool FLIP, class Exec>
 int launch_conn_rows(Exec& ex, const Launch& l, const ConnArgs& a) {
-  switch (l.kf) {
-    case 3: return ex.template launch<ConnRows<T, 3, FLIP>>(l, a, l.conn_rows);
-    case 5: return ex.template launch<ConnRows<T, 5, FLIP>>(l, a, l.conn_rows);
-    case 7: return ex.template launch<ConnRows<T, 7, FLIP>>(l, a, l.conn_rows);
+  switch (l.kf) {  // 3, 5, 7: conn_strip.cuh
     case 13: return ex.template launch<ConnRows<T, 13, FLIP>>(l, a, l.conn_rows);
     case 31: return ex.template launch<ConnRows<T, 31, FLIP>>(l, a, l.conn_rows);
     default: return kBadDType;  // plan.h only plans the fixed sizes
@@ -57,18 +52,25 @@ template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_strip_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   constexpr int V16 = 16 / int(sizeof(T)), V8 = 8 / int(sizeof(T)) > 0 ? 8 / int(sizeof(T)) : 1;
   const int64_t bytes = l.conn_strip.chunk_bytes;
-  if (bytes == 16) return ex.template launch<ConnStrip<T, KF, FLIP, V16>>(l, a, l.conn_strip);
-  if (bytes == 8) return ex.template launch<ConnStrip<T, KF, FLIP, V8>>(l, a, l.conn_strip);
-  return ex.template launch<ConnStrip<T, KF, FLIP, 1>>(l, a, l.conn_strip);
+  if (l.conn_strip.channels_last)
+    return ex.template launch<ConnStrip<T, KF, FLIP, 1, true>>(l, a, l.conn_strip);
+  const ConnStripPlan& t = l.conn_strip;
+  if (bytes == 16) return ex.template launch<ConnStrip<T, KF, FLIP, V16, false>>(l, a, t);
+  if (bytes == 8) return ex.template launch<ConnStrip<T, KF, FLIP, V8, false>>(l, a, t);
+  return ex.template launch<ConnStrip<T, KF, FLIP, 1, false>>(l, a, t);
 }
 
 template <class T, bool FLIP, class Exec>
 int launch_conn_strip(Exec& ex, const Launch& l, const ConnArgs& a) {
-  switch (l.kf) {
-    case 3: return launch_conn_strip_kf<T, 3, FLIP>(ex, l, a);
-    case 5: return launch_conn_strip_kf<T, 5, FLIP>(ex, l, a);
-    case 7: return launch_conn_strip_kf<T, 7, FLIP>(ex, l, a);
-    default: return kBadDType;  // plan.h only plans the strip kernel sizes
+  if constexpr (sizeof(T) == 8) {
+    return kBadDType;  // plan.h plans no float64 strips
+  } else {
+    switch (l.kf) {
+      case 3: return launch_conn_strip_kf<T, 3, FLIP>(ex, l, a);
+      case 5: return launch_conn_strip_kf<T, 5, FLIP>(ex, l, a);
+      case 7: return launch_conn_strip_kf<T, 7, FLIP>(ex, l, a);
+      default: return kBadDType;  // plan.h only plans the strip kernel sizes
+    }
   }
 }
 
@@ -108,8 +110,34 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
 // corr_rows.cuh with its chunk of kernel rows for this accumulation type
 template <class T, int KF, class Exec>
 int launch_corr_rows(Exec& ex, const Launch& l, const CorrArgs& a) {
-  constexpr int chunk = corr_rows_chunk(KF, sizeof(acc_t<T>) == 8);
+  constexpr int chunk = corr_rows_chunk(KF);
   return ex.template launch<CorrRows<T, KF, chunk>>(l, a, l.corr_channels);
+}
+
+template <class T, int KF, class Exec>
+int launch_corr_strip_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
+  constexpr int V16 = 16 / int(sizeof(T)), V8 = 8 / int(sizeof(T)) > 0 ? 8 / int(sizeof(T)) : 1;
+  const int64_t bytes = l.corr_strip.chunk_bytes;
+  if (l.corr_strip.channels_last)
+    return ex.template launch<CorrStrip<T, KF, 1, true>>(l, a, l.corr_strip);
+  if (bytes == 16) return ex.template launch<CorrStrip<T, KF, V16, false>>(l, a, l.corr_strip);
+  if (bytes == 8) return ex.template launch<CorrStrip<T, KF, V8, false>>(l, a, l.corr_strip);
+  return ex.template launch<CorrStrip<T, KF, 1, false>>(l, a, l.corr_strip);
+}
+
+// corr_strip.cuh in the chunks plan.h chose
+template <class T, class Exec>
+int launch_corr_strip(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (sizeof(T) == 8) {
+    return kBadDType;  // plan.h plans no float64 strips
+  } else {
+    switch (l.kf) {
+      case 3: return launch_corr_strip_kf<T, 3>(ex, l, a);
+      case 5: return launch_corr_strip_kf<T, 5>(ex, l, a);
+      case 7: return launch_corr_strip_kf<T, 7>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
 }
 
 // The workspace corr2d needs for `a` (bytes; 0 if none).
@@ -136,14 +164,14 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
       rc = ex.template launch<CorrTile<T>>(l, a, l.corr_tile);
     } else if (l.kernel == kCorrRows) {
       splits = l.corr_channels.splits;
-      switch (l.kf) {
-        case 3: rc = launch_corr_rows<T, 3>(ex, l, a); break;
-        case 5: rc = launch_corr_rows<T, 5>(ex, l, a); break;
-        case 7: rc = launch_corr_rows<T, 7>(ex, l, a); break;
+      switch (l.kf) {  // 3, 5, 7: corr_strip.cuh
         case 13: rc = launch_corr_rows<T, 13>(ex, l, a); break;
         case 31: rc = launch_corr_rows<T, 31>(ex, l, a); break;
         default: return kBadDType;  // plan.h plans only these
       }
+    } else if (l.kernel == kCorrStrip) {
+      splits = l.corr_strip.splits;
+      rc = launch_corr_strip<T>(ex, l, a);
     } else if (l.kernel == kCorrLanes) {
       splits = l.corr_channels.splits;
       rc = ex.template launch<CorrLanes<T>>(l, a, l.corr_channels);

@@ -18,19 +18,21 @@ constexpr int kCorrTaps = 4;         // taps per thread at most (corr_tile.cuh)
 constexpr int kThreads = 256;        // threads per block
 constexpr int kCorrRowsGroups = kThreads / 32;  // position groups of corr_rows.cuh
 // corr_rows.cuh keeps KHC x KF sums per thread in registers: KHC kernel rows
-// per block, the other rows in other blocks. Every row of a 3/5/7 window with
-// float32 accumulation (49 sums), 4 rows of 7 with float64 (49 double sums
-// would spill), 3 rows of 13 (39 sums), 1 row of 31.
-constexpr int corr_rows_chunk(int kf, bool float64) {
-  return kf <= 5 ? kf : kf == 7 ? (float64 ? 4 : 7) : kf == 13 ? 3 : 1;
-}
+// per block, the other rows in other blocks: 3 rows of 13 (39 sums), 1 row of 31
+// (3, 5, 7: corr_strip.cuh).
+constexpr int corr_rows_chunk(int kf) { return kf == 13 ? 3 : 1; }
 constexpr int kLaneTaps = 8;         // taps per thread (corr_lanes.cuh)
 constexpr int kStripCols = 8;        // output columns per thread (conn_strip.cuh)
 // output rows per thread of conn_strip.cuh: the KF * KF filter and rows * 8 sums
 // stay in registers (7x7: 49 + 32)
 constexpr int strip_rows(int kf) { return kf <= 5 ? 8 : 4; }
-// the kernel sizes conn_strip.cuh is instantiated for
+// the kernel sizes conn_strip.cuh and corr_strip.cuh are instantiated for
 inline bool strip_kernel(int64_t k) { return k == 3 || k == 5 || k == 7; }
+// output rows per strip of corr_strip.cuh (channels_last: cl): KF * KF sums and
+// rows * 8 values of a in registers without spilling (ptxas hoists b's row loads)
+constexpr int corr_strip_rows(int kf, bool cl) { return kf <= 5 ? (cl ? 4 : 8) : 2; }
+// shared memory of corr_strip.cuh's reduction: a chunk of taps x kThreads sums
+constexpr int kCorrStripRedBytes = 25 * 1024;
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
@@ -52,8 +54,17 @@ struct ConnRowsPlan {
 
 struct ConnStripPlan {
   int64_t row_strips, col_strips;  // strips of strip_rows(kf) rows, kStripCols columns
-  int64_t first_strip;             // the first strip's input column / kStripCols (<= 0)
-  int64_t chunk_bytes;             // loads of 16, 8 bytes, or one value (the rows' alignment)
+  int64_t chunk_bytes;             // loads of 16, 8 bytes, or one value (strip_chunk_bytes)
+  bool channels_last;              // threads along the channels (else along the strips)
+};
+
+struct CorrStripPlan {
+  int64_t row_strips, col_strips;  // strips of a plane (the last row, column may overhang)
+  int64_t full_rows, full_cols;    // row and column strips wholly inside a
+  int64_t tpr;                     // threads per result (a power of two, <= kThreads)
+  bool channels_last;              // 32 results (channels) per warp, 8 threads each
+  int64_t splits;                  // parts of each result's items (ReduceSplits adds them)
+  int64_t chunk_bytes;             // loads of 16, 8 bytes, or one value (strip_chunk_bytes)
 };
 
 struct CorrTilePlan {
@@ -83,6 +94,7 @@ enum Kernel : int32_t {
   kCorrRows = 6,      // corr_rows.cuh (channels_last depth-wise weight gradient, KF)
   kCorrLanes = 7,     // corr_lanes.cuh (channels_last depth-wise weight gradient, any window)
   kConnStrip = 8,     // conn_strip.cuh (NCHW register-blocked strips, KF = 3, 5, 7)
+  kCorrStrip = 9,     // corr_strip.cuh (NCHW depth-wise weight gradient, KF = 3, 5, 7)
 };
 
 struct Launch {
@@ -96,6 +108,7 @@ struct Launch {
   ConnRowsPlan conn_rows;
   ConnStripPlan conn_strip;
   CorrTilePlan corr_tile;
+  CorrStripPlan corr_strip;
   CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
   CorrElemPlan corr_elem;
   int64_t workspace_bytes;    // corr2d: split partial sums
@@ -133,10 +146,17 @@ inline bool channels_last_image(const Image& s, int64_t C) { return C > 1 && s.c
 // The fixed kernel sizes of the register fast path (compile time matters: a few only).
 inline bool fixed_kernel(int64_t k) { return k == 3 || k == 5 || k == 7 || k == 13 || k == 31; }
 
-// A KF x KF sliding window with stride 1 and dilation 1 (the register fast paths).
+// A KF x KF sliding window with stride 1 and dilation 1 (the register fast paths;
+// 3, 5, 7 on strips, conn_strip.cuh / corr_strip.cuh, elsewhere with run-time windows).
 inline bool fixed_window(const Problem& p) {
   return p.window == kSliding && p.h.s == 1 && p.w.s == 1 && p.h.d == 1 && p.w.d == 1 &&
          p.h.k == p.w.k && fixed_kernel(p.h.k);
+}
+
+// A fixed window the strips (3, 5, 7) do not take: 13, 31 (conn_rows, corr_rows,
+// conn_tile's register path).
+inline bool large_fixed_window(const Problem& p) {
+  return fixed_window(p) && !strip_kernel(p.h.k);
 }
 
 // channels_last rows: one thread per channel and kConnTileR outputs of a row.
@@ -151,14 +171,41 @@ inline Launch plan_conn_rows(const ConnArgs& a) {
   return l;
 }
 
-// NCHW register-blocked strips (conn_strip.cuh), if the problem fits them: a
-// fixed 3/5/7 window, unit-stride rows, offsets inside a plane within 32 bits.
+// Offsets inside an image plane of `rows` rows (row stride sh) and `cols` columns
+// (column stride sw) fit 32 bits, with room for the strips' rows and columns past
+// its edges (whose addresses are formed but never dereferenced).
+inline bool plane_fits_32(int64_t rows, int64_t sh, int64_t cols, int64_t sw = 1) {
+  const int64_t lim = (int64_t(1) << 31) - 4096;
+  return sh >= 0 && sw >= 0 && (rows + 64) * sh + (cols + 64) * sw < lim;
+}
+
+// The chunks conn_strip.cuh / corr_strip.cuh load rows in: 16 or 8 bytes where the
+// padding is KF / 2 (the chunk offset is then compile-time) and the rows of `in` (and
+// of `out`, if given) are aligned and a whole number of chunks long; else one value.
+inline int64_t strip_chunk_bytes(const Problem& p, const void* in, const Image& in_s,
+                                 const void* out, const Image& out_s) {
+  const int64_t b = elem_bytes(p.dtype);
+  if (p.w.p != p.w.k / 2) return b;
+  for (const int64_t bytes : {int64_t(16), int64_t(8)}) {
+    if (bytes > b && p.w.in % (bytes / b) == 0 &&
+        rows_aligned(in, b, in_s.n, in_s.c, in_s.h, in_s.w, bytes) &&
+        (out == nullptr || rows_aligned(out, b, out_s.n, out_s.c, out_s.h, out_s.w, bytes)))
+      return bytes;
+  }
+  return b;
+}
+
+// Register-blocked strips (conn_strip.cuh), if the problem fits them: a fixed 3/5/7
+// window; NCHW-like with unit-stride rows, or a channels_last input; offsets
+// inside an image plane within 32 bits; not float64 (its filter and sums would
+// spill: it runs the run-time window kernels).
 inline bool strip_fits(const ConnArgs& a) {
   const Problem& p = a.p;
-  const int64_t lim = int64_t(1) << 31;
-  return fixed_window(p) && strip_kernel(p.h.k) && a.src_s.w == 1 && a.dst_s.w == 1 &&
-         !channels_last_image(a.dst_s, p.C) && p.h.in * a.src_s.h < lim &&
-         p.h.out * a.dst_s.h < lim && p.w.in < lim && p.w.out < lim;
+  const bool cl = channels_last_image(a.src_s, p.C);  // the result in any layout
+  const bool nchw = a.src_s.w == 1 && a.dst_s.w == 1 && !channels_last_image(a.dst_s, p.C);
+  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 && (cl || nchw) &&
+         plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&
+         plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w);
 }
 
 inline Launch plan_conn_strip(const ConnArgs& a) {
@@ -169,21 +216,10 @@ inline Launch plan_conn_strip(const ConnArgs& a) {
   l.threads = kThreads;
   ConnStripPlan& t = l.conn_strip;
   t.row_strips = ceil_div(p.h.out, strip_rows(int(p.h.k)));
-  // strip k reads input columns from kStripCols * k and writes outputs from there + p:
-  // from the one holding output 0 to the one holding output Wo - 1
-  const int64_t first = -ceil_div(p.w.p, kStripCols);
-  const int64_t last = (p.w.out - 1 - p.w.p) >= 0 ? (p.w.out - 1 - p.w.p) / kStripCols
-                                                  : -ceil_div(p.w.p - p.w.out + 1, kStripCols);
-  t.first_strip = first;
-  t.col_strips = last - first + 1;
-  const int64_t b = elem_bytes(p.dtype);
-  t.chunk_bytes = b;
-  for (const int64_t bytes : {int64_t(16), int64_t(8)}) {
-    if (bytes > b && rows_aligned(a.src, b, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, bytes)) {
-      t.chunk_bytes = bytes;
-      break;
-    }
-  }
+  t.col_strips = ceil_div(p.w.out, kStripCols);
+  t.channels_last = channels_last_image(a.src_s, p.C);
+  t.chunk_bytes = t.channels_last ? elem_bytes(p.dtype)
+                                  : strip_chunk_bytes(p, a.src, a.src_s, nullptr, Image{});
   l.blocks = ceil_div(p.N * p.C * t.row_strips * t.col_strips, kThreads);
   return l;
 }
@@ -231,12 +267,13 @@ inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
 inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
-  if (channels_last_image(a.dst_s, p.C) && shared && fixed_window(p)) return plan_conn_rows(a);
   if (shared && strip_fits(a)) return plan_conn_strip(a);
+  if (channels_last_image(a.dst_s, p.C) && shared && large_fixed_window(p))
+    return plan_conn_rows(a);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1) {
     Launch l = plan_conn_tile(a, shared);
     if (l.blocks > 0) {
-      if (shared && fixed_window(p)) {
+      if (shared && large_fixed_window(p)) {
         l.kernel = kConnTileFixed;
         l.kf = int32_t(p.h.k);
       }
@@ -263,13 +300,13 @@ inline bool flipped_transpose(const ConnArgs& a, ConnArgs* out) {
 
 inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
-  if (channels_last_image(a.dst_s, p.C) && fixed_window(p) && flipped_transpose(a, flipped))
-    return plan_conn_rows(*flipped);
   if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);
+  if (channels_last_image(a.dst_s, p.C) && large_fixed_window(p) && flipped_transpose(a, flipped))
+    return plan_conn_rows(*flipped);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1 && flipped_transpose(a, flipped)) {
     Launch l = plan_conn_tile(*flipped, true);
     if (l.blocks > 0) {
-      if (fixed_window(p)) {
+      if (large_fixed_window(p)) {
         l.kernel = kConnTileFixed;
         l.kf = int32_t(p.h.k);
       }
@@ -301,6 +338,76 @@ inline Launch plan_corr_channels(const CorrArgs& a, int32_t kernel, int64_t chun
   return l;
 }
 
+// The NCHW depth-wise weight gradient on register strips (corr_strip.cuh), if it fits:
+// a fixed 3/5/7 window, a per-channel result, unit-stride rows, 32-bit plane offsets.
+inline bool corr_strip_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  const bool cl_rows = channels_last_image(a.a_s, p.C);
+  const int64_t strips = ceil_div(p.h.out, corr_strip_rows(int(p.h.k), cl_rows)) *
+                         ceil_div(p.w.out, kStripCols);
+  const bool cl = channels_last_image(a.a_s, p.C) && channels_last_image(a.b_s, p.C);
+  const bool nchw = a.a_s.w == 1 && a.b_s.w == 1 && !channels_last_image(a.a_s, p.C) &&
+                    !channels_last_image(a.b_s, p.C);
+  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 && a.Hw == 1 &&
+         a.Ww == 1 && a.Cw == p.C &&
+         p.N * strips < (int64_t(1) << 31) - kThreads && (cl || nchw) &&
+         plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
+         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w);
+}
+
+inline Launch plan_corr_strip(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+  const Problem& p = a.p;
+  Launch l{};
+  CorrStripPlan& t = l.corr_strip;
+  l.kernel = kCorrStrip;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  const int rows = corr_strip_rows(int(p.h.k), channels_last_image(a.a_s, p.C));
+  t.row_strips = ceil_div(p.h.out, rows);
+  t.full_rows = p.h.out / rows;
+  t.full_cols = p.w.out / kStripCols;
+  t.col_strips = ceil_div(p.w.out, kStripCols);
+  const int64_t items = (a.Nw == 1 ? p.N : 1) * t.row_strips * t.col_strips;
+  t.channels_last = channels_last_image(a.a_s, p.C);
+  const int64_t results = a.Nw * p.C;
+  const int64_t numel = results * p.h.k * p.w.k;
+  const int64_t max_s = max_of(int64_t(1), kMaxWorkspace / (numel * acc_bytes(p.dtype)));
+  // threads per result (8..256 for NCHW: 8 strips side by side at least, coalesced;
+  // 8 for CL) and splits: the least (busiest SM's blocks) x (rounds of items per
+  // thread + 1 for the reduction), raised where SMs would idle (a block fills an
+  // SM); few strips per result (a dynamic weight) get few threads each, not idle
+  // ones; at most 16 blocks per SM
+  double best = -1;
+  for (int64_t tpr = t.channels_last ? kThreads / 32 : kThreads; tpr >= 8; tpr /= 2) {
+    const int64_t groups = ceil_div(results, kThreads / tpr);
+    const int64_t s_hi =
+        min_of(min_of(ceil_div(items, tpr), max_s), ceil_div(16 * sm_count, groups));
+    for (int64_t s = 1; s <= s_hi; ++s) {
+      if (force_splits > 0 && s != min_of(force_splits, max_s)) continue;
+      const int64_t rounds = ceil_div(ceil_div(items, s), tpr), blocks = groups * s;
+      const double cost = double(ceil_div(blocks, sm_count) * (rounds + 1)) *
+                          max_of(1.0, double(sm_count) / double(blocks));
+      if (best < 0 || cost < best) {
+        best = cost;
+        t.tpr = tpr;
+        t.splits = s;
+      }
+    }
+    if (t.channels_last) break;  // 8 threads (warps) per result
+  }
+  if (best < 0) {  // force_splits beyond the items: one round each
+    t.tpr = 8;
+    t.splits = min_of(force_splits, max_s);
+  }
+  const int64_t groups = ceil_div(results, kThreads / t.tpr), s = t.splits;
+  t.chunk_bytes = t.channels_last ? elem_bytes(p.dtype)
+                                  : strip_chunk_bytes(p, a.b, a.b_s, a.a, a.a_s);
+  l.blocks = groups * s;
+  l.smem = kCorrStripRedBytes;
+  l.workspace_bytes = s > 1 ? s * numel * acc_bytes(p.dtype) : 0;
+  return l;
+}
+
 // corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
 inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
@@ -308,13 +415,14 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t taps = p.h.k * p.w.k;
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   const int64_t want_blocks = 4 * sm_count;
+  if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
       channels_last_image(a.b_s, p.C)) {
     // channels_last depth-wise: register rows for the fixed windows, else lanes
     const int64_t rn = a.Nw == 1 ? p.N : 1;
-    if (fixed_window(p)) {
+    if (large_fixed_window(p)) {
       Launch rows = plan_corr_channels(
-          a, kCorrRows, ceil_div(p.h.k, corr_rows_chunk(int(p.h.k), p.dtype == kFloat64)),
+          a, kCorrRows, ceil_div(p.h.k, corr_rows_chunk(int(p.h.k))),
           rn * p.h.out * ceil_div(p.w.out, kConnTileR), sm_count, force_splits);
       rows.kf = int32_t(p.h.k);
       return rows;

@@ -33,6 +33,41 @@ LC_HD int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + 
 template <class T>
 LC_DEVICE void load16(const T* src, T* out) { LC_COPY16(out, src); }
 
+// V values from an address aligned to V * sizeof(T) bytes (V * sizeof(T) in 2..16).
+template <class T, int V>
+LC_DEVICE void load_chunk(const T* src, T (&out)[V]) {
+  if constexpr (V * sizeof(T) == 16) {
+    load16(src, out);
+  } else {
+LC_UNROLL
+    for (int j = 0; j < V; ++j) out[j] = src[j];  // nvcc merges aligned neighbours
+  }
+}
+
+// One input row of a register strip (conn_strip.cuh, corr_strip.cuh): NCH chunks of
+// V values from `at` (column stride sw), converted to the accumulator type into
+// out[OFF, OFF + NV); chunk ch is loaded where `row_in` and bit ch of `inside` are
+// set, else zeros; chunks wholly before OFF are skipped. The address runs from
+// chunk to chunk, so no per-column offsets stay live across rows.
+template <class T, int V, int OFF, int NV, int NCH>
+LC_DEVICE void load_strip_row(const T* at, int32_t sw, bool row_in, uint32_t inside,
+                              acc_t<T> (&out)[NCH * V]) {
+LC_UNROLL
+  for (int ch = 0; ch < NCH; ++ch, at += V * sw) {
+    if ((ch + 1) * V <= OFF) continue;  // before the row's first column: unused
+    T buf[V];
+    if (row_in && ((inside >> ch) & 1)) {
+      load_chunk<T, V>(at, buf);
+    } else {
+LC_UNROLL
+      for (int j = 0; j < V; ++j) buf[j] = from_float<T>(0.0f);
+    }
+LC_UNROLL
+    for (int j = 0; j < V; ++j)
+      if (ch * V + j >= OFF && ch * V + j < OFF + NV) out[ch * V + j] = acc_t<T>(to_float(buf[j]));
+  }
+}
+
 // plane_ptr(pl): the source plane of tile plane pl (nullptr: zeros).
 template <class T, class PlanePtr>
 LC_DEVICE void stage_tile(acc_t<T>* dst, const TileSpan& s, bool vec, PlanePtr plane_ptr) {

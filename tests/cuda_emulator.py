@@ -79,6 +79,12 @@ class Emulator:
         self.lib.lc_emu_error.restype = ctypes.c_char_p
         self.kernels: list[str] = []
 
+    def plan_for_sms(self, sm_count: int) -> None:
+        """Plan corr2d's work split for ``sm_count`` multiprocessors (1: the default;
+        132: an H100/H200's plan), running every block as always."""
+        self.lib.lc_emu_set_mode.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        self.lib.lc_emu_set_mode(0, 2, sm_count)
+
     def _check(self, rc: int, chosen: ctypes.c_int32, what: str) -> None:
         if rc != 0:
             raise RuntimeError(f"{what}: status {rc} {self.lib.lc_emu_error().decode()}")

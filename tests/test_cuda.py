@@ -210,33 +210,84 @@ def test_vectorised_row_loads(dtype: torch.dtype) -> None:
 # ------------------------------------------------- register-blocked strips (conn_strip.cuh)
 
 #: (H, W, padding): widths whose rows are 16-byte aligned in every dtype (W = 32), only
-#: 8-byte aligned in 16-bit types (W = 12), or not at all (W = 13); padding past a whole
-#: strip (first strip two to the left of the image), none (outputs narrower than the
-#: input), asymmetric; heights that leave a partial strip of rows
-STRIP_SHAPES = [((11, 32), "same"), ((9, 12), (1, 2)), ((10, 13), 0), ((6, 13), 10)]
+#: 8-byte aligned in 16-bit types (W = 12: 16-byte chunks in float32, a strip of
+#: corr2d's output overhanging the right edge), or not at all (W = 13); padding past a
+#: whole strip (first strip two to the left of the image), none (outputs narrower than
+#: the input), asymmetric; heights that leave a partial strip of rows
+STRIP_SHAPES = [((11, 32), "same"), ((9, 12), "same"), ((9, 12), (1, 2)), ((10, 13), 0),
+                ((6, 13), 10)]
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64],
-                         ids=["f32", "f16", "bf16", "f64"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7])
-def test_register_strips(emulator: Any, k: int, dtype: torch.dtype) -> None:
-    """NCHW K x K depth-wise, stride 1 (K = 3, 5, 7) runs conn_strip for conn2d and for the
-    flipped conn2d_transpose: 16-byte, 8-byte and single-value chunk loads, a sliced
-    (misaligned) x, a narrowed one (aligned rows whose right-edge chunk is partly
-    outside), padding wider than a strip, static and dynamic weights, bias."""
+def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
+                         monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
+    """NCHW K x K depth-wise, stride 1 (K = 3, 5, 7; float64 runs the run-time windows,
+    test_float64_matches_oracle) runs conn_strip for conn2d and for the
+    flipped conn2d_transpose, corr_strip for corr2d: 16-byte, 8-byte and single-value
+    chunk loads, a sliced (misaligned) x, a narrowed one (aligned rows that are not a
+    whole number of chunks), padding wider than a strip, static and dynamic weights,
+    bias, corr2d's results split over blocks or not, planned for one multiprocessor
+    (several results per block) or for an H200's 132 (one result of many threads)."""
     g = gen("cuda-strips", k, dtype)
     for (H, W), pad in STRIP_SHAPES:
         padding = k // 2 if pad == "same" else pad
         kw = window_kwargs("sliding", 1, padding)
-        for nw in (1, 2):
+        for nw, splits, sms in ((1, 0, 1), (2, 0, 132), (1, 3, 1), (1, 0, 132)):
+            monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+            if emulator is not None:
+                emulator.plan_for_sms(sms)
+                request.addfinalizer(lambda: emulator.plan_for_sms(1))
             x = rand((2, 3, H, W), g, dtype)
             w = rand((nw, 3, k, k, 1, 1), g, dtype)
-            for xs, what in ((x, "aligned"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed")):
+            views = ((x, "aligned"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed"))
+            for xs, what in views if sms == 1 and splits == 0 else views[:1]:
                 if emulator is not None:
                     emulator.kernels.clear()
-                check(xs, w, rand((3,), g, dtype), kw, f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw}")
-                if emulator is not None:  # conn2d and the flipped conn2d_transpose
+                check(xs, w, rand((3,), g, dtype), kw,
+                      f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} splits={splits}")
+                if emulator is not None:
                     assert emulator.kernels.count("conn_strip") == 2, emulator.kernels
+                    assert "corr_strip" in emulator.kernels, emulator.kernels
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """channels_last K x K depth-wise, stride 1 (K = 3, 5, 7): conn_strip along the
+    channels for conn2d and the flipped conn2d_transpose, corr_strip for corr2d; 33
+    channels (a warp that spans two strips, a partial channel tile), a channel slice
+    (offset view), partial strips, wide padding, static and dynamic weights, bias."""
+    g = gen("cuda-strips-cl", k, dtype)
+    for (H, W), pad in STRIP_SHAPES[1:]:
+        padding = k // 2 if pad == "same" else pad
+        kw = window_kwargs("sliding", 1, padding)
+        for nw in (1, 2):
+            x = rand((2, 34, H, W), g, dtype, cl=True)
+            w = rand((nw, 33, k, k, 1, 1), g, dtype)
+            for xs, what in ((x[:, 1:], "sliced"), (x[:, :33].contiguous(
+                    memory_format=torch.channels_last), "dense")):
+                if emulator is not None:
+                    emulator.kernels.clear()
+                check(xs, w, rand((33,), g, dtype), kw, f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw}")
+                if emulator is not None:
+                    assert emulator.kernels.count("conn_strip") == 2, emulator.kernels
+                    if what == "dense":  # (the sliced x gets an NCHW g: mixed layouts)
+                        assert emulator.kernels[-1] == "corr_strip", emulator.kernels
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("k", [3, 7])
+def test_strip_overhang_skips_products(k: int) -> None:
+    """corr2d on strips that overhang the output's right and bottom edges: their missing
+    outputs add nothing, so an Inf in b that only they would read leaves the taps finite."""
+    g = gen("cuda-strip-overhang", k)
+    x = rand((1, 2, 9, 13), g)  # padding 0: 13 - k + 1 outputs a row, 9 - k + 1 rows
+    x[0, 1, 4, 12] = float("inf")  # the last column
+    x[0, 0, 8, 5] = float("inf")  # the last row
+    check(x, rand((1, 2, k, k, 1, 1), g), None, window_kwargs("sliding", 1, 0), "overhang inf")
 
 
 # ------------------------------------------------------------- layouts, dtypes, paper modes
@@ -364,38 +415,41 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
     if emulator is None:
         pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
     g = gen("cuda-kernels")
-    cases = {
-        # (x, weight, kw): kernels of conn2d, conn2d_transpose, corr2d
-        ("conn_strip", "conn_strip", "corr_tile"):
-            (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1)),
-        ("conn_tile_fixed", "conn_tile_fixed", "corr_tile"):
+    cases = [
+        # kernels of conn2d, conn2d_transpose, corr2d: (x, weight, kw)
+        (("conn_strip", "conn_strip", "corr_strip"),
+            (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1))),
+        (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),
             (rand((1, 2, 15, 16), g), rand((1, 2, 13, 13, 1, 1), g),
-             window_kwargs("sliding", 1, 6)),
-        ("conn_tile", "conn_tile", "corr_tile"):
-            (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1)),
-        ("conn_tile", "conn_elem", "corr_elem"):
-            (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood")),
-        ("conn_rows", "conn_rows", "corr_rows"):
+             window_kwargs("sliding", 1, 6))),
+        (("conn_tile", "conn_tile", "corr_tile"),
+            (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1))),
+        (("conn_tile", "conn_elem", "corr_elem"),
+            (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood"))),
+        (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
-             window_kwargs("sliding", 1, (2, 3))),
-        ("conn_elem", "conn_elem", "corr_lanes"):
+             window_kwargs("sliding", 1, (2, 3)))),
+        (("conn_rows", "conn_rows", "corr_rows"),
+            (rand((1, 4, 15, 14), g, cl=True), rand((1, 4, 13, 13, 1, 1), g),
+             window_kwargs("sliding", 1, 6))),
+        (("conn_elem", "conn_elem", "corr_lanes"),
             (rand((2, 4, 7, 8), g, cl=True), rand((1, 4, 3, 2, 1, 1), g),
-             window_kwargs("sliding", 1, 1)),
-    }
-    for expected, (x, w, kw) in cases.items():
+             window_kwargs("sliding", 1, 1))),
+    ]
+    for expected, (x, w, kw) in cases:
         emulator.kernels.clear()
         check(x, w, None, kw, f"plan {expected}")
         assert tuple(emulator.kernels) == expected, (expected, emulator.kernels)
 
 
-@pytest.mark.parametrize("k", [7, 13, 31])
+@pytest.mark.parametrize("k", [13, 31])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_corr_rows_chunks_of_kernel_rows(emulator: Any, dtype: torch.dtype, k: int,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """channels_last depth-wise weight gradients of every fixed size run corr_rows,
+    """channels_last depth-wise weight gradients of the large fixed sizes run corr_rows,
     with the kernel rows cut into chunks where all K x K sums would not fit the
-    registers (7 in float64, 13, 31), the last chunk short (13 = 3+3+3+3+1,
-    7 = 4+3); static and dynamic weights, split reductions."""
+    registers (13 = 3+3+3+3+1, the last chunk short; 31 one row each); static and
+    dynamic weights, split reductions."""
     if emulator is None:
         pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
     g = gen("cuda-corr-rows-chunks", dtype, k)
