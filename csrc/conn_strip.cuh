@@ -1,6 +1,6 @@
-// conn2d (and the flipped conn2d_transpose) for NCHW-like inputs: a register-blocked
-// sliding window. KF x KF kernel, stride 1, dilation 1, a weight shared across
-// positions (depth-wise, static or dynamic).
+// conn2d (and the flipped conn2d_transpose) for NCHW-like or channels_last inputs:
+// a register-blocked sliding window. KF x KF kernel, stride 1, dilation 1, a weight
+// shared across positions (depth-wise, static or dynamic).
 //
 // A thread owns one plane (n, c) and a strip of RS x kStripCols outputs
 // (kStripCols consecutive columns of RS consecutive rows). Its filter sits in

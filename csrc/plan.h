@@ -93,8 +93,8 @@ enum Kernel : int32_t {
   kConnRows = 5,      // conn_rows.cuh (channels_last register fast path, KF = kernel size)
   kCorrRows = 6,      // corr_rows.cuh (channels_last depth-wise weight gradient, KF)
   kCorrLanes = 7,     // corr_lanes.cuh (channels_last depth-wise weight gradient, any window)
-  kConnStrip = 8,     // conn_strip.cuh (NCHW register-blocked strips, KF = 3, 5, 7)
-  kCorrStrip = 9,     // corr_strip.cuh (NCHW depth-wise weight gradient, KF = 3, 5, 7)
+  kConnStrip = 8,     // conn_strip.cuh (register-blocked strips, KF = 3, 5, 7, both layouts)
+  kCorrStrip = 9,     // corr_strip.cuh (depth-wise weight gradient on strips, KF = 3, 5, 7)
 };
 
 struct Launch {
@@ -338,16 +338,16 @@ inline Launch plan_corr_channels(const CorrArgs& a, int32_t kernel, int64_t chun
   return l;
 }
 
-// The NCHW depth-wise weight gradient on register strips (corr_strip.cuh), if it fits:
-// a fixed 3/5/7 window, a per-channel result, unit-stride rows, 32-bit plane offsets.
+// The depth-wise weight gradient on register strips (corr_strip.cuh), if it fits: a
+// fixed 3/5/7 window, a per-channel result, a and b both NCHW-like with unit-stride
+// rows or both channels_last, 32-bit plane offsets, not float64.
 inline bool corr_strip_fits(const CorrArgs& a) {
   const Problem& p = a.p;
-  const bool cl_rows = channels_last_image(a.a_s, p.C);
-  const int64_t strips = ceil_div(p.h.out, corr_strip_rows(int(p.h.k), cl_rows)) *
+  const bool cl_a = channels_last_image(a.a_s, p.C), cl_b = channels_last_image(a.b_s, p.C);
+  const int64_t strips = ceil_div(p.h.out, corr_strip_rows(int(p.h.k), cl_a)) *
                          ceil_div(p.w.out, kStripCols);
-  const bool cl = channels_last_image(a.a_s, p.C) && channels_last_image(a.b_s, p.C);
-  const bool nchw = a.a_s.w == 1 && a.b_s.w == 1 && !channels_last_image(a.a_s, p.C) &&
-                    !channels_last_image(a.b_s, p.C);
+  const bool cl = cl_a && cl_b;
+  const bool nchw = a.a_s.w == 1 && a.b_s.w == 1 && !cl_a && !cl_b;
   return fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 && a.Hw == 1 &&
          a.Ww == 1 && a.Cw == p.C &&
          p.N * strips < (int64_t(1) << 31) - kThreads && (cl || nchw) &&

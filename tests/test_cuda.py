@@ -174,7 +174,8 @@ def test_geometry(geo: tuple, mode: str) -> None:
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dynamic"])
 def test_fixed_kernel_sizes(k: int, dynamic: bool, cl: bool) -> None:
     """K x K depth-wise, stride 1: the KF fast paths of conn2d and of the flipped transpose
-    (shared-memory tiles for NCHW, channel rows for channels_last).
+    (register strips for 3/5/7 in both layouts; shared-memory tiles for NCHW and channel
+    rows for channels_last at 13 and 31).
 
     Widths that are not a multiple of the 4 outputs per thread, padding
     smaller, equal to and larger than K // 2, and more rows than one tile.
