@@ -88,14 +88,22 @@ def operand_shape(case: Case, role: str) -> tuple[int, ...]:
 
 
 def operand(case: Case, role: str, dtype: str, layout: str, device: str) -> torch.Tensor:
-    """An uninitialised operand of ``role`` (``torch.empty``: untouched pages cost nothing)."""
+    """An operand of ``role``: images uninitialised (``torch.empty``: untouched pages cost
+    nothing), the weight filled with ones on a real device.
+
+    The weight must be finite: the flipped strip kernels take their fast path only for a
+    finite filter, so garbage bits in an uninitialised weight made the traced path, and the
+    predicted time, differ from run to run.
+    """
     dt = DTYPES[dtype]
     if role == "weight":
         Nw, G, Kh, Kw, Hw, Ww = case.weight_shape
         if case.weight_layout == "attention":
-            return torch.empty((Nw, G, Hw, Ww, Kh, Kw), dtype=dt, device=device).permute(
+            w = torch.empty((Nw, G, Hw, Ww, Kh, Kw), dtype=dt, device=device).permute(
                 0, 1, 4, 5, 2, 3)
-        return torch.empty(case.weight_shape, dtype=dt, device=device)
+        else:
+            w = torch.empty(case.weight_shape, dtype=dt, device=device)
+        return w if device == "meta" else w.fill_(1)
     return torch.empty(operand_shape(case, role), dtype=dt, device=device).contiguous(
         memory_format=LAYOUTS[layout])
 
