@@ -7,6 +7,7 @@
 #pragma once
 
 #include "conn_elem.cuh"
+#include "conn_mma.cuh"
 #include "conn_rows.cuh"
 #include "conn_strip.cuh"
 #include "conn_tile.cuh"
@@ -74,6 +75,22 @@ int launch_conn_strip(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+template <class T, bool FLIP, class Exec>
+int launch_conn_mma(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    switch (l.kf) {
+      case 3: return ex.template launch<ConnMma<T, 3, FLIP>>(l, a, l.conn_mma);
+      case 5: return ex.template launch<ConnMma<T, 5, FLIP>>(l, a, l.conn_mma);
+      case 7: return ex.template launch<ConnMma<T, 7, FLIP>>(l, a, l.conn_mma);
+      case 13: return ex.template launch<ConnMma<T, 13, FLIP>>(l, a, l.conn_mma);
+      case 31: return ex.template launch<ConnMma<T, 31, FLIP>>(l, a, l.conn_mma);
+      default: return kBadDType;  // plan.h only plans the fixed sizes
+    }
+  }
+}
+
 // conn2d: a.src = x, a.dst = y. *chosen (if given) receives the kernel that ran.
 template <class Exec>
 int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
@@ -85,6 +102,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
+    if (l.kernel == kConnMma) return launch_conn_mma<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
   return kOk;
@@ -102,6 +120,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, true>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
+    if (l.kernel == kConnMma) return launch_conn_mma<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);
   })
   return kOk;

@@ -33,6 +33,18 @@ inline bool strip_kernel(int64_t k) { return k == 3 || k == 5 || k == 7; }
 constexpr int corr_strip_rows(int kf, bool cl) { return kf <= 5 ? (cl ? 4 : 8) : 2; }
 // shared memory of corr_strip.cuh's reduction: a chunk of taps x kThreads sums
 constexpr int kCorrStripRedBytes = 25 * 1024;
+// conn_mma.cuh: a warp's tile is conn_mma_mtiles(kf) x 16 rows by kConnMmaNTiles x 8
+// columns (two M tiles share the B fragments built per kernel row for 13 and 31); it
+// stages the tile's rows in chunks of 16 columns (a lead of up to 7 columns first)
+constexpr int conn_mma_mtiles(int kf) { return kf >= 13 ? 2 : 1; }
+constexpr int kConnMmaNTiles = 4;
+constexpr int conn_mma_chunks(int kf) { return (7 + 8 * kConnMmaNTiles + kf - 1 + 15) / 16; }
+// shared memory per warp: flags, the staged rows (stride 16 chunks + 8 values), the
+// filter as kf x (kf + 2) pairs of 16-bit values, rounded to 16 bytes
+constexpr int64_t conn_mma_warp_bytes(int kf) {
+  return (16 + int64_t(16 * conn_mma_mtiles(kf) + kf - 1) * (16 * conn_mma_chunks(kf) + 8) * 2 +
+          kf * (kf + 2) * 4 + 15) / 16 * 16;
+}
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
@@ -50,6 +62,11 @@ struct ConnElemPlan {
 
 struct ConnRowsPlan {
   int64_t row_groups;  // groups of kConnTileR outputs per row
+};
+
+struct ConnMmaPlan {
+  int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh)
+  bool vec;                      // rows 16-byte aligned: stage 16 bytes at a time
 };
 
 struct ConnStripPlan {
@@ -95,6 +112,7 @@ enum Kernel : int32_t {
   kCorrLanes = 7,     // corr_lanes.cuh (channels_last depth-wise weight gradient, any window)
   kConnStrip = 8,     // conn_strip.cuh (register-blocked strips, KF = 3, 5, 7, both layouts)
   kCorrStrip = 9,     // corr_strip.cuh (depth-wise weight gradient on strips, KF = 3, 5, 7)
+  kConnMma = 10,      // conn_mma.cuh (tensor cores, 16-bit NCHW, KF = 3, 5, 7, 13, 31)
 };
 
 struct Launch {
@@ -107,6 +125,7 @@ struct Launch {
   ConnElemPlan conn_elem;
   ConnRowsPlan conn_rows;
   ConnStripPlan conn_strip;
+  ConnMmaPlan conn_mma;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
   CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
@@ -224,6 +243,39 @@ inline Launch plan_conn_strip(const ConnArgs& a) {
   return l;
 }
 
+// Tensor cores (conn_mma.cuh), if the problem fits them: a fixed window (3, 5, 7, 13,
+// 31), half or bfloat16, NCHW-like input and result with unit-stride rows, offsets
+// inside a plane within 32 bits; for 3, 5, 7 an output plane of 16 x 16 at least (a
+// warp tile is 16 x 32: on 14 x 14 and 7 x 7 planes the strips are predicted as fast
+// or faster, benchmarks/results/model/NOTES.md).
+inline bool mma_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  return fixed_window(p) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
+         (p.h.k >= 13 || (p.h.out >= 16 && p.w.out >= 16)) && a.src_s.w == 1 &&
+         a.dst_s.w == 1 && !channels_last_image(a.src_s, p.C) &&
+         !channels_last_image(a.dst_s, p.C) && plane_fits_32(p.h.in, a.src_s.h, p.w.in) &&
+         plane_fits_32(p.h.out, a.dst_s.h, p.w.out);
+}
+
+// one warp per plane, as many warps per block as kMaxSmem holds (8 at most)
+inline Launch plan_conn_mma(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = kConnMma;
+  l.kf = int32_t(p.h.k);
+  const int kf = int(p.h.k);
+  const int64_t per_warp = conn_mma_warp_bytes(kf);
+  const int64_t warps = min_of(int64_t(kThreads / 32), kMaxSmem / per_warp);
+  l.threads = int32_t(32 * warps);
+  l.smem = warps * per_warp;
+  ConnMmaPlan& t = l.conn_mma;
+  t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(kf)));
+  t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
+  t.vec = rows_aligned(a.src, 2, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, 16);
+  l.blocks = ceil_div(p.N * p.C, warps);
+  return l;
+}
+
 // conn2d / the flipped transpose on tiles, or 0 blocks if the tile does not fit.
 inline Launch plan_conn_tile(const ConnArgs& a, bool shared_weight) {
   const Problem& p = a.p;
@@ -267,6 +319,7 @@ inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
 inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
+  if (shared && mma_fits(a)) return plan_conn_mma(a);
   if (shared && strip_fits(a)) return plan_conn_strip(a);
   if (channels_last_image(a.dst_s, p.C) && shared && large_fixed_window(p))
     return plan_conn_rows(a);
@@ -300,6 +353,7 @@ inline bool flipped_transpose(const ConnArgs& a, ConnArgs* out) {
 
 inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
+  if (flipped_transpose(a, flipped) && mma_fits(*flipped)) return plan_conn_mma(*flipped);
   if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);
   if (channels_last_image(a.dst_s, p.C) && large_fixed_window(p) && flipped_transpose(a, flipped))
     return plan_conn_rows(*flipped);

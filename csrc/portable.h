@@ -15,6 +15,8 @@
 #define LC_DEVICE __device__ __forceinline__
 #define LC_RESTRICT __restrict__
 #define LC_UNROLL _Pragma("unroll")
+#define LC_PRAGMA(x) _Pragma(#x)
+#define LC_UNROLL_N(n) LC_PRAGMA(unroll(n))  // n: a constant expression (template arguments too)
 #else
 #include <cstring>
 #if defined(LC_EMU_TRACE)  // the cost model's traced emulator inlines like nvcc (source lines match)
@@ -26,6 +28,7 @@
 #endif
 #define LC_RESTRICT
 #define LC_UNROLL
+#define LC_UNROLL_N(n)
 #endif
 
 namespace lc {

@@ -102,7 +102,8 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
                           trace: Trace) -> tuple[list[Anchor], Patterns, list[str]]:
     """Trace bytes per lane (per warp) at each load/store site, and the access pattern there.
 
-    Sites match by source line and the line that inlined it. nvcc's line
+    Sites match by source line and the line that inlined it; a SASS site whose line the
+    trace never reached is an anchor of 0 bytes. nvcc's line
     table sometimes files one inlined helper's loads from two call sites
     under one of them (e.g. conn_rows' weight loads under its input loads):
     when a traced site has no SASS twin, every site of the same helper line
@@ -131,6 +132,12 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
     traced: dict[tuple, float] = defaultdict(float)
     for key, v in lane_bytes.items():
         traced[group(key)] += v
+    # a load or store whose source line the traced blocks never reached moved 0 bytes (e.g.
+    # a fallback path for non-finite data): pinned to 0, or the solver may route flow there
+    reached = {_innermost(key[0]) for key in lane_bytes}
+    for key in sass_keys:
+        if _innermost(key[0]) not in reached:
+            traced[key] += 0.0
     warps = max(trace.warps, 1)
     coeff: dict[tuple, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     sure: dict[tuple, dict[int, float]] = defaultdict(lambda: defaultdict(float))

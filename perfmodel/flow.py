@@ -13,7 +13,8 @@ The counts solve a linear programme: all flows >= 0, conservation exact,
 minimising the anchors' relative deviations (an L1 fit) plus faint
 preferences (weight ``PRIOR`` per unit of flow) where no anchor decides:
 a guard that skips a short run of code passes (bounds checks of a stencil
-mostly do) and a predicated exit is not taken (only the idle threads of the
+mostly do), a converged warp falls through ``BRA.DIV`` (``__syncwarp``'s slow path) and
+a predicated exit is not taken (only the idle threads of the
 last block leave early), calls to subroutines are avoided (they are the slow paths of
 64-bit division, taken only when an operand needs more than 32 bits), the
 two sides of any other forward branch run equally often,
@@ -143,6 +144,9 @@ def solve(f: Function, anchors: list[Anchor]) -> FlowResult:
             continue
         if any(edges[j][0] == "exit" for j in outs):  # @P EXIT: idle threads leave, most go on
             skips.update(j for j in outs if edges[j][0] == "exit")
+            continue
+        if b.instrs[-1].opcode.startswith("BRA.DIV"):  # __syncwarp's path for a diverged warp
+            skips.update(j for j in outs if edges[j][2] != b.index + 1)
             continue
         far = max(outs, key=lambda j: edges[j][2])
         near, target = min(outs, key=lambda j: edges[j][2]), edges[far][2]

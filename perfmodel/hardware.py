@@ -17,6 +17,10 @@ Per-SM rates are per clock; device rates multiply by the SMs and the clock.
 * Tensor cores, dense fp16/bf16: about 790 TFLOP/s measured on an H200
   (8192^3 bf16 matrix product on random data), the datasheet's 989 being
   out of reach; H100 and H200 share the chip and clocks.
+* mma.sync (the warp-level HMMA.16816 our CUDA kernels issue, not Hopper's
+  warpgroup wgmma): about 60% of the dense peak in Luo et al., "Benchmarking
+  and Dissecting the Nvidia Hopper GPU Architecture" (2024); taken as 0.5
+  HMMA.16816.F32 (4096 flops) per clock per SM, about 535 TFLOP/s here.
 
 All of these are leads until the GPU check measures them (``make gpu-check``).
 """
@@ -44,6 +48,7 @@ class Gpu:
     int_per_sm: float = 2.0
     conv_per_sm: float = 0.5
     mufu_per_sm: float = 0.5
+    mma_per_sm: float = 0.5  # HMMA.16816 (m16n8k16, float32 sums) warp-instructions
     wavefronts_per_sm: float = 1.0  # shared memory
     sectors_per_sm: float = 4.0  # L1 (32-byte sectors)
     # occupancy limits (cc 9.0)

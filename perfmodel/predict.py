@@ -79,7 +79,8 @@ def predict(k: KernelCost, gpu: Gpu) -> Prediction:
         terms["issue"] = us(c.issued, gpu.issue_per_sm)
         for cls, rate in (("fp32", gpu.fp32_per_sm), ("fp16x2", gpu.fp16x2_per_sm),
                           ("fp64", gpu.fp64_per_sm), ("int", gpu.int_per_sm),
-                          ("conv", gpu.conv_per_sm), ("mufu", gpu.mufu_per_sm)):
+                          ("conv", gpu.conv_per_sm), ("mufu", gpu.mufu_per_sm),
+                          ("tensor", gpu.mma_per_sm)):
             if c.by_class.get(cls):
                 terms[cls] = us(c.by_class[cls], rate)
         terms["shared"] = us(c.wavefronts, gpu.wavefronts_per_sm)

@@ -290,6 +290,8 @@ def _build_blocks(f: Function) -> None:
         last = f.instrs[b - 1]
         fallthrough = b < len(f.instrs)
         predicated = bool(last.predicate) and last.predicate not in ("@PT",)
+        if last.opcode.startswith("BRA.DIV"):  # taken only by a diverged warp: else falls through
+            predicated = True
         if last.base == "EXIT":
             blk.exits = True
             if predicated and fallthrough:

@@ -31,7 +31,7 @@ from .predict import Roofline
 
 @dataclass
 class PrimitiveCall:
-    """One primitive with its operand shapes (tensors made on demand, never filled)."""
+    """One primitive with its operand shapes (tensors made on demand)."""
 
     primitive: str  # conn2d, conn2d_transpose, corr2d
     a: str  # operand roles (Case.primitives)
@@ -88,24 +88,25 @@ def operand_shape(case: Case, role: str) -> tuple[int, ...]:
 
 
 def operand(case: Case, role: str, dtype: str, layout: str, device: str) -> torch.Tensor:
-    """An operand of ``role``: images uninitialised (``torch.empty``: untouched pages cost
-    nothing), the weight filled with ones on a real device.
+    """An operand of ``role``, filled with ones on a real device (the emulator's).
 
-    The weight must be finite: the flipped strip kernels take their fast path only for a
-    finite filter, so garbage bits in an uninitialised weight made the traced path, and the
-    predicted time, differ from run to run.
+    Kernels branch on their data: the flipped strips take their fast path only for a
+    finite filter, conn_mma its tensor-core path only for finite tiles. Left
+    uninitialised (``torch.empty``), the garbage bits decided the traced path, and the
+    predicted time, from run to run.
     """
     dt = DTYPES[dtype]
     if role == "weight":
         Nw, G, Kh, Kw, Hw, Ww = case.weight_shape
         if case.weight_layout == "attention":
-            w = torch.empty((Nw, G, Hw, Ww, Kh, Kw), dtype=dt, device=device).permute(
+            t = torch.empty((Nw, G, Hw, Ww, Kh, Kw), dtype=dt, device=device).permute(
                 0, 1, 4, 5, 2, 3)
         else:
-            w = torch.empty(case.weight_shape, dtype=dt, device=device)
-        return w if device == "meta" else w.fill_(1)
-    return torch.empty(operand_shape(case, role), dtype=dt, device=device).contiguous(
-        memory_format=LAYOUTS[layout])
+            t = torch.empty(case.weight_shape, dtype=dt, device=device)
+    else:
+        t = torch.empty(operand_shape(case, role), dtype=dt, device=device).contiguous(
+            memory_format=LAYOUTS[layout])
+    return t if device == "meta" else t.fill_(1)
 
 
 def numel(shape: tuple[int, ...]) -> int:

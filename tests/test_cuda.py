@@ -219,6 +219,18 @@ STRIP_SHAPES = [((11, 32), "same"), ((9, 12), "same"), ((9, 12), (1, 2)), ((10, 
                 ((6, 13), 10)]
 
 
+def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: bool) -> str:
+    """The kernel csrc/plan.h picks for a stride-1 K x K depth-wise conn2d (out: the
+    forward pass, whose plane is the output; else the transpose, whose plane is x's):
+    tensor cores for 16-bit NCHW planes of 16 x 16 at least, else the strips."""
+    ph, pw = (k // 2, k // 2) if padding == "same" else (
+        padding if isinstance(padding, tuple) else (padding, padding))
+    H, W = x.shape[-2:]
+    rows, cols = (H + 2 * ph - k + 1, W + 2 * pw - k + 1) if out else (H, W)
+    big = rows >= 16 and cols >= 16
+    return "conn_mma" if dtype != torch.float32 and big else "conn_strip"
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
                          ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7])
@@ -248,8 +260,9 @@ def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
                     emulator.kernels.clear()
                 check(xs, w, rand((3,), g, dtype), kw,
                       f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} splits={splits}")
-                if emulator is not None:
-                    assert emulator.kernels.count("conn_strip") == 2, emulator.kernels
+                if emulator is not None:  # (16-bit planes from 16 x 16: test_tensor_cores)
+                    assert emulator.kernels[:2] == [conn_kernel(dtype, k, xs, padding, out)
+                                                    for out in (True, False)], emulator.kernels
                     assert "corr_strip" in emulator.kernels, emulator.kernels
 
 
@@ -273,10 +286,85 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                 if emulator is not None:
                     emulator.kernels.clear()
                 check(xs, w, rand((33,), g, dtype), kw, f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw}")
-                if emulator is not None:
-                    assert emulator.kernels.count("conn_strip") == 2, emulator.kernels
-                    if what == "dense":  # (the sliced x gets an NCHW g: mixed layouts)
+                if emulator is not None:  # (the sliced x gets an NCHW g: mixed layouts, whose
+                    # 16-bit transpose runs on tensor cores, conn_mma)
+                    conn = [name for name in emulator.kernels if name in ("conn_strip", "conn_mma")]
+                    assert conn[0] == "conn_strip" and len(conn) == 2, emulator.kernels
+                    if what == "dense":
+                        assert conn[1] == "conn_strip", emulator.kernels
                         assert emulator.kernels[-1] == "corr_strip", emulator.kernels
+
+
+# ------------------------------------------------------ tensor cores (conn_mma.cuh)
+
+def mma_shapes(k: int) -> list[tuple[tuple[int, int], Any]]:
+    """(H, W), padding for conn_mma's warp tiles (16 x 32 outputs, 32 x 32 at 13 and 31;
+    images and output planes of 16 x 16 at least): one partial tile; several tiles both ways with
+    partial last ones (37 x 70, rows not 16-byte aligned); aligned rows (W = 40) with
+    padding 0 (lead 0) and asymmetric padding (a lead per axis); padding wider than the
+    kernel's half."""
+    return [((k + 13, 32), "same"), ((37, 70), "same"), ((k + 18, 40), 0),
+            ((k + 14, k + 20), (1, 2)), ((16, 17), k // 2 + 3)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7, 13, 31])
+def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """16-bit NCHW K x K depth-wise, stride 1, runs conn_mma (mma.sync m16n8k16 on
+    Toeplitz blocks of the filter) for conn2d and the flipped conn2d_transpose: partial
+    and multiple tiles, 16-byte and value-by-value staging (aligned, sliced, narrowed
+    rows), every padding lead, static, dynamic and channel-shared weights, bias."""
+    g = gen("cuda-mma", k, dtype)
+    shapes = mma_shapes(k)
+    if k > 7:  # (the emulator's 13x13 and 31x31 are slow: the shapes with two leads)
+        shapes = [shapes[1], shapes[3]]
+    for (H, W), pad in shapes:
+        padding = k // 2 if pad == "same" else pad
+        kw = window_kwargs("sliding", 1, padding)
+        x = rand((2, 3, H, W), g, dtype)
+        views = ((x, "aligned"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed"))
+        for nw, cw in ((1, 3), (2, 3), (1, 1)):
+            w = rand((nw, cw, k, k, 1, 1), g, dtype)
+            for xs, what in views if (nw, cw) == (1, 3) else views[:1]:
+                if emulator is not None:
+                    emulator.kernels.clear()
+                check(xs, w, rand((3,), g, dtype), kw,
+                      f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} Cw={cw}")
+                if emulator is not None:  # (k <= 7: a view narrowed below 16 columns
+                    # runs its transpose on the strips)
+                    expect = ["conn_mma" if k > 7 else conn_kernel(dtype, k, xs, padding, out)
+                              for out in (True, False)]
+                    assert emulator.kernels[:2] == expect, emulator.kernels
+                    assert "conn_mma" in emulator.kernels, emulator.kernels
+    if emulator is not None and k <= 7:  # a 14 x 14 output plane: the strips are faster
+        emulator.kernels.clear()
+        x = rand((1, 2, 14, 14), g, dtype)
+        check(x, rand((1, 2, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, k // 2),
+              f"{k}x{k} 14x14")
+        assert emulator.kernels.count("conn_strip") == 2, emulator.kernels
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 7, 13])
+def test_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """An Inf or NaN in a staged tile, or in the transpose's filter, sends that tile
+    (plane) to conn_mma's direct path: the Toeplitz zeros must not turn it into NaN
+    elsewhere, the transpose's taps outside g must add exactly 0, and the tiles
+    without one still match on tensor cores."""
+    g = gen("cuda-mma-inf", k, dtype)
+    x = rand((2, 3, 40, 70), g, dtype)
+    x[0, 0, 5, 3] = float("inf")   # the first tile of plane 0 (and its neighbours' halos)
+    x[1, 2, 39, 69] = float("nan")  # the last tile of the last plane
+    w = rand((1, 3, k, k, 1, 1), g, dtype)
+    w[0, 1, 0, k - 1] = float("inf")  # plane 1: a corner tap, read on the padding
+    w[0, 2, k // 2, 0] = float("-inf")
+    for pad in (k // 2, 0):
+        if emulator is not None:
+            emulator.kernels.clear()
+        check(x, w, None, window_kwargs("sliding", 1, pad), f"{k}x{k} non-finite p={pad}")
+        if emulator is not None:
+            assert emulator.kernels.count("conn_mma") == 2, emulator.kernels
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -500,11 +588,11 @@ def test_sanitizer_run_covers_every_kernel(emulator: Any, monkeypatch: pytest.Mo
 
     g = gen("cuda-sanitize-cases")
     emulator.kernels.clear()
-    for splits in (0, 3):
+    for splits, dtype in ((0, torch.float32), (3, torch.float32), (0, torch.float16)):
         monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)
-        for name, xs, ws, kw, cl in CASES:
-            check(rand(xs, g, cl=cl), rand(ws, g), None, {"window": "sliding", **kw},
-                  f"sanitize case {name} splits={splits}")
+        for name, xs, ws, kw, cl in CASES:  # (float16 NCHW: the tensor-core kernel)
+            check(rand(xs, g, dtype, cl=cl), rand(ws, g, dtype), None,
+                  {"window": "sliding", **kw}, f"sanitize case {name} splits={splits} {dtype}")
     assert set(emulator.kernels) == set(KERNEL_NAMES), set(KERNEL_NAMES) - set(emulator.kernels)
 
 

@@ -116,6 +116,40 @@ def test_predicated_anchor_bounds_from_one_side() -> None:
     assert res.residuals["ldg"] == pytest.approx(0.0, abs=1e-9)
 
 
+#: __syncwarp as nvcc emits it: BRA.DIV to a collective path for a diverged warp that
+#: jumps back, placed after the kernel's EXIT
+SYNCWARP = """
+        .global         s
+s:
+.text.s:
+	//## File "/x/b.cuh", line 3
+        /*0000*/                   S2R R0, SR_TID.X ;
+        /*0010*/                   BRA.DIV UR4, `(.L_x_9) ;
+        /*0020*/                   WARPSYNC.ALL ;
+.L_x_3:
+	//## File "/x/b.cuh", line 4
+        /*0030*/                   LDS R1, [R0] ;
+        /*0040*/                   STG.E [R2.64], R1 ;
+        /*0050*/                   EXIT ;
+.L_x_9:
+        /*0060*/                   WARPSYNC.COLLECTIVE R0, `(.L_x_3) ;
+        /*0070*/                   BRA `(.L_x_3) ;
+"""
+
+
+def test_syncwarp_divergent_path_is_not_taken() -> None:
+    """BRA.DIV falls through for a converged warp (it has both successors); the flow passes
+    the code after it and leaves the diverged path alone."""
+    f = sass.parse(SYNCWARP)["s"]
+    first = f.blocks[0]
+    assert len(first.succ) == 2, first.succ  # the target and the fall-through
+    store = next(b.index for b in f.blocks if any(i.base == "STG" for i in b.instrs))
+    res = flow.solve(f, [flow.Anchor("stg", {store: 4.0}, 4.0)])
+    assert res.counts[store] == pytest.approx(1.0)
+    diverged = next(b.index for b in f.blocks if any("COLLECTIVE" in i.opcode for i in b.instrs))
+    assert res.counts[diverged] == pytest.approx(0.0, abs=1e-6)
+
+
 def test_occupancy_limits() -> None:
     assert occupancy(H200, 256, 64, 0) == 4  # 65536 / (64 * 256)
     assert occupancy(H200, 256, 32, 0) == 8  # 2048 threads
@@ -165,11 +199,12 @@ def _known(emu, kind: str, n: int, stride: int, blocks: int, threads: int):
 
 
 @pytest.mark.parametrize("mode", ["dw", "dyn-dw", "attn-conn"])
-def test_operand_weight_is_finite_whatever_the_heap_held(mode: str) -> None:
-    """The model's weight operand is finite even when the freed memory it reuses held NaN.
+def test_operands_are_finite_whatever_the_heap_held(mode: str) -> None:
+    """The model's operands are finite even when the freed memory they reuse held NaN.
 
-    The flipped strip kernels branch on the filter's finiteness, so an uninitialised weight
-    made the traced path (and the CI baseline check) depend on the heap's garbage.
+    Kernels branch on their data (the flipped strips on the filter's finiteness,
+    conn_mma on each staged tile's), so uninitialised operands made the traced path (and
+    the CI baseline check) depend on the heap's garbage.
     """
     from benchmarks.cases import SUITES
     from perfmodel.workload import operand
@@ -181,7 +216,7 @@ def test_operand_weight_is_finite_whatever_the_heap_held(mode: str) -> None:
         w = operand(case, "weight", "float16", "nchw", "cpu")
         assert w.shape == torch.Size(case.weight_shape)
         assert torch.isfinite(w).all(), f"{case.name}: weight operand not finite"
-
+    assert torch.isfinite(operand(case, "image", "float16", "channels_last", "cpu")).all()
 
 @needs_nvcc
 def test_known_copy_kernel(emu) -> None:

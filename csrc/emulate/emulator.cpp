@@ -1,9 +1,11 @@
 // A CPU emulator for the CUDA kernels of csrc/: it runs the very kernel
 // bodies and launch plans of dispatch.h, compiled by a plain C++ compiler,
 // one block at a time with one fiber (ucontext) per CUDA thread. A fiber
-// runs until it reaches sync_threads() or returns; when every thread of the
-// block waits at the barrier they all go on (threads that returned while
-// others wait is a barrier divergence: a hang on the GPU, an error here).
+// runs until it reaches sync_threads() or sync_warp() or returns; when every
+// thread of the block waits at sync_threads() they all go on, when every lane
+// of a warp (32 consecutive threads) waits at sync_warp() that warp goes on.
+// Threads that returned while others wait, or threads stuck at different
+// barriers, are a hang on the GPU and an error here.
 // Shared memory is filled with 0xff bytes (NaN) before each block, so a
 // read of shared memory no thread wrote shows up in the results, and is
 // followed by a guard whose change (a write past the end) fails the launch.
@@ -40,10 +42,13 @@ int64_t lc_trace_accesses();
 namespace lc {
 namespace {
 
+enum Wait { kRunnable = 0, kAtBlockBarrier = 1, kAtWarpBarrier = 2 };
+
 struct Fiber {
   ucontext_t ctx;
   std::vector<char> stack;
   bool done = false;
+  int wait = kRunnable;
 };
 
 struct BlockState {
@@ -140,6 +145,7 @@ struct EmuExec {
       std::memset(smem.data() + used, kGuardByte, kGuard);
       for (Fiber& f : fibers) {
         f.done = false;
+        f.wait = kRunnable;
         getcontext(&f.ctx);
         f.ctx.uc_stack.ss_sp = f.stack.data();
         f.ctx.uc_stack.ss_size = f.stack.size();
@@ -149,16 +155,17 @@ struct EmuExec {
 #ifdef LC_EMU_TRACE
       if (g_mode == kTrace) lc_trace_block_begin(smem.data(), int64_t(used), l.threads);
 #endif
-      for (;;) {  // one round: every live thread runs to its next barrier or its end
-        int done = 0;
+      for (;;) {  // one round: every runnable thread runs to its next barrier or its end
         for (int t = 0; t < l.threads; ++t) {
-          if (fibers[size_t(t)].done) {
-            ++done;
-            continue;
-          }
+          Fiber& f = fibers[size_t(t)];
+          if (f.done || f.wait != kRunnable) continue;
           g_state.current = t;
-          swapcontext(&g_state.scheduler, &fibers[size_t(t)].ctx);
-          if (fibers[size_t(t)].done) ++done;
+          swapcontext(&g_state.scheduler, &f.ctx);
+        }
+        int done = 0, at_block = 0;
+        for (const Fiber& f : fibers) {
+          done += f.done;
+          at_block += !f.done && f.wait == kAtBlockBarrier;
         }
         if (done == l.threads) {
           for (size_t i = used; i < used + kGuard; ++i) {
@@ -174,13 +181,43 @@ struct EmuExec {
 #endif
           break;
         }
-        if (done > 0) {
+        // warps whose every lane waits at sync_warp() go on
+        bool released = false;
+        for (int w0 = 0; w0 < l.threads; w0 += 32) {
+          const int w1 = w0 + 32 < l.threads ? w0 + 32 : l.threads;
+          int waiting = 0, gone = 0;
+          for (int t = w0; t < w1; ++t) {
+            waiting += !fibers[size_t(t)].done && fibers[size_t(t)].wait == kAtWarpBarrier;
+            gone += fibers[size_t(t)].done;
+          }
+          if (waiting == 0) continue;
+          if (waiting == w1 - w0) {
+            for (int t = w0; t < w1; ++t) fibers[size_t(t)].wait = kRunnable;
+            released = true;
+          } else if (gone > 0) {
+            std::snprintf(g_error, sizeof g_error,
+                          "warp divergence in block %lld: lanes of warp %d returned while "
+                          "others wait at sync_warp()",
+                          static_cast<long long>(b), w0 / 32);
+            return kLaunchFailed;
+          }
+        }
+        if (released) continue;
+        if (at_block == l.threads - done && done == 0) {  // the block barrier opens
+          for (Fiber& f : fibers) f.wait = kRunnable;
+          continue;
+        }
+        if (at_block == l.threads - done) {
           std::snprintf(g_error, sizeof g_error,
                         "barrier divergence in block %lld: %d of %d threads returned while the "
                         "others wait at sync_threads()",
                         static_cast<long long>(b), done, l.threads);
-          return kLaunchFailed;
+        } else {
+          std::snprintf(g_error, sizeof g_error,
+                        "threads of block %lld wait at different barriers (sync_threads() and "
+                        "sync_warp())", static_cast<long long>(b));
         }
+        return kLaunchFailed;
       }
     }
     return kOk;
@@ -194,6 +231,12 @@ int thread_index() { return g_state.current; }
 int block_threads() { return g_state.threads; }
 void sync_threads() {
   Fiber& f = (*g_state.fibers)[g_state.current];
+  f.wait = kAtBlockBarrier;
+  swapcontext(&f.ctx, &g_state.scheduler);
+}
+void sync_warp() {
+  Fiber& f = (*g_state.fibers)[g_state.current];
+  f.wait = kAtWarpBarrier;
   swapcontext(&f.ctx, &g_state.scheduler);
 }
 

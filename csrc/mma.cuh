@@ -1,0 +1,144 @@
+// Warp-level tensor-core primitives for the 16-bit dtypes, on the GPU (sm_80+:
+// ldmatrix and mma.sync) and in the CPU emulator (emulate/emulator.cpp runs a
+// warp's 32 fibers to sync_warp() and back, so a warp-collective operation is
+// an exchange of the lanes' fragments between two warp barriers).
+//
+// mma_16816: D (16 x 8, float32) += A (16 x 16) * B (16 x 8), A and B half or
+// bfloat16, the products exact and summed in float32 (PTX ISA, "Matrix Fragments
+// for mma.m16n8k16"). Lane l (g = l / 4, q = l % 4) holds
+//   a[r]: A[g + 8 (r % 2)][8 (r / 2) + 2q + {0, 1}]   (r = 0..3, two values a register)
+//   b[r]: B[8 r + 2q + {0, 1}][g]                      (r = 0..1)
+//   c[e]: D[g + 8 (e / 2)][2q + e % 2]                 (e = 0..3)
+// load_a: A from a 16 x 16 tile of shared memory (rows `stride` values apart,
+// 16-byte aligned): ldmatrix.x4 on the GPU, the same four registers read lane by
+// lane in the emulator.
+#pragma once
+
+#include <cstdint>
+#include <type_traits>
+
+#include "portable.h"
+
+namespace lc {
+
+#if defined(__CUDACC__)
+LC_DEVICE void sync_warp() { __syncwarp(); }
+template <class T> LC_DEVICE uint16_t bits_of(T v);
+template <> LC_DEVICE uint16_t bits_of<half_t>(half_t v) { return __half_as_ushort(v); }
+template <> LC_DEVICE uint16_t bits_of<bf16_t>(bf16_t v) { return __bfloat16_as_ushort(v); }
+template <class T> LC_DEVICE T of_bits(uint16_t b);
+template <> LC_DEVICE half_t of_bits<half_t>(uint16_t b) { return __ushort_as_half(b); }
+template <> LC_DEVICE bf16_t of_bits<bf16_t>(uint16_t b) { return __ushort_as_bfloat16(b); }
+// tensor cores (mma.sync m16n8k16 with these types) from sm_80; older GPUs take the
+// kernels' direct path
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+constexpr bool kHaveMma = true;
+#else
+constexpr bool kHaveMma = false;
+#endif
+#else
+void sync_warp();  // the emulator's warp barrier (emulate/emulator.cpp)
+template <class T> inline uint16_t bits_of(T v) { return v.bits; }
+template <class T> inline T of_bits(uint16_t b) { return T{b}; }
+constexpr bool kHaveMma = true;
+#endif
+
+// two 16-bit values as one register, `lo` in the low half (the fragments' order)
+template <class T>
+LC_DEVICE uint32_t pack2(T lo, T hi) {
+  return uint32_t(bits_of(lo)) | (uint32_t(bits_of(hi)) << 16);
+}
+
+// two values to a 4-byte aligned address; 16 bytes between registers and memory
+// (16-byte aligned), each one source line on both targets
+#if defined(__CUDACC__)
+#define LC_STORE_PAIR(at, lo, hi) (*reinterpret_cast<uint32_t*>(at) = pack2(lo, hi))
+#define LC_LOAD_WORDS(u, src)                                      \
+  do {                                                              \
+    const uint4 v_ = *reinterpret_cast<const uint4*>(src);          \
+    u[0] = v_.x, u[1] = v_.y, u[2] = v_.z, u[3] = v_.w;             \
+  } while (0)
+#define LC_STORE_WORDS(dst, u) (*reinterpret_cast<uint4*>(dst) = make_uint4(u[0], u[1], u[2], u[3]))
+#else
+#define LC_STORE_PAIR(at, lo, hi)             \
+  do {                                        \
+    const uint32_t w_ = pack2(lo, hi);        \
+    std::memcpy(at, &w_, 4);                  \
+  } while (0)
+#define LC_LOAD_WORDS(u, src) std::memcpy(u, src, 16)
+#define LC_STORE_WORDS(dst, u) std::memcpy(dst, u, 16)
+#endif
+
+// One source line on both targets (the cost model pairs the GPU's instruction with the
+// emulator's accesses by line): ldmatrix.x4, lane l giving row l % 8 of matrix l / 8,
+// or the emulator's four reads of this lane's registers.
+#if defined(__CUDACC__)
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define LC_LOAD_A(a, tile, stride, lane)                                                       \
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"             \
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])                                 \
+               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(                            \
+                   tile + (8 * ((lane >> 3) & 1) + (lane & 7)) * stride + 8 * (lane >> 4)))))
+#else
+#define LC_LOAD_A(a, tile, stride, lane) (a[0] = a[1] = a[2] = a[3] = 0u)
+#endif
+#else
+#define LC_LOAD_A(a, tile, stride, lane)                                                     \
+  for (int r_ = 0; r_ < 4; ++r_)                                                             \
+  std::memcpy(&a[r_], tile + ((lane >> 2) + 8 * (r_ & 1)) * stride + 8 * (r_ >> 1) + 2 * (lane & 3), 4)
+#endif
+
+template <class T>
+LC_DEVICE void load_a(const T* tile, int stride, uint32_t (&a)[4]) {
+  const int lane = thread_index() & 31;
+  LC_LOAD_A(a, tile, stride, lane);
+}
+
+#if defined(__CUDACC__)
+template <class T>
+LC_DEVICE void mma_16816(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+  if constexpr (std::is_same<T, half_t>::value) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
+        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  } else {
+    asm volatile(
+        "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+        "{%4, %5, %6, %7}, {%8, %9}, {%0, %1, %2, %3};\n"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  }
+#endif
+}
+#else
+struct MmaLane {
+  uint32_t a[4], b[2];
+};
+inline MmaLane g_mma_lanes[1024];  // one block's lanes (fibers run one at a time)
+
+template <class T>
+inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)[2]) {
+  const int t = thread_index(), lane = t & 31, w0 = t - lane, g = lane >> 2, q = lane & 3;
+  MmaLane& mine = g_mma_lanes[t];
+  std::memcpy(mine.a, a, sizeof mine.a);
+  std::memcpy(mine.b, b, sizeof mine.b);
+  sync_warp();  // every lane's fragments are in
+  auto value = [](uint32_t reg, int k) { return to_float(T{uint16_t(reg >> (16 * (k & 1)))}); };
+  for (int e = 0; e < 4; ++e) {
+    const int row = g + 8 * (e >> 1), col = 2 * q + (e & 1);
+    float sum = 0.0f;
+    for (int k = 0; k < 16; ++k) {
+      const MmaLane& la = g_mma_lanes[w0 + (row & 7) * 4 + ((k & 7) >> 1)];
+      const MmaLane& lb = g_mma_lanes[w0 + col * 4 + ((k & 7) >> 1)];
+      sum += value(la.a[(row >> 3) + 2 * (k >> 3)], k) * value(lb.b[k >> 3], k);
+    }
+    c[e] += sum;
+  }
+  sync_warp();  // no lane overwrites its fragments before every lane has read them
+}
+#endif
+
+}  // namespace lc
