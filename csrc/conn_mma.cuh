@@ -47,8 +47,8 @@ struct ConnMma {
   static constexpr int SW = 16 * NC + 8;          // staged row stride (values)
   // B blocks T_i(d), d = 2 kc - t from D0: only these hold taps for some lead 0..7
   static constexpr int D0 = -1, ND = (KF + 13) / 8 + 2;
-  static_assert(conn_mma_warp_bytes(KF) >= 16 + IR * SW * 2 + KF * (KF + 2) * 4,
-                "plan.h's shared memory per warp");
+  static constexpr int64_t kWarpBytes = conn_mma_warp_bytes(KF);  // plan.h's, per warp
+  static_assert(kWarpBytes >= 16 + IR * SW * 2 + KF * (KF + 2) * 4, "shared memory per warp");
   using F = float;
   // at most 128 registers (two blocks of 256 threads): left to itself ptxas held the 3x3
   // transpose to 64 and spilled
@@ -60,7 +60,7 @@ struct ConnMma {
     const int64_t plane = block_index() * (block_threads() >> 5) + warp;
     if (plane >= p.N * p.C) return;  // the whole warp
     const int64_t n = plane / p.C, c = plane % p.C;
-    unsigned char* mine = smem + warp * conn_mma_warp_bytes(KF);
+    unsigned char* mine = smem + warp * kWarpBytes;
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // a tile's sums not finite
     T* tile = reinterpret_cast<T*>(mine + 16);
     uint32_t* pairs = reinterpret_cast<uint32_t*>(tile + IR * SW);  // KF x (KF + 2)
