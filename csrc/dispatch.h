@@ -13,6 +13,7 @@
 #include "conn_tile.cuh"
 #include "corr_elem.cuh"
 #include "corr_lanes.cuh"
+#include "corr_mma.cuh"
 #include "corr_rows.cuh"
 #include "corr_strip.cuh"
 #include "corr_tile.cuh"
@@ -159,6 +160,21 @@ int launch_corr_strip(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
+// corr_mma.cuh for the planned kernel size (half and bfloat16 only)
+template <class T, class Exec>
+int launch_corr_mma(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    switch (l.kf) {
+      case 3: return ex.template launch<CorrMma<T, 3>>(l, a, l.corr_mma);
+      case 5: return ex.template launch<CorrMma<T, 5>>(l, a, l.corr_mma);
+      case 7: return ex.template launch<CorrMma<T, 7>>(l, a, l.corr_mma);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 // The workspace corr2d needs for `a` (bytes; 0 if none).
 inline int64_t corr_workspace_bytes(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   return plan_corr(a, sm_count, force_splits).workspace_bytes;
@@ -191,6 +207,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrStrip) {
       splits = l.corr_strip.splits;
       rc = launch_corr_strip<T>(ex, l, a);
+    } else if (l.kernel == kCorrMma) {
+      splits = l.corr_mma.splits;
+      rc = launch_corr_mma<T>(ex, l, a);
     } else if (l.kernel == kCorrLanes) {
       splits = l.corr_channels.splits;
       rc = ex.template launch<CorrLanes<T>>(l, a, l.corr_channels);

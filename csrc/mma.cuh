@@ -88,6 +88,74 @@ LC_DEVICE uint32_t pack2(T lo, T hi) {
   std::memcpy(&a[r_], tile + ((lane >> 2) + 8 * (r_ & 1)) * stride + 8 * (r_ >> 1) + 2 * (lane & 3), 4)
 #endif
 
+// A shared-memory address as ldmatrix takes it (a 32-bit shared-window address on the
+// GPU, converted once so that constant offsets fold into the instruction), plus bytes.
+#if defined(__CUDACC__)
+using SmemAddr = uint32_t;
+LC_DEVICE SmemAddr smem_addr(const void* p) {
+  return static_cast<uint32_t>(__cvta_generic_to_shared(p));
+}
+#else
+using SmemAddr = const char*;
+inline SmemAddr smem_addr(const void* p) { return static_cast<const char*>(p); }
+#endif
+
+// ldmatrix.x2.trans / .x4.trans: two (four) 8 x 8 matrices, lanes 8m..8m + 7 giving the
+// rows of matrix m (`row_`: this lane's row, a SmemAddr, 16-byte aligned); lane l receives
+// r_m = (M_m[2q][g], M_m[2q + 1][g]) (g = l / 4, q = l % 4), the transposed fragment: the
+// A or B register of mma_16816 whose two values lie in one column of the stored rows.
+// The emulator exchanges the lanes' row addresses, then each lane reads the 4 bytes
+// (row l % 8, word l / 8) of every matrix, as the hardware's phases read them, and the
+// words are redistributed between warp barriers.
+#if defined(__CUDACC__)
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define LC_LOAD_T2(r, row_)                                                               \
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0, %1}, [%2];\n"          \
+               : "=r"(r[0]), "=r"(r[1])                                                   \
+               : "r"(row_))
+#define LC_LOAD_T4(r, row_)                                                               \
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"  \
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])                           \
+               : "r"(row_))
+#else
+#define LC_LOAD_T2(r, row_) (r[0] = r[1] = 0u)
+#define LC_LOAD_T4(r, row_) (r[0] = r[1] = r[2] = r[3] = 0u)
+#endif
+#else
+struct LdsmLane {
+  const void* addr;
+  uint32_t w[4];
+};
+inline LdsmLane g_ldsm_lanes[1024];  // one block's lanes
+
+// the lane's M registers from the words its warp read (rows 2q, 2q + 1, column g)
+template <int M>
+inline void ldsm_trans_pick(uint32_t* out) {
+  const int t = thread_index(), lane = t & 31, w0 = t - lane, g = lane >> 2, q = lane & 3;
+  sync_warp();  // every lane's words are in
+  uint32_t r[M];
+  for (int m = 0; m < M; ++m) {
+    const uint32_t lo = g_ldsm_lanes[w0 + 2 * q + 8 * (g >> 1)].w[m];
+    const uint32_t hi = g_ldsm_lanes[w0 + 2 * q + 1 + 8 * (g >> 1)].w[m];
+    r[m] = ((lo >> (16 * (g & 1))) & 0xffffu) | (((hi >> (16 * (g & 1))) & 0xffffu) << 16);
+  }
+  sync_warp();  // no lane overwrites its words before every lane has read them
+  for (int m = 0; m < M; ++m) out[m] = r[m];
+}
+
+#define LC_LOAD_TN(M, r, row_)                                                                 \
+  do {                                                                                         \
+    const int t_ = thread_index(), l_ = t_ & 31;                                               \
+    g_ldsm_lanes[t_].addr = static_cast<const void*>(row_);                                    \
+    sync_warp();                                                                               \
+    for (int m_ = 0; m_ < M; ++m_)                                                             \
+      std::memcpy(&g_ldsm_lanes[t_].w[m_], static_cast<const char*>(g_ldsm_lanes[t_ - l_ + 8 * m_ + (l_ & 7)].addr) + 4 * (l_ >> 3), 4); \
+    ldsm_trans_pick<M>(r);                                                                     \
+  } while (0)
+#define LC_LOAD_T2(r, row_) LC_LOAD_TN(2, r, row_)
+#define LC_LOAD_T4(r, row_) LC_LOAD_TN(4, r, row_)
+#endif
+
 template <class T>
 LC_DEVICE void load_a(const T* tile, int stride, uint32_t (&a)[4]) {
   const int lane = thread_index() & 31;

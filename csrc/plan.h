@@ -45,6 +45,15 @@ constexpr int64_t conn_mma_warp_bytes(int kf) {
   return (16 + int64_t(16 * conn_mma_mtiles(kf) + kf - 1) * (16 * conn_mma_chunks(kf) + 8) * 2 +
           kf * (kf + 2) * 4 + 15) / 16 * 16;
 }
+// corr_mma.cuh: a half is 8 rows x kCorrMmaNTiles x 8 columns of G; staged rows are
+// kCorrMmaStride values apart (9 chunks of 16 bytes, an odd number)
+constexpr int kCorrMmaNTiles = 8;
+constexpr int kCorrMmaStride = 8 * (kCorrMmaNTiles + 1);
+// shared memory per warp: a flag, 2 x (8 + kf - 1) rows of X and 16 rows of G, one
+// 16 x 8 float32 product for the diagonal sums
+constexpr int64_t corr_mma_warp_bytes(int kf) {
+  return (16 + int64_t(2 * (8 + kf - 1) + 16) * kCorrMmaStride * 2 + 16 * 8 * 4 + 15) / 16 * 16;
+}
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
@@ -84,6 +93,13 @@ struct CorrStripPlan {
   int64_t chunk_bytes;             // loads of 16, 8 bytes, or one value (strip_chunk_bytes)
 };
 
+struct CorrMmaPlan {
+  int64_t items;               // a result's halves: (batch index,) column tile, 8-row segment
+  int64_t col_tiles, segments;  // per plane: column tiles of 64, segments of 8 rows
+  int64_t splits;              // parts of each result's pairs of halves (ReduceSplits adds them)
+  bool vec_a, vec_b;           // 16-byte loads: a's rows aligned; b's too, padding KF / 2
+};
+
 struct CorrTilePlan {
   int64_t TH, TW, IH, IW, row_tiles, col_tiles;
   int64_t L, slots, taps_per_thread, splits;
@@ -113,6 +129,7 @@ enum Kernel : int32_t {
   kConnStrip = 8,     // conn_strip.cuh (register-blocked strips, KF = 3, 5, 7, both layouts)
   kCorrStrip = 9,     // corr_strip.cuh (depth-wise weight gradient on strips, KF = 3, 5, 7)
   kConnMma = 10,      // conn_mma.cuh (tensor cores, 16-bit NCHW, KF = 3, 5, 7, 13, 31)
+  kCorrMma = 11,      // corr_mma.cuh (depth-wise weight gradient on tensor cores, KF = 3, 5, 7)
 };
 
 struct Launch {
@@ -128,6 +145,7 @@ struct Launch {
   ConnMmaPlan conn_mma;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
+  CorrMmaPlan corr_mma;
   CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
   CorrElemPlan corr_elem;
   int64_t workspace_bytes;    // corr2d: split partial sums
@@ -462,6 +480,58 @@ inline Launch plan_corr_strip(const CorrArgs& a, int64_t sm_count, int64_t force
   return l;
 }
 
+// The depth-wise weight gradient on tensor cores (corr_mma.cuh), if it fits: a fixed
+// 3/5/7 window, half or bfloat16, a per-channel result, a and b NCHW-like with
+// unit-stride rows, 32-bit plane offsets.
+inline bool corr_mma_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  return fixed_window(p) && strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
+         a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && a.a_s.w == 1 && a.b_s.w == 1 &&
+         !channels_last_image(a.a_s, p.C) && !channels_last_image(a.b_s, p.C) &&
+         plane_fits_32(p.h.out, a.a_s.h, p.w.out) && plane_fits_32(p.h.in, a.b_s.h, p.w.in) &&
+         (a.Nw == 1 ? p.N : 1) * ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles)) *
+                 ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;  // 32-bit items
+}
+
+// A warp per (result, split), as many warps per block as kMaxSmem holds (8 at most);
+// splits: the least (waves of two blocks per SM) x (pairs of halves per warp + 1 for
+// the partials' reduction).
+inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = kCorrMma;
+  l.kf = int32_t(p.h.k);
+  const int64_t per_warp = corr_mma_warp_bytes(int(p.h.k));
+  const int64_t warps = min_of(int64_t(kThreads / 32), kMaxSmem / per_warp);
+  l.threads = int32_t(32 * warps);
+  l.smem = warps * per_warp;
+  CorrMmaPlan& t = l.corr_mma;
+  t.col_tiles = ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles));
+  t.segments = ceil_div(p.h.out, int64_t(8));
+  t.items = (a.Nw == 1 ? p.N : 1) * t.col_tiles * t.segments;
+  const int64_t pairs = ceil_div(t.items, 2), results = a.Nw * p.C;
+  const int64_t numel = results * p.h.k * p.w.k;
+  const int64_t max_s = max_of(int64_t(1), min_of(pairs, kMaxWorkspace / (numel * 4)));
+  if (force_splits > 0) {
+    t.splits = min_of(force_splits, max_s);
+  } else {
+    double best = -1;
+    for (int64_t s = 1; s <= min_of(max_s, int64_t(4096)); ++s) {
+      const int64_t blocks = ceil_div(results * s, warps);
+      const double cost = double(ceil_div(blocks, 2 * sm_count)) * double(ceil_div(pairs, s) + 1);
+      if (best < 0 || cost < best) {
+        best = cost;
+        t.splits = s;
+      }
+    }
+  }
+  t.vec_a = rows_aligned(a.a, 2, a.a_s.n, a.a_s.c, a.a_s.h, a.a_s.w, 16);
+  t.vec_b = rows_aligned(a.b, 2, a.b_s.n, a.b_s.c, a.b_s.h, a.b_s.w, 16) && p.w.p == p.w.k / 2;
+  l.blocks = ceil_div(results * t.splits, warps);
+  l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
+  return l;
+}
+
 // corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
 inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
@@ -469,6 +539,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t taps = p.h.k * p.w.k;
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   const int64_t want_blocks = 4 * sm_count;
+  if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
       channels_last_image(a.b_s, p.C)) {

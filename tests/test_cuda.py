@@ -231,6 +231,12 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
     return "conn_mma" if dtype != torch.float32 and big else "conn_strip"
 
 
+def corr_kernel(dtype: torch.dtype) -> str:
+    """The kernel csrc/plan.h picks for a stride-1 3/5/7 NCHW depth-wise weight gradient:
+    tensor cores for the 16-bit dtypes, else the strips."""
+    return "corr_strip" if dtype == torch.float32 else "corr_mma"
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
                          ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7])
@@ -238,7 +244,7 @@ def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
                          monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """NCHW K x K depth-wise, stride 1 (K = 3, 5, 7; float64 runs the run-time windows,
     test_float64_matches_oracle) runs conn_strip for conn2d and for the
-    flipped conn2d_transpose, corr_strip for corr2d: 16-byte, 8-byte and single-value
+    flipped conn2d_transpose, corr_strip (16-bit: corr_mma) for corr2d: 16-byte, 8-byte and single-value
     chunk loads, a sliced (misaligned) x, a narrowed one (aligned rows that are not a
     whole number of chunks), padding wider than a strip, static and dynamic weights,
     bias, corr2d's results split over blocks or not, planned for one multiprocessor
@@ -263,7 +269,7 @@ def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
                 if emulator is not None:  # (16-bit planes from 16 x 16: test_tensor_cores)
                     assert emulator.kernels[:2] == [conn_kernel(dtype, k, xs, padding, out)
                                                     for out in (True, False)], emulator.kernels
-                    assert "corr_strip" in emulator.kernels, emulator.kernels
+                    assert corr_kernel(dtype) in emulator.kernels, emulator.kernels
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
@@ -365,6 +371,70 @@ def test_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch.dtype) -> N
         check(x, w, None, window_kwargs("sliding", 1, pad), f"{k}x{k} non-finite p={pad}")
         if emulator is not None:
             assert emulator.kernels.count("conn_mma") == 2, emulator.kernels
+
+
+#: (H, W, padding) for corr_mma: one 16-row block of a 56-wide plane (the X rows
+#: shifted by a compile-time count, 16-byte loads), a 7 x 7 plane (two planes in one
+#: block of 16 rows), several column tiles and segments with asymmetric padding (value
+#: by value), padding 0 (X wider than G), padding wider than a 16-column tile
+CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 7), "same"), ((37, 70), (1, 2)), ((11, 20), 0),
+                   ((9, 12), 10)]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
+                                  monkeypatch: pytest.MonkeyPatch,
+                                  request: pytest.FixtureRequest) -> None:
+    """The 16-bit NCHW K x K depth-wise weight gradient runs corr_mma (ldmatrix.trans and
+    mma.sync, diagonal sums of X^T G): aligned, sliced (misaligned rows) and narrowed
+    views, static and dynamic weights, parts of a result split over warps (forced, or
+    planned for an H200's 132 multiprocessors) or not, odd batch sizes (a last half with
+    no work); narrowed rows (16-byte aligned, cut inside a chunk) for X and G."""
+    g = gen("cuda-corr-mma", k, dtype)
+    for (H, W), pad in CORR_MMA_SHAPES:
+        padding = k // 2 if pad == "same" else pad
+        kw = window_kwargs("sliding", 1, padding)
+        for nw, splits, sms in ((1, 0, 1), (3, 0, 1), (1, 2, 1), (1, 0, 132)):
+            monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+            if emulator is not None:
+                emulator.plan_for_sms(sms)
+                request.addfinalizer(lambda: emulator.plan_for_sms(1))
+            x = rand((3, 2, H, W), g, dtype)
+            w = rand((nw, 2, k, k, 1, 1), g, dtype)
+            views = ((x, "aligned"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed"))
+            for xs, what in views if (nw, splits, sms) == (1, 0, 1) else views[:1]:
+                grad = None
+                if what == "narrowed":  # G narrowed too: rows cut inside a 16-byte chunk
+                    ho, wo = out_size(tuple(xs.shape[2:]), (k, k), kw)
+                    grad = rand((3, 2, ho, wo + 3), g, dtype)[..., :-3]
+                if emulator is not None:
+                    emulator.kernels.clear()
+                check(xs, w, None, kw, f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} splits={splits}",
+                      g=grad)
+                if emulator is not None:
+                    assert emulator.kernels[-1] == "corr_mma", emulator.kernels
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 7])
+def test_weight_grad_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """corr_mma multiplies G's zeros past its edges by staged X values: an Inf in X that
+    only those would read (padding 0: the last row and column) must leave the other taps
+    finite, a NaN in G makes its taps NaN, and the results without either stay on
+    tensor cores and match."""
+    g = gen("cuda-corr-mma-inf", k, dtype)
+    x = rand((2, 3, 20, 40), g, dtype)
+    x[0, 1, 19, 17] = float("inf")  # the last row (padding 0)
+    x[1, 1, 6, 39] = float("-inf")  # the last column
+    for pad in (0, k // 2):
+        if emulator is not None:
+            emulator.kernels.clear()
+        check(x, rand((1, 3, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, pad),
+              f"{k}x{k} corr non-finite p={pad}")
+        if emulator is not None:
+            assert emulator.kernels[-1] == "corr_mma", emulator.kernels
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -508,6 +578,9 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         # kernels of conn2d, conn2d_transpose, corr2d: (x, weight, kw)
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1))),
+        (("conn_strip", "conn_strip", "corr_mma"),
+            (rand((2, 3, 9, 10), g, torch.float16), rand((1, 3, 3, 3, 1, 1), g, torch.float16),
+             window_kwargs("sliding", 1, 1))),
         (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),
             (rand((1, 2, 15, 16), g), rand((1, 2, 13, 13, 1, 1), g),
              window_kwargs("sliding", 1, 6))),

@@ -1,0 +1,368 @@
+// The depth-wise weight gradient (corr2d with a per-channel result shared across
+// positions, static or dynamic) on tensor cores, for half and bfloat16 NCHW-like
+// planes: a KF x KF window (3, 5, 7), stride 1, dilation 1, any padding:
+//
+//   dW[i][j] = sum_{n, y, x} G[n, c, y, x] * X[n, c, y + i - ph, x + j - pw]
+//
+// (G = a, the output gradient; X = b, the input, zero outside the image).
+//
+// For kernel row i and 16 rows y of G, the 16 x 8 product over the rows
+//   P_i[m][n] = sum_y X[y + i - ph][x0 - pw + m] * G[y][x0 + n]      (m < 16, n < 8)
+// is one mma.sync m16n8k16 (mma.cuh) with A = X^T (16 staged columns x 16 rows) and
+// B = G (16 rows x 8 columns), both read with ldmatrix.trans from rows staged in
+// shared memory. Its element (m, n) pairs columns x' - x = m - n - pw, i.e. tap
+// j = m - n: every tap of every column n lies in the tile (KF <= 9), and the tap of an
+// element does not depend on x0, so the products of all of a warp's column tiles
+// accumulate into the same KF x 4 float32 registers per lane (KF mma per 8 columns
+// and 16 rows: half the forward pass's count). At the end dW[i][j] is the sum of the
+// diagonal m - n = j of P_i, added in a fixed order (deterministic).
+//
+// The 16 rows are two halves of 8, each any (plane, 8 rows, 64 columns) of the
+// result's work: rows of one plane, or two planes of a 7 x 7 image, fill the mma's
+// 16 rows alike. Work: a warp takes a result (channel, and batch index for Nw = N)
+// and one of `splits` parts of its halves (pairs of them), walks them, and stores its
+// KF x KF sums, or its split's partial for ReduceSplits (no atomics).
+//
+// Staging: X's rows start pw columns left of G's (whose column tiles are aligned),
+// so with padding KF / 2 a staged chunk of X is two aligned 16-byte chunks shifted by
+// a compile-time number of values (one lane walks a row; no bank conflicts, the 8
+// rows of a store phase in distinct bank groups); otherwise, and at the image's
+// edges, value by value. Rows are 9 chunks apart (an odd number of 16-byte units:
+// ldmatrix's 8 rows fall in distinct banks).
+//
+// Exactness: G's zeros past its edges multiply staged X values, which matters only
+// when X holds an Inf or NaN; a warp whose sums are not all finite recomputes its
+// whole part tap by tap from global memory (the reference's products only).
+#pragma once
+
+#include "mma.cuh"
+#include "params.h"
+#include "plan.h"
+#include "portable.h"
+
+namespace lc {
+
+template <class T, int KF>
+struct CorrMma {
+  static constexpr int NT = kCorrMmaNTiles;  // 8-column tiles of a half (64 columns)
+  static constexpr int XR = 8 + KF - 1;      // staged X rows per half
+  static constexpr int SW = kCorrMmaStride;  // staged row stride (values): NT + 1 chunks
+  static constexpr int TAPS = KF * KF;
+  static constexpr int PW = KF / 2;          // the padding of the 16-byte X path
+  static constexpr int PA = (PW + 7) / 8 * 8;  // X's aligned chunks start PA left of G's
+  static constexpr int E = PA - PW;          // values a staged X chunk is shifted by
+  static constexpr int64_t kWarpBytes = corr_mma_warp_bytes(KF);
+  static_assert(KF <= 9, "every tap of a column in a 16-column tile");
+  static_assert(2 * XR <= 32, "a lane per staged X row");
+  static_assert((SW / 8) % 2 == 1 && SW >= 8 * (NT + 1), "row stride");
+  static_assert(kWarpBytes >= 16 + (2 * XR + 16) * SW * 2 + 16 * 8 * 4, "shared memory per warp");
+  using F = float;
+  static constexpr int kMinBlocks = 2;
+
+  static LC_DEVICE void run(unsigned char* smem, const CorrArgs& a, const CorrMmaPlan& t) {
+    const Problem& p = a.p;
+    const int warp = thread_index() >> 5, lane = thread_index() & 31;
+    const int64_t gw = block_index() * (block_threads() >> 5) + warp;
+    const int64_t results = a.Nw * p.C;
+    if (gw >= results * t.splits) return;  // the whole warp
+    const int64_t res = gw / t.splits, split = gw % t.splits;
+    const int64_t c = res % p.C, n_res = res / p.C;
+    unsigned char* mine = smem + warp * kWarpBytes;
+    volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // sums not finite
+    T* xs = reinterpret_cast<T*>(mine + 16);  // 2 halves x XR rows
+    T* gs = xs + 2 * XR * SW;                 // 2 halves x 8 rows
+    F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // one P_i, 16 x 8
+
+    const int64_t pairs = (t.items + 1) / 2;
+    const int64_t lo = split * pairs / t.splits, hi = (split + 1) * pairs / t.splits;
+    const int g = lane >> 2, q = lane & 3;
+    F acc[KF][4];
+LC_UNROLL
+    for (int i = 0; i < KF; ++i)
+LC_UNROLL
+      for (int e = 0; e < 4; ++e) acc[i][e] = F(0);
+    if (lane == 0) flag[0] = 0;
+
+    // this lane's ldmatrix rows. B (x2): matrices (half 0, half 1) of a G block; A (x4):
+    // matrices (block u, half 0), (u + 1, 0), (u, 1), (u + 1, 1) of X's rows i.., the
+    // fragment's order (one load per mma: fragments built from shared blocks would cost a
+    // register move each)
+    const SmemAddr arow =
+        smem_addr(xs + (((lane >> 4) & 1) * XR + (lane & 7)) * SW + 8 * ((lane >> 3) & 1));
+    const SmemAddr brow = smem_addr(gs + (8 * ((lane >> 3) & 1) + (lane & 7)) * SW);
+    Cursor cur = Cursor::at(t, 2 * lo, n_res, a.Nw == 1);
+    for (int64_t pr = lo; pr < hi; ++pr) {
+      Seg h[2];
+      int nt = 0;
+LC_UNROLL
+      for (int k = 0; k < 2; ++k) {
+        h[k] = seg_of(a, t, cur, 2 * pr + k, c);
+        cur.next(t);
+        nt = max_of(nt, h[k].nt);
+      }
+      sync_warp();  // the previous pair's reads of the staged rows are done
+      stage_x(xs, a, t, h, nt, lane);
+      stage_g(gs, a, t, h, nt, lane);
+      sync_warp();
+      if (kHaveMma) products_upto<NT>(nt, acc, arow, brow);
+    }
+    // every sum finite (no Inf or NaN in the part's X or G): diagonal sums; else the
+    // whole part tap by tap
+    F probe = F(0);
+LC_UNROLL
+    for (int i = 0; i < KF; ++i)
+LC_UNROLL
+      for (int e = 0; e < 4; ++e) probe += acc[i][e] * F(0);
+    if (!kHaveMma || !(probe == F(0))) flag[0] = 1;
+    sync_warp();
+    const bool mma_ok = flag[0] == 0;
+    const int64_t numel = results * TAPS;
+    const int64_t out0 = res * TAPS;
+    if (mma_ok) {
+LC_UNROLL
+      for (int i = 0; i < KF; ++i) {
+LC_UNROLL
+        for (int e = 0; e < 4; ++e) diag[(g + 8 * (e >> 1)) * 8 + 2 * q + (e & 1)] = acc[i][e];
+        sync_warp();
+        if (lane < KF) {
+          F s = F(0);
+LC_UNROLL
+          for (int n = 0; n < 8; ++n) s += diag[(n + lane) * 8 + n];
+          put(a, t, split, numel, out0 + i * KF + lane, s);
+        }
+        sync_warp();
+      }
+    } else {
+      direct(a, t, lo, hi, c, n_res, split, numel, out0, lane);
+    }
+  }
+
+  // The products of a staged pair for its nt tiles (1..NT), each count unrolled (no
+  // branch per mma): acc[i] += P_i over the tiles.
+  template <int NU>
+  static LC_DEVICE void products_upto(int nt, F (&acc)[KF][4], SmemAddr arow, SmemAddr brow) {
+    if (nt == NU) {
+      products<NU>(acc, arow, brow);
+    } else if constexpr (NU > 1) {
+      products_upto<NU - 1>(nt, acc, arow, brow);
+    }
+  }
+
+  template <int NU>
+  static LC_DEVICE void products(F (&acc)[KF][4], SmemAddr arow, SmemAddr brow) {
+    uint32_t bf[NU][2];  // G's tiles (8 columns each), both halves
+LC_UNROLL
+    for (int u = 0; u < NU; ++u) LC_LOAD_T2(bf[u], brow + 16 * u);
+LC_UNROLL
+    for (int i = 0; i < KF; ++i)
+LC_UNROLL
+      for (int u = 0; u < NU; ++u) {
+        uint32_t af[4];  // X's rows i.. of both halves, columns 8u..8u + 15
+        LC_LOAD_T4(af, arow + 2 * (i * SW + 8 * u));
+        mma_16816<T>(acc[i], af, bf[u]);
+      }
+  }
+
+  // A result's halves in order, (batch index,) column tile, 8-row segment (32-bit:
+  // plan.h keeps a result's items below 2^31): divisions once, then steps.
+  struct Cursor {
+    int32_t n, ct, seg;
+    static LC_DEVICE Cursor at(const CorrMmaPlan& t, int64_t it, int64_t n_res, bool batch) {
+      const int32_t per_plane = int32_t(t.col_tiles * t.segments), i32 = int32_t(it);
+      const int32_t r = i32 % per_plane;
+      return Cursor{batch ? i32 / per_plane : int32_t(n_res), r / int32_t(t.segments),
+                    r % int32_t(t.segments)};
+    }
+    LC_DEVICE void next(const CorrMmaPlan& t) {
+      if (++seg < int32_t(t.segments)) return;
+      seg = 0;
+      if (++ct < int32_t(t.col_tiles)) return;
+      ct = 0;
+      ++n;
+    }
+  };
+
+  // One half: 8 rows (y0..) and up to 64 columns (x0..) of a plane of G (and X's rows
+  // and columns the taps read), or none (past the result's items).
+  struct Seg {
+    const T* g;
+    const T* x;
+    int32_t y0, x0;
+    int nt;  // 8-column tiles with columns of G inside (0: none)
+  };
+
+  // item `it` of channel c, at `cur`
+  static LC_DEVICE Seg seg_of(const CorrArgs& a, const CorrMmaPlan& t, const Cursor& cur,
+                              int64_t it, int64_t c) {
+    Seg h{static_cast<const T*>(a.a), static_cast<const T*>(a.b), 0, 0, 0};
+    if (it >= t.items) return h;
+    h.g = static_cast<const T*>(a.a) + cur.n * a.a_s.n + c * a.a_s.c;
+    h.x = static_cast<const T*>(a.b) + cur.n * a.b_s.n + c * a.b_s.c;
+    h.y0 = cur.seg * 8;
+    h.x0 = cur.ct * (8 * NT);
+    h.nt = int(min_of(int64_t(NT), ceil_div(a.p.w.out - h.x0, 8)));
+    return h;
+  }
+
+  // h[1] or h[0], field by field (a run-time index would put h in local memory)
+  static LC_DEVICE Seg pick(const Seg (&h)[2], bool second) {
+    return Seg{second ? h[1].g : h[0].g, second ? h[1].x : h[0].x, second ? h[1].y0 : h[0].y0,
+               second ? h[1].x0 : h[0].x0, second ? h[1].nt : h[0].nt};
+  }
+
+  // 8 values of row `src` from column `col` (any), zeros outside 0..W (or the whole row)
+  static LC_DEVICE void gather8(const T* src, int32_t col, int32_t W, bool row_in,
+                                uint32_t (&v4)[4]) {
+    T v[8];
+LC_UNROLL
+    for (int j = 0; j < 8; ++j)
+      v[j] = row_in && col + j >= 0 && col + j < W ? src[col + j] : from_float<T>(0.0f);
+LC_UNROLL
+    for (int j = 0; j < 4; ++j) v4[j] = pack2(v[2 * j], v[2 * j + 1]);
+  }
+
+  // the aligned 8 values of row `src` from column `col` (a multiple of 8) if all are
+  // inside (one 16-byte load), else zeros: a chunk the row's end cuts is fixed up
+  // afterwards (fix_up), so the loop holds no value-by-value loads to predicate
+  static LC_DEVICE void chunk8(const T* src, int32_t col, int32_t W, bool row_in,
+                               uint32_t (&v4)[4]) {
+    if (row_in && col >= 0 && col + 8 <= W) {
+      LC_LOAD_WORDS(v4, src + col);
+    } else {
+      v4[0] = v4[1] = v4[2] = v4[3] = 0u;
+    }
+  }
+
+  // Staged chunks u0..u1 (clamped to 0..last) of a row whose chunk u starts at column
+  // col0 + 8u, value by value: the chunks that read the aligned chunk the row's end cuts
+  // (W not a multiple of 8), which chunk8 left zero.
+  static LC_DEVICE void fix_up(T* out, const T* src, int32_t col0, int32_t W, int u0, int u1,
+                               int last) {
+    for (int u = max_of(u0, 0); u <= min_of(u1, last); ++u) {
+      uint32_t v4[4];
+      gather8(src, col0 + 8 * u, W, true, v4);
+      LC_STORE_WORDS(out + 8 * u, v4);
+    }
+  }
+
+  // X rows y0 - ph .. (XR per half), columns x0 - pw + 8k, k = 0..nt: a lane per row
+  static LC_DEVICE void stage_x(T* xs, const CorrArgs& a, const CorrMmaPlan& t,
+                                const Seg (&h)[2], int nt, int lane) {
+    if (lane >= 2 * XR) return;
+    const int rr = lane % XR;
+    const Seg hf = pick(h, lane >= XR);
+    const int32_t H = int32_t(a.p.h.in), W = int32_t(a.p.w.in);
+    const int32_t y = hf.y0 - int32_t(a.p.h.p) + rr;
+    const bool row_in = hf.nt > 0 && y >= 0 && y < H;
+    const T* src = hf.x + y * int32_t(a.b_s.h);  // formed for every row, read inside only
+    T* out = xs + lane * SW;
+    if (t.vec_b) {  // padding KF / 2, aligned rows: shifted aligned chunks
+      int32_t col = hf.x0 - PA;
+      uint32_t prev[4];
+      chunk8(src, col, W, row_in, prev);
+LC_UNROLL
+      for (int u = 0; u <= NT; ++u) {
+        if (u > nt) break;
+        uint32_t v4[4];
+        if constexpr (E == 0) {
+LC_UNROLL
+          for (int j = 0; j < 4; ++j) v4[j] = prev[j];
+          if (u < nt) chunk8(src, col + 8 * (u + 1), W, row_in, prev);
+        } else {
+          uint32_t next[4];
+          chunk8(src, col + 8 * (u + 1), W, row_in, next);
+LC_UNROLL
+          for (int j = 0; j < 4; ++j) {  // values E + 2j, E + 2j + 1 of prev ++ next
+            constexpr int w0 = E / 2;
+            const uint32_t lo = w0 + j < 4 ? prev[w0 + j] : next[w0 + j - 4];
+            const uint32_t hi = w0 + j + 1 < 4 ? prev[w0 + j + 1] : next[w0 + j - 3];
+            v4[j] = E % 2 == 0 ? lo : (lo >> 16) | (hi << 16);
+          }
+LC_UNROLL
+          for (int j = 0; j < 4; ++j) prev[j] = next[j];
+        }
+        LC_STORE_WORDS(out + 8 * u, v4);
+      }
+      // the aligned chunk k the row's end cuts feeds staged chunks k - 1 (E > 0) and k
+      const int32_t cut = (W & ~7) - col;
+      if ((W & 7) != 0 && row_in && cut >= 0)
+        fix_up(out, src, hf.x0 - PW, W, cut / 8 - (E > 0 ? 1 : 0), cut / 8, nt);
+    } else {
+      const int32_t col = hf.x0 - int32_t(a.p.w.p);
+      for (int u = 0; u <= nt; ++u) {
+        uint32_t v4[4];
+        gather8(src, col + 8 * u, W, row_in, v4);
+        LC_STORE_WORDS(out + 8 * u, v4);
+      }
+    }
+  }
+
+  // G rows y0.. (8 per half), columns x0 + 8u, u < nt: 8 lanes per chunk, a lane per row
+  // (a store phase writes 8 rows of a chunk, in distinct bank groups)
+  static LC_DEVICE void stage_g(T* gs, const CorrArgs& a, const CorrMmaPlan& t,
+                                const Seg (&h)[2], int nt, int lane) {
+    const int32_t Ho = int32_t(a.p.h.out), Wo = int32_t(a.p.w.out);
+    const int rl = lane & 7;
+LC_UNROLL
+    for (int k = 0; k < 2; ++k) {
+      const Seg& hf = h[k];
+      const int32_t y = hf.y0 + rl;
+      const bool row_in = hf.nt > 0 && y < Ho;
+      const T* src = hf.g + y * int32_t(a.a_s.h);  // formed for every row, read inside only
+      T* out = gs + (8 * k + rl) * SW;
+      for (int u = lane >> 3; u < nt; u += 4) {
+        uint32_t v4[4];
+        if (t.vec_a)
+          chunk8(src, hf.x0 + 8 * u, Wo, row_in, v4);
+        else
+          gather8(src, hf.x0 + 8 * u, Wo, row_in, v4);
+        LC_STORE_WORDS(out + 8 * u, v4);
+      }
+      // the chunk the row's end cuts (Wo not a multiple of 8), if it is this lane's
+      const int32_t cut = ((Wo & ~7) - hf.x0) / 8;
+      if (t.vec_a && (Wo & 7) != 0 && row_in && cut >= 0 && cut < nt && (cut & 3) == (lane >> 3))
+        fix_up(out, src, hf.x0, Wo, cut, cut, nt - 1);
+    }
+  }
+
+  // the sum of tap `idx` (of out0's result): to the result, or to the split's partial
+  static LC_DEVICE void put(const CorrArgs& a, const CorrMmaPlan& t, int64_t split,
+                            int64_t numel, int64_t idx, F s) {
+    if (t.splits == 1)
+      store_acc(static_cast<T*>(a.out) + idx, s);
+    else
+      static_cast<F*>(a.workspace)[split * numel + idx] = s;
+  }
+
+  // The part's sums tap by tap from global memory (float32, the reference's products:
+  // G's positions inside its plane only, X's zeros outside the image): for a part whose
+  // tensor-core sums are not finite, or a GPU without mma.sync.
+  static LC_DEVICE void direct(const CorrArgs& a, const CorrMmaPlan& t, int64_t lo, int64_t hi,
+                               int64_t c, int64_t n_res, int64_t split, int64_t numel,
+                               int64_t out0, int lane) {
+    const int32_t H = int32_t(a.p.h.in), W = int32_t(a.p.w.in);
+    const int32_t Ho = int32_t(a.p.h.out), Wo = int32_t(a.p.w.out);
+    const int32_t ph = int32_t(a.p.h.p), pw = int32_t(a.p.w.p);
+    const int32_t sgh = int32_t(a.a_s.h), sxh = int32_t(a.b_s.h);
+    for (int tap = lane; tap < TAPS; tap += 32) {
+      const int i = tap / KF, j = tap % KF;
+      F s = F(0);
+      Cursor cur = Cursor::at(t, 2 * lo, n_res, a.Nw == 1);
+      for (int64_t it = 2 * lo; it < 2 * hi; ++it, cur.next(t)) {
+        const Seg hf = seg_of(a, t, cur, it, c);
+        for (int32_t y = hf.y0; y < min_of(hf.y0 + 8, Ho) && hf.nt > 0; ++y) {
+          const int32_t iy = y + i - ph;
+          for (int32_t x = hf.x0; x < min_of(hf.x0 + 8 * NT, Wo); ++x) {
+            const int32_t ix = x + j - pw;
+            const bool in = iy >= 0 && iy < H && ix >= 0 && ix < W;
+            const F xv = in ? to_float(hf.x[iy * sxh + ix]) : F(0);
+            s += to_float(hf.g[y * sgh + x]) * xv;
+          }
+        }
+      }
+      put(a, t, split, numel, out0 + tap, s);
+    }
+  }
+};
+
+}  // namespace lc
