@@ -33,7 +33,6 @@
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
-#include "stage.cuh"
 
 namespace lc {
 
@@ -160,11 +159,7 @@ LC_UNROLL
           for (int n8 = 0; n8 < NT; ++n8)
 LC_UNROLL
             for (int e = 0; e < 4; ++e) probe += acc[m][n8][e] * F(0);  // NaN if one is not
-        if (!(probe == F(0))) flag[0] = 1;
-        sync_warp();
-        stored = flag[0] == 0;
-        sync_warp();
-        if (lane == 0) flag[0] = 0;
+        stored = warp_all(probe == F(0), flag);
         if (stored) {
           const bool whole = rows == TR && cols == TC && pair_ok;  // no per-value checks
 LC_UNROLL

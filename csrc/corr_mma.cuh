@@ -68,7 +68,7 @@ struct CorrMma {
     const int64_t res = gw / t.splits, split = gw % t.splits;
     const int64_t c = res % p.C, n_res = res / p.C;
     unsigned char* mine = smem + warp * kWarpBytes;
-    volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // sums not finite
+    volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // warp_all's word
     T* xs = reinterpret_cast<T*>(mine + 16);  // 2 halves x XR rows
     T* gs = xs + 2 * XR * SW;                 // 2 halves x 8 rows
     F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // one P_i, 16 x 8
@@ -113,9 +113,7 @@ LC_UNROLL
     for (int i = 0; i < KF; ++i)
 LC_UNROLL
       for (int e = 0; e < 4; ++e) probe += acc[i][e] * F(0);
-    if (!kHaveMma || !(probe == F(0))) flag[0] = 1;
-    sync_warp();
-    const bool mma_ok = flag[0] == 0;
+    const bool mma_ok = warp_all(kHaveMma && probe == F(0), flag);
     const int64_t numel = results * TAPS;
     const int64_t out0 = res * TAPS;
     if (mma_ok) {
@@ -208,17 +206,6 @@ LC_UNROLL
   static LC_DEVICE Seg pick(const Seg (&h)[2], bool second) {
     return Seg{second ? h[1].g : h[0].g, second ? h[1].x : h[0].x, second ? h[1].y0 : h[0].y0,
                second ? h[1].x0 : h[0].x0, second ? h[1].nt : h[0].nt};
-  }
-
-  // 8 values of row `src` from column `col` (any), zeros outside 0..W (or the whole row)
-  static LC_DEVICE void gather8(const T* src, int32_t col, int32_t W, bool row_in,
-                                uint32_t (&v4)[4]) {
-    T v[8];
-LC_UNROLL
-    for (int j = 0; j < 8; ++j)
-      v[j] = row_in && col + j >= 0 && col + j < W ? src[col + j] : from_float<T>(0.0f);
-LC_UNROLL
-    for (int j = 0; j < 4; ++j) v4[j] = pack2(v[2 * j], v[2 * j + 1]);
   }
 
   // the aligned 8 values of row `src` from column `col` (a multiple of 8) if all are

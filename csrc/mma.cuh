@@ -49,6 +49,33 @@ LC_DEVICE uint32_t pack2(T lo, T hi) {
   return uint32_t(bits_of(lo)) | (uint32_t(bits_of(hi)) << 16);
 }
 
+// true on every lane if `v` holds on every lane of the warp (all lanes call it), through
+// `flag`, a word of the warp's shared memory that is 0 on entry and left 0 (lane 0 resets
+// it; the warp syncs again before the next call). A shared word rather than a vote: with
+// __all_sync ptxas if-converted conn_mma's staging (value-by-value loads issued
+// predicated off; model: its 28 x 28 input gradient 21-26 -> 28-34 us).
+LC_DEVICE bool warp_all(bool v, volatile uint32_t* flag) {
+  if (!v) flag[0] = 1;
+  sync_warp();
+  const bool all = flag[0] == 0;
+  sync_warp();
+  if ((thread_index() & 31) == 0) flag[0] = 0;
+  return all;
+}
+
+// 8 values of row `src` from column `col` as four registers (pack2), zeros outside
+// columns 0..W or where `row_in` is false: the value-by-value staging of the tensor-core
+// kernels (edges, unaligned rows)
+template <class T>
+LC_DEVICE void gather8(const T* src, int32_t col, int32_t W, bool row_in, uint32_t (&v4)[4]) {
+  T v[8];
+LC_UNROLL
+  for (int j = 0; j < 8; ++j)
+    v[j] = row_in && col + j >= 0 && col + j < W ? src[col + j] : from_float<T>(0.0f);
+LC_UNROLL
+  for (int j = 0; j < 4; ++j) v4[j] = pack2(v[2 * j], v[2 * j + 1]);
+}
+
 // two values to a 4-byte aligned address; 16 bytes between registers and memory
 // (16-byte aligned), each one source line on both targets
 #if defined(__CUDACC__)

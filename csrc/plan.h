@@ -275,17 +275,23 @@ inline bool mma_fits(const ConnArgs& a) {
          plane_fits_32(p.h.out, a.dst_s.h, p.w.out);
 }
 
-// one warp per plane, as many warps per block as kMaxSmem holds (8 at most)
+// The warp-per-task tensor-core kernels: as many warps per block as kMaxSmem holds
+// with `per_warp` bytes each (8 at most); sets threads and smem, returns the warps.
+inline int64_t warp_blocks(Launch* l, int64_t per_warp) {
+  const int64_t warps = min_of(int64_t(kThreads / 32), kMaxSmem / per_warp);
+  l->threads = int32_t(32 * warps);
+  l->smem = warps * per_warp;
+  return warps;
+}
+
+// one warp per plane
 inline Launch plan_conn_mma(const ConnArgs& a) {
   const Problem& p = a.p;
   Launch l{};
   l.kernel = kConnMma;
   l.kf = int32_t(p.h.k);
   const int kf = int(p.h.k);
-  const int64_t per_warp = conn_mma_warp_bytes(kf);
-  const int64_t warps = min_of(int64_t(kThreads / 32), kMaxSmem / per_warp);
-  l.threads = int32_t(32 * warps);
-  l.smem = warps * per_warp;
+  const int64_t warps = warp_blocks(&l, conn_mma_warp_bytes(kf));
   ConnMmaPlan& t = l.conn_mma;
   t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(kf)));
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
@@ -493,18 +499,14 @@ inline bool corr_mma_fits(const CorrArgs& a) {
                  ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;  // 32-bit items
 }
 
-// A warp per (result, split), as many warps per block as kMaxSmem holds (8 at most);
-// splits: the least (waves of two blocks per SM) x (pairs of halves per warp + 1 for
-// the partials' reduction).
+// A warp per (result, split); splits: the least (waves of two blocks per SM) x (pairs
+// of halves per warp + 1 for the partials' reduction).
 inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
   Launch l{};
   l.kernel = kCorrMma;
   l.kf = int32_t(p.h.k);
-  const int64_t per_warp = corr_mma_warp_bytes(int(p.h.k));
-  const int64_t warps = min_of(int64_t(kThreads / 32), kMaxSmem / per_warp);
-  l.threads = int32_t(32 * warps);
-  l.smem = warps * per_warp;
+  const int64_t warps = warp_blocks(&l, corr_mma_warp_bytes(int(p.h.k)));
   CorrMmaPlan& t = l.corr_mma;
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles));
   t.segments = ceil_div(p.h.out, int64_t(8));
