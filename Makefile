@@ -40,8 +40,11 @@ install-test: deps
 install-bench: deps
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 
+# the suite in TEST_WORKERS processes (pytest-xdist; auto: one per CPU, 1: in this process;
+# pytest-benchmark is for benchmarks/, not tests/)
+TEST_WORKERS ?= auto
 test: install-test
-	$(PYTHON) -m pytest tests -q -p no:cacheprovider --durations=15
+	$(PYTHON) -m pytest tests -q -p no:cacheprovider -p no:benchmark --durations=15 -n $(TEST_WORKERS)
 
 bench: install-bench
 	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \

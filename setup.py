@@ -114,8 +114,9 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
-        "test": ["pytest", "hypothesis", "pytest-benchmark", "scipy"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy"],
         "bench": ["tqdm", "matplotlib"],
-        "dev": ["pytest", "hypothesis", "pytest-benchmark", "scipy", "ruff", "tqdm", "matplotlib"],
+        "dev": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "ruff", "tqdm",
+                "matplotlib"],
     },
 )

@@ -140,9 +140,13 @@ int launch_corr_strip_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
   const int64_t bytes = l.corr_strip.chunk_bytes;
   if (l.corr_strip.channels_last)
     return ex.template launch<CorrStrip<T, KF, 1, true>>(l, a, l.corr_strip);
-  if (bytes == 16) return ex.template launch<CorrStrip<T, KF, V16, false>>(l, a, l.corr_strip);
-  if (bytes == 8) return ex.template launch<CorrStrip<T, KF, V8, false>>(l, a, l.corr_strip);
-  return ex.template launch<CorrStrip<T, KF, 1, false>>(l, a, l.corr_strip);
+  if constexpr (sizeof(T) == 2) {
+    return kBadDType;  // 16-bit NCHW: corr_mma.cuh takes every problem the strips fit (plan.h)
+  } else {
+    if (bytes == 16) return ex.template launch<CorrStrip<T, KF, V16, false>>(l, a, l.corr_strip);
+    if (bytes == 8) return ex.template launch<CorrStrip<T, KF, V8, false>>(l, a, l.corr_strip);
+    return ex.template launch<CorrStrip<T, KF, 1, false>>(l, a, l.corr_strip);
+  }
 }
 
 // corr_strip.cuh in the chunks plan.h chose

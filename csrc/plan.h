@@ -418,7 +418,9 @@ inline Launch plan_corr_channels(const CorrArgs& a, int32_t kernel, int64_t chun
 
 // The depth-wise weight gradient on register strips (corr_strip.cuh), if it fits: a
 // fixed 3/5/7 window, a per-channel result, a and b both NCHW-like with unit-stride
-// rows or both channels_last, 32-bit plane offsets, not float64.
+// rows or both channels_last, 32-bit plane offsets, not float64. (plan_corr asks
+// corr_mma_fits first, which takes every 16-bit NCHW problem this fits: the strips
+// run float32 and channels_last there, and dispatch.h has no 16-bit NCHW strips.)
 inline bool corr_strip_fits(const CorrArgs& a) {
   const Problem& p = a.p;
   const bool cl_a = channels_last_image(a.a_s, p.C), cl_b = channels_last_image(a.b_s, p.C);

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import subprocess
 from collections import defaultdict
@@ -56,7 +57,7 @@ def cubins(sources: tuple[str, ...] = SOURCES) -> list[Path]:
         procs = []
         for s, p in todo:  # two at a time: nvcc is single-threaded per file here
             cmd = [compiler, "-cubin", f"-arch={ARCH}", *NVCC_FLAGS, f"-I{csrc}",
-                   str(csrc / f"{s}.cu"), "-o", str(p) + ".tmp"]
+                   str(csrc / f"{s}.cu"), "-o", _tmp(p)]
             procs.append((subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True), p))
             if len(procs) == 2:
                 _wait(procs.pop(0))
@@ -70,7 +71,12 @@ def _wait(item: tuple[subprocess.Popen, Path]) -> None:
     _, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"nvcc failed for {path.name}:\n{err[-3000:]}")
-    Path(str(path) + ".tmp").replace(path)
+    Path(_tmp(path)).replace(path)
+
+
+def _tmp(path: Path) -> str:
+    """A per-process name to compile ``path`` under (concurrent runs, e.g. pytest -n)."""
+    return f"{path}.{os.getpid()}.tmp"
 
 
 def _normal(t: str) -> str:

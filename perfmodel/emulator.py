@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import re
 import subprocess
 from dataclasses import dataclass
@@ -51,17 +52,24 @@ def build() -> Path:
         return lib
     cxx = compiler()
     BUILD.mkdir(parents=True, exist_ok=True)
-    emu, trace = lib.with_suffix(".emu.o"), lib.with_suffix(".trace.o")
+    # per-process names, the library renamed into place: concurrent builds (pytest -n)
+    # never load a half-written one
+    pid = os.getpid()
+    emu, trace = lib.with_suffix(f".{pid}.emu.o"), lib.with_suffix(f".{pid}.trace.o")
+    tmp = lib.with_suffix(f".{pid}.tmp")
     steps = [
         [cxx, *FLAGS, "-O1", "-g", "-fsanitize=thread", "--param=tsan-instrument-func-entry-exit=0",
          "-DLC_EMU_TRACE", "-c", str(CSRC / "emulate" / "emulator.cpp"), "-o", str(emu)],
         [cxx, *FLAGS, "-O2", "-c", str(CSRC / "emulate" / "trace.cpp"), "-o", str(trace)],
-        [cxx, "-shared", "-Wl,-z,defs", str(emu), str(trace), "-o", str(lib)],
+        [cxx, "-shared", "-Wl,-z,defs", str(emu), str(trace), "-o", str(tmp)],
     ]
     for cmd in steps:
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             raise RuntimeError(f"building the traced emulator failed: {' '.join(cmd)}\n{r.stderr}")
+    tmp.replace(lib)
+    emu.unlink(missing_ok=True)
+    trace.unlink(missing_ok=True)
     return lib
 
 
