@@ -53,6 +53,11 @@ struct ConnMma {
   // transpose to 64 and spilled
   static constexpr int kMinBlocks = 2;
 
+  // KF <= 7: every row's B registers stay in registers for the whole plane (35 for 7x7;
+  // the block's occupancy is bound by 128 registers either way); 13, 31: row by row
+  static constexpr bool kBInRegisters = KF <= 7;
+  using BRegs = uint32_t[kBInRegisters ? KF : 1][ND + 1];
+
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnMmaPlan& t) {
     const Problem& p = a.p;
     const int warp = thread_index() >> 5, lane = thread_index() & 31;
@@ -63,46 +68,13 @@ struct ConnMma {
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // a tile's sums not finite
     T* tile = reinterpret_cast<T*>(mine + 16);
     uint32_t* pairs = reinterpret_cast<uint32_t*>(tile + IR * SW);  // KF x (KF + 2)
-
-    const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + (c / p.cpg) * a.w_s.g;
-    const int32_t skh = int32_t(a.w_s.kh), skw = int32_t(a.w_s.kw);
-    // the chunks start `lead` columns before the first output's first tap (tiles start
-    // on multiples of TC, so the lead is the same for all): aligned chunks
     const int32_t pw = int32_t(p.w.p), ph = int32_t(p.h.p);
-    const int lead = int(((-pw) % 8 + 8) % 8);
+    const int lead = lead_of(pw);
     const int g = lane >> 2, q = lane & 3;
 
-    if (lane == 0) flag[0] = 0;
-    // the filter as pairs: pairs[i][u] = (w(i, u - 1), w(i, u)) for u = 0..KF, zero
-    // outside the filter (u = KF + 1 is the zero pair); w flipped for FLIP
-    for (int e = lane; e < KF * (KF + 2); e += 32) {
-      const int i = e / (KF + 2), j = e % (KF + 2) - 1;
-      const int fi = FLIP ? KF - 1 - i : i;
-      const T lo = j >= 0 && j < KF ? wp[fi * skh + (FLIP ? KF - 1 - j : j) * skw] : from_float<T>(0.0f);
-      const T hi = j + 1 < KF ? wp[fi * skh + (FLIP ? KF - 2 - j : j + 1) * skw] : from_float<T>(0.0f);
-      pairs[e] = pack2(lo, hi);
-    }
-    // this lane's B registers of kernel row i are pairs[i][boff[k]], k = 0..ND: register h
-    // of T_i(d) is pair k = d - D0 + h, starting at column j = 8 (d + h) + 2q - g - lead
     int boff[ND + 1];
-LC_UNROLL
-    for (int k = 0; k <= ND; ++k) {
-      const int j = 8 * (D0 + k) + 2 * q - g - lead;
-      boff[k] = j >= -1 && j < KF ? j + 1 : KF + 1;
-    }
-    // KF <= 7: every row's B registers stay in registers for the whole plane (35 for 7x7;
-    // the block's occupancy is bound by 128 registers either way); 13, 31: row by row
-    constexpr bool kBInRegisters = KF <= 7;
-    uint32_t bpre[kBInRegisters ? KF : 1][ND + 1];
-    sync_warp();  // the pairs are in
-    if constexpr (kBInRegisters) {
-LC_UNROLL
-      for (int i = 0; i < KF; ++i)
-LC_UNROLL
-        for (int k = 0; k <= ND; ++k) bpre[i][k] = pairs[i * (KF + 2) + boff[k]];
-    }
-    const F b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : F(0);
-
+    BRegs bpre;
+    const F b0 = setup(a, n, c, flag, pairs, lead, lane, boff, bpre);
     const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
     T* y = static_cast<T*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
     const int32_t H = int32_t(p.h.in), W = int32_t(p.w.in), sh = int32_t(a.src_s.h);
@@ -116,74 +88,118 @@ LC_UNROLL
       stage(tile, x, sh, H, W, ih0, iw0, t.vec, lane);
       sync_warp();
       const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
-      bool stored = false;
-      if (kHaveMma) {
-        F acc[MT][NT][4];
+      F acc[MT][NT][4];
+      if (sums(tile, bpre, pairs, boff, b0, flag, acc)) {
+        const bool whole = rows == TR && cols == TC && pair_ok;  // no per-value checks
 LC_UNROLL
         for (int m = 0; m < MT; ++m)
 LC_UNROLL
           for (int n8 = 0; n8 < NT; ++n8)
 LC_UNROLL
-            for (int e = 0; e < 4; ++e) acc[m][n8][e] = b0;
-        // every chunk, M tile and N tile, also past a partial tile's edge: the products
-        // there are exact zeros or outputs nobody stores (no branch per mma)
-        // (13, 31: one kernel row at a time, or ptxas hoists every row's loads and spills)
-LC_UNROLL_N(KF <= 7 ? KF : 1)
-        for (int i = 0; i < KF; ++i) {
-          uint32_t breg[ND + 1];  // T_i(d) = {breg[d], breg[d + 1]}
-LC_UNROLL
-          for (int k = 0; k <= ND; ++k)
-            breg[k] = kBInRegisters ? bpre[kBInRegisters ? i : 0][k] : pairs[i * (KF + 2) + boff[k]];
-LC_UNROLL
-          for (int m = 0; m < MT; ++m) {
-LC_UNROLL
-            for (int kc = 0; kc < NC; ++kc) {
-              uint32_t afr[4];
-              load_a(tile + (16 * m + i) * SW + 16 * kc, SW, afr);
-LC_UNROLL
-              for (int n8 = 0; n8 < NT; ++n8) {
-                const int d = 2 * kc - n8 - D0;
-                if (d < 0 || d >= ND) continue;  // compile-time
-                const uint32_t b[2] = {breg[d], breg[d + 1]};  // (ptxas: a move, pairs overlap)
-                mma_16816<T>(acc[m][n8], afr, b);
+            for (int h = 0; h < 2; ++h) {
+              const int32_t r = 16 * m + g + 8 * h, col = 8 * n8 + 2 * q;
+              T* at = y + (oh0 + r) * dh + ow0 + col;
+              const T v0 = from_float<T>(acc[m][n8][2 * h]);
+              const T v1 = from_float<T>(acc[m][n8][2 * h + 1]);
+              if (whole || (r < rows && col + 1 < cols && pair_ok)) {
+                LC_STORE_PAIR(at, v0, v1);
+              } else if (r < rows && col < cols) {
+                at[0] = v0;
+                if (col + 1 < cols) at[1] = v1;
               }
             }
+      } else {
+        direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
+               [&](int32_t r, int32_t o, T v) { y[(oh0 + r) * dh + ow0 + o] = v; });
+      }
+    }
+  }
+
+  // the chunks start `lead` columns before the first output's first tap (tiles start on
+  // multiples of TC, so the lead is the same for all): aligned chunks
+  static LC_DEVICE int lead_of(int32_t pw) { return int(((-pw) % 8 + 8) % 8); }
+
+  // The warp's filter for plane (n, c), all lanes: `pairs` (its shared copy), this lane's
+  // B offsets `boff` and (KF <= 7) registers `bpre`; returns the bias. `flag` reset.
+  static LC_DEVICE F setup(const ConnArgs& a, int64_t n, int64_t c, volatile uint32_t* flag,
+                           uint32_t* pairs, int lead, int lane, int (&boff)[ND + 1], BRegs& bpre) {
+    const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + (c / a.p.cpg) * a.w_s.g;
+    const int32_t skh = int32_t(a.w_s.kh), skw = int32_t(a.w_s.kw);
+    const int g = lane >> 2, q = lane & 3;
+    if (lane == 0) flag[0] = 0;
+    // the filter as pairs: pairs[i][u] = (w(i, u - 1), w(i, u)) for u = 0..KF, zero
+    // outside the filter (u = KF + 1 is the zero pair); w flipped for FLIP
+    for (int e = lane; e < KF * (KF + 2); e += 32) {
+      const int i = e / (KF + 2), j = e % (KF + 2) - 1;
+      const int fi = FLIP ? KF - 1 - i : i;
+      const T lo = j >= 0 && j < KF ? wp[fi * skh + (FLIP ? KF - 1 - j : j) * skw] : from_float<T>(0.0f);
+      const T hi = j + 1 < KF ? wp[fi * skh + (FLIP ? KF - 2 - j : j + 1) * skw] : from_float<T>(0.0f);
+      pairs[e] = pack2(lo, hi);
+    }
+    // this lane's B registers of kernel row i are pairs[i][boff[k]], k = 0..ND: register h
+    // of T_i(d) is pair k = d - D0 + h, starting at column j = 8 (d + h) + 2q - g - lead
+LC_UNROLL
+    for (int k = 0; k <= ND; ++k) {
+      const int j = 8 * (D0 + k) + 2 * q - g - lead;
+      boff[k] = j >= -1 && j < KF ? j + 1 : KF + 1;
+    }
+    sync_warp();  // the pairs are in
+    if constexpr (kBInRegisters) {
+LC_UNROLL
+      for (int i = 0; i < KF; ++i)
+LC_UNROLL
+        for (int k = 0; k <= ND; ++k) bpre[i][k] = pairs[i * (KF + 2) + boff[k]];
+    }
+    return a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : F(0);
+  }
+
+  // The sums of a staged tile (acc, b0 first) on tensor cores; false on every lane if any
+  // is not finite (or without mma.sync): the warp then takes the direct path.
+  static LC_DEVICE bool sums(const T* tile, const BRegs& bpre, const uint32_t* pairs,
+                             const int (&boff)[ND + 1], F b0, volatile uint32_t* flag,
+                             F (&acc)[MT][NT][4]) {
+    if (!kHaveMma) return false;
+LC_UNROLL
+    for (int m = 0; m < MT; ++m)
+LC_UNROLL
+      for (int n8 = 0; n8 < NT; ++n8)
+LC_UNROLL
+        for (int e = 0; e < 4; ++e) acc[m][n8][e] = b0;
+    // every chunk, M tile and N tile, also past a partial tile's edge: the products
+    // there are exact zeros or outputs nobody stores (no branch per mma)
+    // (13, 31: one kernel row at a time, or ptxas hoists every row's loads and spills)
+LC_UNROLL_N(KF <= 7 ? KF : 1)
+    for (int i = 0; i < KF; ++i) {
+      uint32_t breg[ND + 1];  // T_i(d) = {breg[d], breg[d + 1]}
+LC_UNROLL
+      for (int k = 0; k <= ND; ++k)
+        breg[k] = kBInRegisters ? bpre[kBInRegisters ? i : 0][k] : pairs[i * (KF + 2) + boff[k]];
+LC_UNROLL
+      for (int m = 0; m < MT; ++m) {
+LC_UNROLL
+        for (int kc = 0; kc < NC; ++kc) {
+          uint32_t afr[4];
+          load_a(tile + (16 * m + i) * SW + 16 * kc, SW, afr);
+LC_UNROLL
+          for (int n8 = 0; n8 < NT; ++n8) {
+            const int d = 2 * kc - n8 - D0;
+            if (d < 0 || d >= ND) continue;  // compile-time
+            const uint32_t b[2] = {breg[d], breg[d + 1]};  // (ptxas: a move, pairs overlap)
+            mma_16816<T>(acc[m][n8], afr, b);
           }
         }
-        // any sum not finite (an Inf or NaN staged, in the filter or the bias, or an
-        // overflow): the whole warp recomputes the tile on the direct path
-        F probe = F(0);
-LC_UNROLL
-        for (int m = 0; m < MT; ++m)
-LC_UNROLL
-          for (int n8 = 0; n8 < NT; ++n8)
-LC_UNROLL
-            for (int e = 0; e < 4; ++e) probe += acc[m][n8][e] * F(0);  // NaN if one is not
-        stored = warp_all(probe == F(0), flag);
-        if (stored) {
-          const bool whole = rows == TR && cols == TC && pair_ok;  // no per-value checks
-LC_UNROLL
-          for (int m = 0; m < MT; ++m)
-LC_UNROLL
-            for (int n8 = 0; n8 < NT; ++n8)
-LC_UNROLL
-              for (int h = 0; h < 2; ++h) {
-                const int32_t r = 16 * m + g + 8 * h, col = 8 * n8 + 2 * q;
-                T* at = y + (oh0 + r) * dh + ow0 + col;
-                const T v0 = from_float<T>(acc[m][n8][2 * h]);
-                const T v1 = from_float<T>(acc[m][n8][2 * h + 1]);
-                if (whole || (r < rows && col + 1 < cols && pair_ok)) {
-                  LC_STORE_PAIR(at, v0, v1);
-                } else if (r < rows && col < cols) {
-                  at[0] = v0;
-                  if (col + 1 < cols) at[1] = v1;
-                }
-              }
-        }
       }
-      if (!stored)
-        direct(tile, lead, pairs, b0, y, dh, oh0, ow0, ih0, iw0 + lead, rows, cols, H, W, lane);
     }
+    // any sum not finite (an Inf or NaN staged, in the filter or the bias, or an
+    // overflow): the whole warp recomputes the tile on the direct path
+    F probe = F(0);
+LC_UNROLL
+    for (int m = 0; m < MT; ++m)
+LC_UNROLL
+      for (int n8 = 0; n8 < NT; ++n8)
+LC_UNROLL
+        for (int e = 0; e < 4; ++e) probe += acc[m][n8][e] * F(0);  // NaN if one is not
+    return warp_all(probe == F(0), flag);
   }
 
   // Stage input rows ih0.. (IR) and columns iw0.. (16 NC) of plane x into the tile, zeros
@@ -228,10 +244,12 @@ LC_UNROLL
   // The tile's outputs tap by tap from the staged values (float32 sums), for a tile or
   // filter that is not finite: the transpose skips taps outside g, the forward pass
   // multiplies the padding's zeros like the reference. (ih0, iw0): the input position
-  // of output (oh0, ow0)'s first tap, staged at row 0, column `lead`.
-  static LC_DEVICE void direct(const T* tile, int lead, const uint32_t* pairs, F b0, T* y, int32_t dh, int32_t oh0, int32_t ow0, int32_t ih0,
+  // of output (oh0, ow0)'s first tap, staged at row 0, column `lead`; put(r, o, v)
+  // stores output (oh0 + r, ow0 + o).
+  template <class Put>
+  static LC_DEVICE void direct(const T* tile, int lead, const uint32_t* pairs, F b0, int32_t ih0,
                                int32_t iw0, int32_t rows, int32_t cols, int32_t H, int32_t W,
-                               int lane) {
+                               int lane, const Put& put) {
     for (int e = lane; e < rows * cols; e += 32) {
       const int32_t r = e / cols, o = e % cols;
       F s = b0;
@@ -245,7 +263,7 @@ LC_UNROLL
           s += to_float(wv) * to_float(tile[(r + i) * SW + lead + o + j]);
         }
       }
-      y[(oh0 + r) * dh + ow0 + o] = from_float<T>(s);
+      put(r, o, from_float<T>(s));
     }
   }
 };

@@ -67,7 +67,22 @@ struct CorrMma {
     if (gw >= results * t.splits) return;  // the whole warp
     const int64_t res = gw / t.splits, split = gw % t.splits;
     const int64_t c = res % p.C, n_res = res / p.C;
-    unsigned char* mine = smem + warp * kWarpBytes;
+    T* xs = reinterpret_cast<T*>(smem + warp * kWarpBytes + 16);
+    part(smem + warp * kWarpBytes, a, t, split, n_res, c, c, lane, [] { sync_warp(); },
+         [&](const Seg (&h)[2], int nt) {
+           stage_x(xs, a, t, h, nt, lane);
+           stage_g(xs + 2 * XR * SW, a, t, h, nt, lane);
+         });
+  }
+
+  // A warp's part of result (n_res, c): its split's pairs of halves (those of channel
+  // c_seg's planes) staged by stage(h, nt) between sync() barriers (the warp's, or the
+  // block's where warps stage for each other), their products summed, then finish.
+  // `mine`: the warp's shared memory (a flag, X's and G's rows, diag).
+  template <class Sync, class Stage>
+  static LC_DEVICE void part(unsigned char* mine, const CorrArgs& a, const CorrMmaPlan& t,
+                             int64_t split, int64_t n_res, int64_t c_seg, int64_t c, int lane,
+                             Sync sync, const Stage& stage) {
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // warp_all's word
     T* xs = reinterpret_cast<T*>(mine + 16);  // 2 halves x XR rows
     T* gs = xs + 2 * XR * SW;                 // 2 halves x 8 rows
@@ -75,7 +90,6 @@ struct CorrMma {
 
     const int64_t pairs = (t.items + 1) / 2;
     const int64_t lo = split * pairs / t.splits, hi = (split + 1) * pairs / t.splits;
-    const int g = lane >> 2, q = lane & 3;
     F acc[KF][4];
 LC_UNROLL
     for (int i = 0; i < KF; ++i)
@@ -96,25 +110,32 @@ LC_UNROLL
       int nt = 0;
 LC_UNROLL
       for (int k = 0; k < 2; ++k) {
-        h[k] = seg_of(a, t, cur, 2 * pr + k, c);
+        h[k] = seg_of(a, t, cur, 2 * pr + k, c_seg);
         cur.next(t);
         nt = max_of(nt, h[k].nt);
       }
-      sync_warp();  // the previous pair's reads of the staged rows are done
-      stage_x(xs, a, t, h, nt, lane);
-      stage_g(gs, a, t, h, nt, lane);
-      sync_warp();
+      sync();  // the previous pair's reads of the staged rows are done
+      stage(h, nt);
+      sync();
       if (kHaveMma) products_upto<NT>(nt, acc, arow, brow);
     }
-    // every sum finite (no Inf or NaN in the part's X or G): diagonal sums; else the
-    // whole part tap by tap
+    finish(a, t, acc, flag, diag, lo, hi, c, n_res, split, n_res * a.p.C + c, lane);
+  }
+
+  // A warp's part done: if every sum is finite (no Inf or NaN in the part's X or G), the
+  // taps as diagonal sums of acc (through `diag`, fixed order); else the whole part tap
+  // by tap (direct). To the result, or to the split's partial.
+  static LC_DEVICE void finish(const CorrArgs& a, const CorrMmaPlan& t, const F (&acc)[KF][4],
+                               volatile uint32_t* flag, F* diag, int64_t lo, int64_t hi,
+                               int64_t c, int64_t n_res, int64_t split, int64_t res, int lane) {
+    const int g = lane >> 2, q = lane & 3;
     F probe = F(0);
 LC_UNROLL
     for (int i = 0; i < KF; ++i)
 LC_UNROLL
       for (int e = 0; e < 4; ++e) probe += acc[i][e] * F(0);
     const bool mma_ok = warp_all(kHaveMma && probe == F(0), flag);
-    const int64_t numel = results * TAPS;
+    const int64_t numel = a.Nw * a.p.C * TAPS;
     const int64_t out0 = res * TAPS;
     if (mma_ok) {
 LC_UNROLL
@@ -331,6 +352,7 @@ LC_UNROLL
     const int32_t Ho = int32_t(a.p.h.out), Wo = int32_t(a.p.w.out);
     const int32_t ph = int32_t(a.p.h.p), pw = int32_t(a.p.w.p);
     const int32_t sgh = int32_t(a.a_s.h), sxh = int32_t(a.b_s.h);
+    const int32_t sgw = int32_t(a.a_s.w), sxw = int32_t(a.b_s.w);  // 1 but channels_last
     for (int tap = lane; tap < TAPS; tap += 32) {
       const int i = tap / KF, j = tap % KF;
       F s = F(0);
@@ -342,8 +364,8 @@ LC_UNROLL
           for (int32_t x = hf.x0; x < min_of(hf.x0 + 8 * NT, Wo); ++x) {
             const int32_t ix = x + j - pw;
             const bool in = iy >= 0 && iy < H && ix >= 0 && ix < W;
-            const F xv = in ? to_float(hf.x[iy * sxh + ix]) : F(0);
-            s += to_float(hf.g[y * sgh + x]) * xv;
+            const F xv = in ? to_float(hf.x[iy * sxh + ix * sxw]) : F(0);
+            s += to_float(hf.g[y * sgh + x * sgw]) * xv;
           }
         }
       }

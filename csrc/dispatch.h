@@ -8,12 +8,14 @@
 
 #include "conn_elem.cuh"
 #include "conn_mma.cuh"
+#include "conn_mma_cl.cuh"
 #include "conn_rows.cuh"
 #include "conn_strip.cuh"
 #include "conn_tile.cuh"
 #include "corr_elem.cuh"
 #include "corr_lanes.cuh"
 #include "corr_mma.cuh"
+#include "corr_mma_cl.cuh"
 #include "corr_rows.cuh"
 #include "corr_strip.cuh"
 #include "corr_tile.cuh"
@@ -76,17 +78,27 @@ int launch_conn_strip(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+// conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7) as planned
+template <class T, int KF, bool FLIP, class Exec>
+int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if (l.kernel == kConnMma) return ex.template launch<ConnMma<T, KF, FLIP>>(l, a, l.conn_mma);
+  if constexpr (KF <= 7)
+    return ex.template launch<ConnMmaCl<T, KF, FLIP>>(l, a, l.conn_mma);
+  else
+    return kBadDType;  // plan.h plans conn_mma_cl.cuh for 3, 5, 7 only
+}
+
 template <class T, bool FLIP, class Exec>
 int launch_conn_mma(Exec& ex, const Launch& l, const ConnArgs& a) {
   if constexpr (sizeof(T) != 2) {
     return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
   } else {
     switch (l.kf) {
-      case 3: return ex.template launch<ConnMma<T, 3, FLIP>>(l, a, l.conn_mma);
-      case 5: return ex.template launch<ConnMma<T, 5, FLIP>>(l, a, l.conn_mma);
-      case 7: return ex.template launch<ConnMma<T, 7, FLIP>>(l, a, l.conn_mma);
-      case 13: return ex.template launch<ConnMma<T, 13, FLIP>>(l, a, l.conn_mma);
-      case 31: return ex.template launch<ConnMma<T, 31, FLIP>>(l, a, l.conn_mma);
+      case 3: return launch_conn_mma_kf<T, 3, FLIP>(ex, l, a);
+      case 5: return launch_conn_mma_kf<T, 5, FLIP>(ex, l, a);
+      case 7: return launch_conn_mma_kf<T, 7, FLIP>(ex, l, a);
+      case 13: return launch_conn_mma_kf<T, 13, FLIP>(ex, l, a);
+      case 31: return launch_conn_mma_kf<T, 31, FLIP>(ex, l, a);
       default: return kBadDType;  // plan.h only plans the fixed sizes
     }
   }
@@ -103,7 +115,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
-    if (l.kernel == kConnMma) return launch_conn_mma<T, false>(ex, l, a);
+    if (l.kernel == kConnMma || l.kernel == kConnMmaCl) return launch_conn_mma<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
   return kOk;
@@ -121,7 +133,8 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, true>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
-    if (l.kernel == kConnMma) return launch_conn_mma<T, true>(ex, l, flipped);
+    if (l.kernel == kConnMma || l.kernel == kConnMmaCl)
+      return launch_conn_mma<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);
   })
   return kOk;
@@ -164,16 +177,22 @@ int launch_corr_strip(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
-// corr_mma.cuh for the planned kernel size (half and bfloat16 only)
+template <class T, int KF, class Exec>
+int launch_corr_mma_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if (l.kernel == kCorrMmaCl) return ex.template launch<CorrMmaCl<T, KF>>(l, a, l.corr_mma);
+  return ex.template launch<CorrMma<T, KF>>(l, a, l.corr_mma);
+}
+
+// corr_mma.cuh / corr_mma_cl.cuh for the planned kernel size (half and bfloat16 only)
 template <class T, class Exec>
 int launch_corr_mma(Exec& ex, const Launch& l, const CorrArgs& a) {
   if constexpr (sizeof(T) != 2) {
     return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
   } else {
     switch (l.kf) {
-      case 3: return ex.template launch<CorrMma<T, 3>>(l, a, l.corr_mma);
-      case 5: return ex.template launch<CorrMma<T, 5>>(l, a, l.corr_mma);
-      case 7: return ex.template launch<CorrMma<T, 7>>(l, a, l.corr_mma);
+      case 3: return launch_corr_mma_kf<T, 3>(ex, l, a);
+      case 5: return launch_corr_mma_kf<T, 5>(ex, l, a);
+      case 7: return launch_corr_mma_kf<T, 7>(ex, l, a);
       default: return kBadDType;  // plan.h plans only these
     }
   }
@@ -211,7 +230,7 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrStrip) {
       splits = l.corr_strip.splits;
       rc = launch_corr_strip<T>(ex, l, a);
-    } else if (l.kernel == kCorrMma) {
+    } else if (l.kernel == kCorrMma || l.kernel == kCorrMmaCl) {
       splits = l.corr_mma.splits;
       rc = launch_corr_mma<T>(ex, l, a);
     } else if (l.kernel == kCorrLanes) {

@@ -39,12 +39,25 @@ struct CudaExec {
   template <class Body, class... Args>
   int launch(const Launch& l, const Args&... args) {
     const dim3 grid(unsigned(l.blocks)), block(unsigned(l.threads));
-    if constexpr (HasMinBlocks<Body>::value)
+    if constexpr (HasMinBlocks<Body>::value) {
+      if (!allow_smem(body_kernel_min<Body, Args...>, l.smem)) return kLaunchFailed;
       body_kernel_min<Body, Args...><<<grid, block, size_t(l.smem), stream>>>(args...);
-    else
+    } else {
+      if (!allow_smem(body_kernel<Body, Args...>, l.smem)) return kLaunchFailed;
       body_kernel<Body, Args...><<<grid, block, size_t(l.smem), stream>>>(args...);
+    }
     error = cudaGetLastError();
     return error == cudaSuccess ? kOk : kLaunchFailed;
+  }
+
+  // Dynamic shared memory past the default 48 KB (plan.h's kMaxSmemOptIn at most) is an
+  // opt-in per kernel and device: set it before every such launch (cheap, and right on
+  // whichever device is current).
+  template <class K>
+  bool allow_smem(K kernel, int64_t smem) {
+    if (smem <= kMaxSmem) return true;
+    error = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem));
+    return error == cudaSuccess;
   }
 };
 

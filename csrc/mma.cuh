@@ -49,6 +49,15 @@ LC_DEVICE uint32_t pack2(T lo, T hi) {
   return uint32_t(bits_of(lo)) | (uint32_t(bits_of(hi)) << 16);
 }
 
+// the low (high) halves of two registers as one: (lo(a), lo(b)) / (hi(a), hi(b)), one PRMT
+#if defined(__CUDACC__)
+LC_DEVICE uint32_t low_halves(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x5410); }
+LC_DEVICE uint32_t high_halves(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x7632); }
+#else
+inline uint32_t low_halves(uint32_t a, uint32_t b) { return (a & 0xffffu) | (b << 16); }
+inline uint32_t high_halves(uint32_t a, uint32_t b) { return (a >> 16) | (b & 0xffff0000u); }
+#endif
+
 // true on every lane if `v` holds on every lane of the warp (all lanes call it), through
 // `flag`, a word of the warp's shared memory that is 0 on entry and left 0 (lane 0 resets
 // it; the warp syncs again before the next call). A shared word rather than a vote: with
@@ -86,6 +95,18 @@ LC_UNROLL
     u[0] = v_.x, u[1] = v_.y, u[2] = v_.z, u[3] = v_.w;             \
   } while (0)
 #define LC_STORE_WORDS(dst, u) (*reinterpret_cast<uint4*>(dst) = make_uint4(u[0], u[1], u[2], u[3]))
+// from global memory, read-only for the kernel's life: one ld.global.nc.v4 (also where the
+// pointer's address space is not known to the compiler, e.g. after `opaque`; asm rather
+// than __ldg, whose SASS line is the CUDA header's: the cost model pairs the GPU's
+// instruction with the emulator's access by source line)
+#define LC_LOAD_WORDS_GLOBAL(u, src)                                                           \
+  asm volatile("ld.global.nc.v4.u32 {%0, %1, %2, %3}, [%4];\n"                                   \
+               : "=r"(u[0]), "=r"(u[1]), "=r"(u[2]), "=r"(u[3]) : "l"(src))
+// to global memory: one st.global.v4 (the plain uint4 store above, of words assembled
+// from 16-bit halves, reached the PTX as four 32-bit stores: 4x the L1 store sectors)
+#define LC_STORE_WORDS_GLOBAL(dst, u)                                                  \
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(dst), "r"(u[0]), "r"(u[1]), \
+               "r"(u[2]), "r"(u[3]) : "memory")
 #else
 #define LC_STORE_PAIR(at, lo, hi)             \
   do {                                        \
@@ -94,6 +115,8 @@ LC_UNROLL
   } while (0)
 #define LC_LOAD_WORDS(u, src) std::memcpy(u, src, 16)
 #define LC_STORE_WORDS(dst, u) std::memcpy(dst, u, 16)
+#define LC_STORE_WORDS_GLOBAL(dst, u) std::memcpy(dst, u, 16)
+#define LC_LOAD_WORDS_GLOBAL(u, src) std::memcpy(u, src, 16)
 #endif
 
 // One source line on both targets (the cost model pairs the GPU's instruction with the

@@ -45,6 +45,14 @@ constexpr int64_t conn_mma_warp_bytes(int kf) {
   return (16 + int64_t(16 * conn_mma_mtiles(kf) + kf - 1) * (16 * conn_mma_chunks(kf) + 8) * 2 +
           kf * (kf + 2) * 4 + 15) / 16 * 16;
 }
+// conn_mma_cl.cuh (channels_last input): a block is this many warps, one channel each,
+// plus a shared output tile of 16 rows x kConnMmaNTiles * 4 column pairs x 8 channels
+// (32-bit words, 16 bytes of padding a row)
+constexpr int kConnMmaClWarps = 8;
+constexpr int kConnMmaClOutStride = 4 * kConnMmaNTiles * kConnMmaClWarps + 4;
+constexpr int64_t conn_mma_cl_bytes(int kf) {
+  return kConnMmaClWarps * conn_mma_warp_bytes(kf) + 16 * kConnMmaClOutStride * 4;
+}
 // corr_mma.cuh: a half is 8 rows x kCorrMmaNTiles x 8 columns of G; staged rows are
 // kCorrMmaStride values apart (9 chunks of 16 bytes, an odd number)
 constexpr int kCorrMmaNTiles = 8;
@@ -55,6 +63,10 @@ constexpr int64_t corr_mma_warp_bytes(int kf) {
   return (16 + int64_t(2 * (8 + kf - 1) + 16) * kCorrMmaStride * 2 + 16 * 8 * 4 + 15) / 16 * 16;
 }
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
+// with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
+constexpr int64_t kMaxSmemOptIn = 99 * 1024;
+static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
+              conn_mma_cl_bytes(7) <= kMaxSmem, "the channels_last tensor-core blocks fit");
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
 
@@ -74,8 +86,8 @@ struct ConnRowsPlan {
 };
 
 struct ConnMmaPlan {
-  int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh)
-  bool vec;                      // rows 16-byte aligned: stage 16 bytes at a time
+  int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh, conn_mma_cl.cuh)
+  bool vec;                      // conn_mma.cuh: rows 16-byte aligned, staged 16 bytes at a time
 };
 
 struct ConnStripPlan {
@@ -130,6 +142,8 @@ enum Kernel : int32_t {
   kCorrStrip = 9,     // corr_strip.cuh (depth-wise weight gradient on strips, KF = 3, 5, 7)
   kConnMma = 10,      // conn_mma.cuh (tensor cores, 16-bit NCHW, KF = 3, 5, 7, 13, 31)
   kCorrMma = 11,      // corr_mma.cuh (depth-wise weight gradient on tensor cores, KF = 3, 5, 7)
+  kConnMmaCl = 12,    // conn_mma_cl.cuh (tensor cores, 16-bit channels_last, KF = 3, 5, 7)
+  kCorrMmaCl = 13,    // corr_mma_cl.cuh (its weight gradient)
 };
 
 struct Launch {
@@ -284,6 +298,40 @@ inline int64_t warp_blocks(Launch* l, int64_t per_warp) {
   return warps;
 }
 
+// Each pixel's channels c0..c0 + 7 (c0 a multiple of 8) are one aligned 16-byte chunk:
+// unit channel stride, the base and the other strides multiples of 16 bytes, C % 8 == 0.
+inline bool pixels_aligned(const void* base, const Image& s, int64_t C) {
+  return C % 8 == 0 && rows_aligned(base, 2, s.n, s.h, s.w, s.c, 16);
+}
+
+// Tensor cores for channels_last (conn_mma_cl.cuh): a fixed 3/5/7 window, half or
+// bfloat16, output planes of 14 x 14 at least (DWNet-T's 14 x 14 stage: 21-26 us on
+// tensor cores against 22-53 on the strips, predicted; 7 x 7 stays on the strips),
+// input and result with aligned 8-channel pixels (pixels_aligned), offsets inside an
+// image within 32 bits.
+inline bool mma_cl_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  return fixed_window(p) && strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
+         p.h.out >= 14 && p.w.out >= 14 && pixels_aligned(a.src, a.src_s, p.C) &&
+         pixels_aligned(a.dst, a.dst_s, p.C) && plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&
+         plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w);
+}
+
+// a block of kConnMmaClWarps channels of one image
+inline Launch plan_conn_mma_cl(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = kConnMmaCl;
+  l.kf = int32_t(p.h.k);
+  l.threads = 32 * kConnMmaClWarps;
+  l.smem = conn_mma_cl_bytes(l.kf);
+  ConnMmaPlan& t = l.conn_mma;
+  t.row_tiles = ceil_div(p.h.out, int64_t(16));
+  t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
+  l.blocks = p.N * (p.C / kConnMmaClWarps);
+  return l;
+}
+
 // one warp per plane
 inline Launch plan_conn_mma(const ConnArgs& a) {
   const Problem& p = a.p;
@@ -344,6 +392,7 @@ inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
   if (shared && mma_fits(a)) return plan_conn_mma(a);
+  if (shared && mma_cl_fits(a)) return plan_conn_mma_cl(a);
   if (shared && strip_fits(a)) return plan_conn_strip(a);
   if (channels_last_image(a.dst_s, p.C) && shared && large_fixed_window(p))
     return plan_conn_rows(a);
@@ -378,6 +427,7 @@ inline bool flipped_transpose(const ConnArgs& a, ConnArgs* out) {
 inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
   if (flipped_transpose(a, flipped) && mma_fits(*flipped)) return plan_conn_mma(*flipped);
+  if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);
   if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);
   if (channels_last_image(a.dst_s, p.C) && large_fixed_window(p) && flipped_transpose(a, flipped))
     return plan_conn_rows(*flipped);
@@ -501,14 +551,36 @@ inline bool corr_mma_fits(const CorrArgs& a) {
                  ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;  // 32-bit items
 }
 
-// A warp per (result, split); splits: the least (waves of two blocks per SM) x (pairs
-// of halves per warp + 1 for the partials' reduction).
-inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+// corr_mma_cl.cuh: corr_mma_fits's problems in channels_last, every pixel's 8-channel
+// groups aligned in a and b (pixels_aligned); per-sample (Nw = N) results of planes
+// under 14 x 14 stay on the strips (DWNet-T's 7 x 7 stage: 23-54 us against 42-52 on
+// tensor cores, predicted: one half per plane leaves half of each mma empty).
+inline bool corr_mma_cl_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  return (a.Nw == 1 || (p.h.out >= 14 && p.w.out >= 14)) && fixed_window(p) &&
+         strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
+         a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && pixels_aligned(a.a, a.a_s, p.C) &&
+         pixels_aligned(a.b, a.b_s, p.C) && plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
+         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w) &&
+         (a.Nw == 1 ? p.N : 1) * ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles)) *
+                 ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;  // 32-bit items
+}
+
+// A warp per (result, split) (corr_mma.cuh), or a block per 8 channels' results and a
+// split (corr_mma_cl.cuh); splits: the least (waves of two blocks per SM) x (pairs of
+// halves per warp + 1 for the partials' reduction).
+inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_splits,
+                            bool cl = false) {
   const Problem& p = a.p;
   Launch l{};
-  l.kernel = kCorrMma;
+  l.kernel = cl ? kCorrMmaCl : kCorrMma;
   l.kf = int32_t(p.h.k);
-  const int64_t warps = warp_blocks(&l, corr_mma_warp_bytes(int(p.h.k)));
+  int64_t warps = warp_blocks(&l, corr_mma_warp_bytes(int(p.h.k)));
+  if (cl) {  // all 8 warps, 54 KB at 7 x 7: shared memory past 48 KB by opt-in (launch.cuh)
+    warps = kConnMmaClWarps;
+    l.threads = 32 * kConnMmaClWarps;
+    l.smem = kConnMmaClWarps * corr_mma_warp_bytes(int(p.h.k));
+  }
   CorrMmaPlan& t = l.corr_mma;
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles));
   t.segments = ceil_div(p.h.out, int64_t(8));
@@ -544,6 +616,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   const int64_t want_blocks = 4 * sm_count;
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
+  if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
       channels_last_image(a.b_s, p.C)) {

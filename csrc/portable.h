@@ -117,6 +117,17 @@ template <class T> LC_HD acc_t<T> load_acc(const T* p) { return acc_t<T>(to_floa
 template <class T> LC_HD void store_acc(T* p, acc_t<T> v) { *p = from_float<T>(float(v)); }
 template <> LC_HD void store_acc<double>(double* p, double v) { *p = v; }
 
+// `p` as a value the compiler cannot see into: a base pointer kept in a register, so that
+// `base + int32 offset` is one wide multiply-add instead of 64-bit index arithmetic
+// redone (and the parameter reloaded) at every access
+template <class T>
+LC_HD T* opaque(T* p) {
+#if defined(__CUDA_ARCH__)
+  asm("" : "+l"(p));
+#endif
+  return p;
+}
+
 template <class T> LC_HD T min_of(T a, T b) { return a < b ? a : b; }
 template <class T> LC_HD T max_of(T a, T b) { return a > b ? a : b; }
 LC_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }

@@ -28,6 +28,8 @@ CASES = [
     ("attention", (2, 8, 9, 11), (2, 2, 5, 5, 9, 11), {"window": "neighborhood"}, False),
     ("swin block", (2, 8, 8, 12), (2, 2, 4, 4, 8, 12), {"window": "block"}, False),
     ("dw channels_last", (2, 16, 9, 11), (1, 16, 3, 3, 1, 1), {"padding": 1}, True),
+    ("dw 5x5 channels_last (16-bit: tensor cores)", (2, 16, 17, 19), (1, 16, 5, 5, 1, 1),
+     {"padding": 2}, True),
     ("dw 13x13 channels_last (row chunks)", (1, 40, 15, 16), (1, 40, 13, 13, 1, 1),
      {"padding": 6}, True),
     ("dw strided channels_last (any window)", (2, 40, 9, 11), (2, 40, 3, 2, 1, 1),

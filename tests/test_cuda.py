@@ -352,6 +352,58 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """16-bit channels_last K x K depth-wise (K = 3, 5, 7), stride 1, output planes of
+    16 x 16 at least, every pixel's 8-channel groups aligned: conn_mma_cl for conn2d
+    and the flipped conn2d_transpose (16 and 24 channels: two and three blocks of 8),
+    partial and multiple tiles, every padding lead, static, dynamic and channel-shared
+    weights, bias, and an Inf / NaN in x or the filter (that warp's tile takes the direct
+    path). Layouts it does not take run the strips and still match: 19 channels, a
+    channel slice (misaligned pixels), an NCHW g for the transpose."""
+    g = gen("cuda-mma-cl", k, dtype)
+    shapes = mma_shapes(k)
+    # (the emulator is slow: bfloat16, which differs in the mma's type only, on one shape)
+    for (H, W), pad in shapes if dtype == torch.float16 else [shapes[1]]:
+        padding = k // 2 if pad == "same" else pad
+        kw = window_kwargs("sliding", 1, padding)
+        x24 = rand((2, 24, H, W), g, dtype, cl=True)
+        x20 = rand((2, 20, H, W), g, dtype, cl=True)
+        views = ((x24[:, :16].contiguous(memory_format=torch.channels_last), "16 ch"),
+                 (x24, "24 ch"),
+                 (x20[:, :19].contiguous(memory_format=torch.channels_last), "19 ch"),
+                 (x20[:, 4:], "sliced"), (x24, "NCHW g"))
+        # (the emulator is slow: the other views on the shapes with two leads)
+        for xs, what in views if (H, W) in (shapes[1][0], shapes[3][0]) else views[:1]:
+            C_ = xs.shape[1]
+            for nw, cw in ((1, C_), (2, C_), (1, 1)) if what == "16 ch" else ((1, C_),):
+                w = rand((nw, cw, k, k, 1, 1), g, dtype)
+                emulator is None or emulator.kernels.clear()
+                gt = None
+                if what == "NCHW g":  # the transpose's result is NCHW: not conn_mma_cl
+                    gt = rand((2, C_) + out_size((H, W), (k, k), kw), g, dtype)
+                check(xs, w, rand((C_,), g, dtype), kw,
+                      f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} Cw={cw}", g=gt)
+                if emulator is not None:  # (the sliced view's g is NCHW: its transpose
+                    # runs conn_mma)
+                    expect = {"16 ch": ["conn_mma_cl"] * 2, "24 ch": ["conn_mma_cl"] * 2,
+                              "19 ch": ["conn_strip"] * 2, "sliced": ["conn_strip", "conn_mma"],
+                              "NCHW g": ["conn_mma_cl", "conn_mma"]}[what]
+                    assert emulator.kernels[:2] == expect, (what, emulator.kernels)
+    (H, W), pad = shapes[1]
+    x = rand((2, 16, H, W), g, dtype, cl=True)
+    w = rand((1, 16, k, k, 1, 1), g, dtype)
+    x[0, 3, 5, 3] = float("inf")  # the first tile of channel 3 (and its neighbours' halos)
+    x[1, 12, H - 1, W - 1] = float("nan")  # the last tile of image 1, channel 12
+    w[0, 9, 0, k - 1] = float("inf")  # channel 9: a corner tap, read on the padding
+    emulator is None or emulator.kernels.clear()
+    check(x, w, None, window_kwargs("sliding", 1, k // 2), f"{k}x{k} cl non-finite")
+    if emulator is not None:
+        assert emulator.kernels[:2] == ["conn_mma_cl", "conn_mma_cl"], emulator.kernels
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 7, 13])
 def test_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """An Inf or NaN in a staged tile, or in the transpose's filter, sends that tile
@@ -414,6 +466,54 @@ def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
                       g=grad)
                 if emulator is not None:
                     assert emulator.kernels[-1] == "corr_mma", emulator.kernels
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype,
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                request: pytest.FixtureRequest) -> None:
+    """The 16-bit channels_last weight gradient runs corr_mma_cl (a block of 8 channels
+    staging pixels' 16-byte channel groups for corr_mma's products): one and two blocks
+    of channels, views sliced or narrowed along the row (pixels still aligned), static and
+    dynamic weights (on planes under 14 x 14: the strips), parts split over blocks
+    (forced, or planned for 132 multiprocessors) or not, odd batch sizes; an Inf in X and
+    a NaN in G (their channels' warps take the direct path)."""
+    g = gen("cuda-corr-mma-cl", k, dtype)
+    shapes = CORR_MMA_SHAPES if dtype == torch.float16 else CORR_MMA_SHAPES[:1]
+    for (H, W), pad in shapes:
+        padding = k // 2 if pad == "same" else pad
+        kw = window_kwargs("sliding", 1, padding)
+        for nw, C_, splits, sms in ((1, 8, 0, 1), (3, 8, 0, 1), (1, 16, 2, 1), (1, 8, 0, 132)):
+            monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+            if emulator is not None:
+                emulator.plan_for_sms(sms)
+                request.addfinalizer(lambda: emulator.plan_for_sms(1))
+            x = rand((3, C_, H, W), g, dtype, cl=True)
+            w = rand((nw, C_, k, k, 1, 1), g, dtype)
+            views = ((x, "dense"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed"))
+            for xs, what in views if (nw, splits, sms) == (1, 0, 1) else views[:1]:
+                ho, wo = out_size(tuple(xs.shape[2:]), (k, k), kw)
+                grad = rand((3, C_, ho, wo + 3), g, dtype, cl=True)[..., 1:-2]
+                if emulator is not None:
+                    emulator.kernels.clear()
+                check(xs, w, None, kw,
+                      f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} C={C_} splits={splits}", g=grad)
+                if emulator is not None:  # (per-sample results of planes under 14 x 14:
+                    # the strips)
+                    mine = nw == 1 or min(ho, wo) >= 14
+                    assert emulator.kernels[-1] == ("corr_mma_cl" if mine else "corr_strip"), \
+                        emulator.kernels
+    x = rand((2, 8, 20, 40), g, dtype, cl=True)
+    x[0, 1, 19, 17] = float("inf")
+    grad = rand((2, 8, 20 - k + 1, 40 - k + 1), g, dtype, cl=True)
+    grad[1, 6, 3, 5] = float("nan")
+    emulator is None or emulator.kernels.clear()
+    check(x, rand((1, 8, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, 0),
+          f"{k}x{k} cl corr non-finite", g=grad)
+    if emulator is not None:
+        assert emulator.kernels[-1] == "corr_mma_cl", emulator.kernels
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -591,6 +691,9 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, (2, 3)))),
+        (("conn_mma_cl", "conn_mma_cl", "corr_mma_cl"),
+            (rand((2, 8, 16, 17), g, torch.float16, cl=True),
+             rand((1, 8, 3, 3, 1, 1), g, torch.float16), window_kwargs("sliding", 1, 1))),
         (("conn_rows", "conn_rows", "corr_rows"),
             (rand((1, 4, 15, 14), g, cl=True), rand((1, 4, 13, 13, 1, 1), g),
              window_kwargs("sliding", 1, 6))),
