@@ -116,16 +116,8 @@ LC_UNROLL
       const bool in0 = row_in && iw < uint32_t(W), in1 = row_in && iw + 1 < uint32_t(W);
       // (r sh + 2 cp sw: the same for every tile, hoisted)
       const T* src = x + (t0 + (r * sh + 2 * cp * sw));  // formed for every unit, read inside only
-      uint32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0};  // channel pairs of each pixel
-      if (in0) LC_LOAD_WORDS_GLOBAL(v0, src);
-      if (in1) LC_LOAD_WORDS_GLOBAL(v1, src + sw);
-      unsigned char* at = smem + 16 + (r * SW + 2 * cp) * 2;  // warp 0's tile
-LC_UNROLL
-      for (int c = 0; c < CW; ++c) {
-        const uint32_t a0 = v0[c >> 1], a1 = v1[c >> 1];
-        *reinterpret_cast<uint32_t*>(at + c * kWarpBytes) =
-            (c & 1) ? high_halves(a0, a1) : low_halves(a0, a1);
-      }
+      stage_pixel_pair<CW>(src, sw * int32_t(sizeof(T)), in0, in1,
+                           smem + 16 + (r * SW + 2 * cp) * 2, kWarpBytes);  // warp 0's tile, ...
     }
   }
 

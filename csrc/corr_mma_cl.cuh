@@ -92,20 +92,10 @@ struct CorrMmaCl {
       const bool in0 = row_in && uint32_t(x) < uint32_t(lim);
       const bool in1 = row_in && uint32_t(x + 1) < uint32_t(lim);
       const T* src = base + (y * sh + x * sw);  // formed for every unit, read inside only
-      uint32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0};  // channel pairs of each pixel
-      if (in0) LC_LOAD_WORDS_GLOBAL(v0, src);
-      if (in1) LC_LOAD_WORDS_GLOBAL(v1, src + sw);
-      if (!is_x || row < 2 * XR) {
-        T* rows0 = reinterpret_cast<T*>(smem + 16);  // warp 0's X rows, then its G rows
-        unsigned char* at = reinterpret_cast<unsigned char*>(
-            rows0 + ((is_x ? row : 2 * XR + row) * SW + 2 * (qd * 4 + pl)));
-LC_UNROLL
-        for (int k = 0; k < CW; ++k) {
-          const uint32_t a0 = v0[k >> 1], a1 = v1[k >> 1];
-          *reinterpret_cast<uint32_t*>(at + k * kWarpBytes) =
-              (k & 1) ? high_halves(a0, a1) : low_halves(a0, a1);
-        }
-      }
+      if (!is_x || row < 2 * XR)  // warp 0's X rows, then its G rows; the other warps' after
+        stage_pixel_pair<CW>(src, sw * int32_t(sizeof(T)), in0, in1,
+                             smem + 16 + ((is_x ? row : 2 * XR + row) * SW + 2 * (qd * 4 + pl)) * 2,
+                             kWarpBytes);
       if (is_x) {  // the next X unit: 8 quads on
         qd += WARPS;
         while (qd >= qx && rg < RGX) qd -= qx, ++rg;

@@ -119,6 +119,26 @@ LC_UNROLL
 #define LC_LOAD_WORDS_GLOBAL(u, src) std::memcpy(u, src, 16)
 #endif
 
+// Two neighbouring channels_last pixels' channels c0..c0 + 7 (16 bytes each at src and
+// src + sw, where in0 / in1; zeros elsewhere) as one 32-bit word per channel (the two
+// pixels' values), channel k's word to at + k * stride: the staging of the channels_last
+// tensor-core kernels, whose warps each keep one channel's rows.
+template <int CW>
+LC_DEVICE void stage_pixel_pair(const void* src, int32_t sw_bytes, bool in0, bool in1,
+                                unsigned char* at, int64_t stride) {
+  static_assert(CW == 8, "8 channels: two 16-byte loads");
+  uint32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0};  // channel pairs of each pixel
+  const unsigned char* p = static_cast<const unsigned char*>(src);
+  if (in0) LC_LOAD_WORDS_GLOBAL(v0, p);
+  if (in1) LC_LOAD_WORDS_GLOBAL(v1, p + sw_bytes);
+LC_UNROLL
+  for (int k = 0; k < CW; ++k) {
+    const uint32_t a0 = v0[k >> 1], a1 = v1[k >> 1];
+    *reinterpret_cast<uint32_t*>(at + k * stride) =
+        (k & 1) ? high_halves(a0, a1) : low_halves(a0, a1);
+  }
+}
+
 // One source line on both targets (the cost model pairs the GPU's instruction with the
 // emulator's accesses by line): ldmatrix.x4, lane l giving row l % 8 of matrix l / 8,
 // or the emulator's four reads of this lane's registers.

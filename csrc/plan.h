@@ -541,14 +541,21 @@ inline Launch plan_corr_strip(const CorrArgs& a, int64_t sm_count, int64_t force
 // The depth-wise weight gradient on tensor cores (corr_mma.cuh), if it fits: a fixed
 // 3/5/7 window, half or bfloat16, a per-channel result, a and b NCHW-like with
 // unit-stride rows, 32-bit plane offsets.
-inline bool corr_mma_fits(const CorrArgs& a) {
+// what both weight-gradient tensor-core kernels need, whatever the layout: a fixed
+// 3/5/7 window, half or bfloat16, a per-channel result, 32-bit items
+inline bool corr_mma_problem(const CorrArgs& a) {
   const Problem& p = a.p;
   return fixed_window(p) && strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
-         a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && a.a_s.w == 1 && a.b_s.w == 1 &&
-         !channels_last_image(a.a_s, p.C) && !channels_last_image(a.b_s, p.C) &&
-         plane_fits_32(p.h.out, a.a_s.h, p.w.out) && plane_fits_32(p.h.in, a.b_s.h, p.w.in) &&
+         a.Hw == 1 && a.Ww == 1 && a.Cw == p.C &&
          (a.Nw == 1 ? p.N : 1) * ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles)) *
-                 ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;  // 32-bit items
+                 ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;
+}
+
+inline bool corr_mma_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  return corr_mma_problem(a) && a.a_s.w == 1 && a.b_s.w == 1 &&
+         !channels_last_image(a.a_s, p.C) && !channels_last_image(a.b_s, p.C) &&
+         plane_fits_32(p.h.out, a.a_s.h, p.w.out) && plane_fits_32(p.h.in, a.b_s.h, p.w.in);
 }
 
 // corr_mma_cl.cuh: corr_mma_fits's problems in channels_last, every pixel's 8-channel
@@ -557,13 +564,10 @@ inline bool corr_mma_fits(const CorrArgs& a) {
 // tensor cores, predicted: one half per plane leaves half of each mma empty).
 inline bool corr_mma_cl_fits(const CorrArgs& a) {
   const Problem& p = a.p;
-  return (a.Nw == 1 || (p.h.out >= 14 && p.w.out >= 14)) && fixed_window(p) &&
-         strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
-         a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && pixels_aligned(a.a, a.a_s, p.C) &&
-         pixels_aligned(a.b, a.b_s, p.C) && plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
-         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w) &&
-         (a.Nw == 1 ? p.N : 1) * ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles)) *
-                 ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;  // 32-bit items
+  return (a.Nw == 1 || (p.h.out >= 14 && p.w.out >= 14)) && corr_mma_problem(a) &&
+         pixels_aligned(a.a, a.a_s, p.C) && pixels_aligned(a.b, a.b_s, p.C) &&
+         plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
+         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w);
 }
 
 // A warp per (result, split) (corr_mma.cuh), or a block per 8 channels' results and a
@@ -575,12 +579,10 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   Launch l{};
   l.kernel = cl ? kCorrMmaCl : kCorrMma;
   l.kf = int32_t(p.h.k);
-  int64_t warps = warp_blocks(&l, corr_mma_warp_bytes(int(p.h.k)));
-  if (cl) {  // all 8 warps, 54 KB at 7 x 7: shared memory past 48 KB by opt-in (launch.cuh)
-    warps = kConnMmaClWarps;
-    l.threads = 32 * kConnMmaClWarps;
-    l.smem = kConnMmaClWarps * corr_mma_warp_bytes(int(p.h.k));
-  }
+  const int64_t per_warp = corr_mma_warp_bytes(int(p.h.k));
+  // cl: all 8 warps, 54 KB at 7 x 7: shared memory past 48 KB by opt-in (launch.cuh)
+  const int64_t warps = cl ? kConnMmaClWarps : warp_blocks(&l, per_warp);
+  if (cl) l.threads = int32_t(32 * warps), l.smem = warps * per_warp;
   CorrMmaPlan& t = l.corr_mma;
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles));
   t.segments = ceil_div(p.h.out, int64_t(8));
