@@ -40,6 +40,51 @@
 
 namespace lc {
 
+// The sliding window of a strip (conn_strip.cuh, conn_band.cuh): input row i of the
+// strip (its values v[OFF + col], col = 0 .. CS + KF - 2) feeds output row r with
+// kernel row i - r: acc[r][j] += f[i - r][kw] * v[OFF + j + kw]; MASK: columns whose
+// bit in `cols` is clear add nothing.
+template <bool MASK, int OFF, class A, int RS, int CS, int KF, int N>
+LC_DEVICE void strip_row_products(A (&acc)[RS][CS], const A (&f)[KF][KF], const A (&v)[N], int i,
+                                  uint64_t cols) {
+  static_assert(OFF + CS + KF - 1 <= N, "the row holds every column the strip reads");
+LC_UNROLL
+  for (int r = 0; r < RS; ++r) {  // output row r reads input row i with kernel row i - r
+    const int kh = i - r;
+    if (kh < 0 || kh >= KF) continue;
+LC_UNROLL
+    for (int kw = 0; kw < KF; ++kw)
+LC_UNROLL
+      for (int j = 0; j < CS; ++j) {
+        if (MASK && !column_in(cols, j + kw)) continue;
+        acc[r][j] += f[kh][kw] * v[OFF + j + kw];
+      }
+  }
+}
+
+// The strips' filter in registers: f[kh][kw] = the tap at wp + kh skh + kw skw, or at
+// (KF - 1 - kh, KF - 1 - kw) for FLIP (32-bit offsets: a filter is small).
+template <bool FLIP, class T, class A, int KF>
+LC_DEVICE void load_strip_filter(A (&f)[KF][KF], const T* wp, int32_t skh, int32_t skw) {
+LC_UNROLL
+  for (int kh = 0; kh < KF; ++kh)
+LC_UNROLL
+    for (int kw = 0; kw < KF; ++kw)
+      f[kh][kw] =
+          load_acc(wp + (FLIP ? KF - 1 - kh : kh) * skh + (FLIP ? KF - 1 - kw : kw) * skw);
+}
+
+// Is every tap finite? (A flipped pass's zeros outside g then add exactly 0.)
+template <class A, int KF>
+LC_DEVICE bool taps_finite(const A (&f)[KF][KF]) {
+  A probe = A(0);
+LC_UNROLL
+  for (int kh = 0; kh < KF; ++kh)
+LC_UNROLL
+    for (int kw = 0; kw < KF; ++kw) probe += f[kh][kw] * A(0);  // NaN if any is not
+  return probe == A(0);
+}
+
 template <class T, int KF, bool FLIP, int V, bool CL>
 struct ConnStrip {
   static constexpr int RS = strip_rows(KF);  // output rows per thread (plan.h)
@@ -81,12 +126,7 @@ struct ConnStrip {
     const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + (c / p.cpg) * a.w_s.g;
     const int32_t skh = int32_t(a.w_s.kh), skw = int32_t(a.w_s.kw);
     A f[KF][KF];
-LC_UNROLL
-    for (int kh = 0; kh < KF; ++kh)
-LC_UNROLL
-      for (int kw = 0; kw < KF; ++kw)
-        f[kh][kw] =
-            load_acc(wp + (FLIP ? KF - 1 - kh : kh) * skh + (FLIP ? KF - 1 - kw : kw) * skw);
+    load_strip_filter<FLIP>(f, wp, skh, skw);
     const A b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : A(0);
     A acc[RS][CS];
 LC_UNROLL
@@ -95,15 +135,7 @@ LC_UNROLL
       for (int j = 0; j < CS; ++j) acc[r][j] = b0;
 
     const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
-    bool finite = true;  // FLIP: is every tap finite (zeros outside g are then exact)?
-    if (FLIP) {
-      A probe = A(0);
-LC_UNROLL
-      for (int kh = 0; kh < KF; ++kh)
-LC_UNROLL
-        for (int kw = 0; kw < KF; ++kw) probe += f[kh][kw] * A(0);  // NaN if any is not
-      finite = probe == A(0);
-    }
+    const bool finite = !FLIP || taps_finite(f);  // FLIP: zeros outside g are then exact
     if (finite) accumulate<false>(acc, f, p, a, x, oh0, ow0);
     else accumulate<true>(acc, f, p, a, x, oh0, ow0);
 
@@ -140,18 +172,7 @@ LC_UNROLL
       if (FLIP && !row_in) continue;
       A v[NCH * V];
       load_strip_row<T, V, OFF, NV, NCH>(x + ih * sh + iw0 * sw, sw, row_in, inside, v);
-LC_UNROLL
-      for (int r = 0; r < RS; ++r) {  // output row oh0 + r reads it with kernel row i - r
-        const int kh = i - r;
-        if (kh < 0 || kh >= KF) continue;
-LC_UNROLL
-        for (int kw = 0; kw < KF; ++kw)
-LC_UNROLL
-          for (int j = 0; j < CS; ++j) {
-            if (MASK && !column_in(cols, j + kw)) continue;
-            acc[r][j] += f[kh][kw] * v[OFF + j + kw];
-          }
-      }
+      strip_row_products<MASK, OFF>(acc, f, v, i, cols);
     }
   }
 };

@@ -6,6 +6,7 @@
 //   int Exec::launch(const Launch& l, const Args&... args)   // 0 or an error code
 #pragma once
 
+#include "conn_band.cuh"
 #include "conn_elem.cuh"
 #include "conn_mma.cuh"
 #include "conn_mma_cl.cuh"
@@ -78,6 +79,20 @@ int launch_conn_strip(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+template <class T, bool FLIP, class Exec>
+int launch_conn_band(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) == 8 || (FLIP && sizeof(T) == 2)) {
+    return kBadDType;  // plan.h plans no float64 bands, no 16-bit flipped ones
+  } else {
+    switch (l.kf) {
+      case 3: return ex.template launch<ConnBand<T, 3, FLIP>>(l, a, l.conn_band);
+      case 5: return ex.template launch<ConnBand<T, 5, FLIP>>(l, a, l.conn_band);
+      case 7: return ex.template launch<ConnBand<T, 7, FLIP>>(l, a, l.conn_band);
+      default: return kBadDType;  // plan.h only plans the strip kernel sizes
+    }
+  }
+}
+
 // conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7) as planned
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
@@ -115,6 +130,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
+    if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl) return launch_conn_mma<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
@@ -133,6 +149,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, true>>(l, a, l.conn_elem);
     if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
+    if (l.kernel == kConnBand) return launch_conn_band<T, true>(ex, l, flipped);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl)
       return launch_conn_mma<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);

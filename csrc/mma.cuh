@@ -170,6 +170,18 @@ using SmemAddr = const char*;
 inline SmemAddr smem_addr(const void* p) { return static_cast<const char*>(p); }
 #endif
 
+// Four floats from shared memory at a SmemAddr (16-byte aligned): one ld.shared.v4 whose
+// SASS line is the caller's (a plain load's line may go to the instruction that uses
+// the values, which unpairs the cost model's anchors).
+#if defined(__CUDACC__)
+#define LC_LOAD_SHARED_F4(f, at)                                                      \
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"                           \
+               : "=f"((f)[0]), "=f"((f)[1]), "=f"((f)[2]), "=f"((f)[3])               \
+               : "r"(at))
+#else
+#define LC_LOAD_SHARED_F4(f, at) std::memcpy(f, at, 16)
+#endif
+
 // ldmatrix.x2.trans / .x4.trans: two (four) 8 x 8 matrices, lanes 8m..8m + 7 giving the
 // rows of matrix m (`row_`: this lane's row, a SmemAddr, 16-byte aligned); lane l receives
 // r_m = (M_m[2q][g], M_m[2q + 1][g]) (g = l / 4, q = l % 4), the transposed fragment: the

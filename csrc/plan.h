@@ -26,6 +26,21 @@ constexpr int kStripCols = 8;        // output columns per thread (conn_strip.cu
 // output rows per thread of conn_strip.cuh: the KF * KF filter and rows * 8 sums
 // stay in registers (7x7: 49 + 32)
 constexpr int strip_rows(int kf) { return kf <= 5 ? 8 : 4; }
+// conn_band.cuh: input column 0 at this float of a staged row (one 16-byte chunk of
+// the source, so staged chunks are aligned on both sides), and the floats a strip's
+// shared loads reach from its first output column (16-byte loads from an aligned
+// start, KF / 2 columns of padding)
+constexpr int band_lead(int elem_bytes) { return 16 / elem_bytes; }
+constexpr int band_reach(int kf, int elem_bytes) {
+  return (band_lead(elem_bytes) - kf / 2) / 4 * 4 +
+         ((band_lead(elem_bytes) - kf / 2) % 4 + 8 + kf - 1 + 3) / 4 * 4;
+}
+// conn_band.cuh's shared memory: P planes' kBandTable offsets, then the band
+constexpr int kBandTable = 4;
+LC_HD constexpr int64_t band_table_bytes(int64_t P) { return 8 * kBandTable * P; }
+inline int64_t band_smem(int64_t P, int64_t IH, int64_t IW) {
+  return band_table_bytes(P) + P * IH * IW * 4;
+}
 // the kernel sizes conn_strip.cuh and corr_strip.cuh are instantiated for
 inline bool strip_kernel(int64_t k) { return k == 3 || k == 5 || k == 7; }
 // output rows per strip of corr_strip.cuh (channels_last: cl): KF * KF sums and
@@ -96,6 +111,16 @@ struct ConnStripPlan {
   bool channels_last;              // threads along the channels (else along the strips)
 };
 
+struct ConnBandPlan {
+  int64_t P, BR;         // planes and row strips (of strip_rows(kf) rows) per block
+  int64_t bands;         // blocks per plane (bands of BR row strips)
+  int64_t col_strips;    // a row's strips of kStripCols columns (all in the block)
+  int64_t IH, IW;        // staged rows per plane, floats per staged row
+  FastDiv by_chunks, by_rows;  // division by the chunks of a staged row, by IH
+  bool vec;              // input rows 16-byte aligned, whole chunks: 16-byte loads
+  bool vec_out;          // result rows the same: whole strips stored 16 bytes at a time
+};
+
 struct CorrStripPlan {
   int64_t row_strips, col_strips;  // strips of a plane (the last row, column may overhang)
   int64_t full_rows, full_cols;    // row and column strips wholly inside a
@@ -144,6 +169,7 @@ enum Kernel : int32_t {
   kCorrMma = 11,      // corr_mma.cuh (depth-wise weight gradient on tensor cores, KF = 3, 5, 7)
   kConnMmaCl = 12,    // conn_mma_cl.cuh (tensor cores, 16-bit channels_last, KF = 3, 5, 7)
   kCorrMmaCl = 13,    // corr_mma_cl.cuh (its weight gradient)
+  kConnBand = 14,     // conn_band.cuh (strips on a staged band, NCHW, KF = 3, 5, 7)
 };
 
 struct Launch {
@@ -156,6 +182,7 @@ struct Launch {
   ConnElemPlan conn_elem;
   ConnRowsPlan conn_rows;
   ConnStripPlan conn_strip;
+  ConnBandPlan conn_band;
   ConnMmaPlan conn_mma;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
@@ -272,6 +299,53 @@ inline Launch plan_conn_strip(const ConnArgs& a) {
   t.chunk_bytes = t.channels_last ? elem_bytes(p.dtype)
                                   : strip_chunk_bytes(p, a.src, a.src_s, nullptr, Image{});
   l.blocks = ceil_div(p.N * p.C * t.row_strips * t.col_strips, kThreads);
+  return l;
+}
+
+// Strips on a staged band (conn_band.cuh), if the problem fits them: the strips'
+// window (3, 5, 7, not float64), NCHW-like input and result with unit-stride rows,
+// the column padding KF / 2, and a block that fits (plan_conn_band: blocks > 0).
+inline bool band_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  return strip_fits(a) && !channels_last_image(a.src_s, p.C) && a.src_s.w == 1 &&
+         a.dst_s.w == 1 && p.w.p == p.w.k / 2;
+}
+
+// P planes x a band of BR row strips x every column strip per block (about kThreads
+// strips), the band's rows staged as float32 within kMaxSmem (fewer planes, then
+// fewer rows until it fits; blocks == 0 if one row strip does not).
+inline Launch plan_conn_band(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const int kf = int(p.h.k), eb = int(elem_bytes(p.dtype)), L = band_lead(eb);
+  const int64_t RS = strip_rows(kf), planes = p.N * p.C;
+  Launch l{};
+  l.kernel = kConnBand;
+  l.kf = kf;
+  ConnBandPlan& t = l.conn_band;
+  t.col_strips = ceil_div(p.w.out, kStripCols);
+  if (t.col_strips > kThreads) return Launch{};
+  const int64_t row_strips = ceil_div(p.h.out, RS);
+  t.IW = ceil_div(max_of(kStripCols * (t.col_strips - 1) + band_reach(kf, eb), L + p.w.in), L) * L;
+  int64_t BR = min_of(row_strips, max_of(int64_t(1), kThreads / t.col_strips));
+  for (;;) {
+    t.bands = ceil_div(row_strips, BR);
+    t.BR = ceil_div(row_strips, t.bands);  // the rows split evenly
+    t.IH = t.BR * RS + kf - 1;
+    t.P = t.bands == 1 ? min_of(planes, max_of(int64_t(1), kThreads / (t.BR * t.col_strips))) : 1;
+    while (t.P > 1 && band_smem(t.P, t.IH, t.IW) > kMaxSmem) --t.P;
+    l.smem = band_smem(t.P, t.IH, t.IW);
+    if (l.smem <= kMaxSmem) break;
+    if (BR == 1) return Launch{};
+    BR = t.BR - 1;
+  }
+  t.by_chunks = FastDiv::of(uint32_t(t.IW / L));
+  t.by_rows = FastDiv::of(uint32_t(t.IH));
+  t.vec = p.w.in % L == 0 &&
+          rows_aligned(a.src, eb, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, 16);
+  t.vec_out = p.w.out % L == 0 &&
+              rows_aligned(a.dst, eb, a.dst_s.n, a.dst_s.c, a.dst_s.h, a.dst_s.w, 16);
+  l.threads = int32_t(ceil_div(t.P * t.BR * t.col_strips, 32) * 32);
+  l.blocks = ceil_div(planes, t.P) * t.bands;
   return l;
 }
 
@@ -393,6 +467,10 @@ inline Launch plan_conn(const ConnArgs& a) {
   const bool shared = !a.pos_h && !a.pos_w;
   if (shared && mma_fits(a)) return plan_conn_mma(a);
   if (shared && mma_cl_fits(a)) return plan_conn_mma_cl(a);
+  if (shared && band_fits(a)) {
+    const Launch l = plan_conn_band(a);
+    if (l.blocks > 0) return l;
+  }
   if (shared && strip_fits(a)) return plan_conn_strip(a);
   if (channels_last_image(a.dst_s, p.C) && shared && large_fixed_window(p))
     return plan_conn_rows(a);
@@ -428,6 +506,12 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
   if (flipped_transpose(a, flipped) && mma_fits(*flipped)) return plan_conn_mma(*flipped);
   if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);
+  // (16-bit: the strips, whose flipped pass loads g's rows as 16-bit chunks; predicted
+  // 11-13 against 15-24 us at 7 x 7, benchmarks/results/model/NOTES.md)
+  if (flipped_transpose(a, flipped) && p.dtype == kFloat32 && band_fits(*flipped)) {
+    const Launch l = plan_conn_band(*flipped);
+    if (l.blocks > 0) return l;
+  }
   if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);
   if (channels_last_image(a.dst_s, p.C) && large_fixed_window(p) && flipped_transpose(a, flipped))
     return plan_conn_rows(*flipped);

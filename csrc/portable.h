@@ -132,6 +132,27 @@ template <class T> LC_HD T min_of(T a, T b) { return a < b ? a : b; }
 template <class T> LC_HD T max_of(T a, T b) { return a > b ? a : b; }
 LC_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// n / d for 0 <= n < 2^31 and 1 <= d < 2^31 as a multiply-high, an add and a shift: the
+// divisor's magic number m and shift s are made once, on the host (round-up method:
+// s = ceil(log2 d), m = 2^32 (2^s - d) / d + 1, n / d = (mulhi(n, m) + n) >> s)
+struct FastDiv {
+  uint32_t d, m, s;
+  static FastDiv of(uint32_t d) {
+    uint32_t s = 0;
+    while ((uint64_t(1) << s) < d) ++s;
+    const uint64_t m = (uint64_t(1) << 32) * ((uint64_t(1) << s) - d) / d + 1;
+    return FastDiv{d, uint32_t(m), s};
+  }
+  LC_HD int32_t div(int32_t n) const {
+#if defined(__CUDA_ARCH__)
+    const uint32_t hi = __umulhi(uint32_t(n), m);
+#else
+    const uint32_t hi = uint32_t((uint64_t(uint32_t(n)) * m) >> 32);
+#endif
+    return int32_t((hi + uint32_t(n)) >> s);
+  }
+};
+
 // counter += step in [0, extent); returns how often it wrapped (no division unless it did)
 LC_HD int64_t advance(int64_t* counter, int64_t extent, int64_t step) {
   if (extent == 1 || step == 0) return extent == 1 ? step : 0;

@@ -21,6 +21,10 @@ CASES = [
     # (name, x shape, weight shape, window kwargs, channels_last)
     ("dw 3x3 fixed", (2, 4, 13, 17), (1, 4, 3, 3, 1, 1), {"padding": 1}, False),
     ("dyn-dw 7x7 fixed", (2, 4, 13, 17), (2, 4, 7, 7, 1, 1), {"padding": 3}, False),
+    ("dw 7x7 wide rows (two bands a plane)", (1, 3, 9, 1000), (1, 3, 7, 7, 1, 1),
+     {"padding": 3}, False),
+    ("dw 5x5 padding (1, 3) (strips)", (2, 4, 13, 17), (1, 4, 5, 5, 1, 1),
+     {"padding": (1, 3)}, False),
     ("dw 31x31 fixed", (1, 2, 33, 35), (1, 2, 31, 31, 1, 1), {"padding": 15}, False),
     ("dw strided run-time", (2, 4, 13, 17), (1, 4, 3, 2, 1, 1),
      {"stride": 2, "padding": 1, "dilation": (1, 2)}, False),

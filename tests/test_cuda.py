@@ -222,13 +222,17 @@ STRIP_SHAPES = [((11, 32), "same"), ((9, 12), "same"), ((9, 12), (1, 2)), ((10, 
 def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: bool) -> str:
     """The kernel csrc/plan.h picks for a stride-1 K x K depth-wise conn2d (out: the
     forward pass, whose plane is the output; else the transpose, whose plane is x's):
-    tensor cores for 16-bit NCHW planes of 16 x 16 at least, else the strips."""
+    tensor cores for 16-bit NCHW planes of 16 x 16 at least; else the strips on a staged
+    band where the pass's column padding is K // 2 (the transpose's is K - 1 - pw, and
+    only float32 transposes run there); else the strips."""
     ph, pw = (k // 2, k // 2) if padding == "same" else (
         padding if isinstance(padding, tuple) else (padding, padding))
     H, W = x.shape[-2:]
     rows, cols = (H + 2 * ph - k + 1, W + 2 * pw - k + 1) if out else (H, W)
-    big = rows >= 16 and cols >= 16
-    return "conn_mma" if dtype != torch.float32 and big else "conn_strip"
+    if dtype != torch.float32 and rows >= 16 and cols >= 16:
+        return "conn_mma"
+    band = pw == k // 2 if out else k - 1 - pw == k // 2 and dtype == torch.float32
+    return "conn_band" if band else "conn_strip"
 
 
 def corr_kernel(dtype: torch.dtype) -> str:
@@ -272,6 +276,31 @@ def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
                     assert corr_kernel(dtype) in emulator.kernels, emulator.kernels
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["f32", "f16"])
+def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
+    """conn_band's blocks (7x7, NCHW): rows of 1000 (125 column strips: 2 row strips a
+    block, two bands a plane, 16-byte staging), 111 planes of 14 x 14 (as many planes a
+    block as shared memory holds, the last block one plane; rows of 14 staged value by
+    value), a filter with an Inf (the flipped pass masks the taps outside g, as the
+    reference adds none), static and dynamic weights; float16 transposes: the strips."""
+    g = gen("cuda-band", dtype)
+    for shape, nw in (((1, 3, 9, 1000), 1), ((3, 37, 14, 14), 1), ((3, 37, 14, 14), 3)):
+        x = rand(shape, g, dtype)
+        w = rand((nw, shape[1], 7, 7, 1, 1), g, dtype)
+        for inf in (False, True):
+            if inf:
+                w[0, 1, 2, 5] = float("inf")
+            if emulator is not None:
+                emulator.kernels.clear()
+            check(x, w, rand((shape[1],), g, dtype), window_kwargs("sliding", 1, 3),
+                  f"band {shape} Nw={nw} inf={inf}")
+            if emulator is not None:  # (16-bit transposes: the strips)
+                assert emulator.kernels[0] == "conn_band", emulator.kernels
+                assert emulator.kernels[1] == ("conn_band" if dtype == torch.float32
+                                               else "conn_strip"), emulator.kernels
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
                          ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7])
@@ -293,8 +322,9 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                     emulator.kernels.clear()
                 check(xs, w, rand((33,), g, dtype), kw, f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw}")
                 if emulator is not None:  # (the sliced x gets an NCHW g: mixed layouts, whose
-                    # 16-bit transpose runs on tensor cores, conn_mma)
-                    conn = [name for name in emulator.kernels if name in ("conn_strip", "conn_mma")]
+                    # transpose runs NCHW kernels, conn_mma, conn_band or conn_strip)
+                    conn = [name for name in emulator.kernels
+                            if name in ("conn_strip", "conn_mma", "conn_band")]
                     assert conn[0] == "conn_strip" and len(conn) == 2, emulator.kernels
                     if what == "dense":
                         assert conn[1] == "conn_strip", emulator.kernels
@@ -342,12 +372,12 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
                               for out in (True, False)]
                     assert emulator.kernels[:2] == expect, emulator.kernels
                     assert "conn_mma" in emulator.kernels, emulator.kernels
-    if emulator is not None and k <= 7:  # a 14 x 14 output plane: the strips are faster
-        emulator.kernels.clear()
+    if emulator is not None and k <= 7:  # a 14 x 14 output plane: the band and the strips
+        emulator.kernels.clear()           # are faster
         x = rand((1, 2, 14, 14), g, dtype)
         check(x, rand((1, 2, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, k // 2),
               f"{k}x{k} 14x14")
-        assert emulator.kernels.count("conn_strip") == 2, emulator.kernels
+        assert emulator.kernels[:2] == ["conn_band", "conn_strip"], emulator.kernels
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -676,9 +706,12 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
     g = gen("cuda-kernels")
     cases = [
         # kernels of conn2d, conn2d_transpose, corr2d: (x, weight, kw)
-        (("conn_strip", "conn_strip", "corr_strip"),
+        (("conn_band", "conn_band", "corr_strip"),
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1))),
-        (("conn_strip", "conn_strip", "corr_mma"),
+        (("conn_strip", "conn_strip", "corr_strip"),
+            (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g),
+             window_kwargs("sliding", 1, (1, 2)))),
+        (("conn_band", "conn_strip", "corr_mma"),
             (rand((2, 3, 9, 10), g, torch.float16), rand((1, 3, 3, 3, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 1))),
         (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),
