@@ -8,14 +8,14 @@
 // every column strip. It stages the input rows the band reads, as float32 and zero
 // outside the image, with 16-byte loads (rows 16-byte aligned, a whole number of
 // chunks long; else value by value) into rows of IW floats, input column iw at
-// float L + iw (L: one chunk of the source, so chunks stay aligned on both sides). Then each thread runs
-// one strip (RS x kStripCols outputs, its KF x KF filter in registers: the same
-// sliding window as conn_strip.cuh, strip_row_products): every staged row it reads
-// is NCH 16-byte shared loads at compile-time offsets, with no bounds checks (the
-// padding is in the band) and no global traffic but the band's one pass and the
-// outputs. Against conn_strip.cuh (rows loaded from global memory through L1, one
-// check per chunk, the halo re-read by every strip) the L1 traffic and the per-load
-// checks go; the cost is one barrier and the band's staging.
+// float L + iw (L: one chunk of the source, so chunks stay aligned on both sides).
+// Then each thread runs one strip (RS x kStripCols outputs, its KF x KF filter in
+// registers: the same sliding window as conn_strip.cuh, strip_row_products): every
+// staged row it reads is NCH 16-byte shared loads at compile-time offsets, with no
+// bounds checks (the padding is in the band) and no global traffic but the band's
+// one pass and the outputs. Against conn_strip.cuh (rows loaded from global memory
+// through L1, one check per chunk, the halo re-read by every strip) the L1 traffic
+// and the per-load checks go; the cost is one barrier and the band's staging.
 //
 // FLIP runs conn2d_transpose as a forward pass over g with the flipped filter: the
 // staged zeros outside g are exact while the filter is finite (checked per thread);
@@ -156,10 +156,11 @@ LC_UNROLL
   }
 
   // The block's band: first the planes' offsets into `bases` (source, less the lead
-  // chunk; filter; result; bias); then for planes plane0 .. + P - 1 (those that exist), input rows ih0 ..
-  // ih0 + IH - 1 as IW floats each, zero outside the image: consecutive threads take
-  // consecutive 16-byte chunks of the rows (chunk q holds input columns (q - 1) V ..
-  // q V - 1, V = L values of T), row and plane by multiply-high divisions (plan.h).
+  // chunk; filter; result; bias); then for planes plane0 .. + P - 1 (those that
+  // exist), input rows ih0 .. ih0 + IH - 1 as IW floats each, zero outside the
+  // image: consecutive threads take consecutive 16-byte chunks of the rows (chunk q
+  // holds input columns (q - 1) V .. q V - 1, V = L values of T), row and plane by
+  // multiply-high divisions (plan.h).
   static LC_DEVICE void stage(int64_t* bases, float* band, const ConnArgs& a,
                               const ConnBandPlan& t, int64_t plane0, int32_t ih0) {
     constexpr int V = L;
@@ -182,7 +183,7 @@ LC_UNROLL
       const int32_t rr = t.by_chunks.div(e), q = e - rr * QC;  // band row rr, chunk q
       const int32_t pl = t.by_rows.div(rr), ih = ih0 + rr - pl * IH;
       const bool row_in = ih >= 0 && ih < H;
-      const T* xr = src + bases[kBandTable * pl] + ih * sh + q * V;  // (chunk q at column (q - 1) V)
+      const T* xr = src + bases[kBandTable * pl] + ih * sh + q * V;  // column (q - 1) V
       T buf[V];
       if (t.vec) {  // a chunk inside the image, or zeros
         if (row_in && q >= 1 && (q - 1) * V < W) {

@@ -302,13 +302,11 @@ inline Launch plan_conn_strip(const ConnArgs& a) {
   return l;
 }
 
-// Strips on a staged band (conn_band.cuh), if the problem fits them: the strips'
-// window (3, 5, 7, not float64), NCHW-like input and result with unit-stride rows,
-// the column padding KF / 2, and a block that fits (plan_conn_band: blocks > 0).
+// Strips on a staged band (conn_band.cuh), if the problem fits them: the strips' NCHW
+// problems (strip_fits without a channels_last input: unit-stride rows both sides)
+// with the column padding KF / 2, and a block that fits (plan_conn_band: blocks > 0).
 inline bool band_fits(const ConnArgs& a) {
-  const Problem& p = a.p;
-  return strip_fits(a) && !channels_last_image(a.src_s, p.C) && a.src_s.w == 1 &&
-         a.dst_s.w == 1 && p.w.p == p.w.k / 2;
+  return strip_fits(a) && !channels_last_image(a.src_s, a.p.C) && a.p.w.p == a.p.w.k / 2;
 }
 
 // P planes x a band of BR row strips x every column strip per block (about kThreads

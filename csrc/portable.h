@@ -136,12 +136,12 @@ LC_HD int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 // divisor's magic number m and shift s are made once, on the host (round-up method:
 // s = ceil(log2 d), m = 2^32 (2^s - d) / d + 1, n / d = (mulhi(n, m) + n) >> s)
 struct FastDiv {
-  uint32_t d, m, s;
+  uint32_t m, s;
   static FastDiv of(uint32_t d) {
     uint32_t s = 0;
     while ((uint64_t(1) << s) < d) ++s;
     const uint64_t m = (uint64_t(1) << 32) * ((uint64_t(1) << s) - d) / d + 1;
-    return FastDiv{d, uint32_t(m), s};
+    return FastDiv{uint32_t(m), s};
   }
   LC_HD int32_t div(int32_t n) const {
 #if defined(__CUDA_ARCH__)
