@@ -85,7 +85,7 @@ struct ConnMma {
       const int32_t oh0 = int32_t(tt / t.col_tiles) * TR, ow0 = int32_t(tt % t.col_tiles) * TC;
       const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
       sync_warp();  // the previous tile's reads of the staged tile (and of pairs) are done
-      stage(tile, x, sh, H, W, ih0, iw0, t.vec, lane);
+      stage(tile, x, sh, H, W, ih0, iw0, t.piece, lane);
       sync_warp();
       const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
       F acc[MT][NT][4];
@@ -203,21 +203,30 @@ LC_UNROLL
   }
 
   // Stage input rows ih0.. (IR) and columns iw0.. (16 NC) of plane x into the tile, zeros
-  // outside the image.
+  // outside the image: in 16-byte chunks (rows aligned to them) or pieces of 4 or 2
+  // values (8-, 4-byte loads, plan.h mma_piece), value by value where rows are not
+  // aligned or where the row's end cuts through a chunk or piece. (Two loops, each on
+  // its own source lines: with the narrow pieces' branches in the 16-byte loop ptxas
+  // predicated them there, model: 56 x 56 25-31 -> 27-34 us; template instances of one
+  // loop would share lines, which the cost model cannot tell apart.)
   static LC_DEVICE void stage(T* tile, const T* x, int32_t sh, int32_t H, int32_t W,
-                             int32_t ih0, int32_t iw0, bool vec, int lane) {
+                             int32_t ih0, int32_t iw0, int32_t piece, int lane) {
     // 8 lanes per chunk column, a lane per row of 8: a phase of a 16-byte store (8 lanes)
     // writes one chunk of 8 consecutive rows, in 8 distinct bank groups (the row stride
     // is an odd number of 16-byte units), as ldmatrix reads them
     constexpr int CH = 2 * NC;  // chunks per staged row
     const int rl = lane & 7;
+    if (piece == 4 || piece == 2) {
+      stage_pieces(tile, x, sh, H, W, ih0, iw0, piece, lane);
+      return;
+    }
 LC_UNROLL
     for (int c0 = 0; c0 < CH; c0 += 4) {
       const int ch = c0 + (lane >> 3);
       if (ch >= CH) break;
       const int32_t iw = iw0 + 8 * ch;
-      const bool col_in = iw + 8 > 0 && iw < W;            // some of the chunk is inside
-      const bool col_vec = vec && iw >= 0 && iw + 8 <= W;  // all of it, aligned
+      const bool col_in = iw + 8 > 0 && iw < W;                   // some of the chunk is inside
+      const bool col_vec = piece == 8 && iw >= 0 && iw + 8 <= W;  // all of it, aligned
       const T* src = x + (ih0 + rl) * sh + iw;  // formed for every row, read inside only
       T* out = tile + rl * SW + 8 * ch;
 LC_UNROLL
@@ -225,8 +234,44 @@ LC_UNROLL
         const int32_t ih = ih0 + r;
         uint32_t v4[4] = {0, 0, 0, 0};
         if (col_in && ih >= 0 && ih < H) {  // else zeros
-          if (col_vec) {
+          if (col_vec)
             LC_LOAD_WORDS(v4, src);
+          else
+            gather8(src - iw, iw, W, true, v4);
+        }
+        LC_STORE_WORDS(out, v4);
+      }
+    }
+  }
+
+  // stage()'s loop for rows aligned to pieces of 4 or 2 values
+  static LC_DEVICE void stage_pieces(T* tile, const T* x, int32_t sh, int32_t H, int32_t W,
+                                     int32_t ih0, int32_t iw0, int32_t piece, int lane) {
+    constexpr int CH = 2 * NC;
+    const int rl = lane & 7;
+LC_UNROLL
+    for (int c0 = 0; c0 < CH; c0 += 4) {
+      const int ch = c0 + (lane >> 3);
+      if (ch >= CH) break;
+      const int32_t iw = iw0 + 8 * ch;  // a multiple of 8: pieces start aligned
+      const bool col_in = iw + 8 > 0 && iw < W;
+      // this chunk's loads: `piece` values, or one where the row's end cuts a piece
+      const int32_t pc = iw + 8 <= W || W % piece == 0 ? piece : 1;
+      const T* src = x + (ih0 + rl) * sh + iw;
+      T* out = tile + rl * SW + 8 * ch;
+LC_UNROLL
+      for (int r = rl; r < IR; r += 8, src += 8 * sh, out += 8 * SW) {
+        const int32_t ih = ih0 + r;
+        uint32_t v4[4] = {0, 0, 0, 0};
+        if (col_in && ih >= 0 && ih < H) {  // else zeros
+          if (pc == 4) {
+LC_UNROLL
+            for (int h = 0; h < 2; ++h)  // (a piece that starts inside ends inside)
+              if (iw + 4 * h >= 0 && iw + 4 * h < W) LC_LOAD_WORDS2(v4 + 2 * h, src + 4 * h);
+          } else if (pc == 2) {
+LC_UNROLL
+            for (int h = 0; h < 4; ++h)
+              if (iw + 2 * h >= 0 && iw + 2 * h < W) LC_LOAD_WORD(v4[h], src + 2 * h);
           } else {
             T v[8];
 LC_UNROLL

@@ -229,27 +229,17 @@ LC_UNROLL
                second ? h[1].x0 : h[0].x0, second ? h[1].nt : h[0].nt};
   }
 
-  // the aligned 8 values of row `src` from column `col` (a multiple of 8) if all are
-  // inside (one 16-byte load), else zeros: a chunk the row's end cuts is fixed up
-  // afterwards (fix_up), so the loop holds no value-by-value loads to predicate
-  static LC_DEVICE void chunk8(const T* src, int32_t col, int32_t W, bool row_in,
-                               uint32_t (&v4)[4]) {
-    if (row_in && col >= 0 && col + 8 <= W) {
-      LC_LOAD_WORDS(v4, src + col);
-    } else {
-      v4[0] = v4[1] = v4[2] = v4[3] = 0u;
-    }
-  }
-
   // Staged chunks u0..u1 (clamped to 0..last) of a row whose chunk u starts at column
   // col0 + 8u, value by value: the chunks that read the aligned chunk the row's end cuts
-  // (W not a multiple of 8), which chunk8 left zero.
+  // through a piece (W not a multiple of the piece), which chunk_pieces left zero there.
   static LC_DEVICE void fix_up(T* out, const T* src, int32_t col0, int32_t W, int u0, int u1,
                                int last) {
+    // (its own loop rather than gather8: the cost model pools a helper's source lines
+    // over its call sites, and this one runs once a row at most)
     for (int u = max_of(u0, 0); u <= min_of(u1, last); ++u) {
-      uint32_t v4[4];
-      gather8(src, col0 + 8 * u, W, true, v4);
-      LC_STORE_WORDS(out + 8 * u, v4);
+      const int32_t col = col0 + 8 * u;
+      for (int j = 0; j < 8; ++j)
+        out[8 * u + j] = col + j >= 0 && col + j < W ? src[col + j] : from_float<T>(0.0f);
     }
   }
 
@@ -264,10 +254,11 @@ LC_UNROLL
     const bool row_in = hf.nt > 0 && y >= 0 && y < H;
     const T* src = hf.x + y * int32_t(a.b_s.h);  // formed for every row, read inside only
     T* out = xs + lane * SW;
-    if (t.vec_b) {  // padding KF / 2, aligned rows: shifted aligned chunks
+    const int32_t pb = t.piece_b;
+    if (pb > 1) {  // padding KF / 2, aligned rows: shifted aligned chunks
       int32_t col = hf.x0 - PA;
       uint32_t prev[4];
-      chunk8(src, col, W, row_in, prev);
+      chunk_pieces(src, col, W, row_in, pb, prev);
 LC_UNROLL
       for (int u = 0; u <= NT; ++u) {
         if (u > nt) break;
@@ -275,10 +266,10 @@ LC_UNROLL
         if constexpr (E == 0) {
 LC_UNROLL
           for (int j = 0; j < 4; ++j) v4[j] = prev[j];
-          if (u < nt) chunk8(src, col + 8 * (u + 1), W, row_in, prev);
+          if (u < nt) chunk_pieces(src, col + 8 * (u + 1), W, row_in, pb, prev);
         } else {
           uint32_t next[4];
-          chunk8(src, col + 8 * (u + 1), W, row_in, next);
+          chunk_pieces(src, col + 8 * (u + 1), W, row_in, pb, next);
 LC_UNROLL
           for (int j = 0; j < 4; ++j) {  // values E + 2j, E + 2j + 1 of prev ++ next
             constexpr int w0 = E / 2;
@@ -293,7 +284,7 @@ LC_UNROLL
       }
       // the aligned chunk k the row's end cuts feeds staged chunks k - 1 (E > 0) and k
       const int32_t cut = (W & ~7) - col;
-      if ((W & 7) != 0 && row_in && cut >= 0)
+      if (W % pb != 0 && row_in && cut >= 0)
         fix_up(out, src, hf.x0 - PW, W, cut / 8 - (E > 0 ? 1 : 0), cut / 8, nt);
     } else {
       const int32_t col = hf.x0 - int32_t(a.p.w.p);
@@ -320,15 +311,15 @@ LC_UNROLL
       T* out = gs + (8 * k + rl) * SW;
       for (int u = lane >> 3; u < nt; u += 4) {
         uint32_t v4[4];
-        if (t.vec_a)
-          chunk8(src, hf.x0 + 8 * u, Wo, row_in, v4);
+        if (t.piece_a > 1)
+          chunk_pieces(src, hf.x0 + 8 * u, Wo, row_in, t.piece_a, v4);
         else
           gather8(src, hf.x0 + 8 * u, Wo, row_in, v4);
         LC_STORE_WORDS(out + 8 * u, v4);
       }
       // the chunk the row's end cuts (Wo not a multiple of 8), if it is this lane's
       const int32_t cut = ((Wo & ~7) - hf.x0) / 8;
-      if (t.vec_a && (Wo & 7) != 0 && row_in && cut >= 0 && cut < nt && (cut & 3) == (lane >> 3))
+      if (t.piece_a > 1 && Wo % t.piece_a != 0 && row_in && cut >= 0 && cut < nt && (cut & 3) == (lane >> 3))
         fix_up(out, src, hf.x0, Wo, cut, cut, nt - 1);
     }
   }

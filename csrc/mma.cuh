@@ -38,6 +38,9 @@ constexpr bool kHaveMma = false;
 #endif
 #else
 void sync_warp();  // the emulator's warp barrier (emulate/emulator.cpp)
+// the emulator's check that a wide access is aligned as the GPU requires (a misaligned
+// address fails the launch, as it faults on the GPU): returns `at`
+const void* aligned_access(const void* at, int bytes);
 template <class T> inline uint16_t bits_of(T v) { return v.bits; }
 template <class T> inline T of_bits(uint16_t b) { return T{b}; }
 constexpr bool kHaveMma = true;
@@ -85,8 +88,8 @@ LC_UNROLL
   for (int j = 0; j < 4; ++j) v4[j] = pack2(v[2 * j], v[2 * j + 1]);
 }
 
-// two values to a 4-byte aligned address; 16 bytes between registers and memory
-// (16-byte aligned), each one source line on both targets
+// two values to a 4-byte aligned address; 16 (8, 4) bytes between registers and memory
+// (aligned to as many bytes), each one source line on both targets
 #if defined(__CUDACC__)
 #define LC_STORE_PAIR(at, lo, hi) (*reinterpret_cast<uint32_t*>(at) = pack2(lo, hi))
 #define LC_LOAD_WORDS(u, src)                                      \
@@ -95,6 +98,13 @@ LC_UNROLL
     u[0] = v_.x, u[1] = v_.y, u[2] = v_.z, u[3] = v_.w;             \
   } while (0)
 #define LC_STORE_WORDS(dst, u) (*reinterpret_cast<uint4*>(dst) = make_uint4(u[0], u[1], u[2], u[3]))
+// 8 and 4 bytes (aligned) to two registers / one
+#define LC_LOAD_WORDS2(u, src)                                     \
+  do {                                                              \
+    const uint2 v_ = *reinterpret_cast<const uint2*>(src);          \
+    (u)[0] = v_.x, (u)[1] = v_.y;                                   \
+  } while (0)
+#define LC_LOAD_WORD(u, src) ((u) = *reinterpret_cast<const uint32_t*>(src))
 // from global memory, read-only for the kernel's life: one ld.global.nc.v4 (also where the
 // pointer's address space is not known to the compiler, e.g. after `opaque`; asm rather
 // than __ldg, whose SASS line is the CUDA header's: the cost model pairs the GPU's
@@ -108,16 +118,41 @@ LC_UNROLL
   asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(dst), "r"(u[0]), "r"(u[1]), \
                "r"(u[2]), "r"(u[3]) : "memory")
 #else
-#define LC_STORE_PAIR(at, lo, hi)             \
-  do {                                        \
-    const uint32_t w_ = pack2(lo, hi);        \
-    std::memcpy(at, &w_, 4);                  \
+#define LC_STORE_PAIR(at, lo, hi)                                         \
+  do {                                                                    \
+    const uint32_t w_ = pack2(lo, hi);                                    \
+    std::memcpy(const_cast<void*>(aligned_access(at, 4)), &w_, 4);        \
   } while (0)
-#define LC_LOAD_WORDS(u, src) std::memcpy(u, src, 16)
-#define LC_STORE_WORDS(dst, u) std::memcpy(dst, u, 16)
-#define LC_STORE_WORDS_GLOBAL(dst, u) std::memcpy(dst, u, 16)
-#define LC_LOAD_WORDS_GLOBAL(u, src) std::memcpy(u, src, 16)
+#define LC_LOAD_WORDS(u, src) std::memcpy(u, aligned_access(src, 16), 16)
+#define LC_LOAD_WORDS2(u, src) std::memcpy(u, aligned_access(src, 8), 8)
+#define LC_LOAD_WORD(u, src) std::memcpy(&(u), aligned_access(src, 4), 4)
+#define LC_STORE_WORDS(dst, u) std::memcpy(const_cast<void*>(aligned_access(dst, 16)), u, 16)
+#define LC_STORE_WORDS_GLOBAL(dst, u) LC_STORE_WORDS(dst, u)
+#define LC_LOAD_WORDS_GLOBAL(u, src) LC_LOAD_WORDS(u, src)
 #endif
+
+// The aligned chunk of 8 values of row `src` from column `col` (a multiple of 8) as four
+// registers, loaded in pieces of `piece` values (8: one 16-byte load; 4, 2: 8- or 4-byte
+// loads; the row's start aligned to as many bytes): the pieces wholly inside columns
+// 0..W where `row_in`, zeros elsewhere. A piece the row's end cuts (W not a multiple of
+// `piece`) is left zero: gather8 takes such a chunk value by value.
+template <class T>
+LC_DEVICE void chunk_pieces(const T* src, int32_t col, int32_t W, bool row_in, int32_t piece,
+                            uint32_t (&v4)[4]) {
+  v4[0] = v4[1] = v4[2] = v4[3] = 0u;
+  if (!row_in) return;
+  if (piece == 8) {
+    if (col >= 0 && col + 8 <= W) LC_LOAD_WORDS(v4, src + col);
+  } else if (piece == 4) {
+LC_UNROLL
+    for (int h = 0; h < 2; ++h)
+      if (col + 4 * h >= 0 && col + 4 * h + 4 <= W) LC_LOAD_WORDS2(v4 + 2 * h, src + col + 4 * h);
+  } else {
+LC_UNROLL
+    for (int h = 0; h < 4; ++h)
+      if (col + 2 * h >= 0 && col + 2 * h + 2 <= W) LC_LOAD_WORD(v4[h], src + col + 2 * h);
+  }
+}
 
 // Two neighbouring channels_last pixels' channels c0..c0 + 7 (16 bytes each at src and
 // src + sw, where in0 / in1; zeros elsewhere) as one 32-bit word per channel (the two

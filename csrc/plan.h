@@ -102,7 +102,7 @@ struct ConnRowsPlan {
 
 struct ConnMmaPlan {
   int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh, conn_mma_cl.cuh)
-  bool vec;                      // conn_mma.cuh: rows 16-byte aligned, staged 16 bytes at a time
+  int32_t piece;                 // conn_mma.cuh: staged in loads of `piece` values (mma_piece)
 };
 
 struct ConnStripPlan {
@@ -134,7 +134,7 @@ struct CorrMmaPlan {
   int64_t items;               // a result's halves: (batch index,) column tile, 8-row segment
   int64_t col_tiles, segments;  // per plane: column tiles of 64, segments of 8 rows
   int64_t splits;              // parts of each result's pairs of halves (ReduceSplits adds them)
-  bool vec_a, vec_b;           // 16-byte loads: a's rows aligned; b's too, padding KF / 2
+  int32_t piece_a, piece_b;    // staging loads (mma_piece): a's rows; b's (1 unless padding KF / 2)
 };
 
 struct CorrTilePlan {
@@ -404,6 +404,18 @@ inline Launch plan_conn_mma_cl(const ConnArgs& a) {
   return l;
 }
 
+// The loads the tensor-core kernels stage rows of 16-bit values in (mma.cuh chunk_pieces):
+// pieces of 8, 4 or 2 values (16, 8, 4 bytes), the widest the rows of `base` (strides
+// n, c, h, unit w) are aligned to, else 1 (value by value). A chunk starts on a multiple
+// of 8 columns, so a piece lies wholly inside a row unless the row's end cuts it (W not a
+// multiple of the piece: that chunk goes value by value). 28 x 28 half rows (56 bytes):
+// 8-byte pieces (model: the stage-2 forward 27-34 -> 18-22 us, NOTES.md 2026-11-30).
+inline int32_t mma_piece(const void* base, const Image& s) {
+  for (const int32_t e : {8, 4, 2})
+    if (rows_aligned(base, 2, s.n, s.c, s.h, s.w, 2 * e)) return e;
+  return 1;
+}
+
 // one warp per plane
 inline Launch plan_conn_mma(const ConnArgs& a) {
   const Problem& p = a.p;
@@ -415,7 +427,7 @@ inline Launch plan_conn_mma(const ConnArgs& a) {
   ConnMmaPlan& t = l.conn_mma;
   t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(kf)));
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
-  t.vec = rows_aligned(a.src, 2, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, 16);
+  t.piece = mma_piece(a.src, a.src_s);
   l.blocks = ceil_div(p.N * p.C, warps);
   return l;
 }
@@ -685,8 +697,8 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
       }
     }
   }
-  t.vec_a = rows_aligned(a.a, 2, a.a_s.n, a.a_s.c, a.a_s.h, a.a_s.w, 16);
-  t.vec_b = rows_aligned(a.b, 2, a.b_s.n, a.b_s.c, a.b_s.h, a.b_s.w, 16) && p.w.p == p.w.k / 2;
+  t.piece_a = mma_piece(a.a, a.a_s);
+  t.piece_b = p.w.p == p.w.k / 2 ? mma_piece(a.b, a.b_s) : 1;
   l.blocks = ceil_div(results * t.splits, warps);
   l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
   return l;

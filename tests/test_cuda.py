@@ -335,11 +335,12 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
 
 def mma_shapes(k: int) -> list[tuple[tuple[int, int], Any]]:
     """(H, W), padding for conn_mma's warp tiles (16 x 32 outputs, 32 x 32 at 13 and 31;
-    images and output planes of 16 x 16 at least): one partial tile; several tiles both ways with
-    partial last ones (37 x 70, rows not 16-byte aligned); aligned rows (W = 40) with
-    padding 0 (lead 0) and asymmetric padding (a lead per axis); padding wider than the
-    kernel's half."""
-    return [((k + 13, 32), "same"), ((37, 70), "same"), ((k + 18, 40), 0),
+    images and output planes of 16 x 16 at least): one partial tile (W = 28: rows staged in
+    8-byte pieces, the last chunk half outside); several tiles both ways with partial last
+    ones (37 x 70: 4-byte pieces); aligned rows (W = 40: 16-byte chunks) with padding 0
+    (lead 0) and asymmetric padding (a lead per axis, odd W: value by value); padding wider
+    than the kernel's half."""
+    return [((k + 13, 28), "same"), ((37, 70), "same"), ((k + 18, 40), 0),
             ((k + 14, k + 20), (1, 2)), ((16, 17), k // 2 + 3)]
 
 
@@ -456,11 +457,13 @@ def test_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch.dtype) -> N
 
 
 #: (H, W, padding) for corr_mma: one 16-row block of a 56-wide plane (the X rows
-#: shifted by a compile-time count, 16-byte loads), a 7 x 7 plane (two planes in one
-#: block of 16 rows), several column tiles and segments with asymmetric padding (value
-#: by value), padding 0 (X wider than G), padding wider than a 16-column tile
-CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 7), "same"), ((37, 70), (1, 2)), ((11, 20), 0),
-                   ((9, 12), 10)]
+#: shifted by a compile-time count, 16-byte loads), 7 x 14 planes (two planes in one
+#: block of 16 rows; 4-byte pieces, narrowed: a piece cut by the row's end), 9 x 28
+#: (8-byte pieces, the last chunk half outside), several column tiles and segments with
+#: asymmetric padding (value by value), padding 0 (X wider than G), padding wider than
+#: a 16-column tile
+CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 14), "same"), ((9, 28), "same"),
+                   ((37, 70), (1, 2)), ((11, 20), 0), ((9, 12), 10)]
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])

@@ -168,6 +168,7 @@ struct EmuExec {
           at_block += !f.done && f.wait == kAtBlockBarrier;
         }
         if (done == l.threads) {
+          if (g_error[0] != 0) return kLaunchFailed;  // a misaligned access (aligned_access)
           for (size_t i = used; i < used + kGuard; ++i) {
             if (smem[i] != kGuardByte) {
               std::snprintf(g_error, sizeof g_error,
@@ -225,6 +226,13 @@ struct EmuExec {
 };
 
 }  // namespace
+
+const void* aligned_access(const void* at, int bytes) {
+  if (reinterpret_cast<uintptr_t>(at) % uintptr_t(bytes) != 0 && g_error[0] == 0)
+    std::snprintf(g_error, sizeof g_error, "block %lld thread %d: a %d-byte access at %p is not aligned",
+                  static_cast<long long>(g_state.block), g_state.current, bytes, at);
+  return at;
+}
 
 int64_t block_index() { return g_state.block; }
 int thread_index() { return g_state.current; }
