@@ -61,9 +61,12 @@ struct ConnMma {
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnMmaPlan& t) {
     const Problem& p = a.p;
     const int warp = thread_index() >> 5, lane = thread_index() & 31;
-    const int64_t plane = block_index() * (block_threads() >> 5) + warp;
-    if (plane >= p.N * p.C) return;  // the whole warp
-    const int64_t n = plane / p.C, c = plane % p.C;
+    // the warp's task: channel c of samples n0 .. n0 + S - 1 (S = t.samples > 1 only for
+    // a filter shared by the samples: its setup is then made once for all of them)
+    const int64_t task = block_index() * (block_threads() >> 5) + warp;
+    const int64_t S = t.samples;
+    if (task >= (p.N + S - 1) / S * p.C) return;  // the whole warp
+    const int64_t n0 = task / p.C * S, c = task % p.C;
     unsigned char* mine = smem + warp * kWarpBytes;
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // a tile's sums not finite
     T* tile = reinterpret_cast<T*>(mine + 16);
@@ -74,11 +77,13 @@ struct ConnMma {
 
     int boff[ND + 1];
     BRegs bpre;
-    const F b0 = setup(a, n, c, flag, pairs, lead, lane, boff, bpre);
-    const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
-    T* y = static_cast<T*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
+    const F b0 = setup(a, n0, c, flag, pairs, lead, lane, boff, bpre);
     const int32_t H = int32_t(p.h.in), W = int32_t(p.w.in), sh = int32_t(a.src_s.h);
     const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out), dh = int32_t(a.dst_s.h);
+    const int64_t n1 = min_of(n0 + S, p.N);
+    for (int64_t n = n0; n < n1; ++n) {
+    const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
+    T* y = static_cast<T*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
     // output pairs (even columns) are 4-byte aligned: stored as one 32-bit word
     const bool pair_ok = (reinterpret_cast<uintptr_t>(y) & 3) == 0 && (dh & 1) == 0;
     for (int64_t tt = 0; tt < t.row_tiles * t.col_tiles; ++tt) {
@@ -112,6 +117,7 @@ LC_UNROLL
         direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
                [&](int32_t r, int32_t o, T v) { y[(oh0 + r) * dh + ow0 + o] = v; });
       }
+    }
     }
   }
 
@@ -256,7 +262,7 @@ LC_UNROLL
       const int32_t iw = iw0 + 8 * ch;  // a multiple of 8: pieces start aligned
       const bool col_in = iw + 8 > 0 && iw < W;
       // this chunk's loads: `piece` values, or one where the row's end cuts a piece
-      const int32_t pc = iw + 8 <= W || W % piece == 0 ? piece : 1;
+      const int32_t pc = iw + 8 <= W || (W & (piece - 1)) == 0 ? piece : 1;  // (powers of 2)
       const T* src = x + (ih0 + rl) * sh + iw;
       T* out = tile + rl * SW + 8 * ch;
 LC_UNROLL

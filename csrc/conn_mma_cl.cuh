@@ -41,8 +41,11 @@ struct ConnMmaCl {
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnMmaPlan& t) {
     const Problem& p = a.p;
     const int tid = thread_index(), warp = tid >> 5, lane = tid & 31;
+    // channels c0.. of samples n0 .. n0 + S - 1 (S = t.samples > 1 only for a filter the
+    // samples share: its setup is made once for all of them)
     const int64_t groups = p.C / CW;  // (plan.h: C % 8 == 0)
-    const int64_t n = block_index() / groups, c0 = block_index() % groups * CW;
+    const int64_t S = t.samples;
+    const int64_t n0 = block_index() / groups * S, c0 = block_index() % groups * CW;
     unsigned char* mine = smem + warp * kWarpBytes;
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);
     T* tile = reinterpret_cast<T*>(mine + 16);
@@ -54,11 +57,13 @@ struct ConnMmaCl {
 
     int boff[Core::ND + 1];
     typename Core::BRegs bpre;
-    const F b0 = Core::setup(a, n, c0 + warp, flag, pairs, lead, lane, boff, bpre);
-    const T* x = opaque(static_cast<const T*>(a.src) + n * a.src_s.n + c0 * a.src_s.c);
-    T* y = opaque(static_cast<T*>(a.dst) + n * a.dst_s.n + c0 * a.dst_s.c);
+    const F b0 = Core::setup(a, n0, c0 + warp, flag, pairs, lead, lane, boff, bpre);
     const int32_t H = int32_t(p.h.in), W = int32_t(p.w.in);
     const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out);
+    const int64_t n1 = min_of(n0 + S, p.N);
+    for (int64_t n = n0; n < n1; ++n) {
+    const T* x = opaque(static_cast<const T*>(a.src) + n * a.src_s.n + c0 * a.src_s.c);
+    T* y = opaque(static_cast<T*>(a.dst) + n * a.dst_s.n + c0 * a.dst_s.c);
     for (int64_t tt = 0; tt < t.row_tiles * t.col_tiles; ++tt) {
       const int32_t oh0 = int32_t(tt / t.col_tiles) * TR, ow0 = int32_t(tt % t.col_tiles) * TC;
       const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
@@ -82,6 +87,7 @@ LC_UNROLL
       }
       sync_threads();
       store(out, y, a.dst_s, Ho, Wo, oh0, ow0, tid);
+    }
     }
   }
 

@@ -284,7 +284,7 @@ LC_UNROLL
       }
       // the aligned chunk k the row's end cuts feeds staged chunks k - 1 (E > 0) and k
       const int32_t cut = (W & ~7) - col;
-      if (W % pb != 0 && row_in && cut >= 0)
+      if ((W & (pb - 1)) != 0 && row_in && cut >= 0)  // (pb a power of 2)
         fix_up(out, src, hf.x0 - PW, W, cut / 8 - (E > 0 ? 1 : 0), cut / 8, nt);
     } else {
       const int32_t col = hf.x0 - int32_t(a.p.w.p);
@@ -319,7 +319,8 @@ LC_UNROLL
       }
       // the chunk the row's end cuts (Wo not a multiple of 8), if it is this lane's
       const int32_t cut = ((Wo & ~7) - hf.x0) / 8;
-      if (t.piece_a > 1 && Wo % t.piece_a != 0 && row_in && cut >= 0 && cut < nt && (cut & 3) == (lane >> 3))
+      if (t.piece_a > 1 && (Wo & (t.piece_a - 1)) != 0 && row_in && cut >= 0 && cut < nt &&
+          (cut & 3) == (lane >> 3))
         fix_up(out, src, hf.x0, Wo, cut, cut, nt - 1);
     }
   }

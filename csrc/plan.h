@@ -103,6 +103,7 @@ struct ConnRowsPlan {
 struct ConnMmaPlan {
   int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh, conn_mma_cl.cuh)
   int32_t piece;                 // conn_mma.cuh: staged in loads of `piece` values (mma_piece)
+  int32_t samples;               // conn_mma.cuh: samples per warp (one filter setup for all)
 };
 
 struct ConnStripPlan {
@@ -347,15 +348,24 @@ inline Launch plan_conn_band(const ConnArgs& a) {
   return l;
 }
 
+// conn_mma.cuh's 3/5/7 output planes: 16 x 16 at least, or 14 x 14 for a filter the
+// samples share (two samples a warp, conn_mma_samples). Its warp tile is 16 x 32; on
+// smaller planes and per-sample 14 x 14 ones the band / strips are predicted as fast
+// or faster (model, float16 14 x 14: static 19-24 us here against 21-26 on the band,
+// per-sample 25-30 against 21-26; 7 x 7 42-53 against 15-23; NOTES.md).
+inline bool mma_plane(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const int64_t least = a.w_s.n == 0 ? 14 : 16;
+  return p.h.out >= least && p.w.out >= least;
+}
+
 // Tensor cores (conn_mma.cuh), if the problem fits them: a fixed window (3, 5, 7, 13,
 // 31), half or bfloat16, NCHW-like input and result with unit-stride rows, offsets
-// inside a plane within 32 bits; for 3, 5, 7 an output plane of 16 x 16 at least (a
-// warp tile is 16 x 32: on 14 x 14 and 7 x 7 planes the strips are predicted as fast
-// or faster, benchmarks/results/model/NOTES.md).
+// inside a plane within 32 bits; for 3, 5, 7 an output plane mma_plane takes.
 inline bool mma_fits(const ConnArgs& a) {
   const Problem& p = a.p;
   return fixed_window(p) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
-         (p.h.k >= 13 || (p.h.out >= 16 && p.w.out >= 16)) && a.src_s.w == 1 &&
+         (p.h.k >= 13 || mma_plane(a)) && a.src_s.w == 1 &&
          a.dst_s.w == 1 && !channels_last_image(a.src_s, p.C) &&
          !channels_last_image(a.dst_s, p.C) && plane_fits_32(p.h.in, a.src_s.h, p.w.in) &&
          plane_fits_32(p.h.out, a.dst_s.h, p.w.out);
@@ -390,6 +400,15 @@ inline bool mma_cl_fits(const ConnArgs& a) {
 }
 
 // a block of kConnMmaClWarps channels of one image
+// Samples per warp (conn_mma.cuh) or block (conn_mma_cl.cuh): a filter the samples share
+// (3, 5, 7) on planes of 4 warp tiles at most (28 x 28 and smaller): two samples of the
+// channel, the filter's B fragments set up once (about a fifth of a 28 x 28 plane's
+// instructions; model: NCHW stage 2 18-22 -> 16-19 us); larger planes keep one (their
+// setup is a small share, and halving the blocks would cost whole waves).
+inline int32_t conn_mma_samples(const ConnArgs& a, const ConnMmaPlan& t) {
+  return a.w_s.n == 0 && a.p.h.k <= 7 && t.row_tiles * t.col_tiles <= 4 ? 2 : 1;
+}
+
 inline Launch plan_conn_mma_cl(const ConnArgs& a) {
   const Problem& p = a.p;
   Launch l{};
@@ -400,7 +419,8 @@ inline Launch plan_conn_mma_cl(const ConnArgs& a) {
   ConnMmaPlan& t = l.conn_mma;
   t.row_tiles = ceil_div(p.h.out, int64_t(16));
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
-  l.blocks = p.N * (p.C / kConnMmaClWarps);
+  t.samples = conn_mma_samples(a, t);
+  l.blocks = ceil_div(p.N, int64_t(t.samples)) * (p.C / kConnMmaClWarps);
   return l;
 }
 
@@ -428,7 +448,8 @@ inline Launch plan_conn_mma(const ConnArgs& a) {
   t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(kf)));
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
   t.piece = mma_piece(a.src, a.src_s);
-  l.blocks = ceil_div(p.N * p.C, warps);
+  t.samples = conn_mma_samples(a, t);
+  l.blocks = ceil_div(ceil_div(p.N, int64_t(t.samples)) * p.C, warps);
   return l;
 }
 

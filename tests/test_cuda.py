@@ -219,17 +219,20 @@ STRIP_SHAPES = [((11, 32), "same"), ((9, 12), "same"), ((9, 12), (1, 2)), ((10, 
                 ((6, 13), 10)]
 
 
-def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: bool) -> str:
+def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: bool,
+                static: bool = True) -> str:
     """The kernel csrc/plan.h picks for a stride-1 K x K depth-wise conn2d (out: the
     forward pass, whose plane is the output; else the transpose, whose plane is x's):
-    tensor cores for 16-bit NCHW planes of 16 x 16 at least; else the strips on a staged
-    band where the pass's column padding is K // 2 (the transpose's is K - 1 - pw, and
-    only float32 transposes run there); else the strips."""
+    tensor cores for 16-bit NCHW planes of 16 x 16 at least (14 x 14 for a filter the
+    samples share, `static`); else the strips on a staged band where the pass's column
+    padding is K // 2 (the transpose's is K - 1 - pw, and only float32 transposes run
+    there); else the strips."""
     ph, pw = (k // 2, k // 2) if padding == "same" else (
         padding if isinstance(padding, tuple) else (padding, padding))
     H, W = x.shape[-2:]
     rows, cols = (H + 2 * ph - k + 1, W + 2 * pw - k + 1) if out else (H, W)
-    if dtype != torch.float32 and rows >= 16 and cols >= 16:
+    least = 14 if static else 16
+    if dtype != torch.float32 and rows >= least and cols >= least:
         return "conn_mma"
     band = pw == k // 2 if out else k - 1 - pw == k // 2 and dtype == torch.float32
     return "conn_band" if band else "conn_strip"
@@ -271,8 +274,9 @@ def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
                 check(xs, w, rand((3,), g, dtype), kw,
                       f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} splits={splits}")
                 if emulator is not None:  # (16-bit planes from 16 x 16: test_tensor_cores)
-                    assert emulator.kernels[:2] == [conn_kernel(dtype, k, xs, padding, out)
-                                                    for out in (True, False)], emulator.kernels
+                    assert emulator.kernels[:2] == [
+                        conn_kernel(dtype, k, xs, padding, out, nw == 1)
+                        for out in (True, False)], emulator.kernels
                     assert corr_kernel(dtype) in emulator.kernels, emulator.kernels
 
 
@@ -283,7 +287,8 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
     block, two bands a plane, 16-byte staging), 111 planes of 14 x 14 (as many planes a
     block as shared memory holds, the last block one plane; rows of 14 staged value by
     value), a filter with an Inf (the flipped pass masks the taps outside g, as the
-    reference adds none), static and dynamic weights; float16 transposes: the strips."""
+    reference adds none), static and dynamic weights; float16 transposes: the strips,
+    float16 14 x 14 planes of a static filter: tensor cores."""
     g = gen("cuda-band", dtype)
     for shape, nw in (((1, 3, 9, 1000), 1), ((3, 37, 14, 14), 1), ((3, 37, 14, 14), 3)):
         x = rand(shape, g, dtype)
@@ -295,10 +300,10 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
                 emulator.kernels.clear()
             check(x, w, rand((shape[1],), g, dtype), window_kwargs("sliding", 1, 3),
                   f"band {shape} Nw={nw} inf={inf}")
-            if emulator is not None:  # (16-bit transposes: the strips)
-                assert emulator.kernels[0] == "conn_band", emulator.kernels
-                assert emulator.kernels[1] == ("conn_band" if dtype == torch.float32
-                                               else "conn_strip"), emulator.kernels
+            if emulator is not None:  # (16-bit: transposes on the strips, 14 x 14 planes
+                # of a shared filter on tensor cores)
+                assert emulator.kernels[:2] == [conn_kernel(dtype, 7, x, 3, out, nw == 1)
+                                                for out in (True, False)], emulator.kernels
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
@@ -349,8 +354,9 @@ def mma_shapes(k: int) -> list[tuple[tuple[int, int], Any]]:
 def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """16-bit NCHW K x K depth-wise, stride 1, runs conn_mma (mma.sync m16n8k16 on
     Toeplitz blocks of the filter) for conn2d and the flipped conn2d_transpose: partial
-    and multiple tiles, 16-byte and value-by-value staging (aligned, sliced, narrowed
-    rows), every padding lead, static, dynamic and channel-shared weights, bias."""
+    and multiple tiles, 16-byte, 8-byte, 4-byte and value-by-value staging (aligned,
+    sliced, narrowed rows), every padding lead, static (two samples a warp, an odd
+    batch), dynamic and channel-shared weights, bias."""
     g = gen("cuda-mma", k, dtype)
     shapes = mma_shapes(k)
     if k > 7:  # (the emulator's 13x13 and 31x31 are slow: the shapes with two leads)
@@ -358,9 +364,11 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
     for (H, W), pad in shapes:
         padding = k // 2 if pad == "same" else pad
         kw = window_kwargs("sliding", 1, padding)
-        x = rand((2, 3, H, W), g, dtype)
+        # (3 samples on the first shape: a warp takes two samples of a shared filter's
+        # channel on planes of up to 4 tiles, the last warp of a channel one)
+        x = rand((3 if (H, W) == shapes[0][0] else 2, 3, H, W), g, dtype)
         views = ((x, "aligned"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed"))
-        for nw, cw in ((1, 3), (2, 3), (1, 1)):
+        for nw, cw in ((1, 3), (x.shape[0], 3), (1, 1)):
             w = rand((nw, cw, k, k, 1, 1), g, dtype)
             for xs, what in views if (nw, cw) == (1, 3) else views[:1]:
                 if emulator is not None:
@@ -369,16 +377,22 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
                       f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} Cw={cw}")
                 if emulator is not None:  # (k <= 7: a view narrowed below 16 columns
                     # runs its transpose on the strips)
-                    expect = ["conn_mma" if k > 7 else conn_kernel(dtype, k, xs, padding, out)
+                    expect = ["conn_mma" if k > 7 else
+                              conn_kernel(dtype, k, xs, padding, out, nw == 1)
                               for out in (True, False)]
                     assert emulator.kernels[:2] == expect, emulator.kernels
                     assert "conn_mma" in emulator.kernels, emulator.kernels
-    if emulator is not None and k <= 7:  # a 14 x 14 output plane: the band and the strips
-        emulator.kernels.clear()           # are faster
-        x = rand((1, 2, 14, 14), g, dtype)
-        check(x, rand((1, 2, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, k // 2),
-              f"{k}x{k} 14x14")
-        assert emulator.kernels[:2] == ["conn_band", "conn_strip"], emulator.kernels
+    if emulator is not None and k <= 7:  # 14 x 14 output planes: tensor cores for a
+        # filter the samples share (two samples a warp), the band and the strips for
+        # per-sample filters; 13 x 13: the band and the strips
+        for (h, w), nw, expect in (((14, 14), 1, ["conn_mma"] * 2),
+                                   ((14, 14), 3, ["conn_band", "conn_strip"]),
+                                   ((13, 14), 1, ["conn_band", "conn_strip"])):
+            emulator.kernels.clear()
+            x = rand((3, 2, h, w), g, dtype)
+            check(x, rand((nw, 2, k, k, 1, 1), g, dtype), None,
+                  window_kwargs("sliding", 1, k // 2), f"{k}x{k} {h}x{w} Nw={nw}")
+            assert emulator.kernels[:2] == expect, (h, w, nw, emulator.kernels)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -398,8 +412,11 @@ def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -
     for (H, W), pad in shapes if dtype == torch.float16 else [shapes[1]]:
         padding = k // 2 if pad == "same" else pad
         kw = window_kwargs("sliding", 1, padding)
-        x24 = rand((2, 24, H, W), g, dtype, cl=True)
-        x20 = rand((2, 20, H, W), g, dtype, cl=True)
+        # (3 samples on the first shape: a block takes two samples of a shared filter's
+        # channels on planes of up to 4 tiles, the last block one)
+        nb = 3 if (H, W) == shapes[0][0] else 2
+        x24 = rand((nb, 24, H, W), g, dtype, cl=True)
+        x20 = rand((nb, 20, H, W), g, dtype, cl=True)
         views = ((x24[:, :16].contiguous(memory_format=torch.channels_last), "16 ch"),
                  (x24, "24 ch"),
                  (x20[:, :19].contiguous(memory_format=torch.channels_last), "19 ch"),
@@ -407,12 +424,12 @@ def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -
         # (the emulator is slow: the other views on the shapes with two leads)
         for xs, what in views if (H, W) in (shapes[1][0], shapes[3][0]) else views[:1]:
             C_ = xs.shape[1]
-            for nw, cw in ((1, C_), (2, C_), (1, 1)) if what == "16 ch" else ((1, C_),):
+            for nw, cw in ((1, C_), (nb, C_), (1, 1)) if what == "16 ch" else ((1, C_),):
                 w = rand((nw, cw, k, k, 1, 1), g, dtype)
                 emulator is None or emulator.kernels.clear()
                 gt = None
                 if what == "NCHW g":  # the transpose's result is NCHW: not conn_mma_cl
-                    gt = rand((2, C_) + out_size((H, W), (k, k), kw), g, dtype)
+                    gt = rand((nb, C_) + out_size((H, W), (k, k), kw), g, dtype)
                 check(xs, w, rand((C_,), g, dtype), kw,
                       f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} Cw={cw}", g=gt)
                 if emulator is not None:  # (the sliced view's g is NCHW: its transpose
