@@ -82,42 +82,42 @@ struct ConnMma {
     const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out), dh = int32_t(a.dst_s.h);
     const int64_t n1 = min_of(n0 + S, p.N);
     for (int64_t n = n0; n < n1; ++n) {
-    const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
-    T* y = static_cast<T*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
-    // output pairs (even columns) are 4-byte aligned: stored as one 32-bit word
-    const bool pair_ok = (reinterpret_cast<uintptr_t>(y) & 3) == 0 && (dh & 1) == 0;
-    for (int64_t tt = 0; tt < t.row_tiles * t.col_tiles; ++tt) {
-      const int32_t oh0 = int32_t(tt / t.col_tiles) * TR, ow0 = int32_t(tt % t.col_tiles) * TC;
-      const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
-      sync_warp();  // the previous tile's reads of the staged tile (and of pairs) are done
-      stage(tile, x, sh, H, W, ih0, iw0, t.piece, lane);
-      sync_warp();
-      const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
-      F acc[MT][NT][4];
-      if (sums(tile, bpre, pairs, boff, b0, flag, acc)) {
-        const bool whole = rows == TR && cols == TC && pair_ok;  // no per-value checks
+      const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
+      T* y = static_cast<T*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
+      // output pairs (even columns) are 4-byte aligned: stored as one 32-bit word
+      const bool pair_ok = (reinterpret_cast<uintptr_t>(y) & 3) == 0 && (dh & 1) == 0;
+      for (int64_t tt = 0; tt < t.row_tiles * t.col_tiles; ++tt) {
+        const int32_t oh0 = int32_t(tt / t.col_tiles) * TR, ow0 = int32_t(tt % t.col_tiles) * TC;
+        const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
+        sync_warp();  // the previous tile's reads of the staged tile (and of pairs) are done
+        stage(tile, x, sh, H, W, ih0, iw0, t.piece, lane);
+        sync_warp();
+        const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
+        F acc[MT][NT][4];
+        if (sums(tile, bpre, pairs, boff, b0, flag, acc)) {
+          const bool whole = rows == TR && cols == TC && pair_ok;  // no per-value checks
 LC_UNROLL
-        for (int m = 0; m < MT; ++m)
+          for (int m = 0; m < MT; ++m)
 LC_UNROLL
-          for (int n8 = 0; n8 < NT; ++n8)
+            for (int n8 = 0; n8 < NT; ++n8)
 LC_UNROLL
-            for (int h = 0; h < 2; ++h) {
-              const int32_t r = 16 * m + g + 8 * h, col = 8 * n8 + 2 * q;
-              T* at = y + (oh0 + r) * dh + ow0 + col;
-              const T v0 = from_float<T>(acc[m][n8][2 * h]);
-              const T v1 = from_float<T>(acc[m][n8][2 * h + 1]);
-              if (whole || (r < rows && col + 1 < cols && pair_ok)) {
-                LC_STORE_PAIR(at, v0, v1);
-              } else if (r < rows && col < cols) {
-                at[0] = v0;
-                if (col + 1 < cols) at[1] = v1;
+              for (int h = 0; h < 2; ++h) {
+                const int32_t r = 16 * m + g + 8 * h, col = 8 * n8 + 2 * q;
+                T* at = y + (oh0 + r) * dh + ow0 + col;
+                const T v0 = from_float<T>(acc[m][n8][2 * h]);
+                const T v1 = from_float<T>(acc[m][n8][2 * h + 1]);
+                if (whole || (r < rows && col + 1 < cols && pair_ok)) {
+                  LC_STORE_PAIR(at, v0, v1);
+                } else if (r < rows && col < cols) {
+                  at[0] = v0;
+                  if (col + 1 < cols) at[1] = v1;
+                }
               }
-            }
-      } else {
-        direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
-               [&](int32_t r, int32_t o, T v) { y[(oh0 + r) * dh + ow0 + o] = v; });
+        } else {
+          direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
+                 [&](int32_t r, int32_t o, T v) { y[(oh0 + r) * dh + ow0 + o] = v; });
+        }
       }
-    }
     }
   }
 

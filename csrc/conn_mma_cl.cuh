@@ -62,32 +62,34 @@ struct ConnMmaCl {
     const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out);
     const int64_t n1 = min_of(n0 + S, p.N);
     for (int64_t n = n0; n < n1; ++n) {
-    const T* x = opaque(static_cast<const T*>(a.src) + n * a.src_s.n + c0 * a.src_s.c);
-    T* y = opaque(static_cast<T*>(a.dst) + n * a.dst_s.n + c0 * a.dst_s.c);
-    for (int64_t tt = 0; tt < t.row_tiles * t.col_tiles; ++tt) {
-      const int32_t oh0 = int32_t(tt / t.col_tiles) * TR, ow0 = int32_t(tt % t.col_tiles) * TC;
-      const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
-      sync_threads();  // the previous tile's reads of the staged tiles and outputs are done
-      stage(smem, x, a.src_s, H, W, ih0, iw0, tid);
-      sync_threads();
-      F acc[1][Core::NT][4];
-      if (Core::sums(tile, bpre, pairs, boff, b0, flag, acc)) {
-        // word (row g + 8h, column pair 4 n8 + q, channel warp) (out_word)
+      const T* x = opaque(static_cast<const T*>(a.src) + n * a.src_s.n + c0 * a.src_s.c);
+      T* y = opaque(static_cast<T*>(a.dst) + n * a.dst_s.n + c0 * a.dst_s.c);
+      for (int64_t tt = 0; tt < t.row_tiles * t.col_tiles; ++tt) {
+        const int32_t oh0 = int32_t(tt / t.col_tiles) * TR, ow0 = int32_t(tt % t.col_tiles) * TC;
+        const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
+        sync_threads();  // the previous tile's reads of the staged tiles and outputs are done
+        stage(smem, x, a.src_s, H, W, ih0, iw0, tid);
+        sync_threads();
+        F acc[1][Core::NT][4];
+        if (Core::sums(tile, bpre, pairs, boff, b0, flag, acc)) {
+          // word (row g + 8h, column pair 4 n8 + q, channel warp) (out_word)
 LC_UNROLL
-        for (int n8 = 0; n8 < Core::NT; ++n8)
+          for (int n8 = 0; n8 < Core::NT; ++n8)
 LC_UNROLL
-          for (int h = 0; h < 2; ++h)
-            out[out_word(g + 8 * h, 4 * n8 + q, warp)] =
-                pack2(from_float<T>(acc[0][n8][2 * h]), from_float<T>(acc[0][n8][2 * h + 1]));
-      } else {
-        const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
-        T* out16 = reinterpret_cast<T*>(out);
-        Core::direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
-                     [&](int32_t r, int32_t o, T v) { out16[2 * out_word(r, o >> 1, warp) + (o & 1)] = v; });
+            for (int h = 0; h < 2; ++h)
+              out[out_word(g + 8 * h, 4 * n8 + q, warp)] =
+                  pack2(from_float<T>(acc[0][n8][2 * h]), from_float<T>(acc[0][n8][2 * h + 1]));
+        } else {
+          const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
+          T* out16 = reinterpret_cast<T*>(out);
+          Core::direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
+                       [&](int32_t r, int32_t o, T v) {
+                         out16[2 * out_word(r, o >> 1, warp) + (o & 1)] = v;
+                       });
+        }
+        sync_threads();
+        store(out, y, a.dst_s, Ho, Wo, oh0, ow0, tid);
       }
-      sync_threads();
-      store(out, y, a.dst_s, Ho, Wo, oh0, ow0, tid);
-    }
     }
   }
 
