@@ -133,15 +133,7 @@ LC_UNROLL
     const int32_t skh = int32_t(a.w_s.kh), skw = int32_t(a.w_s.kw);
     const int g = lane >> 2, q = lane & 3;
     if (lane == 0) flag[0] = 0;
-    // the filter as pairs: pairs[i][u] = (w(i, u - 1), w(i, u)) for u = 0..KF, zero
-    // outside the filter (u = KF + 1 is the zero pair); w flipped for FLIP
-    for (int e = lane; e < KF * (KF + 2); e += 32) {
-      const int i = e / (KF + 2), j = e % (KF + 2) - 1;
-      const int fi = FLIP ? KF - 1 - i : i;
-      const T lo = j >= 0 && j < KF ? wp[fi * skh + (FLIP ? KF - 1 - j : j) * skw] : from_float<T>(0.0f);
-      const T hi = j + 1 < KF ? wp[fi * skh + (FLIP ? KF - 2 - j : j + 1) * skw] : from_float<T>(0.0f);
-      pairs[e] = pack2(lo, hi);
-    }
+    filter_pairs<T, KF, FLIP>(wp, skh, skw, pairs, lane);
     // this lane's B registers of kernel row i are pairs[i][boff[k]], k = 0..ND: register h
     // of T_i(d) is pair k = d - D0 + h, starting at column j = 8 (d + h) + 2q - g - lead
 LC_UNROLL

@@ -7,12 +7,15 @@
 #pragma once
 
 #include "conn_band.cuh"
+#include "conn_batch.cuh"
+#include "conn_batch_wide.cuh"
 #include "conn_elem.cuh"
 #include "conn_mma.cuh"
 #include "conn_mma_cl.cuh"
 #include "conn_rows.cuh"
 #include "conn_strip.cuh"
 #include "conn_tile.cuh"
+#include "corr_batch.cuh"
 #include "corr_elem.cuh"
 #include "corr_lanes.cuh"
 #include "corr_mma.cuh"
@@ -93,6 +96,28 @@ int launch_conn_band(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+template <class T, bool FLIP, class Exec>
+int launch_conn_batch(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    if (l.kernel == kConnBatchWide) {
+      switch (l.kf) {
+        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP>>(l, a, l.conn_batch);
+        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP>>(l, a, l.conn_batch);
+        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP>>(l, a, l.conn_batch);
+        default: return kBadDType;  // plan.h plans only these
+      }
+    }
+    switch (l.kf) {
+      case 3: return ex.template launch<ConnBatch<T, 3, FLIP>>(l, a, l.conn_batch);
+      case 5: return ex.template launch<ConnBatch<T, 5, FLIP>>(l, a, l.conn_batch);
+      case 7: return ex.template launch<ConnBatch<T, 7, FLIP>>(l, a, l.conn_batch);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 // conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7) as planned
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
@@ -131,6 +156,8 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);
+    if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
+      return launch_conn_batch<T, false>(ex, l, a);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl) return launch_conn_mma<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
@@ -150,6 +177,8 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
     if (l.kernel == kConnBand) return launch_conn_band<T, true>(ex, l, flipped);
+    if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
+      return launch_conn_batch<T, true>(ex, l, flipped);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl)
       return launch_conn_mma<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);
@@ -215,6 +244,21 @@ int launch_corr_mma(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
+// corr_batch.cuh for the planned kernel size (half and bfloat16 only)
+template <class T, class Exec>
+int launch_corr_batch(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    switch (l.kf) {
+      case 3: return ex.template launch<CorrBatch<T, 3>>(l, a, l.corr_batch);
+      case 5: return ex.template launch<CorrBatch<T, 5>>(l, a, l.corr_batch);
+      case 7: return ex.template launch<CorrBatch<T, 7>>(l, a, l.corr_batch);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 // The workspace corr2d needs for `a` (bytes; 0 if none).
 inline int64_t corr_workspace_bytes(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   return plan_corr(a, sm_count, force_splits).workspace_bytes;
@@ -247,6 +291,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrStrip) {
       splits = l.corr_strip.splits;
       rc = launch_corr_strip<T>(ex, l, a);
+    } else if (l.kernel == kCorrBatch) {
+      splits = l.corr_batch.splits;
+      rc = launch_corr_batch<T>(ex, l, a);
     } else if (l.kernel == kCorrMma || l.kernel == kCorrMmaCl) {
       splits = l.corr_mma.splits;
       rc = launch_corr_mma<T>(ex, l, a);

@@ -52,6 +52,34 @@ LC_DEVICE uint32_t pack2(T lo, T hi) {
   return uint32_t(bits_of(lo)) | (uint32_t(bits_of(hi)) << 16);
 }
 
+// `v` in a register of its own: the compiler may not merge it with an equal value (mma
+// operands are register pairs; two pairs that share a value cost a move per mma)
+#if defined(__CUDACC__)
+LC_DEVICE uint32_t distinct(uint32_t v) {
+  asm volatile("" : "+r"(v));
+  return v;
+}
+#else
+inline uint32_t distinct(uint32_t v) { return v; }
+#endif
+
+// two float32 values rounded to T as one register (pack2's order): one F2FP on the GPU
+#if defined(__CUDACC__)
+template <class T>
+LC_DEVICE uint32_t pack_floats(float lo, float hi) {
+  if constexpr (std::is_same<T, half_t>::value) {
+    const __half2 h = __floats2half2_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  } else {
+    const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
+    return *reinterpret_cast<const uint32_t*>(&h);
+  }
+}
+#else
+template <class T>
+inline uint32_t pack_floats(float lo, float hi) { return pack2(from_float<T>(lo), from_float<T>(hi)); }
+#endif
+
 // the low (high) halves of two registers as one: (lo(a), lo(b)) / (hi(a), hi(b)), one PRMT
 #if defined(__CUDACC__)
 LC_DEVICE uint32_t low_halves(uint32_t a, uint32_t b) { return __byte_perm(a, b, 0x5410); }
@@ -73,6 +101,21 @@ LC_DEVICE bool warp_all(bool v, volatile uint32_t* flag) {
   sync_warp();
   if ((thread_index() & 31) == 0) flag[0] = 0;
   return all;
+}
+
+// The filter of kernel rows 0..KF - 1 as pairs of 16-bit values, each a B register of the
+// tensor-core kernels' Toeplitz blocks: pairs[i (KF + 2) + u] = (w(i, u - 1), w(i, u)) for
+// u = 0..KF, zeros outside the filter (u = KF + 1 is the zero pair); w flipped for FLIP
+// (w(i, j) = wp[(KF - 1 - i) skh + (KF - 1 - j) skw]). The warp's lanes share the work.
+template <class T, int KF, bool FLIP>
+LC_DEVICE void filter_pairs(const T* wp, int32_t skh, int32_t skw, uint32_t* pairs, int lane) {
+  for (int e = lane; e < KF * (KF + 2); e += 32) {
+    const int i = e / (KF + 2), j = e % (KF + 2) - 1;
+    const int fi = FLIP ? KF - 1 - i : i;
+    const T lo = j >= 0 && j < KF ? wp[fi * skh + (FLIP ? KF - 1 - j : j) * skw] : from_float<T>(0.0f);
+    const T hi = j + 1 < KF ? wp[fi * skh + (FLIP ? KF - 2 - j : j + 1) * skw] : from_float<T>(0.0f);
+    pairs[e] = pack2(lo, hi);
+  }
 }
 
 // 8 values of row `src` from column `col` as four registers (pack2), zeros outside

@@ -77,9 +77,47 @@ constexpr int kCorrMmaStride = 8 * (kCorrMmaNTiles + 1);
 constexpr int64_t corr_mma_warp_bytes(int kf) {
   return (16 + int64_t(2 * (8 + kf - 1) + 16) * kCorrMmaStride * 2 + 16 * 8 * 4 + 15) / 16 * 16;
 }
+// conn_batch.cuh (planes of at most 8 x 8 on tensor cores, the batch as M): a block is
+// kBatchChannels warps (a channel each) x kBatchSamples samples; a sample's plane is staged
+// as a row of 8 x 8 values, rows kBatchStride values apart (9 16-byte units, an odd number:
+// ldmatrix's eight rows fall in distinct banks), a channel's 16 rows kBatchChannelStride
+// apart (8 more: the channels of a channels_last pixel fall in distinct banks)
+constexpr int kBatchSamples = 16;
+constexpr int kBatchChannels = 8;
+constexpr int kBatchStride = 72;
+constexpr int kBatchChannelStride = kBatchSamples * kBatchStride + 8;
+// per warp a flag and the filter as kf x (kf + 2) pairs; then the staged inputs and the
+// outputs (kBatchChannels x kBatchChannelStride values each)
+// corr_batch.cuh: a block is kBatchCorrChannels channels (two warps each); shared memory:
+// flags, the staged G and X rows, the lanes' tap sums (8 warps x kf x 2 x 32 floats)
+constexpr int kBatchCorrChannels = 4;
+constexpr int64_t corr_batch_bytes(int kf) {
+  return 16 + 2 * int64_t(kBatchCorrChannels) * kBatchChannelStride * 2 + 8 * int64_t(kf) * 2 * 32 * 4;
+}
+constexpr int64_t batch_warp_bytes(int kf) { return (16 + int64_t(kf) * (kf + 2) * 4 + 15) / 16 * 16; }
+constexpr int64_t conn_batch_bytes(int kf) {
+  return kBatchChannels * batch_warp_bytes(kf) + 2 * int64_t(kBatchChannels) * kBatchChannelStride * 2;
+}
+// conn_batch_wide.cuh (planes of up to 16 x 16): a block is kBatchWideChannels channels x
+// kBatchSamples samples; the input grid is 16 values wide and batch_wide_rows(kf) rows high
+// (the plane's 16 rows and kf / 2 zero rows above and below), a sample's rows
+// batch_wide_stride(kf) values apart (an odd number of 16-byte units); the output grid
+// 16 x 16, kBatchWideOutStride apart
+constexpr int kBatchWideChannels = 2;
+constexpr int batch_wide_rows(int kf) { return 16 + 2 * (kf / 2); }
+constexpr int batch_wide_stride(int kf) { return 16 * batch_wide_rows(kf) + 8; }
+constexpr int kBatchWideOutStride = 16 * 16 + 8;
+constexpr int64_t conn_batch_wide_bytes(int kf) {
+  return (kThreads / 32) * batch_warp_bytes(kf) +
+         int64_t(kBatchWideChannels) * 2 *
+             ((kBatchSamples * batch_wide_stride(kf) + 8) + (kBatchSamples * kBatchWideOutStride + 8));
+}
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 // with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
+static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem &&
+                  conn_batch_wide_bytes(7) <= kMaxSmem,
+              "the batch kernels' blocks fit");
 static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
               conn_mma_cl_bytes(7) <= kMaxSmem, "the channels_last tensor-core blocks fit");
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
@@ -104,6 +142,11 @@ struct ConnMmaPlan {
   int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh, conn_mma_cl.cuh)
   int32_t piece;                 // conn_mma.cuh: staged in loads of `piece` values (mma_piece)
   int32_t samples;               // conn_mma.cuh: samples per warp (one filter setup for all)
+};
+
+struct ConnBatchPlan {
+  int64_t groups;      // blocks along the channels (of kBatchChannels)
+  bool channels_last;  // staging order: a pixel's channels together (else a plane's rows)
 };
 
 struct ConnStripPlan {
@@ -136,6 +179,12 @@ struct CorrMmaPlan {
   int64_t col_tiles, segments;  // per plane: column tiles of 64, segments of 8 rows
   int64_t splits;              // parts of each result's pairs of halves (ReduceSplits adds them)
   int32_t piece_a, piece_b;    // staging loads (mma_piece): a's rows; b's (1 unless padding KF / 2)
+};
+
+struct CorrBatchPlan {
+  int64_t groups;      // blocks along the channels (of kBatchCorrChannels)
+  int64_t splits;      // parts of the batch's sample groups (ReduceSplits adds them)
+  bool cl_a, cl_b;     // staging order of a (G) and b (X): channels_last or not
 };
 
 struct CorrTilePlan {
@@ -171,6 +220,9 @@ enum Kernel : int32_t {
   kConnMmaCl = 12,    // conn_mma_cl.cuh (tensor cores, 16-bit channels_last, KF = 3, 5, 7)
   kCorrMmaCl = 13,    // corr_mma_cl.cuh (its weight gradient)
   kConnBand = 14,     // conn_band.cuh (strips on a staged band, NCHW, KF = 3, 5, 7)
+  kConnBatch = 15,    // conn_batch.cuh (tensor cores, planes of at most 8 x 8, KF = 3, 5, 7)
+  kCorrBatch = 16,    // corr_batch.cuh (its weight gradient)
+  kConnBatchWide = 17,  // conn_batch_wide.cuh (the same for planes of up to 16 x 16)
 };
 
 struct Launch {
@@ -185,9 +237,11 @@ struct Launch {
   ConnStripPlan conn_strip;
   ConnBandPlan conn_band;
   ConnMmaPlan conn_mma;
+  ConnBatchPlan conn_batch;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
   CorrMmaPlan corr_mma;
+  CorrBatchPlan corr_batch;
   CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
   CorrElemPlan corr_elem;
   int64_t workspace_bytes;    // corr2d: split partial sums
@@ -436,6 +490,51 @@ inline int32_t mma_piece(const void* base, const Image& s) {
   return 1;
 }
 
+// The offsets of conn_batch.cuh's block (kBatchSamples samples, kBatchChannels channels, a
+// plane of at most 8 x 8) from its first value fit 32 bits.
+inline bool batch_span_32(const Image& s) {
+  const int64_t lim = (int64_t(1) << 31) - 1;
+  return s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 &&
+         kBatchSamples * s.n + kBatchChannels * s.c + 8 * s.h + 8 * s.w < lim;
+}
+
+// Tensor cores with the batch as M (conn_batch.cuh, conn_batch_wide.cuh), if the problem
+// fits them: a 3/5/7 window with padding KF / 2 (so the output plane is the input's), half
+// or bfloat16, planes of at most 16 x 16 (DWNet-T's 7 x 7 and 14 x 14 stages:
+// batch_plane), a weight the samples share
+// (static depth-wise), any strides (values are staged one by one) with a block's offsets
+// (16 samples, 8 channels, a plane) within 32 bits.
+// Predicted (model, H200, float16 64x768x7x7): 4.3-4.9 us against 15-23 on the band / strips
+// (benchmarks/results/model/NOTES.md, 2026-11-30 third session).
+inline bool batch_plane(const Problem& p) {
+  return fixed_window(p) && strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
+         p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.in <= 16 && p.w.in <= 16 &&
+         p.h.out == p.h.in && p.w.out == p.w.in;
+}
+// planes of at most 8 x 8 (conn_batch.cuh, corr_batch.cuh), else up to 16 x 16
+// (conn_batch_wide.cuh)
+inline bool batch_narrow(const Problem& p) { return p.h.in <= 8 && p.w.in <= 8; }
+inline bool batch_fits(const ConnArgs& a) {
+  return batch_plane(a.p) && a.w_s.n == 0 && batch_span_32(a.src_s) && batch_span_32(a.dst_s);
+}
+
+// a block per kBatchChannels (wide planes: kBatchWideChannels) channels x kBatchSamples
+// samples
+inline Launch plan_conn_batch(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  const bool narrow = batch_narrow(p);
+  l.kernel = narrow ? kConnBatch : kConnBatchWide;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf);
+  ConnBatchPlan& t = l.conn_batch;
+  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : kBatchWideChannels));
+  t.channels_last = channels_last_image(a.src_s, p.C);
+  l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));
+  return l;
+}
+
 // one warp per plane
 inline Launch plan_conn_mma(const ConnArgs& a) {
   const Problem& p = a.p;
@@ -496,6 +595,7 @@ inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
 inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
+  if (shared && batch_fits(a)) return plan_conn_batch(a);
   if (shared && mma_fits(a)) return plan_conn_mma(a);
   if (shared && mma_cl_fits(a)) return plan_conn_mma_cl(a);
   if (shared && band_fits(a)) {
@@ -535,6 +635,7 @@ inline bool flipped_transpose(const ConnArgs& a, ConnArgs* out) {
 
 inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
+  if (flipped_transpose(a, flipped) && batch_fits(*flipped)) return plan_conn_batch(*flipped);
   if (flipped_transpose(a, flipped) && mma_fits(*flipped)) return plan_conn_mma(*flipped);
   if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);
   // (16-bit: the strips, whose flipped pass loads g's rows as 16-bit chunks; predicted
@@ -725,6 +826,35 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   return l;
 }
 
+// The weight gradient with the batch as K (corr_batch.cuh), if it fits: conn_batch.cuh's
+// planes (batch_plane, any layout) with one filter the samples share (Nw = 1), a
+// per-channel result.
+inline bool corr_batch_fits(const CorrArgs& a) {
+  return batch_plane(a.p) && batch_narrow(a.p) && corr_mma_problem(a) && a.Nw == 1 &&
+         batch_span_32(a.a_s) && batch_span_32(a.b_s);
+}
+
+// a block per kBatchCorrChannels channels and split of the sample groups: one split (the
+// partials' reduction would be a second launch) unless forced
+inline Launch plan_corr_batch(const CorrArgs& a, int64_t force_splits) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = kCorrBatch;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  l.smem = corr_batch_bytes(l.kf);
+  CorrBatchPlan& t = l.corr_batch;
+  t.groups = ceil_div(p.C, int64_t(kBatchCorrChannels));
+  const int64_t sample_groups = ceil_div(p.N, int64_t(kBatchSamples));
+  t.splits = force_splits > 0 ? min_of(force_splits, sample_groups) : 1;
+  t.cl_a = channels_last_image(a.a_s, p.C);
+  t.cl_b = channels_last_image(a.b_s, p.C);
+  l.blocks = t.groups * t.splits;
+  const int64_t numel = p.C * p.h.k * p.w.k;
+  l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
+  return l;
+}
+
 // corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
 inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
@@ -732,6 +862,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   const int64_t taps = p.h.k * p.w.k;
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   const int64_t want_blocks = 4 * sm_count;
+  if (corr_batch_fits(a)) return plan_corr_batch(a, force_splits);
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);

@@ -93,12 +93,18 @@ def _totals(kernels: list[dict]) -> dict[str, float]:
     return tot
 
 
+def us_range(low: float, high: float, dash: str = "–") -> str:
+    """``4.3–4.8`` under 10 µs (whole microseconds would read 4–5), ``16–19`` above."""
+    digits = 1 if high < 10 else 0
+    return f"{low:.{digits}f}{dash}{high:.{digits}f}"
+
+
 def summary_line(r: dict, gpu: str = "h200") -> str:
     """``paper dw 64x96x56x56 k7 float16 nchw cuda fwd: 261-331 us predicted on h200 ...``."""
     p = r[gpu]
     names = ", ".join(k["name"] for k in r["kernels"])
     return (f"{r['suite']} {r['case']} {r['dtype']} {r['layout']} {r['backend']} {r['direction']}: "
-            f"{p['low_us']:.0f}-{p['high_us']:.0f} us predicted on {gpu} (roofline "
+            f"{us_range(p['low_us'], p['high_us'], '-')} us predicted on {gpu} (roofline "
             f"{p['roofline_us']:.1f} us, {p['pct_of_roofline'][0]:.0f}-{p['pct_of_roofline'][1]:.0f}%), "
             f"limiter {p['limiter']}; {r['n_kernels']} kernel(s): {names}")
 
@@ -133,7 +139,7 @@ def markdown(records: list[dict], gpus: dict[str, Gpu], meta: dict) -> str:
                f"{po.get('shared_wavefronts', 0):.2f}", r[next(iter(gpus))]["limiter"]]
         for g in gpus:
             p = r[g]
-            row += [f"{p['low_us']:.0f}–{p['high_us']:.0f}", f"{p['roofline_us']:.1f}",
+            row += [us_range(p["low_us"], p["high_us"]), f"{p['roofline_us']:.1f}",
                     f"{p['pct_of_roofline'][0]:.0f}–{p['pct_of_roofline'][1]:.0f}%"]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines) + "\n"

@@ -23,6 +23,8 @@ CASES = [
     ("dyn-dw 7x7 fixed", (2, 4, 13, 17), (2, 4, 7, 7, 1, 1), {"padding": 3}, False),
     ("dw 7x7 wide rows (two bands a plane)", (1, 3, 9, 1000), (1, 3, 7, 7, 1, 1),
      {"padding": 3}, False),
+    ("dw 7x7 on 7x7 planes (16-bit: the batch on tensor cores)", (17, 12, 7, 7),
+     (1, 12, 7, 7, 1, 1), {"padding": 3}, False),
     ("dw 5x5 padding (1, 3) (strips)", (2, 4, 13, 17), (1, 4, 5, 5, 1, 1),
      {"padding": (1, 3)}, False),
     ("dw 31x31 fixed", (1, 2, 33, 35), (1, 2, 31, 31, 1, 1), {"padding": 15}, False),

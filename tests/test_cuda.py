@@ -223,13 +223,16 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
                 static: bool = True) -> str:
     """The kernel csrc/plan.h picks for a stride-1 K x K depth-wise conn2d (out: the
     forward pass, whose plane is the output; else the transpose, whose plane is x's):
-    tensor cores for 16-bit NCHW planes of 16 x 16 at least (14 x 14 for a filter the
-    samples share, `static`); else the strips on a staged band where the pass's column
+    16-bit planes of at most 16 x 16 with padding K // 2 and a filter the samples share
+    (`static`): the batch on tensor cores; tensor cores for 16-bit NCHW planes of 16 x 16
+    at least (14 x 14 for a static filter); else the strips on a staged band where the pass's column
     padding is K // 2 (the transpose's is K - 1 - pw, and only float32 transposes run
     there); else the strips."""
     ph, pw = (k // 2, k // 2) if padding == "same" else (
         padding if isinstance(padding, tuple) else (padding, padding))
     H, W = x.shape[-2:]
+    if dtype != torch.float32 and static and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 16:
+        return "conn_batch" if max(H, W) <= 8 else "conn_batch_wide"
     rows, cols = (H + 2 * ph - k + 1, W + 2 * pw - k + 1) if out else (H, W)
     least = 14 if static else 16
     if dtype != torch.float32 and rows >= least and cols >= least:
@@ -311,7 +314,8 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """channels_last K x K depth-wise, stride 1 (K = 3, 5, 7): conn_strip along the
-    channels for conn2d and the flipped conn2d_transpose, corr_strip for corr2d; 33
+    channels for conn2d and the flipped conn2d_transpose (16-bit static filters with
+    padding K // 2 on these small planes: conn_batch_wide), corr_strip for corr2d; 33
     channels (a warp that spans two strips, a partial channel tile), a channel slice
     (offset view), partial strips, wide padding, static and dynamic weights, bias."""
     g = gen("cuda-strips-cl", k, dtype)
@@ -327,12 +331,14 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                     emulator.kernels.clear()
                 check(xs, w, rand((33,), g, dtype), kw, f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw}")
                 if emulator is not None:  # (the sliced x gets an NCHW g: mixed layouts, whose
-                    # transpose runs NCHW kernels, conn_mma, conn_band or conn_strip)
-                    conn = [name for name in emulator.kernels
-                            if name in ("conn_strip", "conn_mma", "conn_band")]
-                    assert conn[0] == "conn_strip" and len(conn) == 2, emulator.kernels
+                    # transpose runs NCHW kernels, conn_mma, conn_band or conn_strip; 16-bit
+                    # planes up to 16 x 16 of a static filter with padding K // 2: the batch)
+                    conn = [name for name in emulator.kernels if name.startswith("conn_")]
+                    strip = "conn_strip" if dtype == torch.float32 or nw > 1 or pad != "same" \
+                        else conn_kernel(dtype, k, xs, padding, True)
+                    assert conn[0] == strip and len(conn) == 2, emulator.kernels
                     if what == "dense":
-                        assert conn[1] == "conn_strip", emulator.kernels
+                        assert conn[1] == strip, emulator.kernels
                         assert emulator.kernels[-1] == "corr_strip", emulator.kernels
 
 
@@ -385,9 +391,10 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
     if emulator is not None and k <= 7:  # 14 x 14 output planes: tensor cores for a
         # filter the samples share (two samples a warp), the band and the strips for
         # per-sample filters; 13 x 13: the band and the strips
-        for (h, w), nw, expect in (((14, 14), 1, ["conn_mma"] * 2),
+        for (h, w), nw, expect in (((14, 14), 1, ["conn_batch_wide"] * 2),
                                    ((14, 14), 3, ["conn_band", "conn_strip"]),
-                                   ((13, 14), 1, ["conn_band", "conn_strip"])):
+                                   ((13, 14), 1, ["conn_batch_wide"] * 2),
+                                   ((14, 17), 1, ["conn_mma"] * 2)):
             emulator.kernels.clear()
             x = rand((3, 2, h, w), g, dtype)
             check(x, rand((nw, 2, k, k, 1, 1), g, dtype), None,
@@ -471,6 +478,77 @@ def test_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch.dtype) -> N
         check(x, w, None, window_kwargs("sliding", 1, pad), f"{k}x{k} non-finite p={pad}")
         if emulator is not None:
             assert emulator.kernels.count("conn_mma") == 2, emulator.kernels
+
+
+#: planes for conn_batch (at most 8 x 8, padding K // 2): DWNet-T's 7 x 7, the whole 8 x 8
+#: grid, narrow and flat ones, a single pixel; conn_batch_wide (up to 16 x 16): DWNet-T's
+#: 14 x 14, the whole 16 x 16 grid, one dimension past 8
+BATCH_PLANES = [(7, 7), (8, 8), (8, 3), (2, 6), (1, 1), (14, 14), (16, 16), (5, 11), (13, 2)]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """16-bit K x K depth-wise with padding K // 2 on planes of at most 8 x 8 and a filter
+    the samples share runs conn_batch (the batch as the GEMM's M) for conn2d and the
+    flipped conn2d_transpose and corr_batch (the batch as K) for corr2d, planes of up to
+    16 x 16 conn_batch_wide (four warps a channel, a grid 16 wide), in any layout:
+    17 samples (a block of 16 and one of 1; corr2d's sample groups in one split or two),
+    12 channels (conn: a block of 8 and one of 4; corr: blocks of 4), NCHW,
+    channels_last, channel-sliced and column-sliced views, channel-shared weights, bias;
+    an Inf / NaN in x, g or the filter sends that warp (conn) or channel (corr) to the
+    direct path (an Inf of g at a corner meets the padding only). A per-sample filter,
+    or other padding, runs the band / strips and corr_mma."""
+    g = gen("cuda-batch", k, dtype)
+    kw = window_kwargs("sliding", 1, k // 2)
+    for H, W in BATCH_PLANES if dtype == torch.float16 else BATCH_PLANES[:2] + BATCH_PLANES[5:7]:
+        wide = max(H, W) > 8
+        x = rand((17, 13, H, W + 1), g, dtype)
+        xcl = rand((17, 12, H, W), g, dtype, cl=True)
+        views = ((x[:, :12, :, :W].contiguous(), "NCHW"), (xcl, "channels_last"),
+                 (x[:, 1:, :, 1:], "sliced"))
+        for xs, what in views if (H, W) in ((7, 7), (2, 6), (14, 14)) else views[:1]:
+            C_ = xs.shape[1]
+            for nw, cw in ((1, C_), (1, 1)) if what == "NCHW" else ((1, C_),):
+                w = rand((nw, cw, k, k, 1, 1), g, dtype)
+                emulator is None or emulator.kernels.clear()
+                splits = 2 if what == "channels_last" else 0  # 0: the plan's own (one)
+                monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)
+                check(xs, w, rand((C_,), g, dtype), kw,
+                      f"{k}x{k} {what} {H}x{W} Cw={cw} splits={splits}")
+                if emulator is not None:  # (corr2d: a per-channel result, 8 x 8 at most)
+                    conn = "conn_batch_wide" if wide else "conn_batch"
+                    corr = "corr_batch" if cw == C_ and not wide else emulator.kernels[2]
+                    assert emulator.kernels[:3] == [conn] * 2 + [corr], (what, emulator.kernels)
+    monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
+    x = rand((17, 12, 7, 7), g, dtype)
+    w = rand((1, 12, k, k, 1, 1), g, dtype)
+    x[0, 3, 2, 3] = float("inf")  # channel 3 of the first block of samples
+    x[16, 10, 6, 6] = float("nan")  # the last block's only sample, channel 10
+    w[0, 9, 0, k - 1] = float("inf")  # channel 9: a corner tap, read on the padding
+    gy = rand((17, 12, 7, 7), g, dtype)
+    gy[2, 5, 0, 0] = float("-inf")  # channel 5: read against the padding by most taps
+    emulator is None or emulator.kernels.clear()
+    check(x, w, None, kw, f"{k}x{k} non-finite", g=gy)
+    if emulator is not None:
+        assert emulator.kernels[:3] == ["conn_batch"] * 2 + ["corr_batch"], emulator.kernels
+    xw = rand((17, 4, 14, 14), g, dtype)
+    ww = rand((1, 4, k, k, 1, 1), g, dtype)
+    xw[0, 1, 5, 3] = float("inf")  # channel 1: the warps of output rows 0..11 read it
+    xw[16, 3, 13, 13] = float("nan")  # the last block's only sample, channel 3, the corner
+    ww[0, 2, 0, k - 1] = float("inf")  # channel 2: a corner tap, read on the padding
+    emulator is None or emulator.kernels.clear()
+    check(xw, ww, None, kw, f"{k}x{k} 14x14 non-finite")
+    if emulator is not None:
+        assert emulator.kernels[:2] == ["conn_batch_wide"] * 2, emulator.kernels
+        for nw, pad, expect in ((17, k // 2, ["conn_band", "conn_strip", "corr_mma"]),
+                                (1, k // 2 + 1, ["conn_strip", "conn_strip", "corr_mma"])):
+            emulator.kernels.clear()
+            check(x[:, :2], rand((nw, 2, k, k, 1, 1), g, dtype), None,
+                  window_kwargs("sliding", 1, pad), f"{k}x{k} Nw={nw} p={pad}")
+            assert emulator.kernels[:3] == expect, (nw, pad, emulator.kernels)
 
 
 #: (H, W, padding) for corr_mma: one 16-row block of a 56-wide plane (the X rows
@@ -732,8 +810,14 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g),
              window_kwargs("sliding", 1, (1, 2)))),
         (("conn_band", "conn_strip", "corr_mma"),
-            (rand((2, 3, 9, 10), g, torch.float16), rand((1, 3, 3, 3, 1, 1), g, torch.float16),
+            (rand((2, 3, 9, 10), g, torch.float16), rand((2, 3, 3, 3, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 1))),
+        (("conn_batch_wide", "conn_batch_wide", "corr_mma"),
+            (rand((17, 3, 14, 9), g, torch.float16), rand((1, 3, 7, 7, 1, 1), g, torch.float16),
+             window_kwargs("sliding", 1, 3))),
+        (("conn_batch", "conn_batch", "corr_batch"),
+            (rand((17, 9, 7, 7), g, torch.bfloat16, cl=True),
+             rand((1, 9, 5, 5, 1, 1), g, torch.bfloat16), window_kwargs("sliding", 1, 2))),
         (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),
             (rand((1, 2, 15, 16), g), rand((1, 2, 13, 13, 1, 1), g),
              window_kwargs("sliding", 1, 6))),

@@ -1,0 +1,91 @@
+// The staging of the batch-as-M tensor-core kernels (conn_batch.cuh, corr_batch.cuh):
+// each sample's plane of a channel in shared memory as one row of a grid, GW values wide
+// (8 or 16) and GR rows high, the plane's row qy at grid row qy + RO (rows above and
+// below it zero: the kernels' padding), zeros past its columns too. A channel's sample
+// rows are AS values apart (an odd number of 16-byte units: ldmatrix's eight rows fall
+// in distinct banks), its channels CS apart.
+//
+// Values move one by one, coalesced and without alignment needs: a thread takes a grid
+// position (channel j, row, column) and walks the block's samples. The positions of CH
+// channels are numbered in a plane's row order (position fastest), or, for a
+// channels_last tensor, with a pixel's channels together (channel fastest), so that a
+// warp's lanes read neighbouring values either way. Offsets are 32-bit from the block's
+// first value (plan.h batch_span_32).
+#pragma once
+
+#include "params.h"
+#include "plan.h"
+#include "portable.h"
+
+namespace lc {
+
+template <int CH_, int GW_, int GR_, int RO_, int AS_, int CS_>
+struct BatchGrid {
+  static constexpr int CH = CH_, GW = GW_, GR = GR_, RO = RO_, AS = AS_, CS = CS_;
+  static constexpr int kPositions = CH * GR * GW;  // of the block's channels
+};
+
+struct BatchPos {
+  int j, qy, qx;  // channel in the block, row and column in the plane
+  int slot;       // offset of sample 0's value in the staged rows
+  bool in;        // inside the plane and the channels
+};
+
+// Position f (0 .. G::kPositions - 1) of the block's channels c0.. of (H x W) planes
+template <class G>
+LC_DEVICE BatchPos batch_pos(int f, bool channels_last, int32_t H, int32_t W, int64_t c0,
+                             int64_t C) {
+  BatchPos b;
+  const int pos = channels_last ? f / G::CH : f % (G::GR * G::GW);
+  b.j = channels_last ? f % G::CH : f / (G::GR * G::GW);
+  const int gr = pos / G::GW, gc = pos % G::GW;
+  b.qy = gr - G::RO;
+  b.qx = gc;
+  b.slot = b.j * G::CS + gr * G::GW + gc;
+  b.in = f < G::kPositions && b.qy >= 0 && b.qy < H && b.qx < W && c0 + b.j < C;
+  return b;
+}
+
+// The offset of position b from the block's first value (channel c0, sample n0).
+LC_DEVICE int32_t batch_offset(const Image& s, const BatchPos& b) {
+  return b.j * int32_t(s.c) + b.qy * int32_t(s.h) + b.qx * int32_t(s.w);
+}
+
+// Position b of the block's samples (ns of kBatchSamples) from `base` (the block's first
+// value) into the staged rows, zeros outside the plane, the channels and the batch (a
+// position of every sample: no check per value).
+template <class G, class T>
+LC_DEVICE void batch_load(T* rows, const T* base, const Image& s, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  const int32_t sn = int32_t(s.n);
+  int32_t at = batch_offset(s, b);  // (formed for every position, read inside only)
+  T* dst = rows + b.slot;
+  if (!b.in) {  // (the grid's padding: stores only)
+LC_UNROLL
+    for (int r = 0; r < S; ++r) dst[r * G::AS] = from_float<T>(0.0f);
+  } else if (ns == S) {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, at += sn) dst[r * G::AS] = base[at];
+  } else {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, at += sn) dst[r * G::AS] = r < ns ? base[at] : from_float<T>(0.0f);
+  }
+}
+
+// Position b of the block's samples (ns) from the staged rows to `base`, if inside.
+template <class G, class T>
+LC_DEVICE void batch_store(T* base, const Image& s, const T* rows, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  if (!b.in) return;
+  const int32_t sn = int32_t(s.n);
+  int32_t at = batch_offset(s, b);
+  const T* from = rows + b.slot;
+  if (ns == S) {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, at += sn) base[at] = from[r * G::AS];
+  } else {
+    for (int r = 0; r < ns; ++r, at += sn) base[at] = from[r * G::AS];
+  }
+}
+
+}  // namespace lc
