@@ -64,6 +64,18 @@ LC_DEVICE float batch_direct(const T* x, const uint32_t* pairs, float b0, int py
   return sum;
 }
 
+// The batch kernels' filter for channel c, a warp's lanes together: the filter_pairs of
+// `pairs` (in when this returns) and the bias, which it returns; the warp's `flag` reset.
+template <class T, int KF, bool FLIP>
+LC_DEVICE float batch_filter(const ConnArgs& a, int64_t c, volatile uint32_t* flag,
+                             uint32_t* pairs, int lane) {
+  const T* wp = static_cast<const T*>(a.weight) + (c / a.p.cpg) * a.w_s.g;
+  if (lane == 0) flag[0] = 0;
+  filter_pairs<T, KF, FLIP>(wp, int32_t(a.w_s.kh), int32_t(a.w_s.kw), pairs, lane);
+  sync_warp();  // the pairs are in
+  return a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : 0.0f;
+}
+
 template <class T, int KF, bool FLIP>
 struct ConnBatch {
   static constexpr int S = kBatchSamples, CW = kBatchChannels;
@@ -133,13 +145,9 @@ LC_UNROLL
   // overlapping pairs ptxas moved one register per mma). Returns the bias; `flag` reset.
   static LC_DEVICE F setup(const ConnArgs& a, int64_t c, volatile uint32_t* flag, uint32_t* pairs,
                            int lane, uint32_t (&bp)[KF + 1][2]) {
-    const T* wp = static_cast<const T*>(a.weight) + (c / a.p.cpg) * a.w_s.g;
-    if (lane == 0) flag[0] = 0;
-    filter_pairs<T, KF, FLIP>(wp, int32_t(a.w_s.kh), int32_t(a.w_s.kw), pairs, lane);
+    const F bias = batch_filter<T, KF, FLIP>(a, c, flag, pairs, lane);
     const int g = lane >> 2, q = lane & 3;
-    const int u = 2 * q - g + PD + 1;
-    const int at = u >= 0 && u <= KF ? u : KF + 1;
-    sync_warp();  // the pairs are in
+    const int at = pair_slot<KF>(2 * q - g + PD + 1);
     uint32_t b[KF];
 LC_UNROLL
     for (int i = 0; i < KF; ++i) b[i] = pairs[i * (KF + 2) + at];
@@ -148,7 +156,7 @@ LC_UNROLL
       bp[i + 1][0] = distinct(i >= 0 ? b[i >= 0 ? i : 0] : 0u);
       bp[i + 1][1] = distinct(i + 1 < KF ? b[i + 1 < KF ? i + 1 : 0] : 0u);
     }
-    return a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : F(0);
+    return bias;
   }
 
   // The warp's sums (acc; b0 is added when they are stored) on tensor cores; false on

@@ -103,24 +103,18 @@ LC_UNROLL
   // Returns the bias; `flag` reset.
   static LC_DEVICE F setup(const ConnArgs& a, int64_t c, volatile uint32_t* flag, uint32_t* pairs,
                            int lane, uint32_t (&bp)[KF][2][2]) {
-    const T* wp = static_cast<const T*>(a.weight) + (c / a.p.cpg) * a.w_s.g;
-    if (lane == 0) flag[0] = 0;
-    filter_pairs<T, KF, FLIP>(wp, int32_t(a.w_s.kh), int32_t(a.w_s.kw), pairs, lane);
+    const F bias = batch_filter<T, KF, FLIP>(a, c, flag, pairs, lane);
     const int g = lane >> 2, q = lane & 3;
     int at[3];  // by r - h + 1
 LC_UNROLL
-    for (int d = 0; d < 3; ++d) {
-      const int u = 2 * q + 8 * (d - 1) - g + PD + 1;
-      at[d] = u >= 0 && u <= KF ? u : KF + 1;
-    }
-    sync_warp();  // the pairs are in
+    for (int d = 0; d < 3; ++d) at[d] = pair_slot<KF>(2 * q + 8 * (d - 1) - g + PD + 1);
 LC_UNROLL
     for (int i = 0; i < KF; ++i)
 LC_UNROLL
       for (int h = 0; h < 2; ++h)
 LC_UNROLL
         for (int r = 0; r < 2; ++r) bp[i][h][r] = distinct(pairs[i * (KF + 2) + at[r - h + 1]]);
-    return a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : F(0);
+    return bias;
   }
 
   // The warp's sums (acc[r][h]; b0 is added when they are stored) for output rows py0 + r

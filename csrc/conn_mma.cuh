@@ -139,7 +139,7 @@ LC_UNROLL
 LC_UNROLL
     for (int k = 0; k <= ND; ++k) {
       const int j = 8 * (D0 + k) + 2 * q - g - lead;
-      boff[k] = j >= -1 && j < KF ? j + 1 : KF + 1;
+      boff[k] = pair_slot<KF>(j + 1);
     }
     sync_warp();  // the pairs are in
     if constexpr (kBInRegisters) {

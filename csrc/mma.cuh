@@ -118,6 +118,11 @@ LC_DEVICE void filter_pairs(const T* wp, int32_t skh, int32_t skw, uint32_t* pai
   }
 }
 
+// The slot of filter_pairs' pair u (w(i, u - 1), w(i, u)) in a kernel row: u itself for
+// u = 0..KF, else the zero pair (KF + 1).
+template <int KF>
+LC_DEVICE int pair_slot(int u) { return u >= 0 && u <= KF ? u : KF + 1; }
+
 // 8 values of row `src` from column `col` as four registers (pack2), zeros outside
 // columns 0..W or where `row_in` is false: the value-by-value staging of the tensor-core
 // kernels (edges, unaligned rows)
