@@ -12,6 +12,7 @@
 #include "conn_elem.cuh"
 #include "conn_mma.cuh"
 #include "conn_mma_cl.cuh"
+#include "conn_pos.cuh"
 #include "conn_rows.cuh"
 #include "conn_strip.cuh"
 #include "conn_tile.cuh"
@@ -118,6 +119,29 @@ int launch_conn_batch(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+template <class T, int KF, class Exec>
+int launch_conn_pos_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
+  switch (l.conn_pos.V) {
+    case 4: return ex.template launch<ConnPos<T, KF, 4>>(l, a, l.conn_pos);
+    case 2: return ex.template launch<ConnPos<T, KF, 2>>(l, a, l.conn_pos);
+    default: return ex.template launch<ConnPos<T, KF, 1>>(l, a, l.conn_pos);
+  }
+}
+
+template <class T, class Exec>
+int launch_conn_pos(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) == 8) {
+    return kBadDType;  // plan.h plans no float64 here
+  } else {
+    switch (l.kf) {
+      case 3: return launch_conn_pos_kf<T, 3>(ex, l, a);
+      case 5: return launch_conn_pos_kf<T, 5>(ex, l, a);
+      case 7: return launch_conn_pos_kf<T, 7>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 // conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7) as planned
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
@@ -153,6 +177,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   if (l.blocks == 0) return kOk;
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
+    if (l.kernel == kConnPos) return launch_conn_pos<T>(ex, l, a);
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);

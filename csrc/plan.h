@@ -112,6 +112,12 @@ constexpr int64_t conn_batch_wide_bytes(int kf) {
          int64_t(kBatchWideChannels) * 2 *
              ((kBatchSamples * batch_wide_stride(kf) + 8) + (kBatchSamples * kBatchWideOutStride + 8));
 }
+// conn_pos.cuh (a position-specific weight): a thread's channels at most (its sums and a
+// kernel row's weights within 80 registers: three blocks an SM; V: the weight's values a
+// load, one by one keeps 3 offsets live), and the shared table of the staged planes'
+// image offsets (then the staged rows)
+constexpr int pos_channels(int kf, int v) { return kf >= 7 ? (v == 1 ? 5 : 6) : 8; }
+LC_HD constexpr int64_t pos_table_bytes(int64_t planes) { return (8 * planes + 15) / 16 * 16; }
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 // with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
@@ -128,6 +134,15 @@ struct ConnTilePlan {
   int64_t IH, IW;                // staged input rows and columns (largest span over tiles)
   int64_t row_tiles, col_tiles;
   bool vec;                      // stage rows with 16-byte loads (stage.cuh)
+};
+
+struct ConnPosPlan {
+  int32_t Q, TH, GW, S, cpt;  // groups, output rows, strips of 4 a row, slices, channels a slice
+  int32_t IH, IW;             // staged rows and columns (a multiple of 4)
+  int64_t tiles_h, tiles_w;
+  float inv_ih, inv_row;      // 1 / IH, 1 / the staging units a row (conn_pos.cuh pos_div)
+  int32_t V;                  // weight values a load (4, 2, 1)
+  bool channels_last;         // staging order: a pixel's channels together (any strides)
 };
 
 struct ConnElemPlan {
@@ -223,6 +238,7 @@ enum Kernel : int32_t {
   kConnBatch = 15,    // conn_batch.cuh (tensor cores, planes of at most 8 x 8, KF = 3, 5, 7)
   kCorrBatch = 16,    // corr_batch.cuh (its weight gradient)
   kConnBatchWide = 17,  // conn_batch_wide.cuh (the same for planes of up to 16 x 16)
+  kConnPos = 18,      // conn_pos.cuh (a position-specific weight, KF = 3, 5, 7)
 };
 
 struct Launch {
@@ -238,6 +254,7 @@ struct Launch {
   ConnBandPlan conn_band;
   ConnMmaPlan conn_mma;
   ConnBatchPlan conn_batch;
+  ConnPosPlan conn_pos;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
   CorrMmaPlan corr_mma;
@@ -591,6 +608,71 @@ inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
   return l;
 }
 
+// conn_pos.cuh stages unit-stride rows four columns a thread (64-bit plane offsets), other
+// layouts a pixel's channels a thread (32-bit channel offsets)
+inline bool pos_rows(const ConnArgs& a) {
+  return a.src_s.w == 1 && !channels_last_image(a.src_s, a.p.C);
+}
+
+// conn_pos.cuh: a position-specific weight on a 3, 5, 7 sliding window (stride 1,
+// dilation 1), 16-bit or float32, 32-bit offsets inside an image plane and a group's
+// weight, at most 32 x 5 channels a group (pos_channels).
+inline bool pos_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const Weight& s = a.w_s;
+  const int64_t w_reach = (p.h.k + 1) * (s.kh + s.kw) + (p.h.out + 1) * s.h + (p.w.out + 4) * s.w;
+  return (a.pos_h || a.pos_w) && fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 &&
+         p.cpg <= 32 * 5 && p.w.out >= 1 && p.h.out >= 1 &&
+         s.kh >= 0 && s.kw >= 0 && s.h >= 0 && s.w >= 0 && w_reach < (int64_t(1) << 31) &&
+         a.src_s.c >= 0 && (pos_rows(a) || a.src_s.c * p.cpg < (int64_t(1) << 31)) &&
+         plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&
+         plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w) && p.N * (p.C / p.cpg) < (int64_t(1) << 31);
+}
+
+// The weight's values a load: 4 (or 2) when a strip's 4 weights of a tap are
+// contiguous, every strip start is aligned to them and the width a multiple of them.
+inline int32_t pos_weight_values(const ConnArgs& a) {
+  const Weight& s = a.w_s;
+  const int64_t b = elem_bytes(a.p.dtype);
+  for (const int64_t v : {int64_t(4), int64_t(2)}) {
+    if (s.w == 1 && a.p.w.out % v == 0 && reinterpret_cast<uintptr_t>(a.weight) % (v * b) == 0 &&
+        s.n % v == 0 && s.g % v == 0 && s.kh % v == 0 && s.kw % v == 0 && s.h % v == 0)
+      return int32_t(v);
+  }
+  return 1;
+}
+
+inline Launch plan_conn_pos(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  ConnPosPlan& t = l.conn_pos;
+  const int64_t cpg = p.cpg, groups = p.N * (p.C / p.cpg), K = p.h.k;
+  const int64_t strips_w = ceil_div(p.w.out, 4);
+  const int64_t GW = ceil_div(strips_w, ceil_div(strips_w, int64_t(8)));  // even column tiles
+  const int32_t V = pos_weight_values(a);
+  const int64_t S = ceil_div(cpg, int64_t(pos_channels(int(K), V)));
+  int64_t TH = max_of(int64_t(1), min_of(p.h.out, int64_t(kThreads) / (GW * S)));
+  TH = ceil_div(p.h.out, ceil_div(p.h.out, TH));  // even row tiles
+  const int64_t IW = (4 * GW + K - 1 + 3) / 4 * 4;
+  auto group_bytes = [&](int64_t th) { return 8 * cpg + 4 * cpg * (th + K - 1) * IW; };
+  while (TH > 1 && pos_table_bytes(cpg) + group_bytes(TH) - 8 * cpg > kMaxSmem) TH = (TH + 1) / 2;
+  if (pos_table_bytes(cpg) + group_bytes(TH) - 8 * cpg > kMaxSmem) return Launch{};
+  const int64_t per_group = TH * GW * S;
+  int64_t Q = max_of(int64_t(1), min_of(groups, int64_t(kThreads) / per_group));
+  while (Q > 1 && pos_table_bytes(Q * cpg) + Q * (group_bytes(TH) - 8 * cpg) > kMaxSmem) --Q;
+  const int64_t IH = TH + K - 1;
+  t = {int32_t(Q), int32_t(TH), int32_t(GW), int32_t(S), int32_t(ceil_div(cpg, S)), int32_t(IH),
+       int32_t(IW), ceil_div(p.h.out, TH), ceil_div(p.w.out, 4 * GW), 1.0f / float(IH), 0.0f,
+       V, !pos_rows(a)};
+  t.inv_row = 1.0f / float(t.channels_last ? IW : IW / 4);
+  l.kernel = kConnPos;
+  l.kf = int32_t(K);
+  l.threads = int32_t(Q * per_group);
+  l.smem = pos_table_bytes(Q * cpg) + Q * 4 * cpg * IH * IW;
+  l.blocks = ceil_div(groups, Q) * t.tiles_h * t.tiles_w;
+  return l;
+}
+
 // conn2d: tiles for NCHW-like results, one thread per element for channels_last.
 inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
@@ -603,6 +685,10 @@ inline Launch plan_conn(const ConnArgs& a) {
     if (l.blocks > 0) return l;
   }
   if (shared && strip_fits(a)) return plan_conn_strip(a);
+  if (!shared && pos_fits(a)) {
+    const Launch l = plan_conn_pos(a);
+    if (l.blocks > 0) return l;
+  }
   if (channels_last_image(a.dst_s, p.C) && shared && large_fixed_window(p))
     return plan_conn_rows(a);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1) {

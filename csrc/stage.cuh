@@ -27,8 +27,13 @@ LC_HD int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + 
 // that the cost model matches the GPU's load with the emulator's).
 #if defined(__CUDACC__)
 #define LC_COPY16(out, src) (*reinterpret_cast<uint4*>(out) = *reinterpret_cast<const uint4*>(src))
+#define LC_COPY8(out, src) (*reinterpret_cast<uint2*>(out) = *reinterpret_cast<const uint2*>(src))
+#define LC_COPY4(out, src) \
+  (*reinterpret_cast<unsigned*>(out) = *reinterpret_cast<const unsigned*>(src))
 #else
 #define LC_COPY16(out, src) std::memcpy(out, src, 16)
+#define LC_COPY8(out, src) std::memcpy(out, src, 8)
+#define LC_COPY4(out, src) std::memcpy(out, src, 4)
 #endif
 template <class T>
 LC_DEVICE void load16(const T* src, T* out) { LC_COPY16(out, src); }

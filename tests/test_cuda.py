@@ -561,6 +561,61 @@ CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 14), "same"), ((9, 28), "same"),
                    ((37, 70), (1, 2)), ((11, 20), 0), ((9, 12), 10)]
 
 
+#: conn_pos.cuh's shapes: (N, groups, channels a group, H, W, padding). Widths of outputs a
+#: multiple of 4 (4-value weight loads), even (2-value) and odd (one by one), each with a
+#: strip cut by the plane's edge where the width is not a multiple of 4; several groups a
+#: block (small planes, the last block's groups past the batch); 9 and 17 channels a group
+#: (two and three slices of uneven runs); 1 channel a group; rows in two tiles (37); one
+#: column tile of 8 strips over a width of 30; asymmetric and wide padding.
+POS_SHAPES = [(3, 3, 3, 8, 12, "same"), (2, 2, 9, 10, 10, "same"), (2, 1, 17, 7, 7, "same"),
+              (1, 2, 1, 37, 30, "same"), (2, 2, 2, 9, 11, (1, 2)), (5, 3, 2, 5, 6, "wide")]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """conn2d with a position-specific weight (involution, inhomogeneous dynamic
+    depth-wise) on a K x K sliding window, stride 1: conn_pos (POS_SHAPES) in every
+    layout and weight layout: the contiguous (N, G, K, K, H, W) weight, the attention
+    layout's view, one weight the samples share, one position-specific along rows only;
+    channels_last, sliced and transposed x (rows of stride 1 or not); with and without bias; Inf weights on taps that read the
+    padding and NaN/Inf in x (NaN where the reference has it)."""
+    g = gen("cuda-pos", k, dtype)
+    for N_, G_, cpg, H, W, pad in POS_SHAPES:
+        padding = {"same": k // 2, "wide": k // 2 + 2}.get(pad, pad) if isinstance(pad, str) \
+            else pad
+        kw = window_kwargs("sliding", 1, padding)
+        Ho, Wo = out_size((H, W), (k, k), kw)
+        C_ = G_ * cpg
+        x = rand((N_, C_, H, W), g, dtype)
+        weights = [
+            (rand((N_, G_, k, k, Ho, Wo), g, dtype), "contiguous"),
+            (rand((N_, G_, Ho, Wo, k, k), g, dtype).permute(0, 1, 4, 5, 2, 3), "attention"),
+            (rand((1, G_, k, k, Ho, Wo), g, dtype), "Nw=1"),
+            (rand((N_, G_, k, k, Ho, 1), g, dtype), "rows only"),
+        ]
+        poisoned = rand((N_, G_, k, k, Ho, Wo), g, dtype)
+        poisoned[0, 0, 0, 0, 0, 0] = float("inf")  # tap (0, 0) of output (0, 0): the padding
+        poisoned[-1, -1, k - 1, k - 1, Ho - 1, Wo - 1] = float("-inf")
+        xp = x.clone()
+        xp[0, 0, H // 2, W // 2] = float("nan")
+        xp[-1, -1, 0, W - 1] = float("inf")
+        cases = [(x, w, what) for w, what in weights] + [
+            (x.contiguous(memory_format=torch.channels_last), weights[0][0], "channels_last x"),
+            (rand((N_, C_, H, W + 1), g, dtype)[..., 1:], weights[0][0], "sliced x"),
+            (rand((N_, C_, W, H), g, dtype).transpose(2, 3), weights[0][0], "transposed x"),
+            (xp, poisoned, "non-finite")]
+        for xs, w, what in cases:
+            bias = rand((C_,), g, dtype) if what != "Nw=1" else None
+            if emulator is not None:
+                emulator.kernels.clear()
+            check(xs, w, bias, kw, f"{k}x{k} {what} N={N_} G={G_} cpg={cpg} {H}x{W} p={pad}")
+            if emulator is not None:
+                assert emulator.kernels[0] == "conn_pos", emulator.kernels
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
@@ -825,6 +880,8 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1))),
         (("conn_tile", "conn_elem", "corr_elem"),
             (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood"))),
+        (("conn_pos", "conn_elem", "corr_elem"),
+            (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("sliding", 1, 1))),
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, (2, 3)))),
@@ -950,7 +1007,8 @@ def test_gpu_large_kernels(k: int) -> None:
 @gpu
 @needs_cuda
 def test_gpu_beyond_int32_offsets() -> None:
-    """A tensor of more than 2^31 elements: checked on its last channels."""
+    """A tensor of more than 2^31 elements: checked on its last channels (depth-wise in
+    the three primitives, a position-specific weight in conn2d)."""
     C_, H_, W_ = 132, 4096, 4096
     assert C_ * H_ * W_ > 2**31
     gg = torch.Generator(device="cuda").manual_seed(0)
@@ -970,6 +1028,12 @@ def test_gpu_beyond_int32_offsets() -> None:
     ref = localconn.local_corr2d(y[:, tail].double(), x[:, tail].double(), (1, 2, 3, 3, 1, 1),
                                  backend="reference", **kw)
     assert_close(wc[:, tail], ref.half(), what="corr2d beyond 2^31", scale=corr_scale(H_ * W_))
+    del wc, y
+    # a position-specific weight (conn_pos: the image's planes past 2^31, 132 channels a group)
+    wp = torch.randn((1, 1, 3, 3, H_, W_), generator=gg, device="cuda", dtype=torch.float16)
+    yp = localconn.local_conn2d(x, wp, backend=CUDA, **kw)
+    ref = localconn.local_conn2d(x[:, tail], wp, backend="reference", **kw)
+    assert_close(yp[:, tail], ref, what="position-specific conn2d beyond 2^31")
 
 
 # ------------------------------------------------------------------ torch.compile

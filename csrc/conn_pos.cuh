@@ -1,0 +1,197 @@
+// conn2d with a position-specific weight (involution; inhomogeneous dynamic
+// depth-wise; the weight (Nw, Cw, KF, KF, Ho, Wo) shared by the cpg = C / Cw
+// channels of a group) for a KF x KF sliding window, stride 1, dilation 1,
+// KF = 3, 5, 7, NCHW-like or channels_last images:
+//
+//   y[n, c, oh, ow] = bias[c] + sum_{kh, kw} W[n, c / cpg, kh, kw, oh, ow] x[n, c, oh - p + kh, ow - p + kw]
+//
+// Bytes: the weight holds KF * KF values a position and group, the image one a
+// position and channel, so with few channels a group (involution G = 32 on the
+// DWNet-T stages: 3 .. 24) the weight is most of the traffic. It is read once,
+// straight into registers, and used there for every channel of the thread.
+//
+// A block owns Q (n, g) groups x a TH x TW tile of outputs (TW = 4 GW). It
+// stages the tile's input (TH + KF - 1 rows, TW + KF - 1 columns rounded up to
+// 16 bytes, zero outside the image) for every channel of its groups in shared
+// memory as float32: four columns of a row a thread (one 16-byte shared store)
+// for unit-stride rows, a pixel's channels a thread otherwise (channels_last).
+// A thread owns a strip of 4 outputs of one row and a run of at most
+// pos_channels(KF, V) channels of one group (S slices of the group's channels). Per
+// kernel row it loads the strip's 4 x KF weights into registers (V values a
+// load, the plan's alignment), then per channel the input row it reads
+// (4 + KF - 1 values in 16-byte shared loads) and does 4 KF multiply-adds into
+// float32 sums: per output KF * KF FFMA, KF * KF / (V cpt) weight loads and, 16-bit,
+// KF * KF / cpt conversions (cpt: the thread's channels), KF * NV / 16 shared loads
+// (NV = 4 + KF - 1 rounded up to 4). A strip cut by the plane's
+// right edge is computed whole from clamped weights and stores what is inside:
+// no divergence between the warp's strips.
+//
+// A tap on the padding reads 0 and is multiplied like any other, as in the
+// reference (a non-finite weight there gives NaN). Offsets inside a plane are
+// 32-bit (plan.h pos_fits); small integer quotients are float reciprocals
+// (pos_div: exact below 2^20, which the plan's tile sizes guarantee).
+#pragma once
+
+#include "params.h"
+#include "plan.h"
+#include "portable.h"
+#include "stage.cuh"
+
+namespace lc {
+
+// a / b for 0 <= a < 2^20 and inv = 1.0f / b (b >= 1): (a + 0.5) / b is at least
+// 0.5 / b away from an integer, more than the product's rounding error.
+LC_HD int pos_div(int a, float inv) { return int((float(a) + 0.5f) * inv); }
+
+// One strip row: the 4 + KF - 1 staged values (16-byte shared loads) times the strip's
+// weights of one kernel row. Loads and products on one line: nvcc files the loads
+// under the line that uses them, the emulator's trace under the line that loads.
+template <int KF, int NV, class A>
+LC_DEVICE void pos_row_products(A (&acc)[4], const A (&w)[KF][4], const float* row) {
+  float v[NV];
+  // clang-format off
+LC_UNROLL
+  for (int u = 0; u < NV; u += 4) { LC_COPY16(v + u, row + u); } LC_UNROLL for (int kw = 0; kw < KF; ++kw) { LC_UNROLL for (int j = 0; j < 4; ++j) acc[j] += w[kw][j] * A(v[j + kw]); }
+  // clang-format on
+}
+
+// A strip's 4 weights of one tap, V values a load (the second pair from `off2`, one by
+// one from `joff`), as float32; loads and conversions on one line (as above).
+template <class T, int V, class A>
+LC_DEVICE void pos_tap_weights(A (&w)[4], const T* at, int off2, const int (&joff)[4]) {
+  T buf[4];
+  // clang-format off
+  if constexpr (V * sizeof(T) == 16) { LC_COPY16(buf, at); } else if constexpr (V == 4) { LC_COPY8(buf, at); } else if constexpr (V * sizeof(T) == 8) { LC_COPY8(buf + 0, at + 0); LC_COPY8(buf + 2, at + off2); } else if constexpr (V == 2) { LC_COPY4(buf + 0, at + 0); LC_COPY4(buf + 2, at + off2); } else { LC_UNROLL for (int j = 0; j < 4; ++j) buf[j] = at[joff[j]]; } LC_UNROLL for (int j = 0; j < 4; ++j) w[j] = A(to_float(buf[j]));
+  // clang-format on
+}
+
+template <class T, int KF, int V>
+struct ConnPos {
+  using A = acc_t<T>;
+  static constexpr int NV = (4 + KF - 1 + 3) / 4 * 4;  // staged values a strip row reads
+  static constexpr int kMinBlocks = 3;                  // at most 80 registers
+  static constexpr int CPT = pos_channels(KF, V);       // a thread's channels at most
+
+  static LC_DEVICE void run(unsigned char* smem_raw, const ConnArgs& a, const ConnPosPlan& t) {
+    const Problem& p = a.p;
+    const int tid = thread_index(), nthreads = block_threads();
+    const int cpg = int(p.cpg), G = int(p.C / p.cpg), planes = t.Q * cpg;
+    const int64_t groups = p.N * G;
+
+    int64_t b = block_index();
+    const int col_tile = int(b % t.tiles_w);
+    b /= t.tiles_w;
+    const int row_tile = int(b % t.tiles_h);
+    const int64_t g0 = (b / t.tiles_h) * t.Q;  // the block's first (n, g)
+    const int oh0 = row_tile * t.TH, ow0 = col_tile * 4 * t.GW;
+    const int lo_h = oh0 - int(p.h.p), lo_w = ow0 - int(p.w.p);
+    const int H = int(p.h.in), W = int(p.w.in);
+
+    // the image offset of every staged plane (-1: a group past the batch)
+    int64_t* plane_off = reinterpret_cast<int64_t*>(smem_raw);
+    float* xs = reinterpret_cast<float*>(smem_raw + pos_table_bytes(planes));
+    for (int pl = tid; pl < planes; pl += nthreads) {
+      const int q = pl / cpg;
+      const int64_t gi = g0 + q;
+      plane_off[pl] = gi < groups ? (gi / G) * a.src_s.n + ((gi % G) * cpg + pl - q * cpg) * a.src_s.c
+                                  : int64_t(-1);
+    }
+    sync_threads();
+    const T* src = static_cast<const T*>(a.src);
+    const int plane_vals = t.IH * t.IW;
+    const int sh = int(a.src_s.h), sw = int(a.src_s.w);
+    if (!t.channels_last) {
+      // unit-stride rows: four columns of a staged row a thread, one 16-byte shared store
+      const int per_row = t.IW / 4, units = planes * t.IH * per_row;
+      for (int u = tid; u < units; u += nthreads) {
+        const int row = pos_div(u, t.inv_row), c4 = u - row * per_row;
+        const int pl = pos_div(row, t.inv_ih), ih = lo_h + row - pl * t.IH;
+        const int64_t off = plane_off[pl];
+        const bool row_in = off >= 0 && ih >= 0 && ih < H;
+        const T* at = src + (row_in ? off + ih * sh : 0);
+        float v[4];
+LC_UNROLL
+        for (int j = 0; j < 4; ++j) {
+          const int iw = lo_w + 4 * c4 + j;
+          v[j] = row_in && iw >= 0 && iw < W ? to_float(at[iw]) : 0.0f;
+        }
+        LC_COPY16(xs + row * t.IW + 4 * c4, v);
+      }
+    } else {
+      // any strides: a thread per staged pixel, walking its channels (contiguous in
+      // channels_last)
+      const int pixels = t.Q * t.IH * t.IW, sc = int(a.src_s.c);
+      for (int u = tid; u < pixels; u += nthreads) {
+        const int row = pos_div(u, t.inv_row), col = u - row * t.IW;
+        const int q = pos_div(row, t.inv_ih), rr = row - q * t.IH, ih = lo_h + rr, iw = lo_w + col;
+        const int64_t off = plane_off[q * cpg];
+        const bool in = off >= 0 && ih >= 0 && ih < H && iw >= 0 && iw < W;
+        const T* at = src + (in ? off + ih * sh + iw * sw : 0);
+        float* out = xs + q * cpg * plane_vals + rr * t.IW + col;
+        for (int c = 0; c < cpg; ++c) out[c * plane_vals] = in ? to_float(at[c * sc]) : 0.0f;
+      }
+    }
+    sync_threads();
+
+    // this thread's group, channels and strip
+    const int strips = t.TH * t.GW, per_group = strips * t.S;
+    const int q = tid / per_group, slice = (tid % per_group) / strips, strip = tid % strips;
+    const int r = strip / t.GW, gw = strip % t.GW;
+    const int oh = oh0 + r, ow = ow0 + 4 * gw;
+    const int64_t gi = g0 + q;
+    const int c0 = slice * t.cpt, nc = min_of(t.cpt, cpg - c0);
+    if (q >= t.Q || gi >= groups || oh >= int(p.h.out) || ow >= int(p.w.out) || nc <= 0) return;
+    const int64_t n = gi / G, g = gi % G;
+    const int nvalid = min_of(4, int(p.w.out) - ow);  // outputs of the strip inside the plane
+
+    // the sums start at the bias (loads clamped to the thread's channels, never predicated)
+    A acc[CPT][4];
+    const T* bias = static_cast<const T*>(a.bias) + (g * cpg + c0) * a.bias_s;
+LC_UNROLL
+    for (int ci = 0; ci < CPT; ++ci) {
+      A b0 = A(0);
+      if (a.bias) b0 = load_acc(bias + min_of(ci, nc - 1) * a.bias_s);
+LC_UNROLL
+      for (int j = 0; j < 4; ++j) acc[ci][j] = b0;
+    }
+
+    const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + g * a.w_s.g +
+                  (int(a.w_s.h) * oh + int(a.w_s.w) * ow);
+    const int wkh = int(a.w_s.kh), wkw = int(a.w_s.kw), wsw = int(a.w_s.w);
+    const float* xrow = xs + (q * cpg + c0) * plane_vals + r * t.IW + 4 * gw;
+    // A strip cut by the plane's right edge loads its last valid position's weights in
+    // place of the ones past the edge (same code for every strip, nothing predicated):
+    // those sums are never stored. V = 2 (an even width): its second pair repeats the
+    // first; V = 4 (a width of a multiple of 4): never cut.
+    const int off2 = nvalid == 4 ? 2 : 0;
+    int joff[4];
+LC_UNROLL
+    for (int j = 0; j < 4; ++j) joff[j] = j == 0 ? 0 : min_of(j, nvalid - 1) * wsw;
+    for (int kh = 0; kh < KF; ++kh) {
+      A w[KF][4];
+      const T* wr = wp + kh * wkh;
+LC_UNROLL
+      for (int kw = 0; kw < KF; ++kw) {
+        pos_tap_weights<T, V>(w[kw], wr + kw * wkw, off2, joff);
+      }
+LC_UNROLL
+      for (int ci = 0; ci < CPT; ++ci) {
+        if (ci >= nc) break;
+        pos_row_products<KF, NV>(acc[ci], w, xrow + ci * plane_vals + kh * t.IW);
+      }
+    }
+
+    T* dst = static_cast<T*>(a.dst) + n * a.dst_s.n + (g * cpg + c0) * a.dst_s.c;
+    const int dh = int(a.dst_s.h), dw = int(a.dst_s.w);
+LC_UNROLL
+    for (int ci = 0; ci < CPT; ++ci) {
+      if (ci >= nc) break;
+      T* at = dst + ci * a.dst_s.c + (oh * dh + ow * dw);
+LC_UNROLL
+      for (int j = 0; j < 4; ++j)
+        if (j < nvalid) store_acc(at + j * dw, acc[ci][j]);
+    }
+  }
+};
+
+}  // namespace lc
