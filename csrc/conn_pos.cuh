@@ -13,9 +13,7 @@
 // A block owns Q (n, g) groups x a TH x TW tile of outputs (TW = 4 GW). It
 // stages the tile's input (TH + KF - 1 rows, TW + KF - 1 columns rounded up to
 // 16 bytes, zero outside the image) for every channel of its groups in shared
-// memory as float32: four columns of a row a thread (one 16-byte shared store)
-// for unit-stride rows, a pixel's channels a thread otherwise (channels_last).
-// A thread owns a strip of 4 outputs of one row and a run of at most
+// memory as float32 (pos_stage.cuh). A thread owns a strip of 4 outputs of one row and a run of at most
 // pos_channels(KF, V) channels of one group (S slices of the group's channels). Per
 // kernel row it loads the strip's 4 x KF weights into registers (V values a
 // load, the plan's alignment), then per channel the input row it reads
@@ -28,20 +26,16 @@
 //
 // A tap on the padding reads 0 and is multiplied like any other, as in the
 // reference (a non-finite weight there gives NaN). Offsets inside a plane are
-// 32-bit (plan.h pos_fits); small integer quotients are float reciprocals
-// (pos_div: exact below 2^20, which the plan's tile sizes guarantee).
+// 32-bit (plan.h pos_fits).
 #pragma once
 
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
+#include "pos_stage.cuh"
 #include "stage.cuh"
 
 namespace lc {
-
-// a / b for 0 <= a < 2^20 and inv = 1.0f / b (b >= 1): (a + 0.5) / b is at least
-// 0.5 / b away from an integer, more than the product's rounding error.
-LC_HD int pos_div(int a, float inv) { return int((float(a) + 0.5f) * inv); }
 
 // One strip row: the 4 + KF - 1 staged values (16-byte shared loads) times the strip's
 // weights of one kernel row. Loads and products on one line: nvcc files the loads
@@ -74,74 +68,36 @@ struct ConnPos {
 
   static LC_DEVICE void run(unsigned char* smem_raw, const ConnArgs& a, const ConnPosPlan& t) {
     const Problem& p = a.p;
-    const int tid = thread_index(), nthreads = block_threads();
+    const int tid = thread_index();
     const int cpg = int(p.cpg), G = int(p.C / p.cpg), planes = t.Q * cpg;
     const int64_t groups = p.N * G;
 
-    int64_t b = block_index();
-    const int col_tile = int(b % t.tiles_w);
-    b /= t.tiles_w;
-    const int row_tile = int(b % t.tiles_h);
-    const int64_t g0 = (b / t.tiles_h) * t.Q;  // the block's first (n, g)
-    const int oh0 = row_tile * t.TH, ow0 = col_tile * 4 * t.GW;
+    const PosBlock blk = pos_block(t.Q, t.tiles_h, t.tiles_w, t.TH, 4 * t.GW);
+    const int64_t g0 = blk.g0;
+    const int oh0 = blk.oh0, ow0 = blk.ow0;
     const int lo_h = oh0 - int(p.h.p), lo_w = ow0 - int(p.w.p);
     const int H = int(p.h.in), W = int(p.w.in);
 
-    // the image offset of every staged plane (-1: a group past the batch)
+    // the tile's input, every channel of the block's groups
     int64_t* plane_off = reinterpret_cast<int64_t*>(smem_raw);
     float* xs = reinterpret_cast<float*>(smem_raw + pos_table_bytes(planes));
-    for (int pl = tid; pl < planes; pl += nthreads) {
-      const int q = pl / cpg;
-      const int64_t gi = g0 + q;
-      plane_off[pl] = gi < groups ? (gi / G) * a.src_s.n + ((gi % G) * cpg + pl - q * cpg) * a.src_s.c
-                                  : int64_t(-1);
-    }
+    pos_plane_table(plane_off, g0, t.Q, cpg, G, groups, a.src_s);
     sync_threads();
-    const T* src = static_cast<const T*>(a.src);
     const int plane_vals = t.IH * t.IW;
-    const int sh = int(a.src_s.h), sw = int(a.src_s.w);
-    if (!t.channels_last) {
-      // unit-stride rows: four columns of a staged row a thread, one 16-byte shared store
-      const int per_row = t.IW / 4, units = planes * t.IH * per_row;
-      for (int u = tid; u < units; u += nthreads) {
-        const int row = pos_div(u, t.inv_row), c4 = u - row * per_row;
-        const int pl = pos_div(row, t.inv_ih), ih = lo_h + row - pl * t.IH;
-        const int64_t off = plane_off[pl];
-        const bool row_in = off >= 0 && ih >= 0 && ih < H;
-        const T* at = src + (row_in ? off + ih * sh : 0);
-        float v[4];
-LC_UNROLL
-        for (int j = 0; j < 4; ++j) {
-          const int iw = lo_w + 4 * c4 + j;
-          v[j] = row_in && iw >= 0 && iw < W ? to_float(at[iw]) : 0.0f;
-        }
-        LC_COPY16(xs + row * t.IW + 4 * c4, v);
-      }
-    } else {
-      // any strides: a thread per staged pixel, walking its channels (contiguous in
-      // channels_last)
-      const int pixels = t.Q * t.IH * t.IW, sc = int(a.src_s.c);
-      for (int u = tid; u < pixels; u += nthreads) {
-        const int row = pos_div(u, t.inv_row), col = u - row * t.IW;
-        const int q = pos_div(row, t.inv_ih), rr = row - q * t.IH, ih = lo_h + rr, iw = lo_w + col;
-        const int64_t off = plane_off[q * cpg];
-        const bool in = off >= 0 && ih >= 0 && ih < H && iw >= 0 && iw < W;
-        const T* at = src + (in ? off + ih * sh + iw * sw : 0);
-        float* out = xs + q * cpg * plane_vals + rr * t.IW + col;
-        for (int c = 0; c < cpg; ++c) out[c * plane_vals] = in ? to_float(at[c * sc]) : 0.0f;
-      }
-    }
+    pos_stage(xs, plane_off, static_cast<const T*>(a.src), a.src_s,
+              PosTile{t.Q, 0, cpg, t.IH, t.IW, lo_h, lo_w, H, W, t.inv_ih, !t.channels_last});
     sync_threads();
 
     // this thread's group, channels and strip
-    const int strips = t.TH * t.GW, per_group = strips * t.S;
-    const int q = tid / per_group, slice = (tid % per_group) / strips, strip = tid % strips;
-    const int r = strip / t.GW, gw = strip % t.GW;
+    const unsigned strips = t.TH * t.GW, per_group = strips * t.S, u = tid;
+    const int q = int(u / per_group), slice = int(u % per_group / strips);
+    const int strip = int(u % strips), r = strip / t.GW, gw = strip % t.GW;
     const int oh = oh0 + r, ow = ow0 + 4 * gw;
     const int64_t gi = g0 + q;
     const int c0 = slice * t.cpt, nc = min_of(t.cpt, cpg - c0);
     if (q >= t.Q || gi >= groups || oh >= int(p.h.out) || ow >= int(p.w.out) || nc <= 0) return;
-    const int64_t n = gi / G, g = gi % G;
+    const uint32_t n32 = uint32_t(gi) / uint32_t(G);  // N * G < 2^31 (plan.h)
+    const int64_t n = n32, g = uint32_t(gi) - n32 * uint32_t(G);
     const int nvalid = min_of(4, int(p.w.out) - ow);  // outputs of the strip inside the plane
 
     // the sums start at the bias (loads clamped to the thread's channels, never predicated)
@@ -158,7 +114,8 @@ LC_UNROLL
     const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + g * a.w_s.g +
                   (int(a.w_s.h) * oh + int(a.w_s.w) * ow);
     const int wkh = int(a.w_s.kh), wkw = int(a.w_s.kw), wsw = int(a.w_s.w);
-    const float* xrow = xs + (q * cpg + c0) * plane_vals + r * t.IW + 4 * gw;
+    const float* xrow = xs + (c0 * t.Q + q) * plane_vals + r * t.IW + 4 * gw;
+    const int ch_vals = t.Q * plane_vals;  // from one channel's plane to the next
     // A strip cut by the plane's right edge loads its last valid position's weights in
     // place of the ones past the edge (same code for every strip, nothing predicated):
     // those sums are never stored. V = 2 (an even width): its second pair repeats the
@@ -177,7 +134,7 @@ LC_UNROLL
 LC_UNROLL
       for (int ci = 0; ci < CPT; ++ci) {
         if (ci >= nc) break;
-        pos_row_products<KF, NV>(acc[ci], w, xrow + ci * plane_vals + kh * t.IW);
+        pos_row_products<KF, NV>(acc[ci], w, xrow + ci * ch_vals + kh * t.IW);
       }
     }
 

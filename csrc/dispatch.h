@@ -21,6 +21,7 @@
 #include "corr_lanes.cuh"
 #include "corr_mma.cuh"
 #include "corr_mma_cl.cuh"
+#include "corr_pos.cuh"
 #include "corr_rows.cuh"
 #include "corr_strip.cuh"
 #include "corr_tile.cuh"
@@ -211,6 +212,26 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   return kOk;
 }
 
+template <class T, int KF, class Exec>
+int launch_corr_pos_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if (l.corr_pos.V == 4) return ex.template launch<CorrPos<T, KF, 4>>(l, a, l.corr_pos);
+  return ex.template launch<CorrPos<T, KF, 1>>(l, a, l.corr_pos);
+}
+
+template <class T, class Exec>
+int launch_corr_pos(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (sizeof(T) == 8) {
+    return kBadDType;  // plan.h plans no float64 here
+  } else {
+    switch (l.kf) {
+      case 3: return launch_corr_pos_kf<T, 3>(ex, l, a);
+      case 5: return launch_corr_pos_kf<T, 5>(ex, l, a);
+      case 7: return launch_corr_pos_kf<T, 7>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 // corr_rows.cuh with its chunk of kernel rows for this accumulation type
 template <class T, int KF, class Exec>
 int launch_corr_rows(Exec& ex, const Launch& l, const CorrArgs& a) {
@@ -322,6 +343,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrMma || l.kernel == kCorrMmaCl) {
       splits = l.corr_mma.splits;
       rc = launch_corr_mma<T>(ex, l, a);
+    } else if (l.kernel == kCorrPos) {
+      splits = 1;
+      rc = launch_corr_pos<T>(ex, l, a);
     } else if (l.kernel == kCorrLanes) {
       splits = l.corr_channels.splits;
       rc = ex.template launch<CorrLanes<T>>(l, a, l.corr_channels);

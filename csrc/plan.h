@@ -140,9 +140,19 @@ struct ConnPosPlan {
   int32_t Q, TH, GW, S, cpt;  // groups, output rows, strips of 4 a row, slices, channels a slice
   int32_t IH, IW;             // staged rows and columns (a multiple of 4)
   int64_t tiles_h, tiles_w;
-  float inv_ih, inv_row;      // 1 / IH, 1 / the staging units a row (conn_pos.cuh pos_div)
+  float inv_ih;               // 1 / IH (pos_stage.cuh pos_div)
   int32_t V;                  // weight values a load (4, 2, 1)
   bool channels_last;         // staging order: a pixel's channels together (any strides)
+};
+
+struct CorrPosPlan {
+  int32_t Q, TH, GW, cc;      // groups, rows, strips of 4 a row, channels a staging run
+  int32_t IH, IW;             // b's staged rows and columns (a multiple of 4)
+  int64_t tiles_h, tiles_w;
+  float inv_th, inv_ih;       // 1 / TH, 1 / IH (pos_stage.cuh pos_div)
+  float inv_strips, inv_gw;   // 1 / (TH GW), 1 / GW
+  int32_t V;                  // values a store (4, 1)
+  bool rows_a, rows_b;        // unit-stride rows (pos_stage.cuh)
 };
 
 struct ConnElemPlan {
@@ -239,6 +249,7 @@ enum Kernel : int32_t {
   kCorrBatch = 16,    // corr_batch.cuh (its weight gradient)
   kConnBatchWide = 17,  // conn_batch_wide.cuh (the same for planes of up to 16 x 16)
   kConnPos = 18,      // conn_pos.cuh (a position-specific weight, KF = 3, 5, 7)
+  kCorrPos = 19,      // corr_pos.cuh (its weight gradient)
 };
 
 struct Launch {
@@ -261,6 +272,7 @@ struct Launch {
   CorrBatchPlan corr_batch;
   CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
   CorrElemPlan corr_elem;
+  CorrPosPlan corr_pos;
   int64_t workspace_bytes;    // corr2d: split partial sums
 };
 
@@ -292,6 +304,12 @@ inline int64_t max_span(const Axis& a, int32_t window, int64_t tile) {
 }
 
 inline bool channels_last_image(const Image& s, int64_t C) { return C > 1 && s.c == 1; }
+
+// Unit-stride rows of an image (pos_stage.cuh's four columns a thread; else a pixel's
+// channels a thread, with 32-bit channel offsets inside a group)
+inline bool pos_image_rows(const Image& s, int64_t C) {
+  return s.w == 1 && !channels_last_image(s, C);
+}
 
 // The fixed kernel sizes of the register fast path (compile time matters: a few only).
 inline bool fixed_kernel(int64_t k) { return k == 3 || k == 5 || k == 7 || k == 13 || k == 31; }
@@ -608,12 +626,6 @@ inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
   return l;
 }
 
-// conn_pos.cuh stages unit-stride rows four columns a thread (64-bit plane offsets), other
-// layouts a pixel's channels a thread (32-bit channel offsets)
-inline bool pos_rows(const ConnArgs& a) {
-  return a.src_s.w == 1 && !channels_last_image(a.src_s, a.p.C);
-}
-
 // conn_pos.cuh: a position-specific weight on a 3, 5, 7 sliding window (stride 1,
 // dilation 1), 16-bit or float32, 32-bit offsets inside an image plane and a group's
 // weight, at most 32 x 5 channels a group (pos_channels).
@@ -624,7 +636,7 @@ inline bool pos_fits(const ConnArgs& a) {
   return (a.pos_h || a.pos_w) && fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 &&
          p.cpg <= 32 * 5 && p.w.out >= 1 && p.h.out >= 1 &&
          s.kh >= 0 && s.kw >= 0 && s.h >= 0 && s.w >= 0 && w_reach < (int64_t(1) << 31) &&
-         a.src_s.c >= 0 && (pos_rows(a) || a.src_s.c * p.cpg < (int64_t(1) << 31)) &&
+         a.src_s.c >= 0 && (pos_image_rows(a.src_s, p.C) || a.src_s.c * p.cpg < (int64_t(1) << 31)) &&
          plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&
          plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w) && p.N * (p.C / p.cpg) < (int64_t(1) << 31);
 }
@@ -662,9 +674,8 @@ inline Launch plan_conn_pos(const ConnArgs& a) {
   while (Q > 1 && pos_table_bytes(Q * cpg) + Q * (group_bytes(TH) - 8 * cpg) > kMaxSmem) --Q;
   const int64_t IH = TH + K - 1;
   t = {int32_t(Q), int32_t(TH), int32_t(GW), int32_t(S), int32_t(ceil_div(cpg, S)), int32_t(IH),
-       int32_t(IW), ceil_div(p.h.out, TH), ceil_div(p.w.out, 4 * GW), 1.0f / float(IH), 0.0f,
-       V, !pos_rows(a)};
-  t.inv_row = 1.0f / float(t.channels_last ? IW : IW / 4);
+       int32_t(IW), ceil_div(p.h.out, TH), ceil_div(p.w.out, 4 * GW), 1.0f / float(IH),
+       V, !pos_image_rows(a.src_s, p.C)};
   l.kernel = kConnPos;
   l.kf = int32_t(K);
   l.threads = int32_t(Q * per_group);
@@ -942,12 +953,61 @@ inline Launch plan_corr_batch(const CorrArgs& a, int64_t force_splits) {
 }
 
 // corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
+// corr_pos.cuh: a result position-specific along both axes for every sample (Nw = N),
+// 3, 5, 7 sliding window (stride 1, dilation 1), 16-bit or float32, 32-bit offsets
+// inside planes and a group's result.
+inline bool corr_pos_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  const int64_t lim = int64_t(1) << 31;
+  auto channels_ok = [&](const Image& s) {
+    return s.c >= 0 && (pos_image_rows(s, p.C) || s.c * p.cpg < lim);
+  };
+  return a.Nw == p.N && a.Hw == p.h.out && a.Ww == p.w.out && fixed_window(p) &&
+         strip_kernel(p.h.k) && p.dtype != kFloat64 && p.cpg < (int64_t(1) << 16) &&
+         p.h.k * p.w.k * (p.h.out * p.w.out + 8) < lim && p.N * a.Cw < lim &&
+         plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
+         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w) && channels_ok(a.a_s) && channels_ok(a.b_s);
+}
+
+inline Launch plan_corr_pos(const CorrArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  CorrPosPlan& t = l.corr_pos;
+  const int64_t K = p.h.k, cpg = p.cpg, groups = p.N * a.Cw;
+  const int64_t strips_w = ceil_div(p.w.out, 4);
+  const int64_t GW = ceil_div(strips_w, ceil_div(strips_w, int64_t(8)));  // even column tiles
+  int64_t TH = max_of(int64_t(1), min_of(p.h.out, int64_t(kThreads) / (K * GW)));
+  TH = ceil_div(p.h.out, ceil_div(p.h.out, TH));  // even row tiles
+  const int64_t IH = TH + K - 1, IW = (4 * GW + K - 1 + 3) / 4 * 4;
+  const int64_t per_channel = 4 * (TH * 4 * GW + IH * IW);  // a and b, one group
+  int64_t Q = max_of(int64_t(1), min_of(groups, int64_t(kThreads) / (K * TH * GW)));
+  auto tables = [&](int64_t q) { return 2 * pos_table_bytes(q * cpg); };
+  while (Q > 1 && tables(Q) + Q * per_channel > kMaxSmem) --Q;
+  const int64_t cc = min_of(cpg, (kMaxSmem - tables(Q)) / (Q * per_channel));
+  if (cc < 1) return Launch{};
+  const int64_t b = elem_bytes(p.dtype);
+  const bool vec = p.w.out % 4 == 0 && reinterpret_cast<uintptr_t>(a.out) % (4 * b) == 0;
+  t = {int32_t(Q), int32_t(TH), int32_t(GW), int32_t(cc), int32_t(IH), int32_t(IW),
+       ceil_div(p.h.out, TH), ceil_div(p.w.out, 4 * GW), 1.0f / float(TH), 1.0f / float(IH),
+       1.0f / float(TH * GW), 1.0f / float(GW), vec ? 4 : 1, pos_image_rows(a.a_s, p.C), pos_image_rows(a.b_s, p.C)};
+  l.kernel = kCorrPos;
+  l.kf = int32_t(K);
+  l.threads = int32_t(Q * K * TH * GW);
+  l.smem = tables(Q) + Q * cc * per_channel;
+  l.blocks = ceil_div(groups, Q) * t.tiles_h * t.tiles_w;
+  return l;
+}
+
 inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
   Launch l{};
   const int64_t taps = p.h.k * p.w.k;
   const int64_t numel = a.Nw * a.Cw * taps * a.Hw * a.Ww;
   const int64_t want_blocks = 4 * sm_count;
+  if (corr_pos_fits(a)) {
+    const Launch pos = plan_corr_pos(a);
+    if (pos.blocks > 0) return pos;
+  }
   if (corr_batch_fits(a)) return plan_corr_batch(a, force_splits);
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);

@@ -566,9 +566,11 @@ CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 14), "same"), ((9, 28), "same"),
 #: strip cut by the plane's edge where the width is not a multiple of 4; several groups a
 #: block (small planes, the last block's groups past the batch); 9 and 17 channels a group
 #: (two and three slices of uneven runs); 1 channel a group; rows in two tiles (37); one
-#: column tile of 8 strips over a width of 30; asymmetric and wide padding.
+#: column tile of 8 strips over a width of 30; asymmetric and wide padding; 40 channels a
+#: group (conn_pos: 8 slices; corr_pos: staged in two runs).
 POS_SHAPES = [(3, 3, 3, 8, 12, "same"), (2, 2, 9, 10, 10, "same"), (2, 1, 17, 7, 7, "same"),
-              (1, 2, 1, 37, 30, "same"), (2, 2, 2, 9, 11, (1, 2)), (5, 3, 2, 5, 6, "wide")]
+              (1, 2, 1, 37, 30, "same"), (2, 2, 2, 9, 11, (1, 2)), (5, 3, 2, 5, 6, "wide"),
+              (1, 1, 40, 14, 14, "same")]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -577,7 +579,8 @@ POS_SHAPES = [(3, 3, 3, 8, 12, "same"), (2, 2, 9, 10, 10, "same"), (2, 1, 17, 7,
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """conn2d with a position-specific weight (involution, inhomogeneous dynamic
-    depth-wise) on a K x K sliding window, stride 1: conn_pos (POS_SHAPES) in every
+    depth-wise) on a K x K sliding window, stride 1: conn_pos (POS_SHAPES), and corr2d
+    to such a weight for every sample and position (its gradient): corr_pos, in every
     layout and weight layout: the contiguous (N, G, K, K, H, W) weight, the attention
     layout's view, one weight the samples share, one position-specific along rows only;
     channels_last, sliced and transposed x (rows of stride 1 or not); with and without bias; Inf weights on taps that read the
@@ -614,6 +617,8 @@ def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> 
             check(xs, w, bias, kw, f"{k}x{k} {what} N={N_} G={G_} cpg={cpg} {H}x{W} p={pad}")
             if emulator is not None:
                 assert emulator.kernels[0] == "conn_pos", emulator.kernels
+                full = w.shape[0] == N_ and w.shape[5] == Wo  # corr2d's result: every position
+                assert (emulator.kernels[-1] == "corr_pos") == full, emulator.kernels
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
@@ -880,7 +885,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1))),
         (("conn_tile", "conn_elem", "corr_elem"),
             (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood"))),
-        (("conn_pos", "conn_elem", "corr_elem"),
+        (("conn_pos", "conn_elem", "corr_pos"),
             (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("sliding", 1, 1))),
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
