@@ -1,6 +1,6 @@
-// conn2d with a position-specific weight (involution; inhomogeneous dynamic
-// depth-wise; the weight (Nw, Cw, KF, KF, Ho, Wo) shared by the cpg = C / Cw
-// channels of a group) for a KF x KF sliding window, stride 1, dilation 1,
+// conn2d (and conn2d_transpose, FLIP) with a position-specific weight (involution;
+// inhomogeneous dynamic depth-wise; the weight (Nw, Cw, KF, KF, Ho, Wo) shared by the
+// cpg = C / Cw channels of a group) for a KF x KF sliding window, stride 1, dilation 1,
 // KF = 3, 5, 7, NCHW-like or channels_last images:
 //
 //   y[n, c, oh, ow] = bias[c] + sum_{kh, kw} W[n, c / cpg, kh, kw, oh, ow] x[n, c, oh - p + kh, ow - p + kw]
@@ -27,6 +27,15 @@
 // A tap on the padding reads 0 and is multiplied like any other, as in the
 // reference (a non-finite weight there gives NaN). Offsets inside a plane are
 // 32-bit (plan.h pos_fits).
+//
+// FLIP: conn2d_transpose with the same weight, x-bar[n, c, ih, iw] = sum_k
+// W[n, g, kh, kw, oh, ow] g[n, c, oh, ow] at (oh, ow) = (ih + p - kh, iw + p - kw), taps
+// whose (oh, ow) is outside g adding exactly 0 (the reference's missing candidates).
+// The same tiles over x-bar's plane, g staged in place of x, the kernel's rows and
+// columns walked backwards: a strip's weights of a tap sit at g's columns s + j - kw
+// (s = iw + p), loaded one by one from offsets clamped into g's row (kept for the
+// KF + 3 columns the strip's taps reach) and zeroed where the column is outside; rows
+// outside g are skipped whole. 4 to 8 channels a thread (its offsets take registers).
 #pragma once
 
 #include "params.h"
@@ -59,12 +68,24 @@ LC_DEVICE void pos_tap_weights(A (&w)[4], const T* at, int off2, const int (&jof
   // clang-format on
 }
 
-template <class T, int KF, int V>
+// FLIP: the strip's 4 weights of tap (kh, kw) at output columns s + j - kw (s = the
+// strip's first column + p): of the KF + 3 columns s - KF + 1 .. s + 3, `col` holds the
+// offsets clamped into the plane and `inside` a bit for those inside it (the others add
+// exactly 0, as the reference's missing candidates); loads and conversions on one line.
+template <class T, int KF, class A>
+LC_DEVICE void pos_flip_weights(A (&w)[4], const T* row, const int (&col)[KF + 3],
+                                uint32_t inside, int kw) {
+  // clang-format off
+  LC_UNROLL for (int j = 0; j < 4; ++j) { const A v = A(to_float(row[col[j - kw + KF - 1]])); w[j] = (inside >> (j - kw + KF - 1)) & 1u ? v : A(0); }
+  // clang-format on
+}
+
+template <class T, int KF, int V, bool FLIP>
 struct ConnPos {
   using A = acc_t<T>;
   static constexpr int NV = (4 + KF - 1 + 3) / 4 * 4;  // staged values a strip row reads
   static constexpr int kMinBlocks = 3;                  // at most 80 registers
-  static constexpr int CPT = pos_channels(KF, V);       // a thread's channels at most
+  static constexpr int CPT = pos_channels(KF, V, FLIP);  // a thread's channels at most
 
   static LC_DEVICE void run(unsigned char* smem_raw, const ConnArgs& a, const ConnPosPlan& t) {
     const Problem& p = a.p;
@@ -74,9 +95,12 @@ struct ConnPos {
 
     const PosBlock blk = pos_block(t.Q, t.tiles_h, t.tiles_w, t.TH, 4 * t.GW);
     const int64_t g0 = blk.g0;
-    const int oh0 = blk.oh0, ow0 = blk.ow0;
-    const int lo_h = oh0 - int(p.h.p), lo_w = ow0 - int(p.w.p);
-    const int H = int(p.h.in), W = int(p.w.in);
+    const int oh0 = blk.oh0, ow0 = blk.ow0;  // the tile's first result row and column
+    // the staged source's plane (FLIP: g, Ho x Wo) and the result's (FLIP: H x W)
+    const int H = int(FLIP ? p.h.out : p.h.in), W = int(FLIP ? p.w.out : p.w.in);
+    const int Ho = int(FLIP ? p.h.in : p.h.out), Wo = int(FLIP ? p.w.in : p.w.out);
+    const int lo_h = FLIP ? oh0 + int(p.h.p) - (KF - 1) : oh0 - int(p.h.p);
+    const int lo_w = FLIP ? ow0 + int(p.w.p) - (KF - 1) : ow0 - int(p.w.p);
 
     // the tile's input, every channel of the block's groups
     int64_t* plane_off = reinterpret_cast<int64_t*>(smem_raw);
@@ -95,10 +119,10 @@ struct ConnPos {
     const int oh = oh0 + r, ow = ow0 + 4 * gw;
     const int64_t gi = g0 + q;
     const int c0 = slice * t.cpt, nc = min_of(t.cpt, cpg - c0);
-    if (q >= t.Q || gi >= groups || oh >= int(p.h.out) || ow >= int(p.w.out) || nc <= 0) return;
+    if (q >= t.Q || gi >= groups || oh >= Ho || ow >= Wo || nc <= 0) return;
     const uint32_t n32 = uint32_t(gi) / uint32_t(G);  // N * G < 2^31 (plan.h)
     const int64_t n = n32, g = uint32_t(gi) - n32 * uint32_t(G);
-    const int nvalid = min_of(4, int(p.w.out) - ow);  // outputs of the strip inside the plane
+    const int nvalid = min_of(4, Wo - ow);  // results of the strip inside the plane
 
     // the sums start at the bias (loads clamped to the thread's channels, never predicated)
     A acc[CPT][4];
@@ -111,30 +135,59 @@ LC_UNROLL
       for (int j = 0; j < 4; ++j) acc[ci][j] = b0;
     }
 
-    const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + g * a.w_s.g +
-                  (int(a.w_s.h) * oh + int(a.w_s.w) * ow);
-    const int wkh = int(a.w_s.kh), wkw = int(a.w_s.kw), wsw = int(a.w_s.w);
     const float* xrow = xs + (c0 * t.Q + q) * plane_vals + r * t.IW + 4 * gw;
     const int ch_vals = t.Q * plane_vals;  // from one channel's plane to the next
-    // A strip cut by the plane's right edge loads its last valid position's weights in
-    // place of the ones past the edge (same code for every strip, nothing predicated):
-    // those sums are never stored. V = 2 (an even width): its second pair repeats the
-    // first; V = 4 (a width of a multiple of 4): never cut.
-    const int off2 = nvalid == 4 ? 2 : 0;
-    int joff[4];
+    const int wkh = int(a.w_s.kh), wkw = int(a.w_s.kw), wsh = int(a.w_s.h), wsw = int(a.w_s.w);
+    if constexpr (FLIP) {
+      // x-bar[ih, iw] = sum_k W[k, ih + p - kh, iw + p - kw] g[ih + p - kh, iw + p - kw] over
+      // the taps whose output is inside: kernel row kh reads staged row r + KF - 1 - kh,
+      // the products run as the forward's with the taps flipped
+      const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + g * a.w_s.g;
+      const int s0 = ow + int(p.w.p) - (KF - 1), gh = int(p.h.out), gw_ = int(p.w.out);
+      int col[KF + 3];
+      uint32_t inside = 0;
 LC_UNROLL
-    for (int j = 0; j < 4; ++j) joff[j] = j == 0 ? 0 : min_of(j, nvalid - 1) * wsw;
-    for (int kh = 0; kh < KF; ++kh) {
-      A w[KF][4];
-      const T* wr = wp + kh * wkh;
-LC_UNROLL
-      for (int kw = 0; kw < KF; ++kw) {
-        pos_tap_weights<T, V>(w[kw], wr + kw * wkw, off2, joff);
+      for (int m = 0; m < KF + 3; ++m) {
+        col[m] = min_of(max_of(s0 + m, 0), gw_ - 1) * wsw;
+        inside |= uint32_t(s0 + m >= 0 && s0 + m < gw_) << m;
       }
+      for (int kf = 0; kf < KF; ++kf) {  // staged row r + kf: kernel row KF - 1 - kf
+        const int kh = KF - 1 - kf, ohs = oh + int(p.h.p) - kh;
+        if (ohs < 0 || ohs >= gh) continue;  // no output on this row: nothing to add
+        A w[KF][4];
+        const T* wr = wp + kh * wkh + ohs * wsh;
 LC_UNROLL
-      for (int ci = 0; ci < CPT; ++ci) {
-        if (ci >= nc) break;
-        pos_row_products<KF, NV>(acc[ci], w, xrow + ci * ch_vals + kh * t.IW);
+        for (int kw = 0; kw < KF; ++kw)
+          pos_flip_weights<T, KF>(w[KF - 1 - kw], wr + kw * wkw, col, inside, kw);
+LC_UNROLL
+        for (int ci = 0; ci < CPT; ++ci) {
+          if (ci >= nc) break;
+          pos_row_products<KF, NV>(acc[ci], w, xrow + ci * ch_vals + kf * t.IW);
+        }
+      }
+    } else {
+      const T* wp = static_cast<const T*>(a.weight) + n * a.w_s.n + g * a.w_s.g +
+                    (wsh * oh + wsw * ow);
+      // A strip cut by the plane's right edge loads its last valid position's weights in
+      // place of the ones past the edge (same code for every strip, nothing predicated):
+      // those sums are never stored. V = 2 (an even width): its second pair repeats the
+      // first; V = 4 (a width of a multiple of 4): never cut.
+      const int off2 = nvalid == 4 ? 2 : 0;
+      int joff[4];
+LC_UNROLL
+      for (int j = 0; j < 4; ++j) joff[j] = j == 0 ? 0 : min_of(j, nvalid - 1) * wsw;
+      for (int kh = 0; kh < KF; ++kh) {
+        A w[KF][4];
+        const T* wr = wp + kh * wkh;
+LC_UNROLL
+        for (int kw = 0; kw < KF; ++kw) {
+          pos_tap_weights<T, V>(w[kw], wr + kw * wkw, off2, joff);
+        }
+LC_UNROLL
+        for (int ci = 0; ci < CPT; ++ci) {
+          if (ci >= nc) break;
+          pos_row_products<KF, NV>(acc[ci], w, xrow + ci * ch_vals + kh * t.IW);
+        }
       }
     }
 

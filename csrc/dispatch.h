@@ -120,24 +120,28 @@ int launch_conn_batch(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
-template <class T, int KF, class Exec>
+template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_pos_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
-  switch (l.conn_pos.V) {
-    case 4: return ex.template launch<ConnPos<T, KF, 4>>(l, a, l.conn_pos);
-    case 2: return ex.template launch<ConnPos<T, KF, 2>>(l, a, l.conn_pos);
-    default: return ex.template launch<ConnPos<T, KF, 1>>(l, a, l.conn_pos);
+  if constexpr (FLIP) {
+    return ex.template launch<ConnPos<T, KF, 1, true>>(l, a, l.conn_pos);  // weights one by one
+  } else {
+    switch (l.conn_pos.V) {
+      case 4: return ex.template launch<ConnPos<T, KF, 4, false>>(l, a, l.conn_pos);
+      case 2: return ex.template launch<ConnPos<T, KF, 2, false>>(l, a, l.conn_pos);
+      default: return ex.template launch<ConnPos<T, KF, 1, false>>(l, a, l.conn_pos);
+    }
   }
 }
 
-template <class T, class Exec>
+template <class T, bool FLIP, class Exec>
 int launch_conn_pos(Exec& ex, const Launch& l, const ConnArgs& a) {
   if constexpr (sizeof(T) == 8) {
     return kBadDType;  // plan.h plans no float64 here
   } else {
     switch (l.kf) {
-      case 3: return launch_conn_pos_kf<T, 3>(ex, l, a);
-      case 5: return launch_conn_pos_kf<T, 5>(ex, l, a);
-      case 7: return launch_conn_pos_kf<T, 7>(ex, l, a);
+      case 3: return launch_conn_pos_kf<T, 3, FLIP>(ex, l, a);
+      case 5: return launch_conn_pos_kf<T, 5, FLIP>(ex, l, a);
+      case 7: return launch_conn_pos_kf<T, 7, FLIP>(ex, l, a);
       default: return kBadDType;  // plan.h plans only these
     }
   }
@@ -178,7 +182,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   if (l.blocks == 0) return kOk;
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
-    if (l.kernel == kConnPos) return launch_conn_pos<T>(ex, l, a);
+    if (l.kernel == kConnPos) return launch_conn_pos<T, false>(ex, l, a);
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);
@@ -200,6 +204,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   if (l.blocks == 0) return kOk;
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, true>>(l, a, l.conn_elem);
+    if (l.kernel == kConnPos) return launch_conn_pos<T, true>(ex, l, a);
     if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
     if (l.kernel == kConnBand) return launch_conn_band<T, true>(ex, l, flipped);

@@ -114,9 +114,12 @@ constexpr int64_t conn_batch_wide_bytes(int kf) {
 }
 // conn_pos.cuh (a position-specific weight): a thread's channels at most (its sums and a
 // kernel row's weights within 80 registers: three blocks an SM; V: the weight's values a
-// load, one by one keeps 3 offsets live), and the shared table of the staged planes'
+// load, one by one keeps 3 offsets live; flip: conn2d_transpose, whose weights keep KF + 3
+// clamped column offsets live), and the shared table of the staged planes'
 // image offsets (then the staged rows)
-constexpr int pos_channels(int kf, int v) { return kf >= 7 ? (v == 1 ? 5 : 6) : 8; }
+constexpr int pos_channels(int kf, int v, bool flip = false) {
+  return flip ? (kf >= 7 ? 4 : kf >= 5 ? 5 : 8) : kf >= 7 ? (v == 1 ? 5 : 6) : 8;
+}
 LC_HD constexpr int64_t pos_table_bytes(int64_t planes) { return (8 * planes + 15) / 16 * 16; }
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 // with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
@@ -628,17 +631,19 @@ inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
 
 // conn_pos.cuh: a position-specific weight on a 3, 5, 7 sliding window (stride 1,
 // dilation 1), 16-bit or float32, 32-bit offsets inside an image plane and a group's
-// weight, at most 32 x 5 channels a group (pos_channels).
-inline bool pos_fits(const ConnArgs& a) {
+// weight, at most 32 x 4 channels a group (pos_channels). conn2d_transpose (flip) reads
+// g (Ho x Wo) and writes an H x W plane.
+inline bool pos_fits(const ConnArgs& a, bool flip = false) {
   const Problem& p = a.p;
   const Weight& s = a.w_s;
   const int64_t w_reach = (p.h.k + 1) * (s.kh + s.kw) + (p.h.out + 1) * s.h + (p.w.out + 4) * s.w;
   return (a.pos_h || a.pos_w) && fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 &&
-         p.cpg <= 32 * 5 && p.w.out >= 1 && p.h.out >= 1 &&
+         p.cpg <= 32 * 4 && p.w.out >= 1 && p.h.out >= 1 &&
          s.kh >= 0 && s.kw >= 0 && s.h >= 0 && s.w >= 0 && w_reach < (int64_t(1) << 31) &&
          a.src_s.c >= 0 && (pos_image_rows(a.src_s, p.C) || a.src_s.c * p.cpg < (int64_t(1) << 31)) &&
-         plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&
-         plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w) && p.N * (p.C / p.cpg) < (int64_t(1) << 31);
+         plane_fits_32(flip ? p.h.out : p.h.in, a.src_s.h, flip ? p.w.out : p.w.in, a.src_s.w) &&
+         plane_fits_32(flip ? p.h.in : p.h.out, a.dst_s.h, flip ? p.w.in : p.w.out, a.dst_s.w) &&
+         p.N * (p.C / p.cpg) < (int64_t(1) << 31);
 }
 
 // The weight's values a load: 4 (or 2) when a strip's 4 weights of a tap are
@@ -654,17 +659,19 @@ inline int32_t pos_weight_values(const ConnArgs& a) {
   return 1;
 }
 
-inline Launch plan_conn_pos(const ConnArgs& a) {
+// flip: conn2d_transpose (its result's plane H x W tiled, weights one by one)
+inline Launch plan_conn_pos(const ConnArgs& a, bool flip = false) {
   const Problem& p = a.p;
   Launch l{};
   ConnPosPlan& t = l.conn_pos;
   const int64_t cpg = p.cpg, groups = p.N * (p.C / p.cpg), K = p.h.k;
-  const int64_t strips_w = ceil_div(p.w.out, 4);
+  const int64_t rows = flip ? p.h.in : p.h.out, cols = flip ? p.w.in : p.w.out;
+  const int64_t strips_w = ceil_div(cols, 4);
   const int64_t GW = ceil_div(strips_w, ceil_div(strips_w, int64_t(8)));  // even column tiles
-  const int32_t V = pos_weight_values(a);
-  const int64_t S = ceil_div(cpg, int64_t(pos_channels(int(K), V)));
-  int64_t TH = max_of(int64_t(1), min_of(p.h.out, int64_t(kThreads) / (GW * S)));
-  TH = ceil_div(p.h.out, ceil_div(p.h.out, TH));  // even row tiles
+  const int32_t V = flip ? 1 : pos_weight_values(a);
+  const int64_t S = ceil_div(cpg, int64_t(pos_channels(int(K), V, flip)));
+  int64_t TH = max_of(int64_t(1), min_of(rows, int64_t(kThreads) / (GW * S)));
+  TH = ceil_div(rows, ceil_div(rows, TH));  // even row tiles
   const int64_t IW = (4 * GW + K - 1 + 3) / 4 * 4;
   auto group_bytes = [&](int64_t th) { return 8 * cpg + 4 * cpg * (th + K - 1) * IW; };
   while (TH > 1 && pos_table_bytes(cpg) + group_bytes(TH) - 8 * cpg > kMaxSmem) TH = (TH + 1) / 2;
@@ -674,7 +681,7 @@ inline Launch plan_conn_pos(const ConnArgs& a) {
   while (Q > 1 && pos_table_bytes(Q * cpg) + Q * (group_bytes(TH) - 8 * cpg) > kMaxSmem) --Q;
   const int64_t IH = TH + K - 1;
   t = {int32_t(Q), int32_t(TH), int32_t(GW), int32_t(S), int32_t(ceil_div(cpg, S)), int32_t(IH),
-       int32_t(IW), ceil_div(p.h.out, TH), ceil_div(p.w.out, 4 * GW), 1.0f / float(IH),
+       int32_t(IW), ceil_div(rows, TH), ceil_div(cols, 4 * GW), 1.0f / float(IH),
        V, !pos_image_rows(a.src_s, p.C)};
   l.kernel = kConnPos;
   l.kf = int32_t(K);
@@ -732,6 +739,10 @@ inline bool flipped_transpose(const ConnArgs& a, ConnArgs* out) {
 
 inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   const Problem& p = a.p;
+  if (pos_fits(a, true)) {
+    const Launch l = plan_conn_pos(a, true);
+    if (l.blocks > 0) return l;
+  }
   if (flipped_transpose(a, flipped) && batch_fits(*flipped)) return plan_conn_batch(*flipped);
   if (flipped_transpose(a, flipped) && mma_fits(*flipped)) return plan_conn_mma(*flipped);
   if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);

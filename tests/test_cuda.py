@@ -579,8 +579,9 @@ POS_SHAPES = [(3, 3, 3, 8, 12, "same"), (2, 2, 9, 10, 10, "same"), (2, 1, 17, 7,
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """conn2d with a position-specific weight (involution, inhomogeneous dynamic
-    depth-wise) on a K x K sliding window, stride 1: conn_pos (POS_SHAPES), and corr2d
-    to such a weight for every sample and position (its gradient): corr_pos, in every
+    depth-wise) on a K x K sliding window, stride 1, and its transpose: conn_pos
+    (POS_SHAPES; the transpose's taps past g's edge add exactly 0), and corr2d to such a
+    weight for every sample and position (its gradient): corr_pos, in every
     layout and weight layout: the contiguous (N, G, K, K, H, W) weight, the attention
     layout's view, one weight the samples share, one position-specific along rows only;
     channels_last, sliced and transposed x (rows of stride 1 or not); with and without bias; Inf weights on taps that read the
@@ -602,6 +603,11 @@ def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> 
         poisoned = rand((N_, G_, k, k, Ho, Wo), g, dtype)
         poisoned[0, 0, 0, 0, 0, 0] = float("inf")  # tap (0, 0) of output (0, 0): the padding
         poisoned[-1, -1, k - 1, k - 1, Ho - 1, Wo - 1] = float("-inf")
+        # the transpose's neighbours of taps past g's left and right edges (kernel row ph:
+        # x-bar's row = g's): clamped there, they must add nothing
+        ph = min(padding if isinstance(padding, int) else padding[0], k - 1)
+        poisoned[0, 0, ph, k - 1, 0, 0] = float("inf")
+        poisoned[-1, -1, ph, 0, Ho - 1, Wo - 1] = float("-inf")
         xp = x.clone()
         xp[0, 0, H // 2, W // 2] = float("nan")
         xp[-1, -1, 0, W - 1] = float("inf")
@@ -616,7 +622,7 @@ def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> 
                 emulator.kernels.clear()
             check(xs, w, bias, kw, f"{k}x{k} {what} N={N_} G={G_} cpg={cpg} {H}x{W} p={pad}")
             if emulator is not None:
-                assert emulator.kernels[0] == "conn_pos", emulator.kernels
+                assert emulator.kernels[:2] == ["conn_pos"] * 2, emulator.kernels
                 full = w.shape[0] == N_ and w.shape[5] == Wo  # corr2d's result: every position
                 assert (emulator.kernels[-1] == "corr_pos") == full, emulator.kernels
 
@@ -885,7 +891,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1))),
         (("conn_tile", "conn_elem", "corr_elem"),
             (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("neighborhood"))),
-        (("conn_pos", "conn_elem", "corr_pos"),
+        (("conn_pos", "conn_pos", "corr_pos"),
             (rand((2, 4, 7, 8), g), rand((2, 2, 3, 3, 7, 8), g), window_kwargs("sliding", 1, 1))),
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
@@ -1013,7 +1019,7 @@ def test_gpu_large_kernels(k: int) -> None:
 @needs_cuda
 def test_gpu_beyond_int32_offsets() -> None:
     """A tensor of more than 2^31 elements: checked on its last channels (depth-wise in
-    the three primitives, a position-specific weight in conn2d)."""
+    the three primitives, a position-specific weight in conn2d and its transpose)."""
     C_, H_, W_ = 132, 4096, 4096
     assert C_ * H_ * W_ > 2**31
     gg = torch.Generator(device="cuda").manual_seed(0)
@@ -1034,11 +1040,15 @@ def test_gpu_beyond_int32_offsets() -> None:
                                  backend="reference", **kw)
     assert_close(wc[:, tail], ref.half(), what="corr2d beyond 2^31", scale=corr_scale(H_ * W_))
     del wc, y
-    # a position-specific weight (conn_pos: the image's planes past 2^31, 132 channels a group)
-    wp = torch.randn((1, 1, 3, 3, H_, W_), generator=gg, device="cuda", dtype=torch.float16)
+    # a position-specific weight (conn_pos: the image's planes past 2^31, 66 channels a group)
+    wp = torch.randn((1, 2, 3, 3, H_, W_), generator=gg, device="cuda", dtype=torch.float16)
     yp = localconn.local_conn2d(x, wp, backend=CUDA, **kw)
-    ref = localconn.local_conn2d(x[:, tail], wp, backend="reference", **kw)
+    ref = localconn.local_conn2d(x[:, tail], wp[:, 1:], backend="reference", **kw)
     assert_close(yp[:, tail], ref, what="position-specific conn2d beyond 2^31")
+    xt = localconn.local_conn2d_transpose(yp, wp, (H_, W_), backend=CUDA, **kw)
+    ref = localconn.local_conn2d_transpose(yp[:, tail], wp[:, 1:], (H_, W_), backend="reference",
+                                           **kw)
+    assert_close(xt[:, tail], ref, what="position-specific conn2d_transpose beyond 2^31")
 
 
 # ------------------------------------------------------------------ torch.compile
