@@ -313,6 +313,10 @@ inline bool channels_last_image(const Image& s, int64_t C) { return C > 1 && s.c
 inline bool pos_image_rows(const Image& s, int64_t C) {
   return s.w == 1 && !channels_last_image(s, C);
 }
+// ... and an image pos_stage.cuh can stage with cpg channels a group
+inline bool pos_image_fits(const Image& s, int64_t C, int64_t cpg) {
+  return s.c >= 0 && (pos_image_rows(s, C) || s.c * cpg < (int64_t(1) << 31));
+}
 
 // The fixed kernel sizes of the register fast path (compile time matters: a few only).
 inline bool fixed_kernel(int64_t k) { return k == 3 || k == 5 || k == 7 || k == 13 || k == 31; }
@@ -640,7 +644,7 @@ inline bool pos_fits(const ConnArgs& a, bool flip = false) {
   return (a.pos_h || a.pos_w) && fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 &&
          p.cpg <= 32 * 4 && p.w.out >= 1 && p.h.out >= 1 &&
          s.kh >= 0 && s.kw >= 0 && s.h >= 0 && s.w >= 0 && w_reach < (int64_t(1) << 31) &&
-         a.src_s.c >= 0 && (pos_image_rows(a.src_s, p.C) || a.src_s.c * p.cpg < (int64_t(1) << 31)) &&
+         pos_image_fits(a.src_s, p.C, p.cpg) &&
          plane_fits_32(flip ? p.h.out : p.h.in, a.src_s.h, flip ? p.w.out : p.w.in, a.src_s.w) &&
          plane_fits_32(flip ? p.h.in : p.h.out, a.dst_s.h, flip ? p.w.in : p.w.out, a.dst_s.w) &&
          p.N * (p.C / p.cpg) < (int64_t(1) << 31);
@@ -673,12 +677,15 @@ inline Launch plan_conn_pos(const ConnArgs& a, bool flip = false) {
   int64_t TH = max_of(int64_t(1), min_of(rows, int64_t(kThreads) / (GW * S)));
   TH = ceil_div(rows, ceil_div(rows, TH));  // even row tiles
   const int64_t IW = (4 * GW + K - 1 + 3) / 4 * 4;
-  auto group_bytes = [&](int64_t th) { return 8 * cpg + 4 * cpg * (th + K - 1) * IW; };
-  while (TH > 1 && pos_table_bytes(cpg) + group_bytes(TH) - 8 * cpg > kMaxSmem) TH = (TH + 1) / 2;
-  if (pos_table_bytes(cpg) + group_bytes(TH) - 8 * cpg > kMaxSmem) return Launch{};
+  // shared memory: the offset table, then each group's staged planes
+  auto smem = [&](int64_t q, int64_t th) {
+    return pos_table_bytes(q * cpg) + q * 4 * cpg * (th + K - 1) * IW;
+  };
+  while (TH > 1 && smem(1, TH) > kMaxSmem) TH = (TH + 1) / 2;
+  if (smem(1, TH) > kMaxSmem) return Launch{};
   const int64_t per_group = TH * GW * S;
   int64_t Q = max_of(int64_t(1), min_of(groups, int64_t(kThreads) / per_group));
-  while (Q > 1 && pos_table_bytes(Q * cpg) + Q * (group_bytes(TH) - 8 * cpg) > kMaxSmem) --Q;
+  while (Q > 1 && smem(Q, TH) > kMaxSmem) --Q;
   const int64_t IH = TH + K - 1;
   t = {int32_t(Q), int32_t(TH), int32_t(GW), int32_t(S), int32_t(ceil_div(cpg, S)), int32_t(IH),
        int32_t(IW), ceil_div(rows, TH), ceil_div(cols, 4 * GW), 1.0f / float(IH),
@@ -686,7 +693,7 @@ inline Launch plan_conn_pos(const ConnArgs& a, bool flip = false) {
   l.kernel = kConnPos;
   l.kf = int32_t(K);
   l.threads = int32_t(Q * per_group);
-  l.smem = pos_table_bytes(Q * cpg) + Q * 4 * cpg * IH * IW;
+  l.smem = smem(Q, TH);
   l.blocks = ceil_div(groups, Q) * t.tiles_h * t.tiles_w;
   return l;
 }
@@ -963,21 +970,18 @@ inline Launch plan_corr_batch(const CorrArgs& a, int64_t force_splits) {
   return l;
 }
 
-// corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
 // corr_pos.cuh: a result position-specific along both axes for every sample (Nw = N),
 // 3, 5, 7 sliding window (stride 1, dilation 1), 16-bit or float32, 32-bit offsets
 // inside planes and a group's result.
 inline bool corr_pos_fits(const CorrArgs& a) {
   const Problem& p = a.p;
   const int64_t lim = int64_t(1) << 31;
-  auto channels_ok = [&](const Image& s) {
-    return s.c >= 0 && (pos_image_rows(s, p.C) || s.c * p.cpg < lim);
-  };
   return a.Nw == p.N && a.Hw == p.h.out && a.Ww == p.w.out && fixed_window(p) &&
          strip_kernel(p.h.k) && p.dtype != kFloat64 && p.cpg < (int64_t(1) << 16) &&
          p.h.k * p.w.k * (p.h.out * p.w.out + 8) < lim && p.N * a.Cw < lim &&
          plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
-         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w) && channels_ok(a.a_s) && channels_ok(a.b_s);
+         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w) &&
+         pos_image_fits(a.a_s, p.C, p.cpg) && pos_image_fits(a.b_s, p.C, p.cpg);
 }
 
 inline Launch plan_corr_pos(const CorrArgs& a) {
@@ -1009,6 +1013,7 @@ inline Launch plan_corr_pos(const CorrArgs& a) {
   return l;
 }
 
+// corr2d; sm_count sizes the split (1 in the emulator), force_splits > 0 fixes it.
 inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
   Launch l{};
