@@ -1,6 +1,6 @@
 // The depth-wise weight gradient (corr2d with a per-channel result shared across
 // positions, static or dynamic) on tensor cores, for half and bfloat16 NCHW-like
-// planes: a KF x KF window (3, 5, 7), stride 1, dilation 1, any padding:
+// planes: a KF x KF window (3, 5, 7, 13, 31), stride 1, dilation 1, any padding:
 //
 //   dW[i][j] = sum_{n, y, x} G[n, c, y, x] * X[n, c, y + i - ph, x + j - pw]
 //
@@ -11,24 +11,31 @@
 // is one mma.sync m16n8k16 (mma.cuh) with A = X^T (16 staged columns x 16 rows) and
 // B = G (16 rows x 8 columns), both read with ldmatrix.trans from rows staged in
 // shared memory. Its element (m, n) pairs columns x' - x = m - n - pw, i.e. tap
-// j = m - n: every tap of every column n lies in the tile (KF <= 9), and the tap of an
-// element does not depend on x0, so the products of all of a warp's column tiles
-// accumulate into the same KF x 4 float32 registers per lane (KF mma per 8 columns
-// and 16 rows: half the forward pass's count). At the end dW[i][j] is the sum of the
-// diagonal m - n = j of P_i, added in a fixed order (deterministic).
+// j = m - n, and the tap of an element does not depend on x0, so the products of all
+// of a warp's column tiles accumulate into the same registers. For KF <= 9 every tap of
+// every column n lies in the 16 columns (KF x 4 float32 registers a lane; KF mma per 8
+// columns and 16 rows: half the forward pass's count). Larger windows take S =
+// corr_mma_blocks(KF) blocks of 16 columns, block s starting 16 s columns on (taps
+// j = 16 s + m - n; 65% of the products are taps at 31, 51% at 13), and a warp sums
+// RW = corr_mma_rows(KF) of the KF kernel rows (RW x S x 4 registers; the row groups
+// are more warps of the same result). Block s of A for tile u is the 16 columns at
+// 8 (u + 2 s): each A fragment loaded feeds up to S mma. At the end dW[i][j] is the
+// sum of the diagonal 16 s + m - n = j over the blocks of P_i, added in a fixed order
+// (deterministic).
 //
 // The 16 rows are two halves of 8, each any (plane, 8 rows, 64 columns) of the
 // result's work: rows of one plane, or two planes of a 7 x 7 image, fill the mma's
-// 16 rows alike. Work: a warp takes a result (channel, and batch index for Nw = N)
-// and one of `splits` parts of its halves (pairs of them), walks them, and stores its
-// KF x KF sums, or its split's partial for ReduceSplits (no atomics).
+// 16 rows alike. Work: a warp takes a result (channel, and batch index for Nw = N), a
+// group of RW kernel rows and one of `splits` parts of its halves (pairs of them),
+// walks them, and stores its RW x KF sums, or its split's partial for ReduceSplits (no
+// atomics).
 //
 // Staging: X's rows start pw columns left of G's (whose column tiles are aligned),
 // so with padding KF / 2 a staged chunk of X is two aligned 16-byte chunks shifted by
 // a compile-time number of values (one lane walks a row; no bank conflicts, the 8
 // rows of a store phase in distinct bank groups); otherwise, and at the image's
-// edges, value by value. Rows are 9 chunks apart (an odd number of 16-byte units:
-// ldmatrix's 8 rows fall in distinct banks).
+// edges, value by value. A row holds NT + 2 S - 1 chunks of 16 bytes; rows are 9 chunks
+// apart (an odd number: ldmatrix's 8 rows fall in distinct banks).
 //
 // Exactness: G's zeros past its edges multiply staged X values, which matters only
 // when X holds an Inf or NaN; a warp whose sums are not all finite recomputes its
@@ -44,18 +51,24 @@ namespace lc {
 
 template <class T, int KF>
 struct CorrMma {
-  static constexpr int NT = kCorrMmaNTiles;  // 8-column tiles of a half (64 columns)
-  static constexpr int XR = 8 + KF - 1;      // staged X rows per half
-  static constexpr int SW = kCorrMmaStride;  // staged row stride (values): NT + 1 chunks
+  static constexpr int NT = corr_mma_ntiles(KF);  // 8-column tiles of a half (64 columns; 32)
+  static constexpr int S = corr_mma_blocks(KF);  // blocks of 16 X columns a tap lies in
+  static constexpr int XC = 2 * (S - 1);     // X chunks staged past G's, beyond one
+  static constexpr int RW = corr_mma_rows(KF);   // kernel rows per warp
+  static constexpr int RG = corr_mma_row_groups(KF);
+  static constexpr int XR = 8 + RW - 1;      // staged X rows per half
+  static constexpr int SW = kCorrMmaStride;  // staged row stride (values): 9 chunks
   static constexpr int TAPS = KF * KF;
   static constexpr int PW = KF / 2;          // the padding of the 16-byte X path
   static constexpr int PA = (PW + 7) / 8 * 8;  // X's aligned chunks start PA left of G's
-  static constexpr int E = PA - PW;          // values a staged X chunk is shifted by
+  // values a staged X chunk is shifted by: PA - PW for 3, 5, 7; none for 13 and 31, whose
+  // blocks have room for the DE = PA - PW columns more between a tap and its column
+  static constexpr int E = KF > 9 ? 0 : PA - PW, DE = PA - PW - E;
   static constexpr int64_t kWarpBytes = corr_mma_warp_bytes(KF);
-  static_assert(KF <= 9, "every tap of a column in a 16-column tile");
+  static_assert(S * 16 >= KF + 7 + DE, "every tap of a column in one of the S blocks");
   static_assert(2 * XR <= 32, "a lane per staged X row");
-  static_assert((SW / 8) % 2 == 1 && SW >= 8 * (NT + 1), "row stride");
-  static_assert(kWarpBytes >= 16 + (2 * XR + 16) * SW * 2 + 16 * 8 * 4, "shared memory per warp");
+  static_assert((SW / 8) % 2 == 1 && SW >= 8 * (NT + XC + 1), "row stride");
+  static_assert(kWarpBytes >= 16 + (2 * XR + 16) * SW * 2 + 16 * 8 * 4 * S, "shared memory per warp");
   using F = float;
   static constexpr int kMinBlocks = 2;
 
@@ -64,38 +77,62 @@ struct CorrMma {
     const int warp = thread_index() >> 5, lane = thread_index() & 31;
     const int64_t gw = block_index() * (block_threads() >> 5) + warp;
     const int64_t results = a.Nw * p.C;
-    if (gw >= results * t.splits) return;  // the whole warp
-    const int64_t res = gw / t.splits, split = gw % t.splits;
+    if (gw >= results * t.splits * RG) return;  // the whole warp
+    // the row groups of a part side by side (they read the same rows)
+    const int64_t part_id = gw / RG, split = part_id % t.splits, res = part_id / t.splits;
+    const int i0 = int(gw % RG) * RW;
     const int64_t c = res % p.C, n_res = res / p.C;
     T* xs = reinterpret_cast<T*>(smem + warp * kWarpBytes + 16);
-    part(smem + warp * kWarpBytes, a, t, split, n_res, c, c, lane, [] { sync_warp(); },
+    // (staged X chunks start DE columns left of the taps' first block where aligned)
+    const int de = t.piece_b > 1 ? DE : 0;
+    part(smem + warp * kWarpBytes, a, t, split, n_res, c, c, i0, de, lane, [] { sync_warp(); },
          [&](const Seg (&h)[2], int nt) {
-           stage_x(xs, a, t, h, nt, lane);
+           stage_x(xs, a, t, h, nt, i0, lane);
            stage_g(xs + 2 * XR * SW, a, t, h, nt, lane);
          });
   }
 
-  // A warp's part of result (n_res, c): its split's pairs of halves (those of channel
-  // c_seg's planes) staged by stage(h, nt) between sync() barriers (the warp's, or the
-  // block's where warps stage for each other), their products summed, then finish.
-  // `mine`: the warp's shared memory (a flag, X's and G's rows, diag).
+  // What finish needs of a part; for 13 and 31 parked in the warp's diag area while the
+  // part runs (their loop holds 128 registers; these would be spilled), for 3, 5, 7 kept
+  // in registers (a per-sample result's part is one or two pairs: the round trip would
+  // cost 5-10%, model).
+  static constexpr bool kParkId = KF > 9;
+  struct PartId {
+    int64_t c, n_res, split;
+    int32_t lo, hi, i0, de;
+  };
+
+  // A warp's part of result (n_res, c), kernel rows i0.. (RW of them, KF at most): its
+  // split's pairs of halves (those of channel c_seg's planes) staged by stage(h, nt)
+  // between sync() barriers (the warp's, or the block's where warps stage for each
+  // other), their products summed, then finish. `mine`: the warp's shared memory (a
+  // flag, X's and G's rows, diag); staged X column de + m + 16 s - n is tap m - n of
+  // block s.
   template <class Sync, class Stage>
   static LC_DEVICE void part(unsigned char* mine, const CorrArgs& a, const CorrMmaPlan& t,
-                             int64_t split, int64_t n_res, int64_t c_seg, int64_t c, int lane,
-                             Sync sync, const Stage& stage) {
+                             int64_t split, int64_t n_res, int64_t c_seg, int64_t c, int i0,
+                             int de, int lane, Sync sync, const Stage& stage) {
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // warp_all's word
     T* xs = reinterpret_cast<T*>(mine + 16);  // 2 halves x XR rows
     T* gs = xs + 2 * XR * SW;                 // 2 halves x 8 rows
-    F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // one P_i, 16 x 8
+    F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // one P_i, S blocks of 16 x 8
+    volatile PartId* id = reinterpret_cast<volatile PartId*>(diag);
 
+    // (32-bit: plan.h keeps a result's items below 2^31)
     const int64_t pairs = (t.items + 1) / 2;
-    const int64_t lo = split * pairs / t.splits, hi = (split + 1) * pairs / t.splits;
-    F acc[KF][4];
+    const int32_t lo = int32_t(split * pairs / t.splits), hi = int32_t((split + 1) * pairs / t.splits);
+    F acc[RW][S][4];
 LC_UNROLL
-    for (int i = 0; i < KF; ++i)
+    for (int i = 0; i < RW; ++i)
 LC_UNROLL
-      for (int e = 0; e < 4; ++e) acc[i][e] = F(0);
+      for (int s = 0; s < S; ++s)
+LC_UNROLL
+        for (int e = 0; e < 4; ++e) acc[i][s][e] = F(0);
     if (lane == 0) flag[0] = 0;
+    if (kParkId && lane == 0) {
+      id->c = c, id->n_res = n_res, id->split = split;
+      id->lo = lo, id->hi = hi, id->i0 = i0, id->de = de;
+    }
 
     // this lane's ldmatrix rows. B (x2): matrices (half 0, half 1) of a G block; A (x4):
     // matrices (block u, half 0), (u + 1, 0), (u, 1), (u + 1, 1) of X's rows i.., the
@@ -104,14 +141,14 @@ LC_UNROLL
     const SmemAddr arow =
         smem_addr(xs + (((lane >> 4) & 1) * XR + (lane & 7)) * SW + 8 * ((lane >> 3) & 1));
     const SmemAddr brow = smem_addr(gs + (8 * ((lane >> 3) & 1) + (lane & 7)) * SW);
-    Cursor cur = Cursor::at(t, 2 * lo, n_res, a.Nw == 1);
-    for (int64_t pr = lo; pr < hi; ++pr) {
+    Cursor cur = Cursor::at(a, t, 2 * lo, n_res, c_seg);
+    for (int32_t pr = lo; pr < hi; ++pr) {
       Seg h[2];
       int nt = 0;
 LC_UNROLL
       for (int k = 0; k < 2; ++k) {
-        h[k] = seg_of(a, t, cur, 2 * pr + k, c_seg);
-        cur.next(t);
+        h[k] = seg_of(a, t, cur, 2 * pr + k);
+        cur.next(a, t);
         nt = max_of(nt, h[k].nt);
       }
       sync();  // the previous pair's reads of the staged rows are done
@@ -119,47 +156,66 @@ LC_UNROLL
       sync();
       if (kHaveMma) products_upto<NT>(nt, acc, arow, brow);
     }
-    finish(a, t, acc, flag, diag, lo, hi, c, n_res, split, n_res * a.p.C + c, lane);
+    if constexpr (kParkId) {
+      sync_warp();  // (lane 0's id written: a part may have no pairs)
+      const int64_t c_ = id->c, n_res_ = id->n_res, split_ = id->split;
+      const int32_t lo_ = id->lo, hi_ = id->hi, i0_ = id->i0, de_ = id->de;
+      sync_warp();  // (read before diag is written)
+      finish(a, t, acc, flag, diag, lo_, hi_, c_, n_res_, split_, n_res_ * a.p.C + c_, i0_, de_,
+             lane);
+    } else {
+      finish(a, t, acc, flag, diag, lo, hi, c, n_res, split, n_res * a.p.C + c, i0, de, lane);
+    }
   }
 
-  // A warp's part done: if every sum is finite (no Inf or NaN in the part's X or G), the
-  // taps as diagonal sums of acc (through `diag`, fixed order); else the whole part tap
-  // by tap (direct). To the result, or to the split's partial.
-  static LC_DEVICE void finish(const CorrArgs& a, const CorrMmaPlan& t, const F (&acc)[KF][4],
-                               volatile uint32_t* flag, F* diag, int64_t lo, int64_t hi,
-                               int64_t c, int64_t n_res, int64_t split, int64_t res, int lane) {
+  // A warp's part done: if every sum of its kernel rows is finite (no Inf or NaN in the
+  // X and G they read), the taps as diagonal sums of acc (through `diag`, fixed order);
+  // else the whole part tap by tap (direct). To the result, or to the split's partial.
+  // (Rows past KF of the last group were summed too, from staged rows no tap reads:
+  // left out.)
+  static LC_DEVICE void finish(const CorrArgs& a, const CorrMmaPlan& t,
+                               const F (&acc)[RW][S][4], volatile uint32_t* flag, F* diag,
+                               int32_t lo, int32_t hi, int64_t c, int64_t n_res, int64_t split,
+                               int64_t res, int i0, int de, int lane) {
     const int g = lane >> 2, q = lane & 3;
     F probe = F(0);
 LC_UNROLL
-    for (int i = 0; i < KF; ++i)
+    for (int i = 0; i < RW; ++i)
 LC_UNROLL
-      for (int e = 0; e < 4; ++e) probe += acc[i][e] * F(0);
+      for (int s = 0; s < S; ++s)
+LC_UNROLL
+        for (int e = 0; e < 4; ++e) probe += i0 + i < KF ? acc[i][s][e] * F(0) : F(0);
     const bool mma_ok = warp_all(kHaveMma && probe == F(0), flag);
     const int64_t numel = a.Nw * a.p.C * TAPS;
     const int64_t out0 = res * TAPS;
     if (mma_ok) {
 LC_UNROLL
-      for (int i = 0; i < KF; ++i) {
+      for (int i = 0; i < RW; ++i) {
+        if (RW * RG > KF && i0 + i >= KF) break;  // (the last group's, uniform)
 LC_UNROLL
-        for (int e = 0; e < 4; ++e) diag[(g + 8 * (e >> 1)) * 8 + 2 * q + (e & 1)] = acc[i][e];
+        for (int s = 0; s < S; ++s)
+LC_UNROLL
+          for (int e = 0; e < 4; ++e)
+            diag[s * 128 + (g + 8 * (e >> 1)) * 8 + 2 * q + (e & 1)] = acc[i][s][e];
         sync_warp();
-        if (lane < KF) {
-          F s = F(0);
+        if (lane < KF) {  // block (de + lane + n) / 16, row (de + lane + n) % 16, column n
+          F sum = F(0);
 LC_UNROLL
-          for (int n = 0; n < 8; ++n) s += diag[(n + lane) * 8 + n];
-          put(a, t, split, numel, out0 + i * KF + lane, s);
+          for (int n = 0; n < 8; ++n) sum += diag[(n + lane + de) * 8 + n];
+          put(a, t, split, numel, out0 + (i0 + i) * KF + lane, sum);
         }
         sync_warp();
       }
     } else {
-      direct(a, t, lo, hi, c, n_res, split, numel, out0, lane);
+      direct(a, t, lo, hi, c, n_res, split, numel, out0, i0, lane);
     }
   }
 
   // The products of a staged pair for its nt tiles (1..NT), each count unrolled (no
-  // branch per mma): acc[i] += P_i over the tiles.
+  // branch per mma): acc[i][s] += block s of P_i over the tiles.
   template <int NU>
-  static LC_DEVICE void products_upto(int nt, F (&acc)[KF][4], SmemAddr arow, SmemAddr brow) {
+  static LC_DEVICE void products_upto(int nt, F (&acc)[RW][S][4], SmemAddr arow,
+                                      SmemAddr brow) {
     if (nt == NU) {
       products<NU>(acc, arow, brow);
     } else if constexpr (NU > 1) {
@@ -168,36 +224,45 @@ LC_UNROLL
   }
 
   template <int NU>
-  static LC_DEVICE void products(F (&acc)[KF][4], SmemAddr arow, SmemAddr brow) {
+  static LC_DEVICE void products(F (&acc)[RW][S][4], SmemAddr arow, SmemAddr brow) {
     uint32_t bf[NU][2];  // G's tiles (8 columns each), both halves
 LC_UNROLL
     for (int u = 0; u < NU; ++u) LC_LOAD_T2(bf[u], brow + 16 * u);
 LC_UNROLL
-    for (int i = 0; i < KF; ++i)
+    for (int i = 0; i < RW; ++i)
 LC_UNROLL
-      for (int u = 0; u < NU; ++u) {
-        uint32_t af[4];  // X's rows i.. of both halves, columns 8u..8u + 15
-        LC_LOAD_T4(af, arow + 2 * (i * SW + 8 * u));
-        mma_16816<T>(acc[i], af, bf[u]);
+      for (int v = 0; v < NU + XC; ++v) {
+        uint32_t af[4];  // X's rows i.. of both halves, columns 8v..8v + 15
+        LC_LOAD_T4(af, arow + 2 * (i * SW + 8 * v));
+LC_UNROLL
+        for (int s = 0; s < S; ++s)  // block s of tile u = v - 2 s
+          if (v - 2 * s >= 0 && v - 2 * s < NU) mma_16816<T>(acc[i][s], af, bf[v - 2 * s]);
       }
   }
 
   // A result's halves in order, (batch index,) column tile, 8-row segment (32-bit:
-  // plan.h keeps a result's items below 2^31): divisions once, then steps.
+  // plan.h keeps a result's items below 2^31), with the planes of G and X of channel c
+  // and batch index n: divisions and multiplications once, then steps.
   struct Cursor {
-    int32_t n, ct, seg;
-    static LC_DEVICE Cursor at(const CorrMmaPlan& t, int64_t it, int64_t n_res, bool batch) {
-      const int32_t per_plane = int32_t(t.col_tiles * t.segments), i32 = int32_t(it);
-      const int32_t r = i32 % per_plane;
-      return Cursor{batch ? i32 / per_plane : int32_t(n_res), r / int32_t(t.segments),
-                    r % int32_t(t.segments)};
+    int32_t ct, seg;
+    const T* g;
+    const T* x;
+    static LC_DEVICE Cursor at(const CorrArgs& a, const CorrMmaPlan& t, int32_t it,
+                               int64_t n_res, int64_t c) {
+      const int32_t per_plane = int32_t(t.col_tiles * t.segments);
+      const int32_t r = it % per_plane;
+      const int64_t n = a.Nw == 1 ? it / per_plane : n_res;
+      return Cursor{r / int32_t(t.segments), r % int32_t(t.segments),
+                    static_cast<const T*>(a.a) + n * a.a_s.n + c * a.a_s.c,
+                    static_cast<const T*>(a.b) + n * a.b_s.n + c * a.b_s.c};
     }
-    LC_DEVICE void next(const CorrMmaPlan& t) {
+    LC_DEVICE void next(const CorrArgs& a, const CorrMmaPlan& t) {
       if (++seg < int32_t(t.segments)) return;
       seg = 0;
       if (++ct < int32_t(t.col_tiles)) return;
       ct = 0;
-      ++n;
+      g += a.a_s.n;  // the next sample (Nw = 1; past the last item otherwise)
+      x += a.b_s.n;
     }
   };
 
@@ -210,17 +275,12 @@ LC_UNROLL
     int nt;  // 8-column tiles with columns of G inside (0: none)
   };
 
-  // item `it` of channel c, at `cur`
+  // item `it`, at `cur` (nt = 0 past the result's items: its pointers are not read)
   static LC_DEVICE Seg seg_of(const CorrArgs& a, const CorrMmaPlan& t, const Cursor& cur,
-                              int64_t it, int64_t c) {
-    Seg h{static_cast<const T*>(a.a), static_cast<const T*>(a.b), 0, 0, 0};
-    if (it >= t.items) return h;
-    h.g = static_cast<const T*>(a.a) + cur.n * a.a_s.n + c * a.a_s.c;
-    h.x = static_cast<const T*>(a.b) + cur.n * a.b_s.n + c * a.b_s.c;
-    h.y0 = cur.seg * 8;
-    h.x0 = cur.ct * (8 * NT);
-    h.nt = int(min_of(int64_t(NT), ceil_div(a.p.w.out - h.x0, 8)));
-    return h;
+                              int32_t it) {
+    const int32_t x0 = cur.ct * (8 * NT);
+    const int nt = it < t.items ? min_of(NT, (int32_t(a.p.w.out) - x0 + 7) >> 3) : 0;
+    return Seg{cur.g, cur.x, cur.seg * 8, x0, nt};
   }
 
   // h[1] or h[0], field by field (a run-time index would put h in local memory)
@@ -243,14 +303,15 @@ LC_UNROLL
     }
   }
 
-  // X rows y0 - ph .. (XR per half), columns x0 - pw + 8k, k = 0..nt: a lane per row
+  // X rows y0 - ph + i0 .. (XR per half), columns x0 - pw + 8k, k = 0..nt + XC: a lane
+  // per row
   static LC_DEVICE void stage_x(T* xs, const CorrArgs& a, const CorrMmaPlan& t,
-                                const Seg (&h)[2], int nt, int lane) {
+                                const Seg (&h)[2], int nt, int i0, int lane) {
     if (lane >= 2 * XR) return;
     const int rr = lane % XR;
     const Seg hf = pick(h, lane >= XR);
     const int32_t H = int32_t(a.p.h.in), W = int32_t(a.p.w.in);
-    const int32_t y = hf.y0 - int32_t(a.p.h.p) + rr;
+    const int32_t y = hf.y0 - int32_t(a.p.h.p) + i0 + rr;
     const bool row_in = hf.nt > 0 && y >= 0 && y < H;
     const T* src = hf.x + y * int32_t(a.b_s.h);  // formed for every row, read inside only
     T* out = xs + lane * SW;
@@ -260,13 +321,13 @@ LC_UNROLL
       uint32_t prev[4];
       chunk_pieces(src, col, W, row_in, pb, prev);
 LC_UNROLL
-      for (int u = 0; u <= NT; ++u) {
-        if (u > nt) break;
+      for (int u = 0; u <= NT + XC; ++u) {
+        if (u > nt + XC) break;
         uint32_t v4[4];
         if constexpr (E == 0) {
 LC_UNROLL
           for (int j = 0; j < 4; ++j) v4[j] = prev[j];
-          if (u < nt) chunk_pieces(src, col + 8 * (u + 1), W, row_in, pb, prev);
+          if (u < nt + XC) chunk_pieces(src, col + 8 * (u + 1), W, row_in, pb, prev);
         } else {
           uint32_t next[4];
           chunk_pieces(src, col + 8 * (u + 1), W, row_in, pb, next);
@@ -285,10 +346,10 @@ LC_UNROLL
       // the aligned chunk k the row's end cuts feeds staged chunks k - 1 (E > 0) and k
       const int32_t cut = (W & ~7) - col;
       if ((W & (pb - 1)) != 0 && row_in && cut >= 0)  // (pb a power of 2)
-        fix_up(out, src, hf.x0 - PW, W, cut / 8 - (E > 0 ? 1 : 0), cut / 8, nt);
+        fix_up(out, src, hf.x0 - PA + E, W, cut / 8 - (E > 0 ? 1 : 0), cut / 8, nt + XC);
     } else {
       const int32_t col = hf.x0 - int32_t(a.p.w.p);
-      for (int u = 0; u <= nt; ++u) {
+      for (int u = 0; u <= nt + XC; ++u) {
         uint32_t v4[4];
         gather8(src, col + 8 * u, W, row_in, v4);
         LC_STORE_WORDS(out + 8 * u, v4);
@@ -334,23 +395,23 @@ LC_UNROLL
       static_cast<F*>(a.workspace)[split * numel + idx] = s;
   }
 
-  // The part's sums tap by tap from global memory (float32, the reference's products:
-  // G's positions inside its plane only, X's zeros outside the image): for a part whose
-  // tensor-core sums are not finite, or a GPU without mma.sync.
-  static LC_DEVICE void direct(const CorrArgs& a, const CorrMmaPlan& t, int64_t lo, int64_t hi,
+  // The part's sums (kernel rows i0..) tap by tap from global memory (float32, the
+  // reference's products: G's positions inside its plane only, X's zeros outside the
+  // image): for a part whose tensor-core sums are not finite, or a GPU without mma.sync.
+  static LC_DEVICE void direct(const CorrArgs& a, const CorrMmaPlan& t, int32_t lo, int32_t hi,
                                int64_t c, int64_t n_res, int64_t split, int64_t numel,
-                               int64_t out0, int lane) {
+                               int64_t out0, int i0, int lane) {
     const int32_t H = int32_t(a.p.h.in), W = int32_t(a.p.w.in);
     const int32_t Ho = int32_t(a.p.h.out), Wo = int32_t(a.p.w.out);
     const int32_t ph = int32_t(a.p.h.p), pw = int32_t(a.p.w.p);
     const int32_t sgh = int32_t(a.a_s.h), sxh = int32_t(a.b_s.h);
     const int32_t sgw = int32_t(a.a_s.w), sxw = int32_t(a.b_s.w);  // 1 but channels_last
-    for (int tap = lane; tap < TAPS; tap += 32) {
+    for (int tap = i0 * KF + lane; tap < min_of(i0 + RW, KF) * KF; tap += 32) {
       const int i = tap / KF, j = tap % KF;
       F s = F(0);
-      Cursor cur = Cursor::at(t, 2 * lo, n_res, a.Nw == 1);
-      for (int64_t it = 2 * lo; it < 2 * hi; ++it, cur.next(t)) {
-        const Seg hf = seg_of(a, t, cur, it, c);
+      Cursor cur = Cursor::at(a, t, 2 * lo, n_res, c);
+      for (int32_t it = 2 * lo; it < 2 * hi; ++it, cur.next(a, t)) {
+        const Seg hf = seg_of(a, t, cur, it);
         for (int32_t y = hf.y0; y < min_of(hf.y0 + 8, Ho) && hf.nt > 0; ++y) {
           const int32_t iy = y + i - ph;
           for (int32_t x = hf.x0; x < min_of(hf.x0 + 8 * NT, Wo); ++x) {

@@ -290,6 +290,8 @@ int launch_corr_mma(Exec& ex, const Launch& l, const CorrArgs& a) {
       case 3: return launch_corr_mma_kf<T, 3>(ex, l, a);
       case 5: return launch_corr_mma_kf<T, 5>(ex, l, a);
       case 7: return launch_corr_mma_kf<T, 7>(ex, l, a);
+      case 13: return launch_corr_mma_kf<T, 13>(ex, l, a);
+      case 31: return launch_corr_mma_kf<T, 31>(ex, l, a);
       default: return kBadDType;  // plan.h plans only these
     }
   }

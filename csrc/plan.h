@@ -68,14 +68,24 @@ constexpr int kConnMmaClOutStride = 4 * kConnMmaNTiles * kConnMmaClWarps + 4;
 constexpr int64_t conn_mma_cl_bytes(int kf) {
   return kConnMmaClWarps * conn_mma_warp_bytes(kf) + 16 * kConnMmaClOutStride * 4;
 }
-// corr_mma.cuh: a half is 8 rows x kCorrMmaNTiles x 8 columns of G; staged rows are
-// kCorrMmaStride values apart (9 chunks of 16 bytes, an odd number)
-constexpr int kCorrMmaNTiles = 8;
-constexpr int kCorrMmaStride = 8 * (kCorrMmaNTiles + 1);
-// shared memory per warp: a flag, 2 x (8 + kf - 1) rows of X and 16 rows of G, one
-// 16 x 8 float32 product for the diagonal sums
+// corr_mma.cuh: a half is 8 rows x corr_mma_ntiles(kf) x 8 columns of G (64 columns; 32
+// for 13 and 31). A tap lies in one of corr_mma_blocks(kf) blocks of 16 staged X columns
+// (1 for 3, 5, 7; 2 for 13, 3 for 31); a warp sums corr_mma_rows(kf) kernel rows (all of
+// 3, 5, 7; 4 of 13, 3 of 31): its sums are rows x blocks x 4 float32 registers, and with
+// 64 columns or more rows ptxas spills past 128 registers in some of the instances (the
+// model: 13 at 5 rows 103-128 us, at 3 rows 145-181). A staged row holds tiles + 2 blocks
+// - 1 chunks of 16 bytes (9, 7, 9); rows are kCorrMmaStride values apart (9 chunks: an
+// odd number, and 8 words past a multiple of 64 for corr_mma_cl.cuh)
+constexpr int corr_mma_ntiles(int kf) { return kf <= 9 ? 8 : 4; }
+constexpr int corr_mma_blocks(int kf) { return (kf + 6) / 16 + 1; }
+constexpr int corr_mma_rows(int kf) { return kf <= 9 ? kf : kf <= 13 ? 4 : 3; }
+constexpr int corr_mma_row_groups(int kf) { return (kf + corr_mma_rows(kf) - 1) / corr_mma_rows(kf); }
+constexpr int kCorrMmaStride = 72;
+// shared memory per warp: a flag, 2 x (8 + rows - 1) rows of X and 16 rows of G, one
+// 16 x 8 float32 product per block for the diagonal sums
 constexpr int64_t corr_mma_warp_bytes(int kf) {
-  return (16 + int64_t(2 * (8 + kf - 1) + 16) * kCorrMmaStride * 2 + 16 * 8 * 4 + 15) / 16 * 16;
+  return (16 + int64_t(2 * (8 + corr_mma_rows(kf) - 1) + 16) * kCorrMmaStride * 2 +
+          16 * 8 * 4 * corr_mma_blocks(kf) + 15) / 16 * 16;
 }
 // conn_batch.cuh (planes of at most 8 x 8 on tensor cores, the batch as M): a block is
 // kBatchChannels warps (a channel each) x kBatchSamples samples; a sample's plane is staged
@@ -128,6 +138,8 @@ static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem
                   conn_batch_wide_bytes(7) <= kMaxSmem,
               "the batch kernels' blocks fit");
 static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
+              kConnMmaClWarps * corr_mma_warp_bytes(13) <= kMaxSmemOptIn &&
+              kConnMmaClWarps * corr_mma_warp_bytes(31) <= kMaxSmemOptIn &&
               conn_mma_cl_bytes(7) <= kMaxSmem, "the channels_last tensor-core blocks fit");
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
@@ -869,19 +881,18 @@ inline Launch plan_corr_strip(const CorrArgs& a, int64_t sm_count, int64_t force
   return l;
 }
 
-// The depth-wise weight gradient on tensor cores (corr_mma.cuh), if it fits: a fixed
-// 3/5/7 window, half or bfloat16, a per-channel result, a and b NCHW-like with
-// unit-stride rows, 32-bit plane offsets.
 // what both weight-gradient tensor-core kernels need, whatever the layout: a fixed
-// 3/5/7 window, half or bfloat16, a per-channel result, 32-bit items
+// window (3, 5, 7, 13, 31), half or bfloat16, a per-channel result, 32-bit items
 inline bool corr_mma_problem(const CorrArgs& a) {
   const Problem& p = a.p;
-  return fixed_window(p) && strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
+  return fixed_window(p) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
          a.Hw == 1 && a.Ww == 1 && a.Cw == p.C &&
-         (a.Nw == 1 ? p.N : 1) * ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles)) *
+         (a.Nw == 1 ? p.N : 1) * ceil_div(p.w.out, int64_t(8 * corr_mma_ntiles(int(p.h.k)))) *
                  ceil_div(p.h.out, int64_t(8)) < (int64_t(1) << 31) - 2;
 }
 
+// The depth-wise weight gradient on tensor cores (corr_mma.cuh), if it fits:
+// corr_mma_problem's, a and b NCHW-like with unit-stride rows, 32-bit plane offsets.
 inline bool corr_mma_fits(const CorrArgs& a) {
   const Problem& p = a.p;
   return corr_mma_problem(a) && a.a_s.w == 1 && a.b_s.w == 1 &&
@@ -901,9 +912,9 @@ inline bool corr_mma_cl_fits(const CorrArgs& a) {
          plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w);
 }
 
-// A warp per (result, split) (corr_mma.cuh), or a block per 8 channels' results and a
-// split (corr_mma_cl.cuh); splits: the least (waves of two blocks per SM) x (pairs of
-// halves per warp + 1 for the partials' reduction).
+// A warp per (result, row group, split) (corr_mma.cuh), or a block per 8 channels'
+// results and a split (corr_mma_cl.cuh); splits: the least (waves of two blocks per SM)
+// x (pairs of halves per warp + 1 for the partials' reduction).
 inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_splits,
                             bool cl = false) {
   const Problem& p = a.p;
@@ -911,22 +922,25 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   l.kernel = cl ? kCorrMmaCl : kCorrMma;
   l.kf = int32_t(p.h.k);
   const int64_t per_warp = corr_mma_warp_bytes(int(p.h.k));
-  // cl: all 8 warps, 54 KB at 7 x 7: shared memory past 48 KB by opt-in (launch.cuh)
-  const int64_t warps = cl ? kConnMmaClWarps : warp_blocks(&l, per_warp);
-  if (cl) l.threads = int32_t(32 * warps), l.smem = warps * per_warp;
+  // cl: all 8 warps, 54 KB at 7 x 7; 13, 31: 8 warps, 54-55 KB, NCHW too (7 would fit
+  // 48 KB). Shared memory past 48 KB by opt-in (launch.cuh).
+  const bool all8 = cl || !strip_kernel(p.h.k);
+  const int64_t warps = all8 ? kConnMmaClWarps : warp_blocks(&l, per_warp);
+  if (all8) l.threads = int32_t(32 * warps), l.smem = warps * per_warp;
   CorrMmaPlan& t = l.corr_mma;
-  t.col_tiles = ceil_div(p.w.out, int64_t(8 * kCorrMmaNTiles));
+  t.col_tiles = ceil_div(p.w.out, int64_t(8 * corr_mma_ntiles(l.kf)));
   t.segments = ceil_div(p.h.out, int64_t(8));
   t.items = (a.Nw == 1 ? p.N : 1) * t.col_tiles * t.segments;
   const int64_t pairs = ceil_div(t.items, 2), results = a.Nw * p.C;
   const int64_t numel = results * p.h.k * p.w.k;
+  const int64_t rg = corr_mma_row_groups(int(p.h.k));  // warps (blocks) of a part
   const int64_t max_s = max_of(int64_t(1), min_of(pairs, kMaxWorkspace / (numel * 4)));
   if (force_splits > 0) {
     t.splits = min_of(force_splits, max_s);
   } else {
     double best = -1;
     for (int64_t s = 1; s <= min_of(max_s, int64_t(4096)); ++s) {
-      const int64_t blocks = ceil_div(results * s, warps);
+      const int64_t blocks = ceil_div(results * rg * s, warps);
       const double cost = double(ceil_div(blocks, 2 * sm_count)) * double(ceil_div(pairs, s) + 1);
       if (best < 0 || cost < best) {
         best = cost;
@@ -936,7 +950,7 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   }
   t.piece_a = mma_piece(a.a, a.a_s);
   t.piece_b = p.w.p == p.w.k / 2 ? mma_piece(a.b, a.b_s) : 1;
-  l.blocks = ceil_div(results * t.splits, warps);
+  l.blocks = ceil_div(results * rg * t.splits, warps);
   l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
   return l;
 }

@@ -561,6 +561,17 @@ CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 14), "same"), ((9, 28), "same"),
                    ((37, 70), (1, 2)), ((11, 20), 0), ((9, 12), 10)]
 
 
+def corr_mma_shapes(k: int) -> list[tuple[tuple[int, int], Any]]:
+    """CORR_MMA_SHAPES for 3, 5, 7; for 13 and 31 (two and three blocks of 16 X columns, two
+    and eight groups of kernel rows): 13 x 56 (X rows shifted by an even / odd count),
+    7 x 14 (two planes a block of 16 rows), asymmetric padding over several column tiles,
+    padding 0 (X wider than G: 10 columns of G), padding wider than a block."""
+    if k <= 7:
+        return CORR_MMA_SHAPES
+    return [((13, 56), "same"), ((7, 14), "same"), ((37, 70), (1, 2)),
+            ((k + 4, k + 9), 0), ((9, 12), k // 2 + 2)]
+
+
 #: conn_pos.cuh's shapes: (N, groups, channels a group, H, W, padding). Widths of outputs a
 #: multiple of 4 (4-value weight loads), even (2-value) and odd (one by one), each with a
 #: strip cut by the plane's edge where the width is not a multiple of 4; several groups a
@@ -628,7 +639,7 @@ def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> 
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("k", [3, 5, 7, 13, 31])
 def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
                                   monkeypatch: pytest.MonkeyPatch,
                                   request: pytest.FixtureRequest) -> None:
@@ -638,7 +649,7 @@ def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
     planned for an H200's 132 multiprocessors) or not, odd batch sizes (a last half with
     no work); narrowed rows (16-byte aligned, cut inside a chunk) for X and G."""
     g = gen("cuda-corr-mma", k, dtype)
-    for (H, W), pad in CORR_MMA_SHAPES:
+    for (H, W), pad in corr_mma_shapes(k):
         padding = k // 2 if pad == "same" else pad
         kw = window_kwargs("sliding", 1, padding)
         for nw, splits, sms in ((1, 0, 1), (3, 0, 1), (1, 2, 1), (1, 0, 132)):
@@ -664,7 +675,7 @@ def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("k", [3, 5, 7, 13, 31])
 def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype,
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 request: pytest.FixtureRequest) -> None:
@@ -675,7 +686,7 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
     (forced, or planned for 132 multiprocessors) or not, odd batch sizes; an Inf in X and
     a NaN in G (their channels' warps take the direct path)."""
     g = gen("cuda-corr-mma-cl", k, dtype)
-    shapes = CORR_MMA_SHAPES if dtype == torch.float16 else CORR_MMA_SHAPES[:1]
+    shapes = corr_mma_shapes(k) if dtype == torch.float16 else corr_mma_shapes(k)[:1]
     for (H, W), pad in shapes:
         padding = k // 2 if pad == "same" else pad
         kw = window_kwargs("sliding", 1, padding)
@@ -695,13 +706,15 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
                 check(xs, w, None, kw,
                       f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} C={C_} splits={splits}", g=grad)
                 if emulator is not None:  # (per-sample results of planes under 14 x 14:
-                    # the strips)
+                    # the strips, or register rows for 13 and 31)
                     mine = nw == 1 or min(ho, wo) >= 14
-                    assert emulator.kernels[-1] == ("corr_mma_cl" if mine else "corr_strip"), \
+                    other = "corr_strip" if k <= 7 else "corr_rows"
+                    assert emulator.kernels[-1] == ("corr_mma_cl" if mine else other), \
                         emulator.kernels
-    x = rand((2, 8, 20, 40), g, dtype, cl=True)
-    x[0, 1, 19, 17] = float("inf")
-    grad = rand((2, 8, 20 - k + 1, 40 - k + 1), g, dtype, cl=True)
+    H, W = 13 + k, 33 + k
+    x = rand((2, 8, H, W), g, dtype, cl=True)
+    x[0, 1, H - 1, 17] = float("inf")
+    grad = rand((2, 8, H - k + 1, W - k + 1), g, dtype, cl=True)
     grad[1, 6, 3, 5] = float("nan")
     emulator is None or emulator.kernels.clear()
     check(x, rand((1, 8, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, 0),
@@ -712,16 +725,17 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-@pytest.mark.parametrize("k", [3, 7])
+@pytest.mark.parametrize("k", [3, 7, 13, 31])
 def test_weight_grad_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """corr_mma multiplies G's zeros past its edges by staged X values: an Inf in X that
     only those would read (padding 0: the last row and column) must leave the other taps
     finite, a NaN in G makes its taps NaN, and the results without either stay on
-    tensor cores and match."""
+    tensor cores and match (13, 31: only some of a result's row groups see the Inf)."""
     g = gen("cuda-corr-mma-inf", k, dtype)
-    x = rand((2, 3, 20, 40), g, dtype)
-    x[0, 1, 19, 17] = float("inf")  # the last row (padding 0)
-    x[1, 1, 6, 39] = float("-inf")  # the last column
+    H, W = 13 + k, 33 + k
+    x = rand((2, 3, H, W), g, dtype)
+    x[0, 1, H - 1, 17] = float("inf")  # the last row (padding 0)
+    x[1, 1, 6, W - 1] = float("-inf")  # the last column
     for pad in (0, k // 2):
         if emulator is not None:
             emulator.kernels.clear()
