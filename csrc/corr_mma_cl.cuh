@@ -8,10 +8,11 @@
 //
 // A block owns kConnMmaClWarps = 8 consecutive channels c0.. of one result (batch index
 // for Nw = N), one split and one group of kernel rows (13, 31), and walks their pairs
-// of halves together (the halves do not depend on the channel). Staging, per pair: each thread takes two neighbouring
-// pixels of a staged row (two 16-byte loads, 8 channels each) and writes one 32-bit
-// word per channel (the two pixels' values) into that channel's warp rows, X's rows
-// starting pw columns left of G's (no alignment needed along the row); a warp takes 8
+// of halves together (the halves do not depend on the channel). Staging, per pair: each
+// thread takes two neighbouring pixels of a staged row (two 16-byte loads, 8 channels
+// each) and writes one 32-bit word per channel (the two pixels' values) into that
+// channel's warp rows, X's rows starting pw columns left of G's (no alignment needed
+// along the row); a warp takes 8
 // rows x 4 column pairs at a time, lane = row + 8 x pair, so a channel's 32 words fall
 // in distinct banks (rows 36 words apart). Two block barriers per pair.
 #pragma once

@@ -73,7 +73,7 @@ constexpr int64_t conn_mma_cl_bytes(int kf) {
 // (1 for 3, 5, 7; 2 for 13, 3 for 31); a warp sums corr_mma_rows(kf) kernel rows (all of
 // 3, 5, 7; 4 of 13, 3 of 31): its sums are rows x blocks x 4 float32 registers, and with
 // 64 columns or more rows ptxas spills past 128 registers in some of the instances (the
-// model: 13 at 5 rows 103-128 us, at 3 rows 145-181). A staged row holds tiles + 2 blocks
+// model, 13 NCHW: 3 rows 145-181 us, 4 rows 112-139, 5 rows 103-128 but spilled). A staged row holds tiles + 2 blocks
 // - 1 chunks of 16 bytes (9, 7, 9); rows are kCorrMmaStride values apart (9 chunks: an
 // odd number, and 8 words past a multiple of 64 for corr_mma_cl.cuh)
 constexpr int corr_mma_ntiles(int kf) { return kf <= 9 ? 8 : 4; }
@@ -922,7 +922,7 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   l.kernel = cl ? kCorrMmaCl : kCorrMma;
   l.kf = int32_t(p.h.k);
   const int64_t per_warp = corr_mma_warp_bytes(int(p.h.k));
-  // cl: all 8 warps, 54 KB at 7 x 7; 13, 31: 8 warps, 54-55 KB, NCHW too (7 would fit
+  // cl: all 8 warps, 54 KB at 7 x 7; 13, 31: 8 warps, 52-54 KB, NCHW too (7 would fit
   // 48 KB). Shared memory past 48 KB by opt-in (launch.cuh).
   const bool all8 = cl || !strip_kernel(p.h.k);
   const int64_t warps = all8 ? kConnMmaClWarps : warp_blocks(&l, per_warp);

@@ -28,7 +28,7 @@ CASES = [
     ("dw 5x5 padding (1, 3) (strips)", (2, 4, 13, 17), (1, 4, 5, 5, 1, 1),
      {"padding": (1, 3)}, False),
     ("dw 31x31 fixed", (1, 2, 33, 35), (1, 2, 31, 31, 1, 1), {"padding": 15}, False),
-    ("dw 13x13 channels_last (16-bit weight gradient: corr_mma_cl, five row groups)",
+    ("dw 13x13 channels_last (16-bit weight gradient: corr_mma_cl, four row groups)",
      (2, 8, 21, 40), (1, 8, 13, 13, 1, 1), {"padding": 6}, True),
     ("dw strided run-time", (2, 4, 13, 17), (1, 4, 3, 2, 1, 1),
      {"stride": 2, "padding": 1, "dilation": (1, 2)}, False),

@@ -562,8 +562,9 @@ CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 14), "same"), ((9, 28), "same"),
 
 
 def corr_mma_shapes(k: int) -> list[tuple[tuple[int, int], Any]]:
-    """CORR_MMA_SHAPES for 3, 5, 7; for 13 and 31 (two and three blocks of 16 X columns, two
-    and eight groups of kernel rows): 13 x 56 (X rows shifted by an even / odd count),
+    """CORR_MMA_SHAPES for 3, 5, 7; for 13 and 31 (two and three blocks of 16 X columns, four
+    and eleven groups of kernel rows): 13 x 56 (aligned X chunks, the diagonals offset by an
+    even / odd count),
     7 x 14 (two planes a block of 16 rows), asymmetric padding over several column tiles,
     padding 0 (X wider than G: 10 columns of G), padding wider than a block."""
     if k <= 7:
