@@ -91,8 +91,14 @@ int64_t conn_common(const at::Tensor& src, const at::Tensor& weight,
     bias_ptr = bias->data_ptr();
   }
   const c10::cuda::CUDAGuard guard(device);
-  const lc::ConnArgs a =
+  lc::ConnArgs a =
       lc::conn_args_from(m, src.data_ptr(), weight.data_ptr(), bias_ptr, dst.data_ptr());
+  const int64_t bytes = lc::conn2d_workspace_bytes(a, transpose);
+  at::Tensor workspace;
+  if (bytes > 0) {
+    workspace = at::empty({bytes}, src.options().dtype(at::kByte));
+    a.workspace = workspace.data_ptr();
+  }
   cudaStream_t stream = c10::cuda::getCurrentCUDAStream(device.index()).stream();
   int32_t chosen = -1;
   cudaError_t error = cudaSuccess;

@@ -12,4 +12,8 @@ int conn2d_cuda(const ConnArgs& a, cudaStream_t stream, int32_t* chosen, cudaErr
   return rc;
 }
 
+int64_t conn2d_workspace_bytes(const ConnArgs& a, bool transpose) {
+  return conn_workspace_bytes(a, transpose);
+}
+
 }  // namespace lc

@@ -27,6 +27,7 @@
 #include "corr_tile.cuh"
 #include "params.h"
 #include "plan.h"
+#include "planes.cuh"
 
 namespace lc {
 
@@ -173,9 +174,60 @@ int launch_conn_mma(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
-// conn2d: a.src = x, a.dst = y. *chosen (if given) receives the kernel that ran.
+// The workspace conn2d (transpose: conn2d_transpose) needs for `a` (bytes; 0 if none).
+inline int64_t conn_workspace_bytes(const ConnArgs& a, bool transpose) {
+  return plan_planes(a, transpose).bytes;
+}
+
+// planes.cuh over a tile of 4 x 8 blocks of 16 bytes a warp
+template <class T>
+Launch planes_launch(PlanesArgs* g) {
+  constexpr int64_t V = Planes<T>::V;
+  g->r_tiles = ceil_div(ceil_div(g->R, V), int64_t(4));
+  g->k_tiles = ceil_div(ceil_div(g->K, V), int64_t(8));
+  Launch l{};
+  l.kernel = kConnPlanes;
+  l.threads = kThreads;
+  l.blocks = ceil_div(g->N * g->r_tiles * g->k_tiles, int64_t(kThreads / 32));
+  return l;
+}
+
+// conn2d / conn2d_transpose (transpose) through planes (plan.h plan_planes): per chunk of
+// samples, a's channels_last input into the workspace's planes, `run` (the primitive on
+// NCHW args) from them into the result planes, those into a's channels_last result.
+template <class Exec, class Run>
+int through_planes(Exec& ex, const ConnArgs& a, bool transpose, const PlanesRoute& r, Run run) {
+  if (a.workspace == nullptr) return kNoWorkspace;
+  const Problem& p = a.p;
+  const int64_t src_px = transpose ? p.h.out * p.w.out : p.h.in * p.w.in;
+  const int64_t dst_px = transpose ? p.h.in * p.w.in : p.h.out * p.w.out;
+  LC_DISPATCH_DTYPE(p.dtype, T, {
+    for (int64_t n0 = 0; n0 < p.N; n0 += r.samples) {
+      ConnArgs b = planes_args(a, transpose, r, a.workspace);
+      b.p.N = min_of(r.samples, p.N - n0);
+      b.weight = static_cast<const T*>(a.weight) + n0 * a.w_s.n;
+      PlanesArgs in{static_cast<const T*>(a.src) + n0 * a.src_s.n, const_cast<void*>(b.src), b.p.N,
+                    src_px, p.C, a.src_s.n, a.src_s.w, b.src_s.n, b.src_s.c, 0, 0};
+      int rc = ex.template launch<Planes<T>>(planes_launch<T>(&in), in);
+      if (rc == kOk) rc = run(b);
+      PlanesArgs out{b.dst, static_cast<T*>(a.dst) + n0 * a.dst_s.n, b.p.N, p.C, dst_px,
+                     b.dst_s.n, b.dst_s.c, a.dst_s.n, a.dst_s.w, 0, 0};
+      if (rc == kOk) rc = ex.template launch<Planes<T>>(planes_launch<T>(&out), out);
+      if (rc != kOk) return rc;
+    }
+  })
+  return kOk;
+}
+
+// conn2d: a.src = x, a.dst = y. *chosen (if given) receives the kernel that ran (kConnPlanes
+// for the route through planes, whichever kernel the planes ran).
 template <class Exec>
 int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
+  const PlanesRoute r = plan_planes(a, false);
+  if (r.samples > 0) {
+    if (chosen) *chosen = kConnPlanes;
+    return through_planes(ex, a, false, r, [&](const ConnArgs& b) { return run_conn(ex, b); });
+  }
   const Launch l = plan_conn(a);
   if (chosen) *chosen = l.kernel;
   if (l.blocks > kMaxBlocks) return kTooManyBlocks;
@@ -197,6 +249,12 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
 // conn2d_transpose: a.src = g, a.dst = x-bar.
 template <class Exec>
 int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
+  const PlanesRoute r = plan_planes(a, true);
+  if (r.samples > 0) {
+    if (chosen) *chosen = kConnPlanes;
+    return through_planes(ex, a, true, r,
+                          [&](const ConnArgs& b) { return run_conn_transpose(ex, b); });
+  }
   ConnArgs flipped;
   const Launch l = plan_conn_transpose(a, &flipped);
   if (chosen) *chosen = l.kernel;

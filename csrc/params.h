@@ -15,7 +15,7 @@ enum Status : int32_t {
   kOk = 0,
   kBadDType = 1,        // not one of DType
   kTooManyBlocks = 2,   // the grid would exceed 2^31 - 1 blocks
-  kNoWorkspace = 3,     // a split corr2d was given no workspace
+  kNoWorkspace = 3,     // a split corr2d, or conn2d through planes, was given no workspace
   kLaunchFailed = 4,    // the launch or the kernel failed (see the CUDA error)
 };
 
@@ -63,6 +63,8 @@ struct ConnArgs {
   int64_t bias_s;
   void* dst;
   Image dst_s;
+  void* workspace;     // plan.h's plan_planes bytes (channels_last through planes), or nullptr
+  int64_t planes_budget;  // plan_planes' workspace at most (bytes; 0: kMaxWorkspace; tests)
 };
 
 // corr2d: out[n', g, k, o'] = sum a[n, c, o] * b[n, c, i(o, k)] over the dims the

@@ -142,7 +142,8 @@ static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
               kConnMmaClWarps * corr_mma_warp_bytes(31) <= kMaxSmemOptIn &&
               conn_mma_cl_bytes(7) <= kMaxSmem, "the channels_last tensor-core blocks fit");
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
-constexpr int64_t kMaxWorkspace = int64_t(1) << 28;  // bytes of corr2d's split partials at most
+// bytes of a workspace at most: corr2d's split partials, conn2d's planes (plan_planes)
+constexpr int64_t kMaxWorkspace = int64_t(1) << 28;
 
 struct ConnTilePlan {
   int64_t P, TH, TW, GW;         // planes, output rows, output columns, column groups
@@ -265,6 +266,7 @@ enum Kernel : int32_t {
   kConnBatchWide = 17,  // conn_batch_wide.cuh (the same for planes of up to 16 x 16)
   kConnPos = 18,      // conn_pos.cuh (a position-specific weight, KF = 3, 5, 7)
   kCorrPos = 19,      // corr_pos.cuh (its weight gradient)
+  kConnPlanes = 20,   // planes.cuh (channels_last images to NCHW planes and back)
 };
 
 struct Launch {
@@ -612,28 +614,39 @@ inline Launch plan_conn_tile(const ConnArgs& a, bool shared_weight) {
   Launch l{};
   const int64_t planes = p.N * p.C;
   const int64_t R = kConnTileR;
-  int64_t GW = min_of(ceil_div(p.w.out, R), int64_t(16));
-  GW = ceil_div(ceil_div(p.w.out, R), ceil_div(ceil_div(p.w.out, R), GW));  // even column tiles
-  int64_t TH = min_of(p.h.out, int64_t(kThreads) / GW);
-  TH = ceil_div(p.h.out, ceil_div(p.h.out, TH));  // even row tiles: 56 -> 4 x 14, not 3 x 18 + 2
-  for (;;) {
-    const int64_t P = max_of(int64_t(1), min_of(planes, int64_t(kThreads) / (TH * GW)));
-    const int64_t IH = max_span(p.h, p.window, TH), IW = max_span(p.w, p.window, GW * R);
-    const int64_t smem = acc_bytes(p.dtype) * P * (IH * IW + (shared_weight ? p.h.k * p.w.k : 0));
-    if (smem <= kMaxSmem) {
-      ConnTilePlan& t = l.conn_tile;
-      t = {P, TH, GW * R, GW, IH, IW, ceil_div(p.h.out, TH), ceil_div(p.w.out, GW * R),
-           image_rows_vectorizable(a.src, a.src_s, p.dtype)};
-      l.kernel = kConnTile;
-      l.blocks = ceil_div(planes, P) * t.row_tiles * t.col_tiles;
-      l.threads = int32_t(P * TH * GW);
-      l.smem = smem;
-      return l;
+  int64_t GW0 = min_of(ceil_div(p.w.out, R), int64_t(16));
+  GW0 = ceil_div(ceil_div(p.w.out, R), ceil_div(ceil_div(p.w.out, R), GW0));  // even column tiles
+  int64_t TH0 = min_of(p.h.out, int64_t(kThreads) / GW0);
+  TH0 = ceil_div(p.h.out, ceil_div(p.h.out, TH0));  // even row tiles: 56 -> 4 x 14, not 3 x 18 + 2
+  // as many planes as the threads take, the tile shrunk until it fits; failing that (a large
+  // window on a small output: the planes grow as the tile shrinks), the first tile on as
+  // many planes as fit
+  const int64_t plane_bytes =
+      acc_bytes(p.dtype) * (max_span(p.h, p.window, TH0) * max_span(p.w, p.window, GW0 * R) +
+                            (shared_weight ? p.h.k * p.w.k : 0));
+  for (const int64_t cap : {planes, max_of(int64_t(1), kMaxSmem / plane_bytes)}) {
+    int64_t TH = TH0, GW = GW0;
+    for (;;) {
+      const int64_t P = max_of(int64_t(1), min_of(cap, int64_t(kThreads) / (TH * GW)));
+      const int64_t IH = max_span(p.h, p.window, TH), IW = max_span(p.w, p.window, GW * R);
+      const int64_t smem =
+          acc_bytes(p.dtype) * P * (IH * IW + (shared_weight ? p.h.k * p.w.k : 0));
+      if (smem <= kMaxSmem) {
+        ConnTilePlan& t = l.conn_tile;
+        t = {P, TH, GW * R, GW, IH, IW, ceil_div(p.h.out, TH), ceil_div(p.w.out, GW * R),
+             image_rows_vectorizable(a.src, a.src_s, p.dtype)};
+        l.kernel = kConnTile;
+        l.blocks = ceil_div(planes, P) * t.row_tiles * t.col_tiles;
+        l.threads = int32_t(P * TH * GW);
+        l.smem = smem;
+        return l;
+      }
+      if (TH > 1) TH = (TH + 1) / 2;
+      else if (GW > 1) GW = (GW + 1) / 2;
+      else break;
     }
-    if (TH > 1) TH = (TH + 1) / 2;
-    else if (GW > 1) GW = (GW + 1) / 2;
-    else return Launch{};  // does not fit: blocks == 0
   }
+  return Launch{};  // does not fit: blocks == 0
 }
 
 inline Launch plan_conn_elem(const ConnArgs& a, int64_t rows, int64_t cols) {
@@ -785,6 +798,69 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
     }
   }
   return plan_conn_elem(a, p.h.in, p.w.in);
+}
+
+// conn2d and conn2d_transpose with a 13 x 13 or 31 x 31 window on channels_last images
+// run on NCHW planes: per chunk of samples, planes.cuh puts the input's pixels into
+// planes (a workspace), the planes' kernel (conn_mma.cuh for 16-bit types, conn_tile.cuh
+// else) computes the result planes, and planes.cuh puts them back as pixels. Two extra
+// passes over input and result (DRAM-bound: 25-31 us each at 64x384x32x32 float16) against
+// kernels on the pixels 10-50x slower (conn_rows.cuh; model, H200 float16 64x384x32x32:
+// 13x13 1167-1459 -> 108-134 us, 31x31 6211-15524 -> 219-341; float32 1.4-5x faster;
+// benchmarks/results/model/NOTES.md 2026-12-01). Input and result must have 16-byte
+// pixels (C a multiple of 16 bytes of values, aligned) and dense rows of pixels; a plane
+// is padded to whole 16 bytes so that planes.cuh's loads and stores are whole.
+struct PlanesRoute {
+  int64_t samples;           // a chunk of samples (0: no route)
+  int64_t src_plane, dst_plane;  // values per staged input / result plane
+  int64_t bytes;             // workspace: a chunk's input planes, then its result planes
+};
+
+// 16-byte pixels of `eb`-byte values, their rows dense (row stride W pixels)
+inline bool dense_pixels(const void* base, const Image& s, int64_t C, int64_t W, int64_t eb) {
+  return C % (16 / eb) == 0 && s.h == W * s.w && rows_aligned(base, eb, s.n, s.h, s.w, s.c, 16);
+}
+
+// `a` on a chunk of `r`'s planes at `ws` (the input planes first): NCHW strides, the
+// chunk's first sample at the start (N, the pointers into the images and a per-sample
+// weight are the caller's to set)
+inline ConnArgs planes_args(const ConnArgs& a, bool transpose, const PlanesRoute& r, void* ws) {
+  const Problem& p = a.p;
+  const int64_t src_w = transpose ? p.w.out : p.w.in, dst_w = transpose ? p.w.in : p.w.out;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(ws);
+  ConnArgs b = a;
+  b.src = reinterpret_cast<const void*>(base);
+  b.src_s = Image{p.C * r.src_plane, r.src_plane, src_w, 1};
+  b.dst = reinterpret_cast<void*>(base + uintptr_t(r.samples * p.C * r.src_plane *
+                                                   elem_bytes(p.dtype)));
+  b.dst_s = Image{p.C * r.dst_plane, r.dst_plane, dst_w, 1};
+  b.workspace = nullptr;
+  return b;
+}
+
+inline PlanesRoute plan_planes(const ConnArgs& a, bool transpose) {
+  const Problem& p = a.p;
+  const PlanesRoute none{};
+  if (a.pos_h || a.pos_w || !large_fixed_window(p)) return none;
+  const int64_t eb = elem_bytes(p.dtype), V = 16 / eb;
+  const int64_t src_h = transpose ? p.h.out : p.h.in, src_w = transpose ? p.w.out : p.w.in;
+  const int64_t dst_h = transpose ? p.h.in : p.h.out, dst_w = transpose ? p.w.in : p.w.out;
+  if (p.N == 0 || src_h * src_w == 0 || dst_h * dst_w == 0 ||
+      !channels_last_image(a.src_s, p.C) || !channels_last_image(a.dst_s, p.C) ||
+      !dense_pixels(a.src, a.src_s, p.C, src_w, eb) || !dense_pixels(a.dst, a.dst_s, p.C, dst_w, eb))
+    return none;
+  PlanesRoute r{};
+  r.src_plane = ceil_div(src_h * src_w, V) * V;
+  r.dst_plane = ceil_div(dst_h * dst_w, V) * V;
+  const int64_t per_sample = p.C * (r.src_plane + r.dst_plane) * eb;
+  r.samples = min_of(p.N, (a.planes_budget > 0 ? a.planes_budget : kMaxWorkspace) / per_sample);
+  if (r.samples == 0) return none;
+  r.bytes = r.samples * per_sample;
+  // only where the planes have a kernel of their own (not one value a thread)
+  ConnArgs b = planes_args(a, transpose, r, nullptr), flipped;
+  b.p.N = r.samples;
+  const int32_t k = transpose ? plan_conn_transpose(b, &flipped).kernel : plan_conn(b).kernel;
+  return k == kConnMma || k == kConnTileFixed ? r : none;
 }
 
 // The channels_last depth-wise weight gradient (corr_channels.cuh): 32 channels

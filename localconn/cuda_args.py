@@ -34,7 +34,7 @@ KERNEL_NAMES = (
     "conn_tile", "conn_tile_fixed", "conn_elem", "corr_tile", "corr_elem", "conn_rows", "corr_rows",
     "corr_lanes", "conn_strip", "corr_strip", "conn_mma", "corr_mma",
     "conn_mma_cl", "corr_mma_cl", "conn_band", "conn_batch",
-    "corr_batch", "conn_batch_wide", "conn_pos", "corr_pos",
+    "corr_batch", "conn_batch_wide", "conn_pos", "corr_pos", "conn_planes",
 )
 
 

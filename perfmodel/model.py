@@ -54,10 +54,30 @@ def _cuda_kernels(emu: Emulator, work: Work, step: PrimitiveCall, sm_count: int,
         call = conn_call(step.primitive, a, b, dst, geo)
     result = _bytes(call.tensors["dst"])
     records = emu.plan(call, sm_count)
-    ws = float(records[0].workspace_bytes) if records else 0.0
-    first = _bytes(a) + _bytes(b) + (ws if ws else result)
-    dram = [first, ws + result] if ws else [first]
+    if any(r.body.startswith("Planes<") for r in records):
+        dram = _planes_dram(records, _bytes(a), _bytes(b), result)
+    else:
+        ws = float(records[0].workspace_bytes) if records else 0.0
+        first = _bytes(a) + _bytes(b) + (ws if ws else result)
+        dram = [first, ws + result] if ws else [first]
     return launch_costs(emu, call, sm_count, dram, samples)
+
+
+def _planes_dram(records: list, src: float, weight: float, result: float) -> list[float]:
+    """Compulsory bytes of the route through planes (csrc/plan.h plan_planes): per chunk
+    of samples, planes.cuh reads the chunk's pixels and writes its planes, the planes'
+    kernel reads them (and the weight) and writes result planes, planes.cuh reads
+    those and writes the pixels. The planes are charged as DRAM traffic although a chunk
+    may stay in L2 between the kernels (an upper bound)."""
+    chunks = sum(r.body.startswith("Planes<") for r in records) // 2
+    out: list[float] = []
+    for r in records:
+        if r.body.startswith("Planes<"):
+            first = len(out) % 3 == 0  # the chunk's input planes, else its result
+            out.append(2 * (src if first else result) / chunks)
+        else:
+            out.append((src + weight + result) / chunks)
+    return out
 
 
 def _triton_kernels(work: Work, step: PrimitiveCall, gpu: Gpu, candidates: bool,

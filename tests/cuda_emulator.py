@@ -85,6 +85,12 @@ class Emulator:
         self.lib.lc_emu_set_mode.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
         self.lib.lc_emu_set_mode(0, 2, sm_count)
 
+    def planes_budget(self, nbytes: int) -> None:
+        """Cut conn2d's route through planes (csrc/plan.h plan_planes) into chunks of
+        samples whose workspace fits ``nbytes`` (0: the plan's own limit)."""
+        self.lib.lc_emu_set_planes_budget.argtypes = [ctypes.c_int64]
+        self.lib.lc_emu_set_planes_budget(nbytes)
+
     def _check(self, rc: int, chosen: ctypes.c_int32, what: str) -> None:
         if rc != 0:
             raise RuntimeError(f"{what}: status {rc} {self.lib.lc_emu_error().decode()}")

@@ -404,15 +404,16 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("k", [3, 5, 7, 13])
 def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -> None:
-    """16-bit channels_last K x K depth-wise (K = 3, 5, 7), stride 1, output planes of
+    """16-bit channels_last K x K depth-wise (K = 3, 5, 7, 13), stride 1, output planes of
     16 x 16 at least, every pixel's 8-channel groups aligned: conn_mma_cl for conn2d
     and the flipped conn2d_transpose (16 and 24 channels: two and three blocks of 8),
-    partial and multiple tiles, every padding lead, static, dynamic and channel-shared
-    weights, bias, and an Inf / NaN in x or the filter (that warp's tile takes the direct
-    path). Layouts it does not take run the strips and still match: 19 channels, a
-    channel slice (misaligned pixels), an NCHW g for the transpose."""
+    partial and multiple tiles (13: two M tiles a warp tile), every padding lead, static,
+    dynamic and channel-shared weights, bias, and an Inf / NaN in x or the filter (that
+    warp's tile takes the direct path). Layouts it does not take run the strips (13:
+    register rows) and still match: 19 channels, a channel slice (misaligned pixels), an
+    NCHW g for the transpose."""
     g = gen("cuda-mma-cl", k, dtype)
     shapes = mma_shapes(k)
     # (the emulator is slow: bfloat16, which differs in the mma's type only, on one shape)
@@ -441,8 +442,9 @@ def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -
                       f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} Cw={cw}", g=gt)
                 if emulator is not None:  # (the sliced view's g is NCHW: its transpose
                     # runs conn_mma)
+                    pixels = "conn_strip" if k <= 7 else "conn_rows"
                     expect = {"16 ch": ["conn_mma_cl"] * 2, "24 ch": ["conn_mma_cl"] * 2,
-                              "19 ch": ["conn_strip"] * 2, "sliced": ["conn_strip", "conn_mma"],
+                              "19 ch": [pixels] * 2, "sliced": [pixels, "conn_mma"],
                               "NCHW g": ["conn_mma_cl", "conn_mma"]}[what]
                     assert emulator.kernels[:2] == expect, (what, emulator.kernels)
     (H, W), pad = shapes[1]
@@ -914,7 +916,10 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_mma_cl", "conn_mma_cl", "corr_mma_cl"),
             (rand((2, 8, 16, 17), g, torch.float16, cl=True),
              rand((1, 8, 3, 3, 1, 1), g, torch.float16), window_kwargs("sliding", 1, 1))),
-        (("conn_rows", "conn_rows", "corr_rows"),
+        (("conn_rows", "conn_rows", "corr_rows"),  # 6 channels: pixels not 16 bytes
+            (rand((1, 6, 15, 14), g, cl=True), rand((1, 6, 13, 13, 1, 1), g),
+             window_kwargs("sliding", 1, 6))),
+        (("conn_planes", "conn_planes", "corr_rows"),
             (rand((1, 4, 15, 14), g, cl=True), rand((1, 4, 13, 13, 1, 1), g),
              window_kwargs("sliding", 1, 6))),
         (("conn_elem", "conn_elem", "corr_lanes"),
@@ -925,6 +930,52 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         emulator.kernels.clear()
         check(x, w, None, kw, f"plan {expected}")
         assert tuple(emulator.kernels) == expected, (expected, emulator.kernels)
+
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+
+
+@pytest.mark.parametrize("k", [13, 31])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16", "bf16", "f64"])
+def test_large_kernels_through_planes(emulator: Any, dtype: torch.dtype, k: int) -> None:
+    """channels_last 13x13 / 31x31 conn2d and conn2d_transpose run on NCHW planes
+    (planes.cuh in and out; conn_mma for 16-bit types, conn_tile else): planes of a pixel
+    count that is not a multiple of 16 bytes (padded planes), padding 'same', 0 and wider
+    than the window's half, a bias, static and per-sample weights, and batches cut into
+    chunks of samples (the last short; a per-sample weight offset by chunk). Pixels that
+    are not 16 bytes (5 channels: conn_rows) or rows that are not dense (a column slice)
+    stay off the planes."""
+    if emulator is None:
+        pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
+    g = gen("cuda-planes", dtype, k)
+    V = 16 // torch.empty((), dtype=dtype).element_size()
+    C_ = 2 * V
+    geometries = ((k // 2, (k // 2 + 4, k // 2 + 3)), (0, (k + 2, k + 1)), (k // 2 + 2, (3, 5)))
+    try:
+        for pad, size in geometries:
+            for nw, n, chunk in ((1, 2, 0), (5, 5, 2), (1, 3, 1)):
+                x = rand((n, C_, *size), g, dtype, cl=True)
+                w = rand((nw, C_, k, k, 1, 1), g, dtype)
+                kw = window_kwargs("sliding", 1, pad)
+                hw = out_size(size, (k, k), kw)
+                px = [-(-a // V) * V for a in (size[0] * size[1], hw[0] * hw[1])]
+                emulator.planes_budget(chunk * C_ * sum(px) * x.element_size())
+                emulator.kernels.clear()
+                check(x, w, rand((C_,), g, dtype), kw,
+                      f"{k}x{k} pad={pad} Nw={nw} N={n} chunk={chunk or n} planes")
+                assert emulator.kernels[:2] == ["conn_planes", "conn_planes"], emulator.kernels
+        emulator.planes_budget(0)
+        x = rand((2, 5, k // 2 + 3, k // 2 + 4), g, dtype, cl=True)
+        w = rand((1, 5, k, k, 1, 1), g, dtype)
+        xs = rand((2, C_, k // 2 + 3, k // 2 + 5), g, dtype, cl=True)[..., :-1]
+        ws = rand((1, C_, k, k, 1, 1), g, dtype)
+        for xx, ww, what in ((x, w, "5 channels"), (xs, ws, "a column slice")):
+            emulator.kernels.clear()
+            check(xx, ww, None, window_kwargs("sliding", 1, k // 2), f"{k}x{k} {what}")
+            assert "conn_planes" not in emulator.kernels, (what, emulator.kernels)
+            assert what != "5 channels" or emulator.kernels[:2] == ["conn_rows"] * 2
+    finally:
+        emulator.planes_budget(0)
 
 
 @pytest.mark.parametrize("k", [13, 31])

@@ -65,6 +65,7 @@ char g_error[256] = "";
 enum Mode { kRun = 0, kPlanOnly = 1, kTrace = 2 };
 int g_mode = kRun;
 int64_t g_samples = 8;  // kTrace: blocks traced per launch (first, last, evenly between)
+int64_t g_planes_budget = 0;  // conn2d's planes workspace at most (0: plan.h's limit; tests)
 int64_t g_sm_count = 1;  // corr2d's split plan: 1 by default, the GPU's for the cost model
 
 struct Record {
@@ -264,6 +265,10 @@ void lc_emu_set_mode(int mode, int64_t samples, int64_t sm_count) {
   lc::g_records.clear();
 }
 
+// conn2d's planes (plan.h plan_planes) in chunks of samples within `bytes` (0: the
+// plan's own limit); lets the tests cut a small batch into chunks.
+void lc_emu_set_planes_budget(int64_t bytes) { lc::g_planes_budget = bytes; }
+
 int lc_emu_record_count() { return int(lc::g_records.size()); }
 
 // record i: its signature into `name` (truncated to cap), and kernel, blocks,
@@ -279,18 +284,43 @@ void lc_emu_record(int i, char* name, int cap, int64_t* fields) {
   fields[5] = r.launch.workspace_bytes;
 }
 
+}  // extern "C"
+
+// conn2d's workspace for `a` (plan.h plan_planes), NaN-filled (a value read before it is
+// written shows), registered with the trace; a.workspace points into it (or nullptr).
+// Tracing runs only some blocks of each launch, so the planes a traced kernel reads were
+// mostly never written: zeros there (finite, as the planes of finite images are), else
+// conn_mma.cuh would take its non-finite tiles' direct path and the model cost that.
+static std::vector<unsigned char> conn_workspace(lc::ConnArgs* a, bool transpose) {
+  a->planes_budget = lc::g_planes_budget;
+  const int64_t bytes = lc::conn_workspace_bytes(*a, transpose);
+  const unsigned char fill = lc::g_mode == lc::kTrace ? 0 : 0xff;
+  std::vector<unsigned char> ws(size_t(bytes > 0 ? bytes : 1), fill);
+  a->workspace = bytes > 0 ? ws.data() : nullptr;
+#ifdef LC_EMU_TRACE
+  if (bytes > 0) lc_trace_add_buffer(ws.data(), bytes);
+#endif
+  return ws;
+}
+
+extern "C" {
+
 int lc_emu_conn2d(const int64_t* meta, const void* x, const void* w, const void* bias, void* y,
                   int32_t* chosen) {
   lc::EmuExec ex;
   lc::g_error[0] = 0;
-  return lc::run_conn(ex, lc::conn_args_from(meta, x, w, bias, y), chosen);
+  lc::ConnArgs args = lc::conn_args_from(meta, x, w, bias, y);
+  std::vector<unsigned char> ws = conn_workspace(&args, false);
+  return lc::run_conn(ex, args, chosen);
 }
 
 int lc_emu_conn2d_transpose(const int64_t* meta, const void* g, const void* w, void* out,
                             int32_t* chosen) {
   lc::EmuExec ex;
   lc::g_error[0] = 0;
-  return lc::run_conn_transpose(ex, lc::conn_args_from(meta, g, w, nullptr, out), chosen);
+  lc::ConnArgs args = lc::conn_args_from(meta, g, w, nullptr, out);
+  std::vector<unsigned char> ws = conn_workspace(&args, true);
+  return lc::run_conn_transpose(ex, args, chosen);
 }
 
 int lc_emu_corr2d(const int64_t* meta, const void* a, const void* b, void* out,
