@@ -1,5 +1,5 @@
 // conn2d (and the flipped conn2d_transpose) on tensor cores for channels_last input:
-// half and bfloat16, a KF x KF kernel (3, 5, 7), stride 1, dilation 1, a weight shared
+// half and bfloat16, a KF x KF kernel (3, 5, 7, 13), stride 1, dilation 1, a weight shared
 // across positions (depth-wise, static or dynamic). The sums are conn_mma.cuh's (each
 // warp one channel, the same staged tile, Toeplitz blocks, direct path); what differs
 // is how the tile gets into shared memory and how the outputs leave it.
@@ -14,7 +14,9 @@
 // into a shared tile, the words of a slot permuted by its column pair (out_word: no
 // bank conflicts on either side); then each thread reads one column pair's 8 channels
 // (two 16-byte loads, words put back in order with selects) and stores two pixels (16
-// bytes each). Three block barriers per tile.
+// bytes each), for each 16-row M tile of the warp tile (13 x 13: two, 72 KB a block by
+// opt-in; 31 x 31 would need 128 KB: plan.h runs it on planes). Three block barriers per
+// tile.
 #pragma once
 
 #include "conn_mma.cuh"
@@ -25,6 +27,18 @@
 
 namespace lc {
 
+// ConnMmaCl::stage's lanes (row lane & 7, column pair lane >> 3 of a unit) write words in
+// distinct banks, for rows `row_words` apart
+constexpr bool cl_stage_banks_distinct(int row_words) {
+  uint32_t seen = 0;
+  for (int lane = 0; lane < 32; ++lane) {
+    const int bank = ((lane & 7) * row_words + (lane >> 3)) % 32;
+    if ((seen >> bank) & 1u) return false;
+    seen |= 1u << bank;
+  }
+  return true;
+}
+
 template <class T, int KF, bool FLIP>
 struct ConnMmaCl {
   using Core = ConnMma<T, KF, FLIP>;
@@ -34,8 +48,10 @@ struct ConnMmaCl {
   static constexpr int NCP = Core::NC * 8;     // staged column pairs per row
   static constexpr int OS = kConnMmaClOutStride;  // output tile row stride (words)
   static constexpr int64_t kWarpBytes = Core::kWarpBytes;
-  static_assert(Core::MT == 1 && TR * TC / 2 == kThreads, "a thread per output column pair");
+  static constexpr int MT = Core::MT;          // 16-row M tiles a warp tile
+  static_assert(16 * TC / 2 == kThreads, "a thread per output column pair of an M tile");
   static_assert(CW == 8 && OS == TC / 2 * CW + 4, "plan.h's output tile");
+  static_assert(NCP % 4 == 0 && cl_stage_banks_distinct(SW / 2), "stage: distinct banks");
   static constexpr int kMinBlocks = 2;
 
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnMmaPlan& t) {
@@ -70,15 +86,17 @@ struct ConnMmaCl {
         sync_threads();  // the previous tile's reads of the staged tiles and outputs are done
         stage(smem, x, a.src_s, H, W, ih0, iw0, tid);
         sync_threads();
-        F acc[1][Core::NT][4];
+        F acc[MT][Core::NT][4];
         if (Core::sums(tile, bpre, pairs, boff, b0, flag, acc)) {
-          // word (row g + 8h, column pair 4 n8 + q, channel warp) (out_word)
+          // word (row 16 m + g + 8h, column pair 4 n8 + q, channel warp) (out_word)
 LC_UNROLL
-          for (int n8 = 0; n8 < Core::NT; ++n8)
+          for (int m = 0; m < MT; ++m)
 LC_UNROLL
-            for (int h = 0; h < 2; ++h)
-              out[out_word(g + 8 * h, 4 * n8 + q, warp)] =
-                  pack2(from_float<T>(acc[0][n8][2 * h]), from_float<T>(acc[0][n8][2 * h + 1]));
+            for (int n8 = 0; n8 < Core::NT; ++n8)
+LC_UNROLL
+              for (int h = 0; h < 2; ++h)
+                out[out_word(16 * m + g + 8 * h, 4 * n8 + q, warp)] =
+                    pack2(from_float<T>(acc[m][n8][2 * h]), from_float<T>(acc[m][n8][2 * h + 1]));
         } else {
           const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
           T* out16 = reinterpret_cast<T*>(out);
@@ -88,7 +106,8 @@ LC_UNROLL
                        });
         }
         sync_threads();
-        store(out, y, a.dst_s, Ho, Wo, oh0, ow0, tid);
+LC_UNROLL
+        for (int m = 0; m < MT; ++m) store(out, y, a.dst_s, Ho, Wo, oh0, ow0, 16 * m, tid);
       }
     }
   }
@@ -104,12 +123,12 @@ LC_UNROLL
   // warp's tile, zeros outside the image: a thread per column pair and row (two 16-byte
   // loads, 8 channels each), one 32-bit word (the pair) per channel. A warp takes 8 rows
   // x 4 column pairs at a time, lane = row + 8 x pair: its 32 words of a channel fall in
-  // distinct banks (the rows are 28 words apart).
+  // distinct banks (rows SW / 2 words apart: 28, 36 for 13 x 13; cl_stage_banks_distinct).
+
   static LC_DEVICE void stage(unsigned char* smem, const T* x, const Image& s, int32_t H, int32_t W,
                               int32_t ih0, int32_t iw0, int tid) {
     constexpr int QD = NCP / 4, UNITS = (IR + 7) / 8 * QD;  // warp units: 8 rows x 4 pairs
     constexpr int WARPS = kThreads / 32, UPW = (UNITS + WARPS - 1) / WARPS;  // units per warp
-    static_assert(NCP % 4 == 0 && SW % 64 == 56, "rows 28 words apart, mod 32");
     const int32_t sh = int32_t(s.h), sw = int32_t(s.w);
     const int warp = tid >> 5, lane = tid & 31;
     const int32_t t0 = ih0 * sh + iw0 * sw;  // staged (0, 0) (32-bit: plan.h's plane_fits_32)
@@ -137,11 +156,11 @@ LC_UNROLL
     w[0] = x2 ? a2 : a0, w[1] = x2 ? a3 : a1, w[2] = x2 ? a0 : a2, w[3] = x2 ? a1 : a3;
   }
 
-  // The output tile's column pair tid % 16 of row tid / 16, channels c0.. (y): 16 bytes a
-  // pixel.
+  // The output tile's column pair tid % 16 of row r0 + tid / 16, channels c0.. (y): 16
+  // bytes a pixel.
   static LC_DEVICE void store(const uint32_t* out, T* y, const Image& s, int32_t Ho, int32_t Wo,
-                              int32_t oh0, int32_t ow0, int tid) {
-    const int r = tid / (TC / 2), cp = tid % (TC / 2);
+                              int32_t oh0, int32_t ow0, int r0, int tid) {
+    const int r = r0 + tid / (TC / 2), cp = tid % (TC / 2);
     const int32_t oh = oh0 + r, ow = ow0 + 2 * cp;
     if (oh >= Ho || ow >= Wo) return;
     const int key = cp & 7;  // channel k is word k ^ key of the slot (out_word)

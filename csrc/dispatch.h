@@ -148,14 +148,14 @@ int launch_conn_pos(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
-// conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7) as planned
+// conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7, 13) as planned
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   if (l.kernel == kConnMma) return ex.template launch<ConnMma<T, KF, FLIP>>(l, a, l.conn_mma);
-  if constexpr (KF <= 7)
+  if constexpr (KF <= 13)
     return ex.template launch<ConnMmaCl<T, KF, FLIP>>(l, a, l.conn_mma);
   else
-    return kBadDType;  // plan.h plans conn_mma_cl.cuh for 3, 5, 7 only
+    return kBadDType;  // plan.h plans conn_mma_cl.cuh for 3, 5, 7, 13 only
 }
 
 template <class T, bool FLIP, class Exec>

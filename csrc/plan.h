@@ -61,12 +61,13 @@ constexpr int64_t conn_mma_warp_bytes(int kf) {
           kf * (kf + 2) * 4 + 15) / 16 * 16;
 }
 // conn_mma_cl.cuh (channels_last input): a block is this many warps, one channel each,
-// plus a shared output tile of 16 rows x kConnMmaNTiles * 4 column pairs x 8 channels
-// (32-bit words, 16 bytes of padding a row)
+// plus a shared output tile of the warp tile's rows x kConnMmaNTiles * 4 column pairs x 8
+// channels (32-bit words, 16 bytes of padding a row)
 constexpr int kConnMmaClWarps = 8;
 constexpr int kConnMmaClOutStride = 4 * kConnMmaNTiles * kConnMmaClWarps + 4;
 constexpr int64_t conn_mma_cl_bytes(int kf) {
-  return kConnMmaClWarps * conn_mma_warp_bytes(kf) + 16 * kConnMmaClOutStride * 4;
+  return kConnMmaClWarps * conn_mma_warp_bytes(kf) +
+         16 * conn_mma_mtiles(kf) * kConnMmaClOutStride * 4;
 }
 // corr_mma.cuh: a half is 8 rows x corr_mma_ntiles(kf) x 8 columns of G (64 columns; 32
 // for 13 and 31). A tap lies in one of corr_mma_blocks(kf) blocks of 16 staged X columns
@@ -140,7 +141,8 @@ static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem
 static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
               kConnMmaClWarps * corr_mma_warp_bytes(13) <= kMaxSmemOptIn &&
               kConnMmaClWarps * corr_mma_warp_bytes(31) <= kMaxSmemOptIn &&
-              conn_mma_cl_bytes(7) <= kMaxSmem, "the channels_last tensor-core blocks fit");
+              conn_mma_cl_bytes(7) <= kMaxSmem && conn_mma_cl_bytes(13) <= kMaxSmemOptIn,
+              "the channels_last tensor-core blocks fit");
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 // bytes of a workspace at most: corr2d's split partials, conn2d's planes (plan_planes)
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;
@@ -496,15 +498,17 @@ inline bool pixels_aligned(const void* base, const Image& s, int64_t C) {
   return C % 8 == 0 && rows_aligned(base, 2, s.n, s.h, s.w, s.c, 16);
 }
 
-// Tensor cores for channels_last (conn_mma_cl.cuh): a fixed 3/5/7 window, half or
+// Tensor cores for channels_last (conn_mma_cl.cuh): a fixed 3/5/7/13 window (31: 128 KB
+// a block; plan_planes), half or
 // bfloat16, output planes of 14 x 14 at least (DWNet-T's 14 x 14 stage: 21-26 us on
 // tensor cores against 22-53 on the strips, predicted; 7 x 7 stays on the strips),
 // input and result with aligned 8-channel pixels (pixels_aligned), offsets inside an
 // image within 32 bits.
 inline bool mma_cl_fits(const ConnArgs& a) {
   const Problem& p = a.p;
-  return fixed_window(p) && strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
-         p.h.out >= 14 && p.w.out >= 14 && pixels_aligned(a.src, a.src_s, p.C) &&
+  return fixed_window(p) && (strip_kernel(p.h.k) || p.h.k == 13) &&
+         (p.dtype == kFloat16 || p.dtype == kBFloat16) && p.h.out >= 14 && p.w.out >= 14 &&
+         pixels_aligned(a.src, a.src_s, p.C) &&
          pixels_aligned(a.dst, a.dst_s, p.C) && plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&
          plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w);
 }
@@ -527,7 +531,7 @@ inline Launch plan_conn_mma_cl(const ConnArgs& a) {
   l.threads = 32 * kConnMmaClWarps;
   l.smem = conn_mma_cl_bytes(l.kf);
   ConnMmaPlan& t = l.conn_mma;
-  t.row_tiles = ceil_div(p.h.out, int64_t(16));
+  t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(l.kf)));
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
   t.samples = conn_mma_samples(a, t);
   l.blocks = ceil_div(p.N, int64_t(t.samples)) * (p.C / kConnMmaClWarps);
@@ -807,7 +811,8 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
 // passes over input and result (DRAM-bound: 25-31 us each at 64x384x32x32 float16) against
 // kernels on the pixels 10-50x slower (conn_rows.cuh; model, H200 float16 64x384x32x32:
 // 13x13 1167-1459 -> 108-134 us, 31x31 6211-15524 -> 219-341; float32 1.4-5x faster;
-// benchmarks/results/model/NOTES.md 2026-12-01). Input and result must have 16-byte
+// benchmarks/results/model/NOTES.md 2026-12-01). Not where the pixels have a tensor-core
+// kernel of their own (conn_mma_cl.cuh at 13x13: 59-73 us). Input and result must have 16-byte
 // pixels (C a multiple of 16 bytes of values, aligned) and dense rows of pixels; a plane
 // is padded to whole 16 bytes so that planes.cuh's loads and stores are whole.
 struct PlanesRoute {
@@ -842,6 +847,9 @@ inline PlanesRoute plan_planes(const ConnArgs& a, bool transpose) {
   const Problem& p = a.p;
   const PlanesRoute none{};
   if (a.pos_h || a.pos_w || !large_fixed_window(p)) return none;
+  ConnArgs flipped;  // (the pixels' own tensor-core kernel first)
+  if (transpose ? flipped_transpose(a, &flipped) && mma_cl_fits(flipped) : mma_cl_fits(a))
+    return none;
   const int64_t eb = elem_bytes(p.dtype), V = 16 / eb;
   const int64_t src_h = transpose ? p.h.out : p.h.in, src_w = transpose ? p.w.out : p.w.in;
   const int64_t dst_h = transpose ? p.h.in : p.h.out, dst_w = transpose ? p.w.in : p.w.out;
@@ -857,7 +865,7 @@ inline PlanesRoute plan_planes(const ConnArgs& a, bool transpose) {
   if (r.samples == 0) return none;
   r.bytes = r.samples * per_sample;
   // only where the planes have a kernel of their own (not one value a thread)
-  ConnArgs b = planes_args(a, transpose, r, nullptr), flipped;
+  ConnArgs b = planes_args(a, transpose, r, nullptr);
   b.p.N = r.samples;
   const int32_t k = transpose ? plan_conn_transpose(b, &flipped).kernel : plan_conn(b).kernel;
   return k == kConnMma || k == kConnTileFixed ? r : none;

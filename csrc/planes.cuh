@@ -11,7 +11,7 @@
 // loads are 128 contiguous bytes of each of 4 rows, its stores 64 contiguous bytes of
 // each of 8 rows of `out`, whole 32-byte sectors on both sides.
 //
-// Edges (planes.h's route pads the planes): rows r >= R are not read (zeros are stored
+// Edges (plan.h plan_planes pads the planes): rows r >= R are not read (zeros are stored
 // there, in the planes' padding) and rows k >= K are not written; the planes' side is
 // padded to whole blocks of V so that every load and store is in bounds and aligned.
 #pragma once

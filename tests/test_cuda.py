@@ -412,8 +412,8 @@ def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -
     partial and multiple tiles (13: two M tiles a warp tile), every padding lead, static,
     dynamic and channel-shared weights, bias, and an Inf / NaN in x or the filter (that
     warp's tile takes the direct path). Layouts it does not take run the strips (13:
-    register rows) and still match: 19 channels, a channel slice (misaligned pixels), an
-    NCHW g for the transpose."""
+    register rows, or one value a thread for the slice) and still match: 19 channels, a
+    channel slice (misaligned pixels), an NCHW g for the transpose."""
     g = gen("cuda-mma-cl", k, dtype)
     shapes = mma_shapes(k)
     # (the emulator is slow: bfloat16, which differs in the mma's type only, on one shape)
@@ -442,9 +442,11 @@ def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -
                       f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} Cw={cw}", g=gt)
                 if emulator is not None:  # (the sliced view's g is NCHW: its transpose
                     # runs conn_mma)
-                    pixels = "conn_strip" if k <= 7 else "conn_rows"
+                    # (13: the sliced view's y is NCHW, its x channels_last: one value a
+                    # thread)
+                    pixels, mixed = ("conn_strip",) * 2 if k <= 7 else ("conn_rows", "conn_elem")
                     expect = {"16 ch": ["conn_mma_cl"] * 2, "24 ch": ["conn_mma_cl"] * 2,
-                              "19 ch": [pixels] * 2, "sliced": [pixels, "conn_mma"],
+                              "19 ch": [pixels] * 2, "sliced": [mixed, "conn_mma"],
                               "NCHW g": ["conn_mma_cl", "conn_mma"]}[what]
                     assert emulator.kernels[:2] == expect, (what, emulator.kernels)
     (H, W), pad = shapes[1]
