@@ -370,15 +370,51 @@ int launch_corr_batch(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
-// The workspace corr2d needs for `a` (bytes; 0 if none).
+// The workspace corr2d needs for `a` (bytes; 0 if none): through pixels (plan.h
+// plan_pixels), the pixels and then corr_rows' split partials.
 inline int64_t corr_workspace_bytes(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+  const PixelsRoute r = plan_pixels(a);
+  if (r.channels > 0)
+    return r.a_bytes + r.b_bytes +
+           plan_corr(pixels_args(a, r, nullptr), sm_count, force_splits).workspace_bytes;
   return plan_corr(a, sm_count, force_splits).workspace_bytes;
 }
 
-// corr2d: a.out contiguous (Nw, Cw, Kh, Kw, Hw, Ww); a.workspace as planned.
 template <class Exec>
 int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits,
-             int32_t* chosen = nullptr) {
+             int32_t* chosen = nullptr);
+
+// corr2d through pixels (plan.h plan_pixels): a's and b's planes into the workspace's
+// channels_last pixels (planes.cuh), then corr2d on them.
+template <class Exec>
+int corr_through_pixels(Exec& ex, const CorrArgs& a, const PixelsRoute& r, int64_t sm_count,
+                        int64_t force_splits) {
+  if (a.workspace == nullptr) return kNoWorkspace;
+  const Problem& p = a.p;
+  const CorrArgs b = pixels_args(a, r, a.workspace);
+  LC_DISPATCH_DTYPE(p.dtype, T, {
+    // (rows: the channels; columns: the pixels, whole blocks of 16 bytes)
+    PlanesArgs pa{a.a, const_cast<void*>(b.a), p.N, p.C, p.h.out * p.w.out, a.a_s.n, a.a_s.c,
+                  b.a_s.n, b.a_s.w, 0, 0};
+    int rc = ex.template launch<Planes<T>>(planes_launch<T>(&pa), pa);
+    PlanesArgs pb{a.b, const_cast<void*>(b.b), p.N, p.C, p.h.in * p.w.in, a.b_s.n, a.b_s.c,
+                  b.b_s.n, b.b_s.w, 0, 0};
+    if (rc == kOk) rc = ex.template launch<Planes<T>>(planes_launch<T>(&pb), pb);
+    return rc == kOk ? run_corr(ex, b, sm_count, force_splits, nullptr) : rc;
+  })
+  return kOk;
+}
+
+// corr2d: a.out contiguous (Nw, Cw, Kh, Kw, Hw, Ww); a.workspace as planned. *chosen (if
+// given) receives the kernel that ran (kCorrPixels for the route through pixels).
+template <class Exec>
+int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits,
+             int32_t* chosen) {
+  const PixelsRoute r = plan_pixels(a);
+  if (r.channels > 0) {
+    if (chosen) *chosen = kCorrPixels;
+    return corr_through_pixels(ex, a, r, sm_count, force_splits);
+  }
   const Launch l = plan_corr(a, sm_count, force_splits);
   if (chosen) *chosen = l.kernel;
   if (l.blocks > kMaxBlocks) return kTooManyBlocks;

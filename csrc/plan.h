@@ -269,6 +269,7 @@ enum Kernel : int32_t {
   kConnPos = 18,      // conn_pos.cuh (a position-specific weight, KF = 3, 5, 7)
   kCorrPos = 19,      // corr_pos.cuh (its weight gradient)
   kConnPlanes = 20,   // planes.cuh (channels_last images to NCHW planes and back)
+  kCorrPixels = 21,   // planes.cuh (NCHW images to channels_last pixels for corr_rows.cuh)
 };
 
 struct Launch {
@@ -1193,6 +1194,61 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   l.smem = acc_bytes(p.dtype) * kThreads;
   l.workspace_bytes = s > 1 ? s * numel * acc_bytes(p.dtype) : 0;
   return l;
+}
+
+// corr2d with a 13 x 13 or 31 x 31 window on float32 / float64 NCHW images (the depth-wise
+// weight gradient) runs on channels_last pixels: planes.cuh puts a and b into pixels (a
+// workspace, the channels padded to whole 16 bytes), corr_rows.cuh sums them (its
+// registers hold a chunk of kernel rows' taps of a channel, the channels coalesced),
+// against corr_tile's shared-memory tiles on the planes (model, H200 float32
+// 64x384x32x32: 13x13 4083-5103 -> 1498-1871 us, 31x31 15.9-19.8 -> 7.7-9.6 ms;
+// benchmarks/results/model/NOTES.md 2026-12-01). 16-bit types have
+// corr_mma.cuh on the planes. Dense planes of a whole number of 16 bytes (H W a multiple
+// of 4 / 2 values, aligned), a result per channel shared across positions; no chunks (the
+// sums run over the batch): a and b within kMaxWorkspace together.
+struct PixelsRoute {
+  int64_t channels;          // the pixels' channel stride (C rounded up to 16 bytes; 0: none)
+  int64_t a_bytes, b_bytes;  // a's pixels, then b's, then corr_rows' split partials
+};
+
+// NCHW with dense planes of a whole number of 16 bytes (`eb`-byte values), each plane's
+// start aligned (Image strides are 0 along size-1 dims)
+inline bool dense_planes(const void* base, const Image& s, int64_t C, int64_t H, int64_t W,
+                         int64_t eb) {
+  return (W == 1 || s.w == 1) && (H == 1 || s.h == W) && (C == 1 || s.c == H * W) &&
+         (H * W) % (16 / eb) == 0 && reinterpret_cast<uintptr_t>(base) % 16 == 0 &&
+         (s.n * eb) % 16 == 0;
+}
+
+// `a` on `r`'s pixels at `ws` (channels_last strides; the split partials after them)
+inline CorrArgs pixels_args(const CorrArgs& a, const PixelsRoute& r, void* ws) {
+  const Problem& p = a.p;
+  const uintptr_t base = reinterpret_cast<uintptr_t>(ws);
+  const int64_t cs = r.channels;
+  CorrArgs b = a;
+  b.a = reinterpret_cast<const void*>(base);
+  b.a_s = Image{p.h.out * p.w.out * cs, 1, p.w.out * cs, cs};
+  b.b = reinterpret_cast<const void*>(base + uintptr_t(r.a_bytes));
+  b.b_s = Image{p.h.in * p.w.in * cs, 1, p.w.in * cs, cs};
+  b.workspace = ws == nullptr ? nullptr
+                              : reinterpret_cast<void*>(base + uintptr_t(r.a_bytes + r.b_bytes));
+  return b;
+}
+
+inline PixelsRoute plan_pixels(const CorrArgs& a) {
+  const Problem& p = a.p;
+  const PixelsRoute none{};
+  const int64_t eb = elem_bytes(p.dtype), V = 16 / eb;
+  if (!large_fixed_window(p) || (p.dtype != kFloat32 && p.dtype != kFloat64) || a.Hw != 1 ||
+      a.Ww != 1 || a.Cw != p.C || p.N == 0 || p.h.out * p.w.out == 0 || p.h.in * p.w.in == 0 ||
+      !dense_planes(a.a, a.a_s, p.C, p.h.out, p.w.out, eb) ||
+      !dense_planes(a.b, a.b_s, p.C, p.h.in, p.w.in, eb))
+    return none;
+  PixelsRoute r{};
+  r.channels = ceil_div(p.C, V) * V;
+  r.a_bytes = p.N * p.h.out * p.w.out * r.channels * eb;
+  r.b_bytes = p.N * p.h.in * p.w.in * r.channels * eb;
+  return r.a_bytes + r.b_bytes <= kMaxWorkspace ? r : none;
 }
 
 }  // namespace lc

@@ -54,7 +54,13 @@ def _cuda_kernels(emu: Emulator, work: Work, step: PrimitiveCall, sm_count: int,
         call = conn_call(step.primitive, a, b, dst, geo)
     result = _bytes(call.tensors["dst"])
     records = emu.plan(call, sm_count)
-    if any(r.body.startswith("Planes<") for r in records):
+    if step.primitive == "corr2d" and records and records[0].body.startswith("Planes<"):
+        # through pixels (csrc/plan.h plan_pixels): a and b read and written as pixels,
+        # then corr_rows (and the split sum) on them
+        ws = float(records[2].workspace_bytes) if len(records) > 2 else 0.0
+        dram = [2 * _bytes(a), 2 * _bytes(b), _bytes(a) + _bytes(b) + (ws if ws else result)]
+        dram += [ws + result] if ws else []
+    elif any(r.body.startswith("Planes<") for r in records):
         dram = _planes_dram(records, _bytes(a), _bytes(b), result)
     else:
         ws = float(records[0].workspace_bytes) if records else 0.0

@@ -6,7 +6,8 @@ Run by ``.ci/gpu-check`` as ``compute-sanitizer --tool memcheck python tests/san
 register fast path and the run-time tile (conn2d and the flipped transpose),
 the per-element kernels (channels_last, neighborhood and block windows,
 position-specific weights) and every corr2d kernel (tiles, per element,
-channels_last rows in row chunks, channels_last lanes) with split reductions.
+channels_last rows in row chunks, channels_last lanes) with split reductions, and
+the routes through NCHW planes (conn2d) and channels_last pixels (corr2d).
 Not collected by pytest (no ``test_`` prefix).
 """
 
@@ -28,6 +29,8 @@ CASES = [
     ("dw 5x5 padding (1, 3) (strips)", (2, 4, 13, 17), (1, 4, 5, 5, 1, 1),
      {"padding": (1, 3)}, False),
     ("dw 31x31 fixed", (1, 2, 33, 35), (1, 2, 31, 31, 1, 1), {"padding": 15}, False),
+    ("dw 13x13 NCHW 16 x 20 (float32 weight gradient on pixels: corr_rows)", (2, 5, 16, 20),
+     (1, 5, 13, 13, 1, 1), {"padding": 6}, False),
     ("dw 13x13 channels_last (16-bit weight gradient: corr_mma_cl, four row groups)",
      (2, 8, 21, 40), (1, 8, 13, 13, 1, 1), {"padding": 6}, True),
     ("dw strided run-time", (2, 4, 13, 17), (1, 4, 3, 2, 1, 1),

@@ -903,7 +903,10 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_batch", "conn_batch", "corr_batch"),
             (rand((17, 9, 7, 7), g, torch.bfloat16, cl=True),
              rand((1, 9, 5, 5, 1, 1), g, torch.bfloat16), window_kwargs("sliding", 1, 2))),
-        (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),
+        (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),  # 15 x 15 pixels: not 16 bytes
+            (rand((1, 2, 15, 15), g), rand((1, 2, 13, 13, 1, 1), g),
+             window_kwargs("sliding", 1, 6))),
+        (("conn_tile_fixed", "conn_tile_fixed", "corr_pixels"),
             (rand((1, 2, 15, 16), g), rand((1, 2, 13, 13, 1, 1), g),
              window_kwargs("sliding", 1, 6))),
         (("conn_tile", "conn_tile", "corr_tile"),
@@ -978,6 +981,41 @@ def test_large_kernels_through_planes(emulator: Any, dtype: torch.dtype, k: int)
             assert what != "5 channels" or emulator.kernels[:2] == ["conn_rows"] * 2
     finally:
         emulator.planes_budget(0)
+
+
+@pytest.mark.parametrize("k", [13, 31])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_weight_grad_through_pixels(emulator: Any, dtype: torch.dtype, k: int,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """float32 / float64 NCHW 13x13 and 31x31 depth-wise weight gradients run corr_rows
+    on channels_last pixels (planes.cuh puts a and b into a workspace): channel counts that
+    are and are not a multiple of 16 bytes (padded pixels), paddings 'same', 0 and wider
+    than the half window, static and per-sample weights, planned and forced split
+    reductions (the partials after the pixels). Planes whose pixel count is not a whole
+    16 bytes, or that are not dense (a column slice), stay on the planes' kernels."""
+    if emulator is None:
+        pytest.skip("the kernel record is the emulator's (the GPU runs the same plans)")
+    g = gen("cuda-pixels", dtype, k)
+    V = 16 // torch.empty((), dtype=dtype).element_size()
+    # (whole 16 bytes of pixels in x and g: H W and Ho Wo multiples of V)
+    cases = ((k // 2, (k // 2 + 3, 2 * V), 2 * V), (0, (k + 3, k - 1 + 2 * V), 3),
+             (k // 2 + 2, (V, 3), 5))
+    for pad, size, c in cases:
+        for nw, splits in ((1, 0), (2, 3), (1, 2)):
+            monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+            x = rand((2, c, *size), g, dtype)
+            emulator.kernels.clear()
+            check(x, rand((nw, c, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, pad),
+                  f"{k}x{k} pad={pad} C={c} Nw={nw} splits={splits} pixels")
+            assert emulator.kernels[2] == "corr_pixels", emulator.kernels
+    monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
+    odd = rand((2, 3, (k // 2 + 3) | 1, 2 * V + 1), g, dtype)
+    sliced = rand((2, 3, k // 2 + 3, 2 * V + 1), g, dtype)[..., 1:]
+    for x, what in ((odd, "odd pixels"), (sliced, "a column slice")):
+        emulator.kernels.clear()
+        check(x, rand((1, 3, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, k // 2),
+              f"{k}x{k} {what}")
+        assert "corr_pixels" not in emulator.kernels, (what, emulator.kernels)
 
 
 @pytest.mark.parametrize("k", [13, 31])
