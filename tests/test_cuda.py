@@ -944,7 +944,9 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f16", "bf16", "f64"])
 def test_large_kernels_through_planes(emulator: Any, dtype: torch.dtype, k: int) -> None:
     """channels_last 13x13 / 31x31 conn2d and conn2d_transpose run on NCHW planes
-    (planes.cuh in and out; conn_mma for 16-bit types, conn_tile else): planes of a pixel
+    (planes.cuh in and out; conn_mma for 16-bit types, conn_tile else) unless the pixels
+    have their own tensor-core kernel (16-bit 13x13 on planes of 14 x 14: conn_mma_cl;
+    the transpose of the padding-0 case): planes of a pixel
     count that is not a multiple of 16 bytes (padded planes), padding 'same', 0 and wider
     than the window's half, a bias, static and per-sample weights, and batches cut into
     chunks of samples (the last short; a per-sample weight offset by chunk). Pixels that
@@ -968,7 +970,11 @@ def test_large_kernels_through_planes(emulator: Any, dtype: torch.dtype, k: int)
                 emulator.kernels.clear()
                 check(x, w, rand((C_,), g, dtype), kw,
                       f"{k}x{k} pad={pad} Nw={nw} N={n} chunk={chunk or n} planes")
-                assert emulator.kernels[:2] == ["conn_planes", "conn_planes"], emulator.kernels
+                # (16-bit 13 x 13 with a result plane of 14 x 14 at least: conn_mma_cl)
+                own = [k == 13 and x.element_size() == 2 and min(plane) >= 14
+                       for plane in (hw, size)]
+                expect = ["conn_mma_cl" if o else "conn_planes" for o in own]
+                assert emulator.kernels[:2] == expect, emulator.kernels
         emulator.planes_budget(0)
         x = rand((2, 5, k // 2 + 3, k // 2 + 4), g, dtype, cl=True)
         w = rand((1, 5, k, k, 1, 1), g, dtype)
