@@ -493,10 +493,11 @@ inline int64_t warp_blocks(Launch* l, int64_t per_warp) {
   return warps;
 }
 
-// Each pixel's channels c0..c0 + 7 (c0 a multiple of 8) are one aligned 16-byte chunk:
-// unit channel stride, the base and the other strides multiples of 16 bytes, C % 8 == 0.
-inline bool pixels_aligned(const void* base, const Image& s, int64_t C) {
-  return C % 8 == 0 && rows_aligned(base, 2, s.n, s.h, s.w, s.c, 16);
+// Each pixel's channels c0..c0 + V - 1 (c0 a multiple of V = 16 / eb; 8 for the 16-bit
+// types) are one aligned 16-byte chunk: unit channel stride, the base and the other
+// strides multiples of 16 bytes, C % V == 0.
+inline bool pixels_aligned(const void* base, const Image& s, int64_t C, int64_t eb = 2) {
+  return C % (16 / eb) == 0 && rows_aligned(base, eb, s.n, s.h, s.w, s.c, 16);
 }
 
 // Tensor cores for channels_last (conn_mma_cl.cuh): a fixed 3/5/7/13 window (31: 128 KB
@@ -822,9 +823,9 @@ struct PlanesRoute {
   int64_t bytes;             // workspace: a chunk's input planes, then its result planes
 };
 
-// 16-byte pixels of `eb`-byte values, their rows dense (row stride W pixels)
+// 16-byte pixels of `eb`-byte values (pixels_aligned), their rows dense (row stride W pixels)
 inline bool dense_pixels(const void* base, const Image& s, int64_t C, int64_t W, int64_t eb) {
-  return C % (16 / eb) == 0 && s.h == W * s.w && rows_aligned(base, eb, s.n, s.h, s.w, s.c, 16);
+  return pixels_aligned(base, s, C, eb) && s.h == W * s.w;
 }
 
 // `a` on a chunk of `r`'s planes at `ws` (the input planes first): NCHW strides, the
