@@ -5,6 +5,9 @@
 // rows are AS values apart (an odd number of 16-byte units: ldmatrix's eight rows fall
 // in distinct banks), its channels CS apart.
 //
+// A grid row may be RS > GW values apart (the columns past GW are never read), and the
+// plane's columns may start at grid column CO (CO zero columns first).
+//
 // Values move one by one, coalesced and without alignment needs: a thread takes a grid
 // position (channel j, row, column) and walks the block's samples. The positions of CH
 // channels are numbered in a plane's row order (position fastest), or, for a
@@ -19,9 +22,11 @@
 
 namespace lc {
 
-template <int CH_, int GW_, int GR_, int RO_, int AS_, int CS_>
+template <int CH_, int GW_, int GR_, int RO_, int AS_, int CS_, int RS_ = GW_, int CO_ = 0>
 struct BatchGrid {
   static constexpr int CH = CH_, GW = GW_, GR = GR_, RO = RO_, AS = AS_, CS = CS_;
+  static constexpr int RS = RS_;  // a grid row's stride (values; GW, or more for ldmatrix's banks)
+  static constexpr int CO = CO_;  // the plane's column 0 at grid column CO (zeros before it)
   static constexpr int kPositions = CH * GR * GW;  // of the block's channels
 };
 
@@ -40,9 +45,9 @@ LC_DEVICE BatchPos batch_pos(int f, bool channels_last, int32_t H, int32_t W, in
   b.j = channels_last ? f % G::CH : f / (G::GR * G::GW);
   const int gr = pos / G::GW, gc = pos % G::GW;
   b.qy = gr - G::RO;
-  b.qx = gc;
-  b.slot = b.j * G::CS + gr * G::GW + gc;
-  b.in = f < G::kPositions && b.qy >= 0 && b.qy < H && b.qx < W && c0 + b.j < C;
+  b.qx = gc - G::CO;
+  b.slot = b.j * G::CS + gr * G::RS + gc;
+  b.in = f < G::kPositions && b.qy >= 0 && b.qy < H && b.qx >= 0 && b.qx < W && c0 + b.j < C;
   return b;
 }
 

@@ -9,6 +9,8 @@
 #include "conn_band.cuh"
 #include "conn_batch.cuh"
 #include "conn_batch_wide.cuh"
+#include "conn_sample.cuh"
+#include "corr_sample.cuh"
 #include "conn_elem.cuh"
 #include "conn_mma.cuh"
 #include "conn_mma_cl.cuh"
@@ -116,6 +118,42 @@ int launch_conn_batch(Exec& ex, const Launch& l, const ConnArgs& a) {
       case 3: return ex.template launch<ConnBatch<T, 3, FLIP>>(l, a, l.conn_batch);
       case 5: return ex.template launch<ConnBatch<T, 5, FLIP>>(l, a, l.conn_batch);
       case 7: return ex.template launch<ConnBatch<T, 7, FLIP>>(l, a, l.conn_batch);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
+template <class T, bool FLIP, class Exec>
+int launch_conn_sample(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    const bool narrow = batch_narrow(a.p);
+    switch (l.kf) {
+      case 3: return narrow ? ex.template launch<ConnSample<T, 3, FLIP, 8>>(l, a, l.conn_batch)
+                            : ex.template launch<ConnSample<T, 3, FLIP, 16>>(l, a, l.conn_batch);
+      case 5: return narrow ? ex.template launch<ConnSample<T, 5, FLIP, 8>>(l, a, l.conn_batch)
+                            : ex.template launch<ConnSample<T, 5, FLIP, 16>>(l, a, l.conn_batch);
+      case 7: return narrow ? ex.template launch<ConnSample<T, 7, FLIP, 8>>(l, a, l.conn_batch)
+                            : ex.template launch<ConnSample<T, 7, FLIP, 16>>(l, a, l.conn_batch);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
+template <class T, class Exec>
+int launch_corr_sample(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    const bool narrow = batch_narrow(a.p);
+    switch (l.kf) {
+      case 3: return narrow ? ex.template launch<CorrSample<T, 3, 8>>(l, a, l.corr_batch)
+                            : ex.template launch<CorrSample<T, 3, 16>>(l, a, l.corr_batch);
+      case 5: return narrow ? ex.template launch<CorrSample<T, 5, 8>>(l, a, l.corr_batch)
+                            : ex.template launch<CorrSample<T, 5, 16>>(l, a, l.corr_batch);
+      case 7: return narrow ? ex.template launch<CorrSample<T, 7, 8>>(l, a, l.corr_batch)
+                            : ex.template launch<CorrSample<T, 7, 16>>(l, a, l.corr_batch);
       default: return kBadDType;  // plan.h plans only these
     }
   }
@@ -240,6 +278,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, false>(ex, l, a);
+    if (l.kernel == kConnSample) return launch_conn_sample<T, false>(ex, l, a);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl) return launch_conn_mma<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
@@ -268,6 +307,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnBand) return launch_conn_band<T, true>(ex, l, flipped);
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, true>(ex, l, flipped);
+    if (l.kernel == kConnSample) return launch_conn_sample<T, true>(ex, l, flipped);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl)
       return launch_conn_mma<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);
@@ -441,6 +481,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrBatch) {
       splits = l.corr_batch.splits;
       rc = launch_corr_batch<T>(ex, l, a);
+    } else if (l.kernel == kCorrSample) {
+      splits = 1;
+      rc = launch_corr_sample<T>(ex, l, a);
     } else if (l.kernel == kCorrMma || l.kernel == kCorrMmaCl) {
       splits = l.corr_mma.splits;
       rc = launch_corr_mma<T>(ex, l, a);

@@ -374,4 +374,14 @@ inline void mma_16816(float (&c)[4], const uint32_t (&a)[4], const uint32_t (&b)
 }
 #endif
 
+// the two 16-bit values at value 2w + odd of the words w, w + 1 (`lo`, `hi`) as one register:
+// `lo` itself, or (hi(lo), lo(hi)) for an odd offset (one PRMT)
+#if defined(__CUDACC__)
+LC_DEVICE uint32_t pair_from(uint32_t lo, uint32_t hi, bool odd) {
+  return __byte_perm(lo, hi, odd ? 0x5432 : 0x3210);
+}
+#else
+inline uint32_t pair_from(uint32_t lo, uint32_t hi, bool odd) { return odd ? (lo >> 16) | (hi << 16) : lo; }
+#endif
+
 }  // namespace lc

@@ -123,6 +123,40 @@ constexpr int64_t conn_batch_wide_bytes(int kf) {
          int64_t(kBatchWideChannels) * 2 *
              ((kBatchSamples * batch_wide_stride(kf) + 8) + (kBatchSamples * kBatchWideOutStride + 8));
 }
+// conn_sample.cuh (planes of up to 16 x 16, a filter of each sample's own): a block is
+// sample_channels(gw) channels x kBatchSamples samples on grids gw values wide (16; 8 for
+// planes of at most 8 x 8): sample_grid_rows(kf, gw) staged rows (the plane's rows, kf / 2
+// zero rows above and the rest below), a sample's grid sample_stride(kf, gw) values apart
+// (gw = 8: room for the rows 8..15 its A loads read past the plane), the output grid
+// gw x gw, sample_out_stride(gw) apart (a channel's grids 8 values more). Shared memory:
+// the warps' flags, every plane's filter pairs (kf x (kf + 2) words), the input grids,
+// the output grids.
+constexpr int sample_channels(int gw) { return gw == 16 ? 2 : 4; }
+constexpr int sample_grid_rows(int kf, int gw) { return gw == 16 ? 16 + 2 * (kf / 2) : 8 + kf; }
+// a grid row's stride: 16-wide rows 48 bytes apart (32 put ldmatrix's eight rows in four
+// distinct 16-byte bank groups: two wavefronts a matrix; model, 64x384x14x14 float16:
+// shared-bound at 13-15 us)
+constexpr int sample_row_stride(int gw) { return gw == 16 ? 24 : 8; }
+constexpr int sample_stride(int kf, int gw) {
+  return gw == 16 ? sample_row_stride(gw) * sample_grid_rows(kf, gw) + 8 : 8 * (16 + kf);
+}
+constexpr int sample_out_stride(int gw) { return gw * gw + 8; }
+constexpr int64_t conn_sample_bytes(int kf, int gw) {
+  return 16 * (kThreads / 32) +
+         int64_t(sample_channels(gw)) *
+             (4 * kBatchSamples * kf * (kf + 2) + 2 * (kBatchSamples * sample_stride(kf, gw) + 8) +
+              2 * (kBatchSamples * sample_out_stride(gw) + 8));
+}
+// corr_sample.cuh (its weight gradient): X on a grid with kf / 2 zero rows and columns
+// around the plane, rows corr_sample_x_stride(gw) values apart; G on a gw x gw grid, rows
+// sample_row_stride(gw) apart; a channel's grids 8 values more than its samples'
+constexpr int corr_sample_x_stride(int gw) { return gw == 16 ? 24 : 16; }
+constexpr int64_t corr_sample_bytes(int kf, int gw) {
+  return 16 * (kThreads / 32) +
+         2 * int64_t(sample_channels(gw)) *
+             ((kBatchSamples * ((gw + 2 * (kf / 2)) * corr_sample_x_stride(gw) + 8) + 8) +
+              (kBatchSamples * (gw * sample_row_stride(gw) + 8) + 8));
+}
 // conn_pos.cuh (a position-specific weight): a thread's channels at most (its sums and a
 // kernel row's weights within 80 registers: three blocks an SM; V: the weight's values a
 // load, one by one keeps 3 offsets live; flip: conn2d_transpose, whose weights keep KF + 3
@@ -136,7 +170,9 @@ constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-
 // with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
 static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem &&
-                  conn_batch_wide_bytes(7) <= kMaxSmem,
+                  conn_batch_wide_bytes(7) <= kMaxSmem && conn_sample_bytes(7, 16) <= kMaxSmemOptIn &&
+                  conn_sample_bytes(7, 8) <= kMaxSmem && corr_sample_bytes(7, 16) <= kMaxSmemOptIn &&
+                  corr_sample_bytes(7, 8) <= kMaxSmem,
               "the batch kernels' blocks fit");
 static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
               kConnMmaClWarps * corr_mma_warp_bytes(13) <= kMaxSmemOptIn &&
@@ -270,6 +306,8 @@ enum Kernel : int32_t {
   kCorrPos = 19,      // corr_pos.cuh (its weight gradient)
   kConnPlanes = 20,   // planes.cuh (channels_last images to NCHW planes and back)
   kCorrPixels = 21,   // planes.cuh (NCHW images to channels_last pixels for corr_rows.cuh)
+  kConnSample = 22,   // conn_sample.cuh (tensor cores, planes of up to 16 x 16, per-sample filters)
+  kCorrSample = 23,   // corr_sample.cuh (its weight gradient)
 };
 
 struct Launch {
@@ -560,6 +598,13 @@ inline bool batch_span_32(const Image& s) {
          kBatchSamples * s.n + kBatchChannels * s.c + 8 * s.h + 8 * s.w < lim;
 }
 
+// ... and of conn_sample.cuh's (16 samples, 4 channels, a plane of 16 x 16)
+inline bool sample_span_32(const Image& s) {
+  const int64_t lim = (int64_t(1) << 31) - 1;
+  return s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 &&
+         kBatchSamples * s.n + 4 * s.c + 16 * s.h + 16 * s.w < lim;
+}
+
 // Tensor cores with the batch as M (conn_batch.cuh, conn_batch_wide.cuh), if the problem
 // fits them: a 3/5/7 window with padding KF / 2 (so the output plane is the input's), half
 // or bfloat16, planes of at most 16 x 16 (DWNet-T's 7 x 7 and 14 x 14 stages:
@@ -592,6 +637,29 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf);
   ConnBatchPlan& t = l.conn_batch;
   t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : kBatchWideChannels));
+  t.channels_last = channels_last_image(a.src_s, p.C);
+  l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));
+  return l;
+}
+
+// Tensor cores for the same planes with a filter of each sample's own (conn_sample.cuh):
+// batch_plane, a per-sample weight (w_s.n != 0), a block's offsets (16 samples, 4 channels,
+// a plane of 16 x 16) within 32 bits.
+inline bool sample_fits(const ConnArgs& a) {
+  return batch_plane(a.p) && a.w_s.n != 0 && sample_span_32(a.src_s) && sample_span_32(a.dst_s);
+}
+
+// a block per sample_channels channels x kBatchSamples samples
+inline Launch plan_conn_sample(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  const int gw = batch_narrow(p) ? 8 : 16;
+  l.kernel = kConnSample;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  l.smem = conn_sample_bytes(l.kf, gw);
+  ConnBatchPlan& t = l.conn_batch;
+  t.groups = ceil_div(p.C, int64_t(sample_channels(gw)));
   t.channels_last = channels_last_image(a.src_s, p.C);
   l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));
   return l;
@@ -734,6 +802,7 @@ inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
   if (shared && batch_fits(a)) return plan_conn_batch(a);
+  if (shared && sample_fits(a)) return plan_conn_sample(a);
   if (shared && mma_fits(a)) return plan_conn_mma(a);
   if (shared && mma_cl_fits(a)) return plan_conn_mma_cl(a);
   if (shared && band_fits(a)) {
@@ -782,6 +851,7 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
     if (l.blocks > 0) return l;
   }
   if (flipped_transpose(a, flipped) && batch_fits(*flipped)) return plan_conn_batch(*flipped);
+  if (flipped_transpose(a, flipped) && sample_fits(*flipped)) return plan_conn_sample(*flipped);
   if (flipped_transpose(a, flipped) && mma_fits(*flipped)) return plan_conn_mma(*flipped);
   if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);
   // (16-bit: the strips, whose flipped pass loads g's rows as 16-bit chunks; predicted
@@ -1070,6 +1140,32 @@ inline Launch plan_corr_batch(const CorrArgs& a, int64_t force_splits) {
   return l;
 }
 
+// The per-sample weight gradient on those planes (corr_sample.cuh): batch_plane, a result
+// of each sample's own (Nw = N > 1) and each channel's, 32-bit offsets in a block.
+inline bool corr_sample_fits(const CorrArgs& a) {
+  return batch_plane(a.p) && corr_mma_problem(a) && a.Nw == a.p.N && a.p.N > 1 &&
+         sample_span_32(a.a_s) && sample_span_32(a.b_s);
+}
+
+// a block per sample_channels channels x kBatchSamples samples; no splits (a result is one
+// plane's sums)
+inline Launch plan_corr_sample(const CorrArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  const int gw = batch_narrow(p) ? 8 : 16;
+  l.kernel = kCorrSample;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  l.smem = corr_sample_bytes(l.kf, gw);
+  CorrBatchPlan& t = l.corr_batch;
+  t.groups = ceil_div(p.C, int64_t(sample_channels(gw)));
+  t.splits = 1;
+  t.cl_a = channels_last_image(a.a_s, p.C);
+  t.cl_b = channels_last_image(a.b_s, p.C);
+  l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));
+  return l;
+}
+
 // corr_pos.cuh: a result position-specific along both axes for every sample (Nw = N),
 // 3, 5, 7 sliding window (stride 1, dilation 1), 16-bit or float32, 32-bit offsets
 // inside planes and a group's result.
@@ -1125,6 +1221,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
     if (pos.blocks > 0) return pos;
   }
   if (corr_batch_fits(a)) return plan_corr_batch(a, force_splits);
+  if (corr_sample_fits(a)) return plan_corr_sample(a);
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);

@@ -223,15 +223,18 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
                 static: bool = True) -> str:
     """The kernel csrc/plan.h picks for a stride-1 K x K depth-wise conn2d (out: the
     forward pass, whose plane is the output; else the transpose, whose plane is x's):
-    16-bit planes of at most 16 x 16 with padding K // 2 and a filter the samples share
-    (`static`): the batch on tensor cores; tensor cores for 16-bit NCHW planes of 16 x 16
-    at least (14 x 14 for a static filter); else the strips on a staged band where the pass's column
+    16-bit planes of at most 16 x 16 with padding K // 2: the batch on tensor cores for a
+    filter the samples share (`static`), else a plane a warp (conn_sample); tensor cores
+    for 16-bit NCHW planes of 16 x 16 at least (14 x 14 for a static filter); else the
+    strips on a staged band where the pass's column
     padding is K // 2 (the transpose's is K - 1 - pw, and only float32 transposes run
     there); else the strips."""
     ph, pw = (k // 2, k // 2) if padding == "same" else (
         padding if isinstance(padding, tuple) else (padding, padding))
     H, W = x.shape[-2:]
-    if dtype != torch.float32 and static and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 16:
+    if dtype != torch.float32 and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 16:
+        if not static:
+            return "conn_sample"
         return "conn_batch" if max(H, W) <= 8 else "conn_batch_wide"
     rows, cols = (H + 2 * ph - k + 1, W + 2 * pw - k + 1) if out else (H, W)
     least = 14 if static else 16
@@ -241,10 +244,15 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
     return "conn_band" if band else "conn_strip"
 
 
-def corr_kernel(dtype: torch.dtype) -> str:
+def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None,
+                padding: Any = None, static: bool = True) -> str:
     """The kernel csrc/plan.h picks for a stride-1 3/5/7 NCHW depth-wise weight gradient:
-    tensor cores for the 16-bit dtypes, else the strips."""
-    return "corr_strip" if dtype == torch.float32 else "corr_mma"
+    tensor cores for the 16-bit dtypes (a plane a warp for per-sample results on planes
+    of at most 16 x 16 with padding K // 2), else the strips."""
+    if dtype == torch.float32:
+        return "corr_strip"
+    small = x is not None and max(x.shape[-2:]) <= 16 and x.shape[0] > 1 and k <= 7
+    return "corr_sample" if small and not static and padding == k // 2 else "corr_mma"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
@@ -280,7 +288,8 @@ def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
                     assert emulator.kernels[:2] == [
                         conn_kernel(dtype, k, xs, padding, out, nw == 1)
                         for out in (True, False)], emulator.kernels
-                    assert corr_kernel(dtype) in emulator.kernels, emulator.kernels
+                    assert corr_kernel(dtype, k, xs, padding, nw == 1) in emulator.kernels, \
+                        emulator.kernels
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -314,8 +323,9 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """channels_last K x K depth-wise, stride 1 (K = 3, 5, 7): conn_strip along the
-    channels for conn2d and the flipped conn2d_transpose (16-bit static filters with
-    padding K // 2 on these small planes: conn_batch_wide), corr_strip for corr2d; 33
+    channels for conn2d and the flipped conn2d_transpose (16-bit filters with padding
+    K // 2 on these small planes: conn_batch_wide, per-sample ones conn_sample), corr_strip
+    for corr2d; 33
     channels (a warp that spans two strips, a partial channel tile), a channel slice
     (offset view), partial strips, wide padding, static and dynamic weights, bias."""
     g = gen("cuda-strips-cl", k, dtype)
@@ -332,14 +342,16 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                 check(xs, w, rand((33,), g, dtype), kw, f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw}")
                 if emulator is not None:  # (the sliced x gets an NCHW g: mixed layouts, whose
                     # transpose runs NCHW kernels, conn_mma, conn_band or conn_strip; 16-bit
-                    # planes up to 16 x 16 of a static filter with padding K // 2: the batch)
+                    # planes up to 16 x 16 with padding K // 2: the batch, or conn_sample)
                     conn = [name for name in emulator.kernels if name.startswith("conn_")]
-                    strip = "conn_strip" if dtype == torch.float32 or nw > 1 or pad != "same" \
-                        else conn_kernel(dtype, k, xs, padding, True)
+                    strip = "conn_strip" if dtype == torch.float32 or pad != "same" \
+                        else conn_kernel(dtype, k, xs, padding, True, nw == 1)
                     assert conn[0] == strip and len(conn) == 2, emulator.kernels
-                    if what == "dense":
+                    if what == "dense":  # (16-bit per-sample results: corr_sample)
                         assert conn[1] == strip, emulator.kernels
-                        assert emulator.kernels[-1] == "corr_strip", emulator.kernels
+                        sample = dtype != torch.float32 and pad == "same" and nw > 1
+                        corr = "corr_sample" if sample else "corr_strip"
+                        assert emulator.kernels[-1] == corr, emulator.kernels
 
 
 # ------------------------------------------------------ tensor cores (conn_mma.cuh)
@@ -388,11 +400,11 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
                               for out in (True, False)]
                     assert emulator.kernels[:2] == expect, emulator.kernels
                     assert "conn_mma" in emulator.kernels, emulator.kernels
-    if emulator is not None and k <= 7:  # 14 x 14 output planes: tensor cores for a
-        # filter the samples share (two samples a warp), the band and the strips for
-        # per-sample filters; 13 x 13: the band and the strips
+    if emulator is not None and k <= 7:  # 14 x 14 and 13 x 14 planes with padding K // 2:
+        # the batch (a filter the samples share) or a plane a warp (per-sample filters) on
+        # tensor cores; 14 x 17: conn_mma
         for (h, w), nw, expect in (((14, 14), 1, ["conn_batch_wide"] * 2),
-                                   ((14, 14), 3, ["conn_band", "conn_strip"]),
+                                   ((14, 14), 3, ["conn_sample"] * 2),
                                    ((13, 14), 1, ["conn_batch_wide"] * 2),
                                    ((14, 17), 1, ["conn_mma"] * 2)):
             emulator.kernels.clear()
@@ -503,8 +515,9 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
     12 channels (conn: a block of 8 and one of 4; corr: blocks of 4), NCHW,
     channels_last, channel-sliced and column-sliced views, channel-shared weights, bias;
     an Inf / NaN in x, g or the filter sends that warp (conn) or channel (corr) to the
-    direct path (an Inf of g at a corner meets the padding only). A per-sample filter,
-    or other padding, runs the band / strips and corr_mma."""
+    direct path (an Inf of g at a corner meets the padding only). A per-sample filter
+    runs conn_sample and corr_sample (test_sample_tensor_cores), other padding the strips
+    and corr_mma."""
     g = gen("cuda-batch", k, dtype)
     kw = window_kwargs("sliding", 1, k // 2)
     for H, W in BATCH_PLANES if dtype == torch.float16 else BATCH_PLANES[:2] + BATCH_PLANES[5:7]:
@@ -547,12 +560,56 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
     check(xw, ww, None, kw, f"{k}x{k} 14x14 non-finite")
     if emulator is not None:
         assert emulator.kernels[:2] == ["conn_batch_wide"] * 2, emulator.kernels
-        for nw, pad, expect in ((17, k // 2, ["conn_band", "conn_strip", "corr_mma"]),
+        for nw, pad, expect in ((17, k // 2, ["conn_sample", "conn_sample", "corr_sample"]),
                                 (1, k // 2 + 1, ["conn_strip", "conn_strip", "corr_mma"])):
             emulator.kernels.clear()
             check(x[:, :2], rand((nw, 2, k, k, 1, 1), g, dtype), None,
                   window_kwargs("sliding", 1, pad), f"{k}x{k} Nw={nw} p={pad}")
             assert emulator.kernels[:3] == expect, (nw, pad, emulator.kernels)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_sample_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """16-bit K x K depth-wise with padding K // 2 on planes of at most 16 x 16 and a filter
+    of each sample's own (dynamic depth-wise, Nw = N) runs conn_sample for conn2d and the
+    flipped conn2d_transpose and corr_sample for corr2d: a grid 8 wide (two grid rows a K
+    tile) for planes of at most 8 x 8, else 16 wide; 19 samples (a block of 16 and one of 3: a warp's planes cut
+    by the batch's end), 9 channels (blocks of 2 or 4 channels, the last one short), NCHW,
+    channels_last and sliced views, channel-shared per-sample filters, bias; an Inf / NaN
+    in x, g or one sample's filter sends only that plane to the direct path (corr2d: an Inf
+    of g at a corner meets the padding's zeros)."""
+    g = gen("cuda-sample", k, dtype)
+    kw = window_kwargs("sliding", 1, k // 2)
+    for H, W in BATCH_PLANES if dtype == torch.float16 else BATCH_PLANES[:2] + BATCH_PLANES[5:7]:
+        x = rand((19, 10, H, W + 1), g, dtype)
+        xcl = rand((19, 9, H, W), g, dtype, cl=True)
+        views = ((x[:, :9, :, :W].contiguous(), "NCHW"), (xcl, "channels_last"),
+                 (x[:, 1:, :, 1:], "sliced"))
+        for xs, what in views if (H, W) in ((7, 7), (2, 6), (14, 14), (13, 2)) else views[:1]:
+            C_ = xs.shape[1]
+            for cw in (C_, 1) if what == "NCHW" else (C_,):
+                w = rand((19, cw, k, k, 1, 1), g, dtype)
+                emulator is None or emulator.kernels.clear()
+                check(xs, w, rand((C_,), g, dtype), kw, f"{k}x{k} {what} {H}x{W} Cw={cw}")
+                if emulator is not None:  # (a channel-shared result sums the channels:
+                    # not corr_sample's; a 1 x 1 plane's result is position-specific too)
+                    corr = [] if cw != C_ else ["corr_pos" if H * W == 1 else "corr_sample"]
+                    assert emulator.kernels[:2 + len(corr)] == ["conn_sample"] * 2 + corr, (
+                        what, emulator.kernels)
+    for H, W in ((7, 7), (14, 14)):
+        x = rand((19, 5, H, W), g, dtype)
+        w = rand((19, 5, k, k, 1, 1), g, dtype)
+        x[0, 3, 2, 3] = float("inf")  # sample 0, channel 3
+        x[18, 4, H - 1, W - 1] = float("nan")  # the last block's last sample and channel
+        w[5, 1, 0, k - 1] = float("inf")  # sample 5, channel 1: a corner tap on the padding
+        gy = rand((19, 5, H, W), g, dtype)
+        gy[2, 0, 0, 0] = float("-inf")  # sample 2, channel 0
+        emulator is None or emulator.kernels.clear()
+        check(x, w, None, kw, f"{k}x{k} {H}x{W} per-sample non-finite", g=gy)
+        if emulator is not None:
+            assert emulator.kernels[:3] == ["conn_sample"] * 2 + ["corr_sample"], emulator.kernels
 
 
 #: (H, W, padding) for corr_mma: one 16-row block of a 56-wide plane (the X rows
@@ -674,8 +731,9 @@ def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
                     emulator.kernels.clear()
                 check(xs, w, None, kw, f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} splits={splits}",
                       g=grad)
-                if emulator is not None:
-                    assert emulator.kernels[-1] == "corr_mma", emulator.kernels
+                if emulator is not None:  # (per-sample results of 7 x 14 planes: corr_sample)
+                    assert emulator.kernels[-1] == corr_kernel(dtype, k, xs, padding, nw == 1), \
+                        emulator.kernels
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -687,7 +745,8 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
     """The 16-bit channels_last weight gradient runs corr_mma_cl (a block of 8 channels
     staging pixels' 16-byte channel groups for corr_mma's products): one and two blocks
     of channels, views sliced or narrowed along the row (pixels still aligned), static and
-    dynamic weights (on planes under 14 x 14: the strips), parts split over blocks
+    dynamic weights (on planes under 14 x 14: corr_sample where it fits, else the strips),
+    parts split over blocks
     (forced, or planned for 132 multiprocessors) or not, odd batch sizes; an Inf in X and
     a NaN in G (their channels' warps take the direct path)."""
     g = gen("cuda-corr-mma-cl", k, dtype)
@@ -711,9 +770,12 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
                 check(xs, w, None, kw,
                       f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} C={C_} splits={splits}", g=grad)
                 if emulator is not None:  # (per-sample results of planes under 14 x 14:
-                    # the strips, or register rows for 13 and 31)
+                    # corr_sample (up to 16 x 16, padding K // 2), the strips, or register
+                    # rows for 13 and 31)
                     mine = nw == 1 or min(ho, wo) >= 14
                     other = "corr_strip" if k <= 7 else "corr_rows"
+                    if corr_kernel(dtype, k, xs, padding, nw == 1) == "corr_sample":
+                        other = "corr_sample"
                     assert emulator.kernels[-1] == ("corr_mma_cl" if mine else other), \
                         emulator.kernels
     H, W = 13 + k, 33 + k
@@ -894,7 +956,10 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g),
              window_kwargs("sliding", 1, (1, 2)))),
-        (("conn_band", "conn_strip", "corr_mma"),
+        (("conn_band", "conn_strip", "corr_mma"),  # (17 columns: past conn_sample's 16)
+            (rand((2, 3, 9, 17), g, torch.float16), rand((2, 3, 3, 3, 1, 1), g, torch.float16),
+             window_kwargs("sliding", 1, 1))),
+        (("conn_sample", "conn_sample", "corr_sample"),
             (rand((2, 3, 9, 10), g, torch.float16), rand((2, 3, 3, 3, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 1))),
         (("conn_batch_wide", "conn_batch_wide", "corr_mma"),
