@@ -34,8 +34,8 @@ template <class T, int KF, bool FLIP>
 struct ConnBatchWide {
   static constexpr int S = kBatchSamples, CW = kBatchWideChannels;
   static constexpr int PD = KF / 2, GR = batch_wide_rows(KF);
-  static constexpr int AS = batch_wide_stride(KF), CS = S * AS + 8;  // input grid
-  static constexpr int OAS = kBatchWideOutStride, OCS = S * OAS + 8;  // output grid
+  static constexpr int AS = batch_wide_stride(KF), CS = S * AS + batch_channel_pad(CW);  // input grid
+  static constexpr int OAS = kBatchWideOutStride, OCS = S * OAS + batch_channel_pad(CW);  // output
   static constexpr int RPW = 4;            // output rows per warp
   static constexpr int WPC = 16 / RPW;     // warps per channel
   static constexpr int64_t kWarpBytes = batch_warp_bytes(KF);

@@ -53,10 +53,10 @@ struct ConnSample {
   static constexpr int KT = kWide ? KF : (KF + 1) / 2;  // K tiles
   static constexpr int NT = kWide ? 2 : 1;              // N tiles (8 output columns each)
   static constexpr int RS = sample_row_stride(GW);  // input grid rows
-  // a channel's grids 16 bytes past a multiple of the samples' (a channels_last pixel's
+  // a channel's grids batch_channel_pad past the samples' (a channels_last pixel's
   // channels, staged by neighbouring lanes, meet distinct banks)
-  static constexpr int AS = sample_stride(KF, GW), CS = S * AS + 8;          // input grid
-  static constexpr int OAS = sample_out_stride(GW), OCS = S * OAS + 8;       // output grid
+  static constexpr int AS = sample_stride(KF, GW), CS = S * AS + batch_channel_pad(CW);  // input
+  static constexpr int OAS = sample_out_stride(GW), OCS = S * OAS + batch_channel_pad(CW);  // output
   static constexpr int NP = KF * (KF + 2);              // a plane's filter pairs
   static constexpr int PPW = CW * S / (kThreads / 32);  // planes a warp
   using In = BatchGrid<CW, GW, GR, PD, AS, CS, RS>;

@@ -41,8 +41,9 @@ struct CorrSample {
   static constexpr int PD = KF / 2, TAPS = KF * KF;
   // X: GW + 2 PD columns and rows (halo of PD zeros), rows XRS values apart; G: GW x GW
   static constexpr int XW = GW + 2 * PD, XR = GW + 2 * PD, XRS = corr_sample_x_stride(GW);
-  static constexpr int XAS = XR * XRS + 8, XCS = S * XAS + 8;
-  static constexpr int GRS = sample_row_stride(GW), GAS = GW * GRS + 8, GCS = S * GAS + 8;
+  static constexpr int XAS = XR * XRS + 8, XCS = S * XAS + batch_channel_pad(CW);
+  static constexpr int GRS = sample_row_stride(GW), GAS = GW * GRS + 8,
+                       GCS = S * GAS + batch_channel_pad(CW);
   static constexpr int PPW = CW * S / (kThreads / 32);  // planes a warp
   using XGrid = BatchGrid<CW, XW, XR, PD, XAS, XCS, XRS, PD>;
   using GGrid = BatchGrid<CW, GW, GW, 0, GAS, GCS, GRS>;

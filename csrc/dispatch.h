@@ -19,6 +19,7 @@
 #include "conn_strip.cuh"
 #include "conn_tile.cuh"
 #include "corr_batch.cuh"
+#include "corr_batch_wide.cuh"
 #include "corr_elem.cuh"
 #include "corr_lanes.cuh"
 #include "corr_mma.cuh"
@@ -395,16 +396,20 @@ int launch_corr_mma(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
-// corr_batch.cuh for the planned kernel size (half and bfloat16 only)
+// corr_batch.cuh (corr_batch_wide.cuh) for the planned kernel size (half and bfloat16 only)
 template <class T, class Exec>
 int launch_corr_batch(Exec& ex, const Launch& l, const CorrArgs& a) {
   if constexpr (sizeof(T) != 2) {
     return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
   } else {
+    const bool wide = l.kernel == kCorrBatchWide;
     switch (l.kf) {
-      case 3: return ex.template launch<CorrBatch<T, 3>>(l, a, l.corr_batch);
-      case 5: return ex.template launch<CorrBatch<T, 5>>(l, a, l.corr_batch);
-      case 7: return ex.template launch<CorrBatch<T, 7>>(l, a, l.corr_batch);
+      case 3: return wide ? ex.template launch<CorrBatchWide<T, 3>>(l, a, l.corr_batch)
+                          : ex.template launch<CorrBatch<T, 3>>(l, a, l.corr_batch);
+      case 5: return wide ? ex.template launch<CorrBatchWide<T, 5>>(l, a, l.corr_batch)
+                          : ex.template launch<CorrBatch<T, 5>>(l, a, l.corr_batch);
+      case 7: return wide ? ex.template launch<CorrBatchWide<T, 7>>(l, a, l.corr_batch)
+                          : ex.template launch<CorrBatch<T, 7>>(l, a, l.corr_batch);
       default: return kBadDType;  // plan.h plans only these
     }
   }
@@ -478,7 +483,7 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrStrip) {
       splits = l.corr_strip.splits;
       rc = launch_corr_strip<T>(ex, l, a);
-    } else if (l.kernel == kCorrBatch) {
+    } else if (l.kernel == kCorrBatch || l.kernel == kCorrBatchWide) {
       splits = l.corr_batch.splits;
       rc = launch_corr_batch<T>(ex, l, a);
     } else if (l.kernel == kCorrSample) {

@@ -94,6 +94,11 @@ constexpr int64_t corr_mma_warp_bytes(int kf) {
 // ldmatrix's eight rows fall in distinct banks), a channel's 16 rows kBatchChannelStride
 // apart (8 more: the channels of a channels_last pixel fall in distinct banks)
 constexpr int kBatchSamples = 16;
+// A channel's grids start batch_channel_pad(ch) values past its samples' (16 sample grids,
+// each an odd number of 16-byte units: a multiple of 64 values in all): a channels_last
+// warp stages ch channels x 32 / ch positions a store, runs of 64 / ch bytes that then
+// fill the 32 banks once (2 channels 16 values on: with 8, their runs overlapped by half)
+constexpr int batch_channel_pad(int ch) { return 32 / ch; }
 constexpr int kBatchChannels = 8;
 constexpr int kBatchStride = 72;
 constexpr int kBatchChannelStride = kBatchSamples * kBatchStride + 8;
@@ -121,14 +126,28 @@ constexpr int kBatchWideOutStride = 16 * 16 + 8;
 constexpr int64_t conn_batch_wide_bytes(int kf) {
   return (kThreads / 32) * batch_warp_bytes(kf) +
          int64_t(kBatchWideChannels) * 2 *
-             ((kBatchSamples * batch_wide_stride(kf) + 8) + (kBatchSamples * kBatchWideOutStride + 8));
+             ((kBatchSamples * batch_wide_stride(kf) + batch_channel_pad(kBatchWideChannels)) +
+              (kBatchSamples * kBatchWideOutStride + batch_channel_pad(kBatchWideChannels)));
+}
+// corr_batch_wide.cuh (its weight gradient): a block is kBatchWideChannels channels x
+// kBatchSamples samples, G on 16 x 16 grids and X on 16 x 24 grids (kf / 2 zero columns
+// first), a sample's grids an odd number of 16-byte units apart; then the warps' 16 x 8
+// diagonal areas and their tap sums (floats)
+constexpr int kCorrWideGStride = 16 * 16 + 8;
+constexpr int kCorrWideXStride = 16 * 24 + 8;
+constexpr int64_t corr_batch_wide_bytes(int kf) {
+  return 16 +
+         2 * int64_t(kBatchWideChannels) *
+             ((kBatchSamples * kCorrWideGStride + batch_channel_pad(kBatchWideChannels)) +
+              (kBatchSamples * kCorrWideXStride + batch_channel_pad(kBatchWideChannels))) +
+         4 * int64_t(kThreads / 32) * (128 + kf * kf);
 }
 // conn_sample.cuh (planes of up to 16 x 16, a filter of each sample's own): a block is
 // sample_channels(gw) channels x kBatchSamples samples on grids gw values wide (16; 8 for
 // planes of at most 8 x 8): sample_grid_rows(kf, gw) staged rows (the plane's rows, kf / 2
 // zero rows above and the rest below), a sample's grid sample_stride(kf, gw) values apart
 // (gw = 8: room for the rows 8..15 its A loads read past the plane), the output grid
-// gw x gw, sample_out_stride(gw) apart (a channel's grids 8 values more). Shared memory:
+// gw x gw, sample_out_stride(gw) apart (a channel's grids batch_channel_pad more). Shared memory:
 // the warps' flags, every plane's filter pairs (kf x (kf + 2) words), the input grids,
 // the output grids.
 constexpr int sample_channels(int gw) { return gw == 16 ? 2 : 4; }
@@ -144,18 +163,20 @@ constexpr int sample_out_stride(int gw) { return gw * gw + 8; }
 constexpr int64_t conn_sample_bytes(int kf, int gw) {
   return 16 * (kThreads / 32) +
          int64_t(sample_channels(gw)) *
-             (4 * kBatchSamples * kf * (kf + 2) + 2 * (kBatchSamples * sample_stride(kf, gw) + 8) +
-              2 * (kBatchSamples * sample_out_stride(gw) + 8));
+             (4 * kBatchSamples * kf * (kf + 2) +
+              2 * (kBatchSamples * sample_stride(kf, gw) + batch_channel_pad(sample_channels(gw))) +
+              2 * (kBatchSamples * sample_out_stride(gw) + batch_channel_pad(sample_channels(gw))));
 }
 // corr_sample.cuh (its weight gradient): X on a grid with kf / 2 zero rows and columns
 // around the plane, rows corr_sample_x_stride(gw) values apart; G on a gw x gw grid, rows
-// sample_row_stride(gw) apart; a channel's grids 8 values more than its samples'
+// sample_row_stride(gw) apart; a channel's grids batch_channel_pad more than its samples'
 constexpr int corr_sample_x_stride(int gw) { return gw == 16 ? 24 : 16; }
 constexpr int64_t corr_sample_bytes(int kf, int gw) {
   return 16 * (kThreads / 32) +
          2 * int64_t(sample_channels(gw)) *
-             ((kBatchSamples * ((gw + 2 * (kf / 2)) * corr_sample_x_stride(gw) + 8) + 8) +
-              (kBatchSamples * (gw * sample_row_stride(gw) + 8) + 8));
+             ((kBatchSamples * ((gw + 2 * (kf / 2)) * corr_sample_x_stride(gw) + 8) +
+               batch_channel_pad(sample_channels(gw))) +
+              (kBatchSamples * (gw * sample_row_stride(gw) + 8) + batch_channel_pad(sample_channels(gw))));
 }
 // conn_pos.cuh (a position-specific weight): a thread's channels at most (its sums and a
 // kernel row's weights within 80 registers: three blocks an SM; V: the weight's values a
@@ -170,7 +191,8 @@ constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-
 // with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
 static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem &&
-                  conn_batch_wide_bytes(7) <= kMaxSmem && conn_sample_bytes(7, 16) <= kMaxSmemOptIn &&
+                  conn_batch_wide_bytes(7) <= kMaxSmem && corr_batch_wide_bytes(7) <= kMaxSmem &&
+                  conn_sample_bytes(7, 16) <= kMaxSmemOptIn &&
                   conn_sample_bytes(7, 8) <= kMaxSmem && corr_sample_bytes(7, 16) <= kMaxSmemOptIn &&
                   corr_sample_bytes(7, 8) <= kMaxSmem,
               "the batch kernels' blocks fit");
@@ -308,6 +330,7 @@ enum Kernel : int32_t {
   kCorrPixels = 21,   // planes.cuh (NCHW images to channels_last pixels for corr_rows.cuh)
   kConnSample = 22,   // conn_sample.cuh (tensor cores, planes of up to 16 x 16, per-sample filters)
   kCorrSample = 23,   // corr_sample.cuh (its weight gradient)
+  kCorrBatchWide = 24,  // corr_batch_wide.cuh (corr_batch.cuh for planes of up to 16 x 16)
 };
 
 struct Launch {
@@ -621,8 +644,14 @@ inline bool batch_plane(const Problem& p) {
 // planes of at most 8 x 8 (conn_batch.cuh, corr_batch.cuh), else up to 16 x 16
 // (conn_batch_wide.cuh)
 inline bool batch_narrow(const Problem& p) { return p.h.in <= 8 && p.w.in <= 8; }
+// a block's offsets within 32 bits: 8 x 8 planes batch_span_32, wider sample_span_32 (rows
+// and columns up to 15)
+inline bool batch_block_32(const Problem& p, const Image& s) {
+  return batch_narrow(p) ? batch_span_32(s) : sample_span_32(s);
+}
 inline bool batch_fits(const ConnArgs& a) {
-  return batch_plane(a.p) && a.w_s.n == 0 && batch_span_32(a.src_s) && batch_span_32(a.dst_s);
+  return batch_plane(a.p) && a.w_s.n == 0 && batch_block_32(a.p, a.src_s) &&
+         batch_block_32(a.p, a.dst_s);
 }
 
 // a block per kBatchChannels (wide planes: kBatchWideChannels) channels x kBatchSamples
@@ -1111,27 +1140,31 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   return l;
 }
 
-// The weight gradient with the batch as K (corr_batch.cuh), if it fits: conn_batch.cuh's
-// planes (batch_plane, any layout) with one filter the samples share (Nw = 1), a
-// per-channel result.
+// The weight gradient with the batch as K (corr_batch.cuh; corr_batch_wide.cuh past 8 x 8),
+// if it fits: conn_batch.cuh's planes (batch_plane, any layout) with one filter the
+// samples share (Nw = 1), a per-channel result.
 inline bool corr_batch_fits(const CorrArgs& a) {
-  return batch_plane(a.p) && batch_narrow(a.p) && corr_mma_problem(a) && a.Nw == 1 &&
-         batch_span_32(a.a_s) && batch_span_32(a.b_s);
+  return batch_plane(a.p) && corr_mma_problem(a) && a.Nw == 1 && batch_block_32(a.p, a.a_s) &&
+         batch_block_32(a.p, a.b_s);
 }
 
-// a block per kBatchCorrChannels channels and split of the sample groups: one split (the
-// partials' reduction would be a second launch) unless forced
-inline Launch plan_corr_batch(const CorrArgs& a, int64_t force_splits) {
+// a block per kBatchCorrChannels (wide planes: kBatchWideChannels) channels and split of
+// the sample groups: 8 x 8 planes one split (the partials' reduction would be a second
+// launch) unless forced
+inline Launch plan_corr_batch(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
   Launch l{};
-  l.kernel = kCorrBatch;
+  const bool narrow = batch_narrow(p);
+  l.kernel = narrow ? kCorrBatch : kCorrBatchWide;
   l.kf = int32_t(p.h.k);
   l.threads = kThreads;
-  l.smem = corr_batch_bytes(l.kf);
+  l.smem = narrow ? corr_batch_bytes(l.kf) : corr_batch_wide_bytes(l.kf);
   CorrBatchPlan& t = l.corr_batch;
-  t.groups = ceil_div(p.C, int64_t(kBatchCorrChannels));
+  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchCorrChannels : kBatchWideChannels));
   const int64_t sample_groups = ceil_div(p.N, int64_t(kBatchSamples));
-  t.splits = force_splits > 0 ? min_of(force_splits, sample_groups) : 1;
+  // (wide planes: two blocks an SM, as many splits as fill them once)
+  const int64_t fill = narrow ? 1 : max_of(int64_t(1), 2 * sm_count / t.groups);
+  t.splits = min_of(force_splits > 0 ? force_splits : fill, sample_groups);
   t.cl_a = channels_last_image(a.a_s, p.C);
   t.cl_b = channels_last_image(a.b_s, p.C);
   l.blocks = t.groups * t.splits;
@@ -1220,7 +1253,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
     const Launch pos = plan_corr_pos(a);
     if (pos.blocks > 0) return pos;
   }
-  if (corr_batch_fits(a)) return plan_corr_batch(a, force_splits);
+  if (corr_batch_fits(a)) return plan_corr_batch(a, sm_count, force_splits);
   if (corr_sample_fits(a)) return plan_corr_sample(a);
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);

@@ -247,12 +247,18 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
 def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None,
                 padding: Any = None, static: bool = True) -> str:
     """The kernel csrc/plan.h picks for a stride-1 3/5/7 NCHW depth-wise weight gradient:
-    tensor cores for the 16-bit dtypes (a plane a warp for per-sample results on planes
-    of at most 16 x 16 with padding K // 2), else the strips."""
+    tensor cores for the 16-bit dtypes (on planes of at most 16 x 16 with padding K // 2
+    the batch as K for a filter the samples share, a plane a warp for per-sample
+    results), else the strips."""
     if dtype == torch.float32:
         return "corr_strip"
-    small = x is not None and max(x.shape[-2:]) <= 16 and x.shape[0] > 1 and k <= 7
-    return "corr_sample" if small and not static and padding == k // 2 else "corr_mma"
+    side = max(x.shape[-2:]) if x is not None else 0
+    if x is not None and side <= 16 and k <= 7 and padding == k // 2:
+        if static:
+            return "corr_batch" if side <= 8 else "corr_batch_wide"
+        if x.shape[0] > 1:
+            return "corr_sample"
+    return "corr_mma"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
@@ -261,8 +267,9 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
 def test_register_strips(emulator: Any, k: int, dtype: torch.dtype,
                          monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     """NCHW K x K depth-wise, stride 1 (K = 3, 5, 7; float64 runs the run-time windows,
-    test_float64_matches_oracle) runs conn_strip for conn2d and for the
-    flipped conn2d_transpose, corr_strip (16-bit: corr_mma) for corr2d: 16-byte, 8-byte and single-value
+    test_float64_matches_oracle) runs conn_strip for conn2d and for the flipped
+    conn2d_transpose, corr_strip (16-bit: corr_kernel's tensor-core choice) for corr2d:
+    16-byte, 8-byte and single-value
     chunk loads, a sliced (misaligned) x, a narrowed one (aligned rows that are not a
     whole number of chunks), padding wider than a strip, static and dynamic weights,
     bias, corr2d's results split over blocks or not, planned for one multiprocessor
@@ -325,7 +332,7 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
     """channels_last K x K depth-wise, stride 1 (K = 3, 5, 7): conn_strip along the
     channels for conn2d and the flipped conn2d_transpose (16-bit filters with padding
     K // 2 on these small planes: conn_batch_wide, per-sample ones conn_sample), corr_strip
-    for corr2d; 33
+    for corr2d (16-bit, padding K // 2: corr_batch_wide, per-sample corr_sample); 33
     channels (a warp that spans two strips, a partial channel tile), a channel slice
     (offset view), partial strips, wide padding, static and dynamic weights, bias."""
     g = gen("cuda-strips-cl", k, dtype)
@@ -347,10 +354,11 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                     strip = "conn_strip" if dtype == torch.float32 or pad != "same" \
                         else conn_kernel(dtype, k, xs, padding, True, nw == 1)
                     assert conn[0] == strip and len(conn) == 2, emulator.kernels
-                    if what == "dense":  # (16-bit per-sample results: corr_sample)
+                    if what == "dense":  # (16-bit, padding K // 2: the batch kernels)
                         assert conn[1] == strip, emulator.kernels
-                        sample = dtype != torch.float32 and pad == "same" and nw > 1
-                        corr = "corr_sample" if sample else "corr_strip"
+                        batch = dtype != torch.float32 and pad == "same"
+                        corr = "corr_strip" if not batch else \
+                            "corr_sample" if nw > 1 else "corr_batch_wide"
                         assert emulator.kernels[-1] == corr, emulator.kernels
 
 
@@ -510,7 +518,8 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
     """16-bit K x K depth-wise with padding K // 2 on planes of at most 8 x 8 and a filter
     the samples share runs conn_batch (the batch as the GEMM's M) for conn2d and the
     flipped conn2d_transpose and corr_batch (the batch as K) for corr2d, planes of up to
-    16 x 16 conn_batch_wide (four warps a channel, a grid 16 wide), in any layout:
+    16 x 16 conn_batch_wide (four warps a channel, a grid 16 wide) and corr_batch_wide
+    (four warps a channel, four input rows each), in any layout:
     17 samples (a block of 16 and one of 1; corr2d's sample groups in one split or two),
     12 channels (conn: a block of 8 and one of 4; corr: blocks of 4), NCHW,
     channels_last, channel-sliced and column-sliced views, channel-shared weights, bias;
@@ -535,9 +544,9 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
                 monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)
                 check(xs, w, rand((C_,), g, dtype), kw,
                       f"{k}x{k} {what} {H}x{W} Cw={cw} splits={splits}")
-                if emulator is not None:  # (corr2d: a per-channel result, 8 x 8 at most)
+                if emulator is not None:  # (corr2d: a per-channel result)
                     conn = "conn_batch_wide" if wide else "conn_batch"
-                    corr = "corr_batch" if cw == C_ and not wide else emulator.kernels[2]
+                    corr = emulator.kernels[2] if cw != C_ else "corr_batch_wide" if wide else "corr_batch"
                     assert emulator.kernels[:3] == [conn] * 2 + [corr], (what, emulator.kernels)
     monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
     x = rand((17, 12, 7, 7), g, dtype)
@@ -556,10 +565,12 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
     xw[0, 1, 5, 3] = float("inf")  # channel 1: the warps of output rows 0..11 read it
     xw[16, 3, 13, 13] = float("nan")  # the last block's only sample, channel 3, the corner
     ww[0, 2, 0, k - 1] = float("inf")  # channel 2: a corner tap, read on the padding
+    gw = rand((17, 4, 14, 14), g, dtype)
+    gw[3, 0, 13, 0] = float("-inf")  # channel 0: a corner, against the padding by most taps
     emulator is None or emulator.kernels.clear()
-    check(xw, ww, None, kw, f"{k}x{k} 14x14 non-finite")
+    check(xw, ww, None, kw, f"{k}x{k} 14x14 non-finite", g=gw)
     if emulator is not None:
-        assert emulator.kernels[:2] == ["conn_batch_wide"] * 2, emulator.kernels
+        assert emulator.kernels[:3] == ["conn_batch_wide"] * 2 + ["corr_batch_wide"], emulator.kernels
         for nw, pad, expect in ((17, k // 2, ["conn_sample", "conn_sample", "corr_sample"]),
                                 (1, k // 2 + 1, ["conn_strip", "conn_strip", "corr_mma"])):
             emulator.kernels.clear()
@@ -613,12 +624,13 @@ def test_sample_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
 
 
 #: (H, W, padding) for corr_mma: one 16-row block of a 56-wide plane (the X rows
-#: shifted by a compile-time count, 16-byte loads), 7 x 14 planes (two planes in one
-#: block of 16 rows; 4-byte pieces, narrowed: a piece cut by the row's end), 9 x 28
+#: shifted by a compile-time count, 16-byte loads), 7 x 22 planes (two planes in one
+#: block of 16 rows; 4-byte pieces, narrowed: a piece cut by the row's end; planes of
+#: at most 16 x 16 with padding K // 2 run the batch kernels), 9 x 28
 #: (8-byte pieces, the last chunk half outside), several column tiles and segments with
 #: asymmetric padding (value by value), padding 0 (X wider than G), padding wider than
 #: a 16-column tile
-CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 14), "same"), ((9, 28), "same"),
+CORR_MMA_SHAPES = [((13, 56), "same"), ((7, 22), "same"), ((9, 28), "same"),
                    ((37, 70), (1, 2)), ((11, 20), 0), ((9, 12), 10)]
 
 
@@ -962,7 +974,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_sample", "conn_sample", "corr_sample"),
             (rand((2, 3, 9, 10), g, torch.float16), rand((2, 3, 3, 3, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 1))),
-        (("conn_batch_wide", "conn_batch_wide", "corr_mma"),
+        (("conn_batch_wide", "conn_batch_wide", "corr_batch_wide"),
             (rand((17, 3, 14, 9), g, torch.float16), rand((1, 3, 7, 7, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 3))),
         (("conn_batch", "conn_batch", "corr_batch"),
