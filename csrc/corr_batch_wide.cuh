@@ -85,12 +85,6 @@ struct CorrBatchWide {
     for (int u = tid; u < int(CH * (GCS + XCS) * sizeof(T) / 16); u += kThreads)
       LC_STORE_WORDS(gs + 8 * u, z4);
     const int32_t H = int32_t(p.h.in), W = int32_t(p.w.in);
-    BatchPos pg[2], px[2];
-LC_UNROLL
-    for (int k = 0; k < 2; ++k) {
-      pg[k] = batch_pos<GGrid>(tid + kThreads * k, t.cl_a, H, W, c0, p.C);
-      px[k] = batch_pos<XGrid>(tid + kThreads * k, t.cl_b, H, W, c0, p.C);
-    }
 
     // ldmatrix rows. A (X^T) matrix m: samples r + 8 (m / 2), grid columns 8 (m % 2) of
     // the block; B (G) matrix m: samples r + 8 (m % 2), columns 8 (m / 2) (both u)
@@ -109,10 +103,13 @@ LC_UNROLL
       sync_threads();  // the previous group's reads of the staged grids (the zeros) done
       const T* g = static_cast<const T*>(a.a) + (n0 * a.a_s.n + c0 * a.a_s.c);
       const T* x = static_cast<const T*>(a.b) + (n0 * a.b_s.n + c0 * a.b_s.c);
+      // (the positions found again each group: held across it, sm_80 spilled them at KF 3)
 LC_UNROLL
       for (int k = 0; k < 2; ++k) {
-        if (pg[k].in) batch_load<GGrid>(gs, g, a.a_s, pg[k], ns);
-        if (px[k].in) batch_load<XGrid>(xs + PD, x, a.b_s, px[k], ns);
+        const BatchPos pg = batch_pos<GGrid>(tid + kThreads * k, t.cl_a, H, W, c0, p.C);
+        if (pg.in) batch_load<GGrid>(gs, g, a.a_s, pg, ns);
+        const BatchPos px = batch_pos<XGrid>(tid + kThreads * k, t.cl_b, H, W, c0, p.C);
+        if (px.in) batch_load<XGrid>(xs + PD, x, a.b_s, px, ns);
       }
       sync_threads();
       if (kHaveMma) products(acc, arow, brow, qy0, H);
