@@ -16,6 +16,7 @@
 // first value (plan.h batch_span_32).
 #pragma once
 
+#include "mma.cuh"
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
@@ -75,6 +76,49 @@ LC_UNROLL
 LC_UNROLL
     for (int r = 0; r < S; ++r, at += sn) dst[r * G::AS] = r < ns ? base[at] : from_float<T>(0.0f);
   }
+}
+
+// Pairs of columns (corr_batch_wide.cuh on NCHW-like images whose rows are 4-byte aligned
+// and of an even width: plan.h CorrBatchPlan::pairs): pair f (0 .. G::kPositions / 2 - 1)
+// of the block's channels, in a plane's row order, its columns qx and qx + 1 (qx even)
+// both inside the plane or both outside. A grid's rows and a sample's grid are an even
+// number of values apart (4-byte stores).
+template <class G>
+LC_DEVICE BatchPos batch_pair_pos(int f, int32_t H, int32_t W, int64_t c0, int64_t C) {
+  constexpr int PW = G::GW / 2;  // pairs a grid row
+  BatchPos b;
+  const int pos = f % (G::GR * PW);
+  b.j = f / (G::GR * PW);
+  const int gr = pos / PW, gc = 2 * (pos % PW);
+  b.qy = gr - G::RO;
+  b.qx = gc - G::CO;
+  b.slot = b.j * G::CS + gr * G::RS + gc;
+  b.in = f < G::kPositions / 2 && b.qy >= 0 && b.qy < H && b.qx >= 0 && b.qx < W && c0 + b.j < C;
+  return b;
+}
+
+// Pair b (inside) of the block's samples (ns of kBatchSamples) from `base` into the staged
+// rows: a 4-byte load and store a sample (zeros past the batch), the loads first.
+template <class G, class T>
+LC_DEVICE void batch_load_pairs(T* rows, const T* base, const Image& s, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  static_assert(G::AS % 2 == 0 && G::RS % 2 == 0 && G::CS % 2 == 0, "4-byte aligned pairs");
+  const int64_t sn = s.n;  // (a pointer stepped a sample at a time: one 64-bit add a load)
+  const T* src = base + batch_offset(s, b);
+  uint32_t v[S];
+  if (ns == S) {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, src += sn) LC_LOAD_WORD(v[r], src);
+  } else {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, src += sn) {
+      v[r] = 0u;
+      if (r < ns) LC_LOAD_WORD(v[r], src);
+    }
+  }
+  T* dst = rows + b.slot;
+LC_UNROLL
+  for (int r = 0; r < S; ++r) LC_STORE_WORD(dst + r * G::AS, v[r]);
 }
 
 // Position b of the block's samples (ns) from the staged rows to `base`, if inside.

@@ -1,35 +1,40 @@
 // corr_batch.cuh's weight gradient (the batch as the GEMM's K, one filter the samples
-// share) for planes of 9 to 16 columns or rows (DWNet-T's 14 x 14 stage): half and
-// bfloat16, a KF x KF kernel (3, 5, 7) with padding KF / 2, stride 1, dilation 1, any
-// layout.
+// share) on GW x GW grids: GW = 16 for planes of 9 to 16 columns or rows (DWNet-T's
+// 14 x 14 stage, any layout), GW = 32 for NCHW planes of 17 to 32 (its 28 x 28 stage):
+// half and bfloat16, a KF x KF kernel (3, 5, 7) with padding KF / 2, stride 1, dilation 1.
 //
 //   dW[i][j] = sum_{n, py, px} G[n][py][px] X[n][py + i - KF/2][px + j - KF/2]
 //
 // corr_batch.cuh's full product of every output and input position (64 x 64 on an 8 x 8
 // plane) would be 256 x 256 here, nearly all of it off the taps. Instead, for an input
 // row qy, an output row py = qy - i + KF/2 and 16 samples s, the 16 x 8 block
-//   P[m][n] = sum_s X[s][qy][8u + m - KF/2] G[s][py][8u + n]      (u = 0, 1: px = 8u + n)
+//   P[m][n] = sum_s X[s][qy][8u + m - XO] G[s][py][8u + n]      (px = 8u + n)
 // is one mma.sync m16n8k16 with A = X^T (16 grid columns 8u.. of input row qy by 16
-// samples) and B = G (16 samples by 8 columns of output row py), both by ldmatrix.trans
-// from the staged grids. Its element (m, n) pairs px with input column px + m - n - KF/2:
-// tap j = m - n, whatever u, py and the sample group, so every block of kernel row i
+// samples; X's column 0 sits at grid column XO, KF/2 rounded up to even) and B = G (16
+// samples by 8 columns of output row py), both by ldmatrix.trans from the staged grids.
+// Its element (m, n) pairs px with input column px + m - n - XO: tap j = m - n - SH
+// (SH = XO - KF/2), whatever u, py and the sample group, so every block of kernel row i
 // accumulates into the same four registers (KF x 4 a lane); dW[i][j] is the diagonal
-// m - n = j of the sum, added once at the end (a shared 16 x 8 area a warp, fixed order).
-// Per 16 samples and channel: 2 mma per pair of rows (qy, py) within KF/2 of each other
-// (172 on a 14 x 14 plane at KF = 7), an input row's A loaded once (two ldmatrix.x4),
-// an output row's B once per warp that meets it (one ldmatrix.x4).
+// m - n = j + SH of the sum, added once at the end (a shared 16 x 8 area a warp, fixed
+// order).
+// Per 16 samples and channel: GW / 8 mma per pair of rows (qy, py) within KF/2 of each
+// other (172 on a 14 x 14 plane at KF = 7, 736 on 28 x 28), an input row's A loaded once
+// (GW / 8 ldmatrix.x4), an output row's B once per warp that meets it (GW / 16).
 //
-// Staging (batch_stage.cuh): G on a 16 x 16 grid; X on a 16-row grid 24 values wide, its
-// column 0 at grid column KF/2 (zeros before and past it: the reference's padding, and
-// every column an A block reads is written). The block zeroes both grids once; then a
-// sample group stages the positions inside the planes only (the others never change); a
-// sample's grid is an odd number of 16-byte units long (ldmatrix's eight rows fall in
-// distinct banks).
+// Staging (batch_stage.cuh): G on a GW x GW grid; X on a GW-row grid GW + 8 values wide,
+// its column 0 at grid column XO (zeros before and past it: the reference's padding,
+// and every column an A block reads is written). The block zeroes both grids once; then a
+// sample group stages the positions inside the planes only (the others never change),
+// two columns a 4-byte load and store where the rows allow it (NCHW-like, 4-byte
+// aligned, an even width: plan.h CorrBatchPlan::pairs), else value by value; a sample's
+// grid is an odd number of 16-byte units long (ldmatrix's eight rows fall in distinct
+// banks).
 //
-// A block owns kBatchWideChannels = 2 channels, four warps a channel, warp w the input rows
-// 4w .. 4w + 3 (their A registers held while it walks the output rows 4w - KF/2 ..
-// 4w + 3 + KF/2 once each), and walks the sample groups of its split (ReduceSplits adds
-// the splits' partials when there are several).
+// A block owns plan.h corr_wide_channels(GW) channels (2 on 16-wide grids, 1 on 32-wide
+// ones: 16 samples' grids take 74 KB), GW / 4 warps a channel, warp w the input rows
+// 4w .. 4w + 3 (a 16-column half of their A registers held while it walks the output rows
+// 4w - KF/2 .. 4w + 3 + KF/2 once each), and walks the sample groups of its split
+// (ReduceSplits adds the splits' partials when there are several).
 //
 // Exactness: as corr_batch.cuh. Every value a tap multiplies is staged, finite staged
 // values give finite sums, and a non-finite value of G or X inside the planes meets a
@@ -47,21 +52,27 @@
 
 namespace lc {
 
-template <class T, int KF>
+template <class T, int KF, int GW>
 struct CorrBatchWide {
-  static constexpr int S = kBatchSamples, CH = kBatchWideChannels;
+  static_assert(GW == 16 || GW == 32, "16- or 32-wide grids");
+  static constexpr int S = kBatchSamples, CH = corr_wide_channels(GW);
   static constexpr int PD = KF / 2, TAPS = KF * KF;
+  static constexpr int XO = PD + PD % 2;  // X's column 0 at grid column XO (even: pairs)
+  static constexpr int SH = XO - PD;      // tap j on the blocks' diagonal m - n = j + SH
   // G's and X's grids: a sample's, a channel's (plan.h batch_channel_pad: a channels_last
   // pixel's two channels, 16 positions each, in distinct banks)
-  static constexpr int GS = kCorrWideGStride, GCS = S * GS + batch_channel_pad(CH);
-  static constexpr int XS = kCorrWideXStride, XCS = S * XS + batch_channel_pad(CH);
+  static constexpr int GS = corr_wide_g_stride(GW), GCS = S * GS + batch_channel_pad(CH);
+  static constexpr int XS = corr_wide_x_stride(GW), XCS = S * XS + batch_channel_pad(CH);
+  static constexpr int XR = GW + 8;          // X's grid row (values)
   static constexpr int RPW = 4;              // input rows a warp
-  static constexpr int WPC = 16 / RPW;       // warps a channel
+  static constexpr int WPC = GW / RPW;       // warps a channel
   static constexpr int GRW = RPW + 2 * PD;   // output rows a warp walks
-  using GGrid = BatchGrid<CH, 16, 16, 0, GS, GCS>;
-  using XGrid = BatchGrid<CH, 16, 16, 0, XS, XCS, 24>;  // (staged KF/2 values on)
-  static_assert(CH * WPC == kThreads / 32, "four warps a channel");
-  static_assert(GGrid::kPositions == 2 * kThreads && XGrid::kPositions == 2 * kThreads,
+  static constexpr int HALVES = GW / 16;     // 16-column halves of a row
+  using GGrid = BatchGrid<CH, GW, GW, 0, GS, GCS>;
+  using XGrid = BatchGrid<CH, GW, GW, 0, XS, XCS, XR>;  // (staged XO values on)
+  static constexpr int PPT = GGrid::kPositions / kThreads;  // positions a thread
+  static_assert(CH * WPC == kThreads / 32, "GW / 4 warps a channel");
+  static_assert(GGrid::kPositions == PPT * kThreads && XGrid::kPositions == PPT * kThreads,
                 "positions a thread");
   static_assert((CH * (GCS + XCS) * sizeof(T)) % 16 == 0, "grids zeroed 16 bytes a store");
   static_assert((GS / 8) % 2 == 1 && (XS / 8) % 2 == 1, "odd numbers of 16-byte units");
@@ -104,15 +115,27 @@ LC_UNROLL
       const T* g = static_cast<const T*>(a.a) + (n0 * a.a_s.n + c0 * a.a_s.c);
       const T* x = static_cast<const T*>(a.b) + (n0 * a.b_s.n + c0 * a.b_s.c);
       // (the positions found again each group: held across it, sm_80 spilled them at KF 3)
+      if (t.pairs) {
 LC_UNROLL
-      for (int k = 0; k < 2; ++k) {
-        const BatchPos pg = batch_pos<GGrid>(tid + kThreads * k, t.cl_a, H, W, c0, p.C);
-        if (pg.in) batch_load<GGrid>(gs, g, a.a_s, pg, ns);
-        const BatchPos px = batch_pos<XGrid>(tid + kThreads * k, t.cl_b, H, W, c0, p.C);
-        if (px.in) batch_load<XGrid>(xs + PD, x, a.b_s, px, ns);
+        for (int k = 0; k < PPT / 2; ++k) {
+          const BatchPos pg = batch_pair_pos<GGrid>(tid + kThreads * k, H, W, c0, p.C);
+          if (pg.in) batch_load_pairs<GGrid>(gs, g, a.a_s, pg, ns);
+          const BatchPos px = batch_pair_pos<XGrid>(tid + kThreads * k, H, W, c0, p.C);
+          if (px.in) batch_load_pairs<XGrid>(xs + XO, x, a.b_s, px, ns);
+        }
+      } else {
+LC_UNROLL
+        for (int k = 0; k < PPT; ++k) {
+          const BatchPos pg = batch_pos<GGrid>(tid + kThreads * k, t.cl_a, H, W, c0, p.C);
+          if (pg.in) batch_load<GGrid>(gs, g, a.a_s, pg, ns);
+          const BatchPos px = batch_pos<XGrid>(tid + kThreads * k, t.cl_b, H, W, c0, p.C);
+          if (px.in) batch_load<XGrid>(xs + XO, x, a.b_s, px, ns);
+        }
       }
       sync_threads();
-      if (kHaveMma) products(acc, arow, brow, qy0, H);
+      if (kHaveMma)
+LC_UNROLL
+        for (int h = 0; h < HALVES; ++h) products(acc, arow, brow, qy0, h, H, W);
     }
 
     // the warp's taps: diagonal j of each kernel row's block, through `diag`
@@ -131,7 +154,7 @@ LC_UNROLL
       if (lane < KF) {  // row n + j, column n
         F sum = F(0);
 LC_UNROLL
-        for (int n = 0; n < 8; ++n) sum += diag[(n + lane) * 8 + n];
+        for (int n = 0; n < 8; ++n) sum += diag[(n + lane + SH) * 8 + n];
         red[warp * TAPS + i * KF + lane] = sum;
       }
       sync_warp();
@@ -157,23 +180,25 @@ LC_UNROLL
   }
 
   // acc += the products of the staged group for the warp's input rows qy0.. (those inside
-  // the plane) and the output rows they meet (inside too): A of each input row loaded once
-  // and held, B of each output row loaded once
-  static LC_DEVICE void products(F (&acc)[KF][4], SmemAddr arow, SmemAddr brow, int qy0,
-                                 int32_t H) {
+  // the plane) and the output rows they meet (inside too), output columns 16 h .. 16 h + 15
+  // (none past the plane): A of each input row loaded once and held, B of each output row
+  // loaded once
+  static LC_DEVICE void products(F (&acc)[KF][4], SmemAddr arow, SmemAddr brow, int qy0, int h,
+                                 int32_t H, int32_t W) {
+    if (16 * h >= W) return;  // (warp-uniform)
     uint32_t af[RPW][2][4];
 LC_UNROLL
     for (int k = 0; k < RPW; ++k)
 LC_UNROLL
       for (int u = 0; u < 2; ++u) {  // (rows past the plane: staged zeros, not used)
-        LC_LOAD_T4(af[k][u], arow + 2 * ((qy0 + k) * 24 + 8 * u));
+        LC_LOAD_T4(af[k][u], arow + 2 * ((qy0 + k) * XR + 16 * h + 8 * u));
       }
 LC_UNROLL
     for (int d = 0; d < GRW; ++d) {  // output row py = qy0 - PD + d
       const int py = qy0 - PD + d;
       if (py < 0 || py >= H) continue;  // (warp-uniform)
       uint32_t b4[4];
-      LC_LOAD_T4(b4, brow + 2 * 16 * py);
+      LC_LOAD_T4(b4, brow + 2 * (GW * py + 16 * h));
       const uint32_t b[2][2] = {{b4[0], b4[1]}, {b4[2], b4[3]}};
 LC_UNROLL
       for (int k = 0; k < RPW; ++k) {

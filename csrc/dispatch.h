@@ -396,20 +396,23 @@ int launch_corr_mma(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
-// corr_batch.cuh (corr_batch_wide.cuh) for the planned kernel size (half and bfloat16 only)
+// corr_batch.cuh (corr_batch_wide.cuh on 16- or 32-wide grids) for the planned kernel
+// size (half and bfloat16 only)
+template <class T, int KF, class Exec>
+int launch_corr_batch_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if (l.kernel == kCorrBatchWide) return ex.template launch<CorrBatchWide<T, KF, 16>>(l, a, l.corr_batch);
+  if (l.kernel == kCorrBatchLarge) return ex.template launch<CorrBatchWide<T, KF, 32>>(l, a, l.corr_batch);
+  return ex.template launch<CorrBatch<T, KF>>(l, a, l.corr_batch);
+}
 template <class T, class Exec>
 int launch_corr_batch(Exec& ex, const Launch& l, const CorrArgs& a) {
   if constexpr (sizeof(T) != 2) {
     return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
   } else {
-    const bool wide = l.kernel == kCorrBatchWide;
     switch (l.kf) {
-      case 3: return wide ? ex.template launch<CorrBatchWide<T, 3>>(l, a, l.corr_batch)
-                          : ex.template launch<CorrBatch<T, 3>>(l, a, l.corr_batch);
-      case 5: return wide ? ex.template launch<CorrBatchWide<T, 5>>(l, a, l.corr_batch)
-                          : ex.template launch<CorrBatch<T, 5>>(l, a, l.corr_batch);
-      case 7: return wide ? ex.template launch<CorrBatchWide<T, 7>>(l, a, l.corr_batch)
-                          : ex.template launch<CorrBatch<T, 7>>(l, a, l.corr_batch);
+      case 3: return launch_corr_batch_kf<T, 3>(ex, l, a);
+      case 5: return launch_corr_batch_kf<T, 5>(ex, l, a);
+      case 7: return launch_corr_batch_kf<T, 7>(ex, l, a);
       default: return kBadDType;  // plan.h plans only these
     }
   }
@@ -483,7 +486,7 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrStrip) {
       splits = l.corr_strip.splits;
       rc = launch_corr_strip<T>(ex, l, a);
-    } else if (l.kernel == kCorrBatch || l.kernel == kCorrBatchWide) {
+    } else if (l.kernel == kCorrBatch || l.kernel == kCorrBatchWide || l.kernel == kCorrBatchLarge) {
       splits = l.corr_batch.splits;
       rc = launch_corr_batch<T>(ex, l, a);
     } else if (l.kernel == kCorrSample) {

@@ -384,4 +384,15 @@ LC_DEVICE uint32_t pair_from(uint32_t lo, uint32_t hi, bool odd) {
 inline uint32_t pair_from(uint32_t lo, uint32_t hi, bool odd) { return odd ? (lo >> 16) | (hi << 16) : lo; }
 #endif
 
+// a word to a 4-byte aligned address
+#if defined(__CUDACC__)
+#define LC_STORE_WORD(dst, u) (*reinterpret_cast<uint32_t*>(dst) = (u))
+#else
+#define LC_STORE_WORD(dst, u)                                             \
+  do {                                                                    \
+    const uint32_t w_ = (u);                                              \
+    std::memcpy(const_cast<void*>(aligned_access(dst, 4)), &w_, 4);       \
+  } while (0)
+#endif
+
 }  // namespace lc

@@ -129,17 +129,19 @@ constexpr int64_t conn_batch_wide_bytes(int kf) {
              ((kBatchSamples * batch_wide_stride(kf) + batch_channel_pad(kBatchWideChannels)) +
               (kBatchSamples * kBatchWideOutStride + batch_channel_pad(kBatchWideChannels)));
 }
-// corr_batch_wide.cuh (its weight gradient): a block is kBatchWideChannels channels x
-// kBatchSamples samples, G on 16 x 16 grids and X on 16 x 24 grids (kf / 2 zero columns
-// first), a sample's grids an odd number of 16-byte units apart; then the warps' 16 x 8
-// diagonal areas and their tap sums (floats)
-constexpr int kCorrWideGStride = 16 * 16 + 8;
-constexpr int kCorrWideXStride = 16 * 24 + 8;
-constexpr int64_t corr_batch_wide_bytes(int kf) {
+// corr_batch_wide.cuh (its weight gradient) on gw x gw grids (gw 16: planes of up to
+// 16 x 16; 32: NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
+// corr_wide_channels(gw) channels x kBatchSamples samples, G on gw x gw grids and X on
+// gw x (gw + 8) grids (kf / 2 zero columns first), a sample's grids an odd number of
+// 16-byte units apart; then the warps' 16 x 8 diagonal areas and their tap sums (floats)
+constexpr int corr_wide_channels(int gw) { return gw == 16 ? kBatchWideChannels : 1; }
+constexpr int corr_wide_g_stride(int gw) { return gw * gw + 8; }
+constexpr int corr_wide_x_stride(int gw) { return gw * (gw + 8) + 8; }
+constexpr int64_t corr_batch_wide_bytes(int kf, int gw) {
   return 16 +
-         2 * int64_t(kBatchWideChannels) *
-             ((kBatchSamples * kCorrWideGStride + batch_channel_pad(kBatchWideChannels)) +
-              (kBatchSamples * kCorrWideXStride + batch_channel_pad(kBatchWideChannels))) +
+         2 * int64_t(corr_wide_channels(gw)) *
+             ((kBatchSamples * corr_wide_g_stride(gw) + batch_channel_pad(corr_wide_channels(gw))) +
+              (kBatchSamples * corr_wide_x_stride(gw) + batch_channel_pad(corr_wide_channels(gw)))) +
          4 * int64_t(kThreads / 32) * (128 + kf * kf);
 }
 // conn_sample.cuh (planes of up to 16 x 16, a filter of each sample's own): a block is
@@ -191,7 +193,8 @@ constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-
 // with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
 static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem &&
-                  conn_batch_wide_bytes(7) <= kMaxSmem && corr_batch_wide_bytes(7) <= kMaxSmem &&
+                  conn_batch_wide_bytes(7) <= kMaxSmem && corr_batch_wide_bytes(7, 16) <= kMaxSmem &&
+                  corr_batch_wide_bytes(7, 32) <= kMaxSmemOptIn &&
                   conn_sample_bytes(7, 16) <= kMaxSmemOptIn &&
                   conn_sample_bytes(7, 8) <= kMaxSmem && corr_sample_bytes(7, 16) <= kMaxSmemOptIn &&
                   corr_sample_bytes(7, 8) <= kMaxSmem,
@@ -286,6 +289,8 @@ struct CorrBatchPlan {
   int64_t groups;      // blocks along the channels (of kBatchCorrChannels)
   int64_t splits;      // parts of the batch's sample groups (ReduceSplits adds them)
   bool cl_a, cl_b;     // staging order of a (G) and b (X): channels_last or not
+  bool pairs;          // wide planes: G and X staged two columns a load (NCHW-like rows,
+                       // 4-byte aligned, of an even width)
 };
 
 struct CorrTilePlan {
@@ -331,6 +336,7 @@ enum Kernel : int32_t {
   kConnSample = 22,   // conn_sample.cuh (tensor cores, planes of up to 16 x 16, per-sample filters)
   kCorrSample = 23,   // corr_sample.cuh (its weight gradient)
   kCorrBatchWide = 24,  // corr_batch_wide.cuh (corr_batch.cuh for planes of up to 16 x 16)
+  kCorrBatchLarge = 25,  // corr_batch_wide.cuh on 32 x 32 grids (NCHW planes of up to 32 x 32)
 };
 
 struct Launch {
@@ -628,6 +634,13 @@ inline bool sample_span_32(const Image& s) {
          kBatchSamples * s.n + 4 * s.c + 16 * s.h + 16 * s.w < lim;
 }
 
+// ... and of corr_batch_wide.cuh's on 32 x 32 grids (16 samples, a channel, 32 x 32)
+inline bool large_span_32(const Image& s) {
+  const int64_t lim = (int64_t(1) << 31) - 1;
+  return s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 &&
+         kBatchSamples * s.n + s.c + 32 * s.h + 32 * s.w < lim;
+}
+
 // Tensor cores with the batch as M (conn_batch.cuh, conn_batch_wide.cuh), if the problem
 // fits them: a 3/5/7 window with padding KF / 2 (so the output plane is the input's), half
 // or bfloat16, planes of at most 16 x 16 (DWNet-T's 7 x 7 and 14 x 14 stages:
@@ -636,11 +649,12 @@ inline bool sample_span_32(const Image& s) {
 // (16 samples, 8 channels, a plane) within 32 bits.
 // Predicted (model, H200, float16 64x768x7x7): 4.3-4.9 us against 15-23 on the band / strips
 // (benchmarks/results/model/NOTES.md, 2026-11-30 third session).
-inline bool batch_plane(const Problem& p) {
+inline bool batch_plane_within(const Problem& p, int64_t side) {
   return fixed_window(p) && strip_kernel(p.h.k) && (p.dtype == kFloat16 || p.dtype == kBFloat16) &&
-         p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.in <= 16 && p.w.in <= 16 &&
+         p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.in <= side && p.w.in <= side &&
          p.h.out == p.h.in && p.w.out == p.w.in;
 }
+inline bool batch_plane(const Problem& p) { return batch_plane_within(p, 16); }
 // planes of at most 8 x 8 (conn_batch.cuh, corr_batch.cuh), else up to 16 x 16
 // (conn_batch_wide.cuh)
 inline bool batch_narrow(const Problem& p) { return p.h.in <= 8 && p.w.in <= 8; }
@@ -1148,25 +1162,40 @@ inline bool corr_batch_fits(const CorrArgs& a) {
          batch_block_32(a.p, a.b_s);
 }
 
-// a block per kBatchCorrChannels (wide planes: kBatchWideChannels) channels and split of
+// The same weight gradient on 32 x 32 grids (corr_batch_wide.cuh, gw = 32) for planes
+// past 16 x 16 and within 32 x 32 (DWNet-T's 28 x 28 stage), NCHW-like G and X: a block
+// is one channel, and a channels_last warp would read a 32-byte sector for each 2-byte
+// value it stages (those go to corr_mma_cl.cuh).
+inline bool corr_batch_large_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  return batch_plane_within(p, 32) && !batch_plane(p) && corr_mma_problem(a) && a.Nw == 1 &&
+         !channels_last_image(a.a_s, p.C) && !channels_last_image(a.b_s, p.C) &&
+         large_span_32(a.a_s) && large_span_32(a.b_s);
+}
+
+// a block per kBatchCorrChannels (wide planes: corr_wide_channels) channels and split of
 // the sample groups: 8 x 8 planes one split (the partials' reduction would be a second
 // launch) unless forced
 inline Launch plan_corr_batch(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
   Launch l{};
   const bool narrow = batch_narrow(p);
-  l.kernel = narrow ? kCorrBatch : kCorrBatchWide;
+  const int gw = batch_plane(p) ? 16 : 32;  // (wide planes: the grids' width)
+  l.kernel = narrow ? kCorrBatch : gw == 16 ? kCorrBatchWide : kCorrBatchLarge;
   l.kf = int32_t(p.h.k);
   l.threads = kThreads;
-  l.smem = narrow ? corr_batch_bytes(l.kf) : corr_batch_wide_bytes(l.kf);
+  l.smem = narrow ? corr_batch_bytes(l.kf) : corr_batch_wide_bytes(l.kf, gw);
   CorrBatchPlan& t = l.corr_batch;
-  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchCorrChannels : kBatchWideChannels));
+  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchCorrChannels : corr_wide_channels(gw)));
   const int64_t sample_groups = ceil_div(p.N, int64_t(kBatchSamples));
-  // (wide planes: two blocks an SM, as many splits as fill them once)
+  // (wide planes: two blocks an SM, as many splits as fill them once; model, 64 x 192 x
+  // 28 x 28 float16 on 32 x 32 grids: 192 blocks 11.4-13.2 us, two splits 13.0-15.4)
   const int64_t fill = narrow ? 1 : max_of(int64_t(1), 2 * sm_count / t.groups);
   t.splits = min_of(force_splits > 0 ? force_splits : fill, sample_groups);
   t.cl_a = channels_last_image(a.a_s, p.C);
   t.cl_b = channels_last_image(a.b_s, p.C);
+  t.pairs = !narrow && p.w.in % 2 == 0 && rows_aligned(a.a, 2, a.a_s.n, a.a_s.c, a.a_s.h, a.a_s.w, 4) &&
+            rows_aligned(a.b, 2, a.b_s.n, a.b_s.c, a.b_s.h, a.b_s.w, 4);
   l.blocks = t.groups * t.splits;
   const int64_t numel = p.C * p.h.k * p.w.k;
   l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
@@ -1253,7 +1282,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
     const Launch pos = plan_corr_pos(a);
     if (pos.blocks > 0) return pos;
   }
-  if (corr_batch_fits(a)) return plan_corr_batch(a, sm_count, force_splits);
+  if (corr_batch_fits(a) || corr_batch_large_fits(a)) return plan_corr_batch(a, sm_count, force_splits);
   if (corr_sample_fits(a)) return plan_corr_sample(a);
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);

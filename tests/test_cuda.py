@@ -249,7 +249,7 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
     """The kernel csrc/plan.h picks for a stride-1 3/5/7 NCHW depth-wise weight gradient:
     tensor cores for the 16-bit dtypes (on planes of at most 16 x 16 with padding K // 2
     the batch as K for a filter the samples share, a plane a warp for per-sample
-    results), else the strips."""
+    results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips."""
     if dtype == torch.float32:
         return "corr_strip"
     side = max(x.shape[-2:]) if x is not None else 0
@@ -258,6 +258,8 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
             return "corr_batch" if side <= 8 else "corr_batch_wide"
         if x.shape[0] > 1:
             return "corr_sample"
+    if x is not None and side <= 32 and k <= 7 and padding == k // 2 and static:
+        return "corr_batch_large"  # (NCHW x and g: channels_last ones run corr_mma_cl)
     return "corr_mma"
 
 
@@ -577,6 +579,56 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
             check(x[:, :2], rand((nw, 2, k, k, 1, 1), g, dtype), None,
                   window_kwargs("sliding", 1, pad), f"{k}x{k} Nw={nw} p={pad}")
             assert emulator.kernels[:3] == expect, (nw, pad, emulator.kernels)
+
+
+#: corr_batch_large's planes (past 16 x 16, within 32 x 32): DWNet-T's 28 x 28, the whole
+#: 32 x 32 grid, a column half past the plane (17 x 5, 30 x 16), 3 rows (warps of no rows)
+#: by 32 columns, a partial second half (19 x 25)
+LARGE_PLANES = [(28, 28), (32, 32), (17, 5), (3, 32), (19, 25), (30, 16)]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_weight_grad_batch_large(emulator: Any, k: int, dtype: torch.dtype,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """16-bit K x K depth-wise weight gradient with padding K // 2 and a filter the samples
+    share on NCHW planes past 16 x 16 and within 32 x 32 runs corr_batch_large
+    (corr_batch_wide.cuh on 32 x 32 grids, a channel a block, eight warps of four input
+    rows, two 16-column halves): 17 samples (a group of 16 and one of 1, in one split or
+    two), 3 channels, dense and sliced views (rows and channels cut: NCHW-like strides);
+    channels_last goes to corr_mma_cl, per-sample filters to corr_mma; an Inf / NaN in x
+    or g sends only its channel to the direct path (a -inf of g at a corner meets the
+    padding's zeros)."""
+    g = gen("cuda-batch-large", k, dtype)
+    kw = window_kwargs("sliding", 1, k // 2)
+    planes = LARGE_PLANES if dtype == torch.float16 else LARGE_PLANES[:2]
+    for H, W in planes:
+        x = rand((17, 4, H, W + 1), g, dtype)
+        views = ((x[:, :3, :, :W].contiguous(), "NCHW", 0), (x[:, 1:, :, 1:], "sliced", 2))
+        for xs, what, splits in views if (H, W) in ((28, 28), (19, 25)) else views[:1]:
+            monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+            emulator is None or emulator.kernels.clear()
+            check(xs, rand((1, 3, k, k, 1, 1), g, dtype), rand((3,), g, dtype), kw,
+                  f"{k}x{k} {what} {H}x{W} splits={splits}")
+            if emulator is not None:
+                assert emulator.kernels[-1] == "corr_batch_large", (what, emulator.kernels)
+    monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
+    H, W = planes[0]
+    x = rand((17, 4, H, W), g, dtype)
+    x[0, 1, 9, 3] = float("inf")  # channel 1: read by the warps of rows 8..15 and past
+    x[16, 3, H - 1, W - 1] = float("nan")  # the last group's only sample, channel 3's corner
+    gy = rand((17, 4, H, W), g, dtype)
+    gy[3, 0, H - 1, 0] = float("-inf")  # channel 0: a corner, against the padding by most taps
+    emulator is None or emulator.kernels.clear()
+    check(x, rand((1, 4, k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} {H}x{W} non-finite", g=gy)
+    if emulator is not None:
+        assert emulator.kernels[-1] == "corr_batch_large", emulator.kernels
+        for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 1, "corr_mma_cl"),
+                               (x[:2], 2, "corr_mma")):
+            emulator.kernels.clear()
+            check(xs, rand((nw, xs.shape[1], k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} Nw={nw}")
+            assert emulator.kernels[-1] == expect, (nw, emulator.kernels)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -974,6 +1026,9 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_sample", "conn_sample", "corr_sample"),
             (rand((2, 3, 9, 10), g, torch.float16), rand((2, 3, 3, 3, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 1))),
+        (("conn_band", "conn_strip", "corr_batch_large"),  # (20 columns: past 16 x 16)
+            (rand((3, 3, 9, 20), g, torch.bfloat16), rand((1, 3, 5, 5, 1, 1), g, torch.bfloat16),
+             window_kwargs("sliding", 1, 2))),
         (("conn_batch_wide", "conn_batch_wide", "corr_batch_wide"),
             (rand((17, 3, 14, 9), g, torch.float16), rand((1, 3, 7, 7, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 3))),
