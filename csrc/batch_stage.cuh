@@ -78,8 +78,8 @@ LC_UNROLL
   }
 }
 
-// Pairs of columns (corr_batch_wide.cuh on NCHW-like images whose rows are 4-byte aligned
-// and of an even width: plan.h CorrBatchPlan::pairs): pair f (0 .. G::kPositions / 2 - 1)
+// Pairs of columns (conn_batch_wide.cuh and corr_batch_wide.cuh on NCHW-like images whose
+// rows are 4-byte aligned and of an even width: plan.h ConnBatchPlan / CorrBatchPlan::pairs): pair f (0 .. G::kPositions / 2 - 1)
 // of the block's channels, in a plane's row order, its columns qx and qx + 1 (qx even)
 // both inside the plane or both outside. A grid's rows and a sample's grid are an even
 // number of values apart (4-byte stores).
@@ -119,6 +119,39 @@ LC_UNROLL
   T* dst = rows + b.slot;
 LC_UNROLL
   for (int r = 0; r < S; ++r) LC_STORE_WORD(dst + r * G::AS, v[r]);
+}
+
+// Pair b's samples zeroed in the staged rows (a grid's padding: stores only)
+template <class G, class T>
+LC_DEVICE void batch_zero_pairs(T* rows, const BatchPos& b) {
+  T* dst = rows + b.slot;
+LC_UNROLL
+  for (int r = 0; r < kBatchSamples; ++r) LC_STORE_WORD(dst + r * G::AS, 0u);
+}
+
+// Pair b (if inside) of the block's samples (ns) from the staged rows to `base`: a 4-byte
+// load and store a sample.
+template <class G, class T>
+LC_DEVICE void batch_store_pairs(T* base, const Image& s, const T* rows, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  if (!b.in) return;
+  const int64_t sn = s.n;
+  T* dst = base + batch_offset(s, b);
+  const T* from = rows + b.slot;
+  if (ns == S) {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, dst += sn) {
+      uint32_t v;
+      LC_LOAD_WORD(v, from + r * G::AS);
+      LC_STORE_WORD(dst, v);
+    }
+  } else {
+    for (int r = 0; r < ns; ++r, dst += sn) {
+      uint32_t v;
+      LC_LOAD_WORD(v, from + r * G::AS);
+      LC_STORE_WORD(dst, v);
+    }
+  }
 }
 
 // Position b of the block's samples (ns) from the staged rows to `base`, if inside.

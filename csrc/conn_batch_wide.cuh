@@ -3,7 +3,9 @@
 // stride 1, dilation 1, a weight the samples share, any layout.
 //
 // A sample's plane is staged as a grid 16 values wide, its row qy at grid row qy + KF/2
-// (KF/2 zero rows above and below, zeros past its columns; batch_stage.cuh). Output row py
+// (KF/2 zero rows above and below, zeros past its columns; batch_stage.cuh: two columns
+// a 4-byte load and store where the images' rows allow it, NCHW-like, 4-byte aligned, of
+// an even width, ConnBatchPlan::pairs; else value by value). Output row py
 // is two N tiles of 8 columns, and input grid row py + i (kernel row i) is one K tile of
 // 16 columns: for 16 samples s,
 //   Y[s][py][8h + px] += sum_qx X[s][py + i][qx] w(i, qx - 8h - px + KF/2),
@@ -42,7 +44,9 @@ struct ConnBatchWide {
   using In = BatchGrid<CW, 16, GR, PD, AS, CS>;
   using Out = BatchGrid<CW, 16, 16, 0, OAS, OCS>;
   static_assert(CW * WPC == kThreads / 32, "four warps a channel");
-  static_assert(In::kPositions <= 3 * kThreads && Out::kPositions == 2 * kThreads, "positions");
+  static_assert(In::kPositions <= 3 * kThreads && Out::kPositions == 2 * kThreads &&
+                    In::kPositions / 2 <= 2 * kThreads && In::AS % 2 == 0,
+                "positions (pairs: two columns each)");
   using F = float;
   static constexpr int kMinBlocks = 2;  // at most 128 registers
 
@@ -65,10 +69,22 @@ struct ConnBatchWide {
     F b0 = F(0);
     if (active) b0 = setup(a, c, flag, pairs, lane, bp);
     const T* x = static_cast<const T*>(a.src) + (n0 * a.src_s.n + c0 * a.src_s.c);
+    if (t.pairs) {
 LC_UNROLL
-    for (int k = 0; k < 3; ++k) {
-      const BatchPos b = batch_pos<In>(tid + kThreads * k, t.channels_last, H, W, c0, p.C);
-      if (tid + kThreads * k < In::kPositions) batch_load<In>(xs, x, a.src_s, b, ns);
+      for (int k = 0; k < 2; ++k) {  // (In::kPositions / 2 pairs)
+        const int f = tid + kThreads * k;
+        const BatchPos b = batch_pair_pos<In>(f, H, W, c0, p.C);
+        if (b.in)
+          batch_load_pairs<In>(xs, x, a.src_s, b, ns);
+        else if (f < In::kPositions / 2)
+          batch_zero_pairs<In>(xs, b);
+      }
+    } else {
+LC_UNROLL
+      for (int k = 0; k < 3; ++k) {
+        const BatchPos b = batch_pos<In>(tid + kThreads * k, t.channels_last, H, W, c0, p.C);
+        if (tid + kThreads * k < In::kPositions) batch_load<In>(xs, x, a.src_s, b, ns);
+      }
     }
     sync_threads();
     if (active) {
@@ -92,10 +108,14 @@ LC_UNROLL
     }
     sync_threads();
     T* y = static_cast<T*>(a.dst) + (n0 * a.dst_s.n + c0 * a.dst_s.c);
+    if (t.pairs) {  // (Out::kPositions / 2 = kThreads pairs)
+      batch_store_pairs<Out>(y, a.dst_s, ys, batch_pair_pos<Out>(tid, H, W, c0, p.C), ns);
+    } else {
 LC_UNROLL
-    for (int k = 0; k < 2; ++k)
-      batch_store<Out>(y, a.dst_s, ys,
-                       batch_pos<Out>(tid + kThreads * k, t.channels_last, H, W, c0, p.C), ns);
+      for (int k = 0; k < 2; ++k)
+        batch_store<Out>(y, a.dst_s, ys,
+                         batch_pos<Out>(tid + kThreads * k, t.channels_last, H, W, c0, p.C), ns);
+    }
   }
 
   // The warp's filter (channel c): `pairs`, this lane's B registers bp[i][h] (register r of

@@ -251,6 +251,8 @@ struct ConnMmaPlan {
 struct ConnBatchPlan {
   int64_t groups;      // blocks along the channels (of kBatchChannels)
   bool channels_last;  // staging order: a pixel's channels together (else a plane's rows)
+  bool pairs;          // conn_batch_wide.cuh: images staged two columns a load (NCHW-like
+                       // rows, 4-byte aligned, of an even width)
 };
 
 struct ConnStripPlan {
@@ -681,6 +683,9 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   ConnBatchPlan& t = l.conn_batch;
   t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : kBatchWideChannels));
   t.channels_last = channels_last_image(a.src_s, p.C);
+  t.pairs = !narrow && p.w.in % 2 == 0 &&
+            rows_aligned(a.src, 2, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, 4) &&
+            rows_aligned(a.dst, 2, a.dst_s.n, a.dst_s.c, a.dst_s.h, a.dst_s.w, 4);
   l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));
   return l;
 }
