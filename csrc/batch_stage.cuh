@@ -8,7 +8,8 @@
 // A grid row may be RS > GW values apart (the columns past GW are never read), and the
 // plane's columns may start at grid column CO (CO zero columns first).
 //
-// Values move one by one, coalesced and without alignment needs: a thread takes a grid
+// Values move one by one, coalesced and without alignment needs (where rows are aligned,
+// two columns a word: the pair functions below): a thread takes a grid
 // position (channel j, row, column) and walks the block's samples. The positions of CH
 // channels are numbered in a plane's row order (position fastest), or, for a
 // channels_last tensor, with a pixel's channels together (channel fastest), so that a
@@ -78,10 +79,9 @@ LC_UNROLL
   }
 }
 
-// Pairs of columns (conn_batch_wide.cuh and corr_batch_wide.cuh on NCHW-like images whose
-// rows are 4-byte aligned and of an even width: plan.h ConnBatchPlan / CorrBatchPlan::pairs): pair f (0 .. G::kPositions / 2 - 1)
-// of the block's channels, in a plane's row order, its columns qx and qx + 1 (qx even)
-// both inside the plane or both outside. A grid's rows and a sample's grid are an even
+// Pairs of columns (conn_batch_wide.cuh and corr_batch_wide.cuh where plan.h batch_pairs
+// holds): pair f (0 .. G::kPositions / 2 - 1) of the block's channels, in a plane's row
+// order, its columns qx and qx + 1 (qx even) both inside the plane or both outside. A grid's rows and a sample's grid are an even
 // number of values apart (4-byte stores).
 template <class G>
 LC_DEVICE BatchPos batch_pair_pos(int f, int32_t H, int32_t W, int64_t c0, int64_t C) {

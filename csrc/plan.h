@@ -132,7 +132,7 @@ constexpr int64_t conn_batch_wide_bytes(int kf) {
 // corr_batch_wide.cuh (its weight gradient) on gw x gw grids (gw 16: planes of up to
 // 16 x 16; 32: NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
 // corr_wide_channels(gw) channels x kBatchSamples samples, G on gw x gw grids and X on
-// gw x (gw + 8) grids (kf / 2 zero columns first), a sample's grids an odd number of
+// gw x (gw + 8) grids (kf / 2, rounded up to even, zero columns first), a sample's grids an odd number of
 // 16-byte units apart; then the warps' 16 x 8 diagonal areas and their tap sums (floats)
 constexpr int corr_wide_channels(int gw) { return gw == 16 ? kBatchWideChannels : 1; }
 constexpr int corr_wide_g_stride(int gw) { return gw * gw + 8; }
@@ -623,25 +623,18 @@ inline int32_t mma_piece(const void* base, const Image& s) {
 
 // The offsets of conn_batch.cuh's block (kBatchSamples samples, kBatchChannels channels, a
 // plane of at most 8 x 8) from its first value fit 32 bits.
-inline bool batch_span_32(const Image& s) {
+inline bool block_span_32(const Image& s, int64_t channels, int64_t side) {
   const int64_t lim = (int64_t(1) << 31) - 1;
   return s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 &&
-         kBatchSamples * s.n + kBatchChannels * s.c + 8 * s.h + 8 * s.w < lim;
+         kBatchSamples * s.n + channels * s.c + side * s.h + side * s.w < lim;
 }
+inline bool batch_span_32(const Image& s) { return block_span_32(s, kBatchChannels, 8); }
 
 // ... and of conn_sample.cuh's (16 samples, 4 channels, a plane of 16 x 16)
-inline bool sample_span_32(const Image& s) {
-  const int64_t lim = (int64_t(1) << 31) - 1;
-  return s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 &&
-         kBatchSamples * s.n + 4 * s.c + 16 * s.h + 16 * s.w < lim;
-}
+inline bool sample_span_32(const Image& s) { return block_span_32(s, 4, 16); }
 
 // ... and of corr_batch_wide.cuh's on 32 x 32 grids (16 samples, a channel, 32 x 32)
-inline bool large_span_32(const Image& s) {
-  const int64_t lim = (int64_t(1) << 31) - 1;
-  return s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 &&
-         kBatchSamples * s.n + s.c + 32 * s.h + 32 * s.w < lim;
-}
+inline bool large_span_32(const Image& s) { return block_span_32(s, 1, 32); }
 
 // Tensor cores with the batch as M (conn_batch.cuh, conn_batch_wide.cuh), if the problem
 // fits them: a 3/5/7 window with padding KF / 2 (so the output plane is the input's), half
@@ -657,6 +650,13 @@ inline bool batch_plane_within(const Problem& p, int64_t side) {
          p.h.out == p.h.in && p.w.out == p.w.in;
 }
 inline bool batch_plane(const Problem& p) { return batch_plane_within(p, 16); }
+// the wide batch kernels' two-column staging (batch_stage.cuh batch_load_pairs): both
+// images' rows NCHW-like, 4-byte aligned, of an even width
+inline bool batch_pairs(const Problem& p, const void* x, const Image& xs, const void* y,
+                        const Image& ys) {
+  return p.w.in % 2 == 0 && rows_aligned(x, 2, xs.n, xs.c, xs.h, xs.w, 4) &&
+         rows_aligned(y, 2, ys.n, ys.c, ys.h, ys.w, 4);
+}
 // planes of at most 8 x 8 (conn_batch.cuh, corr_batch.cuh), else up to 16 x 16
 // (conn_batch_wide.cuh)
 inline bool batch_narrow(const Problem& p) { return p.h.in <= 8 && p.w.in <= 8; }
@@ -683,9 +683,7 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   ConnBatchPlan& t = l.conn_batch;
   t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : kBatchWideChannels));
   t.channels_last = channels_last_image(a.src_s, p.C);
-  t.pairs = !narrow && p.w.in % 2 == 0 &&
-            rows_aligned(a.src, 2, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, 4) &&
-            rows_aligned(a.dst, 2, a.dst_s.n, a.dst_s.c, a.dst_s.h, a.dst_s.w, 4);
+  t.pairs = !narrow && batch_pairs(p, a.src, a.src_s, a.dst, a.dst_s);
   l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));
   return l;
 }
@@ -1194,13 +1192,12 @@ inline Launch plan_corr_batch(const CorrArgs& a, int64_t sm_count, int64_t force
   t.groups = ceil_div(p.C, int64_t(narrow ? kBatchCorrChannels : corr_wide_channels(gw)));
   const int64_t sample_groups = ceil_div(p.N, int64_t(kBatchSamples));
   // (wide planes: two blocks an SM, as many splits as fill them once; model, 64 x 192 x
-  // 28 x 28 float16 on 32 x 32 grids: 192 blocks 11.4-13.2 us, two splits 13.0-15.4)
+  // 28 x 28 float16 on 32 x 32 grids: 192 blocks 11.0-13.2 us, two splits 13.0-15.4)
   const int64_t fill = narrow ? 1 : max_of(int64_t(1), 2 * sm_count / t.groups);
   t.splits = min_of(force_splits > 0 ? force_splits : fill, sample_groups);
   t.cl_a = channels_last_image(a.a_s, p.C);
   t.cl_b = channels_last_image(a.b_s, p.C);
-  t.pairs = !narrow && p.w.in % 2 == 0 && rows_aligned(a.a, 2, a.a_s.n, a.a_s.c, a.a_s.h, a.a_s.w, 4) &&
-            rows_aligned(a.b, 2, a.b_s.n, a.b_s.c, a.b_s.h, a.b_s.w, 4);
+  t.pairs = !narrow && batch_pairs(p, a.a, a.a_s, a.b, a.b_s);
   l.blocks = t.groups * t.splits;
   const int64_t numel = p.C * p.h.k * p.w.k;
   l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
