@@ -25,6 +25,7 @@
 #include "corr_mma.cuh"
 #include "corr_mma_cl.cuh"
 #include "corr_pos.cuh"
+#include "corr_reg.cuh"
 #include "corr_rows.cuh"
 #include "corr_strip.cuh"
 #include "corr_tile.cuh"
@@ -418,6 +419,26 @@ int launch_corr_batch(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
+// corr_reg.cuh for the planned kernel size and the plane's width (float32 only)
+template <class T, int KF, class Exec>
+int launch_corr_reg_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if (a.p.w.in == 7) return ex.template launch<CorrReg<T, KF, 7>>(l, a, l.corr_channels);
+  return ex.template launch<CorrReg<T, KF, 14>>(l, a, l.corr_channels);
+}
+template <class T, class Exec>
+int launch_corr_reg(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (sizeof(T) != 4) {
+    return kBadDType;  // plan.h plans it for float32 only
+  } else {
+    switch (l.kf) {
+      case 3: return launch_corr_reg_kf<T, 3>(ex, l, a);
+      case 5: return launch_corr_reg_kf<T, 5>(ex, l, a);
+      case 7: return launch_corr_reg_kf<T, 7>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 // The workspace corr2d needs for `a` (bytes; 0 if none): through pixels (plan.h
 // plan_pixels), the pixels and then corr_rows' split partials.
 inline int64_t corr_workspace_bytes(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
@@ -489,6 +510,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrBatch || l.kernel == kCorrBatchWide || l.kernel == kCorrBatchLarge) {
       splits = l.corr_batch.splits;
       rc = launch_corr_batch<T>(ex, l, a);
+    } else if (l.kernel == kCorrReg) {
+      splits = l.corr_channels.splits;
+      rc = launch_corr_reg<T>(ex, l, a);
     } else if (l.kernel == kCorrSample) {
       splits = 1;
       rc = launch_corr_sample<T>(ex, l, a);

@@ -305,11 +305,23 @@ struct CorrTilePlan {
 struct CorrChannelsPlan {
   int64_t splits;
   int64_t chunks;  // blocks along the taps: corr_rows_chunk kernel rows / kLaneTaps taps each
+  int64_t samples;  // corr_reg.cuh: samples a block stages at once (1, 2, 4, 8; per-sample
+                    // results: its warps' slots, and its blocks along the batch)
 };
 
 struct CorrElemPlan {
   int64_t L, slots, splits;
 };
+
+// corr_reg.cuh (the float32 depth-wise weight gradient of planes 7 or 14 wide): a block's
+// two staged planes (G, X) of 32 channels, a position's lanes kRegLaneStride words apart
+constexpr int kRegLaneStride = 33;
+LC_HD constexpr int64_t reg_plane_words(int64_t h, int64_t w) { return h * w * kRegLaneStride; }
+constexpr int64_t kRegMaxRows = 16;
+// taps a round of the warps' reduction ([32][8 x RT + 1] words)
+LC_HD constexpr int reg_reduce_taps(int kf) { return kf * kf <= 25 ? kf * kf : 25; }
+LC_HD constexpr int64_t reg_reduce_bytes(int kf) { return 4 * 32 * (8 * reg_reduce_taps(kf) + 1); }
+inline bool reg_width(int64_t w) { return w == 7 || w == 14; }
 
 // Which kernel a primitive runs (reported to Python for tests and benchmarks).
 enum Kernel : int32_t {
@@ -339,6 +351,7 @@ enum Kernel : int32_t {
   kCorrSample = 23,   // corr_sample.cuh (its weight gradient)
   kCorrBatchWide = 24,  // corr_batch_wide.cuh (corr_batch.cuh for planes of up to 16 x 16)
   kCorrBatchLarge = 25,  // corr_batch_wide.cuh on 32 x 32 grids (NCHW planes of up to 32 x 32)
+  kCorrReg = 26,      // corr_reg.cuh (float32 depth-wise weight gradient, planes 7 or 14 wide)
 };
 
 struct Launch {
@@ -1230,6 +1243,49 @@ inline Launch plan_corr_sample(const CorrArgs& a) {
   return l;
 }
 
+// The float32 depth-wise weight gradient of small planes (corr_reg.cuh): a 3/5/7 window
+// with padding KF / 2 (the output plane is the input's), planes 7 or 14 wide (reg_width)
+// and at most kRegMaxRows high, a per-channel result static (Nw = 1) or per sample
+// (Nw = N), any layout; a block's offsets (32 channels, a plane) within 32 bits.
+inline bool corr_reg_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  const auto span = [](const Image& s) {
+    return s.c >= 0 && s.h >= 0 && s.w >= 0 &&
+           32 * s.c + kRegMaxRows * (s.h + s.w) < (int64_t(1) << 31) - 1;
+  };
+  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype == kFloat32 &&
+         p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.out == p.h.in && p.w.out == p.w.in &&
+         p.h.in <= kRegMaxRows && reg_width(p.w.in) && a.Hw == 1 && a.Ww == 1 && a.Cw == p.C &&
+         (a.Nw == 1 || a.Nw == p.N) && span(a.a_s) && span(a.b_s);
+}
+
+// 32 channels a block (corr_channels.cuh's blocks, one chunk of taps: all of them), as
+// many samples staged at once (up to 8) as keep its shared memory within 56 KB. A static
+// result: the items (sample, output row) split to fill two blocks an SM once. Per-sample
+// results: no splits, a sample a slot of 8 / S warps.
+inline Launch plan_corr_reg(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+  const Problem& p = a.p;
+  const int64_t plane = 2 * 4 * reg_plane_words(p.h.in, p.w.in);  // a sample's G and X
+  int64_t S = 1;
+  while (S < kCorrRowsGroups && 2 * S * plane <= 56 * 1024) S *= 2;
+  const int64_t c_tiles = ceil_div(p.C, int64_t(32));
+  Launch l{};
+  if (a.Nw == 1) {
+    l = plan_corr_channels(a, kCorrReg, 1, p.N * p.h.in, sm_count,
+                           force_splits > 0 ? force_splits : ceil_div(2 * sm_count, c_tiles));
+  } else {
+    l.kernel = kCorrReg;
+    l.threads = kThreads;
+    l.corr_channels.splits = 1;
+    l.corr_channels.chunks = 1;
+    l.blocks = ceil_div(p.N, S) * c_tiles;
+  }
+  l.corr_channels.samples = S;
+  l.kf = int32_t(p.h.k);
+  l.smem = max_of(S * plane, reg_reduce_bytes(l.kf));
+  return l;
+}
+
 // corr_pos.cuh: a result position-specific along both axes for every sample (Nw = N),
 // 3, 5, 7 sliding window (stride 1, dilation 1), 16-bit or float32, 32-bit offsets
 // inside planes and a group's result.
@@ -1286,6 +1342,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   }
   if (corr_batch_fits(a) || corr_batch_large_fits(a)) return plan_corr_batch(a, sm_count, force_splits);
   if (corr_sample_fits(a)) return plan_corr_sample(a);
+  if (corr_reg_fits(a)) return plan_corr_reg(a, sm_count, force_splits);
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);

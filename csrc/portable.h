@@ -47,6 +47,15 @@ int block_threads();
 void sync_threads();
 #endif
 
+// In a rare branch's body: the compiler may not run the body on every pass and select its
+// results (if-conversion), which it does for short side-effect-free arithmetic, nor reuse
+// values loaded before it (so the body's own loads stay: the cost model's traced anchors).
+#if defined(__CUDACC__)
+#define LC_RARE_PATH() asm volatile("" ::: "memory")
+#else
+#define LC_RARE_PATH()
+#endif
+
 // ---------------------------------------------------------------- dtypes
 
 #if defined(__CUDACC__)

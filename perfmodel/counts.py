@@ -15,6 +15,7 @@ over the traced width), else the conflict-free / fully coalesced ideal:
 from __future__ import annotations
 
 import math
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Optional
@@ -107,7 +108,27 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
             else:
                 c.sectors += n * cost
     c.hot = hot_loop(f, blocks, c.issued)
+    if os.environ.get("LOCALCONN_PERF_LINES"):
+        _dump_lines(f, blocks, os.environ["LOCALCONN_PERF_LINES"])
     return c
+
+
+def _dump_lines(f: Function, blocks: np.ndarray, path: str) -> None:
+    """Appends ``f``'s dynamic per-warp counts by source line and opcode to ``path``
+    (``LOCALCONN_PERF_LINES=path``: where a kernel's instructions go)."""
+    lines: Counter = Counter()
+    ops: dict = {}
+    for b, n in zip(f.blocks, blocks):
+        for ins in b.instrs:
+            if n > 0:
+                key = f"{ins.file.split('/')[-1]}:{ins.line}"
+                lines[key] += n
+                ops.setdefault(key, Counter())[ins.base] += n
+    with open(path, "a") as out:
+        out.write(f"== {f.name}: {sum(lines.values()):.0f} instructions a warp\n")
+        for key, n in lines.most_common(40):
+            top = ", ".join(f"{o} {v:.0f}" for o, v in ops[key].most_common(5))
+            out.write(f"{n:9.0f}  {key:28s} {top}\n")
 
 
 def hot_loop(f: Function, blocks: np.ndarray, issued: float) -> Optional[HotLoop]:

@@ -249,8 +249,12 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
     """The kernel csrc/plan.h picks for a stride-1 3/5/7 NCHW depth-wise weight gradient:
     tensor cores for the 16-bit dtypes (on planes of at most 16 x 16 with padding K // 2
     the batch as K for a filter the samples share, a plane a warp for per-sample
-    results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips."""
+    results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips; float32
+    planes 7 or 14 wide and at most 16 high with padding K // 2 hold a channel's taps in
+    registers (corr_reg), other float32 planes the strips."""
     if dtype == torch.float32:
+        if x is not None and padding == k // 2 and x.shape[-1] in (7, 14) and x.shape[-2] <= 16:
+            return "corr_reg"
         return "corr_strip"
     side = max(x.shape[-2:]) if x is not None else 0
     if x is not None and side <= 16 and k <= 7 and padding == k // 2:
@@ -629,6 +633,56 @@ def test_weight_grad_batch_large(emulator: Any, k: int, dtype: torch.dtype,
             emulator.kernels.clear()
             check(xs, rand((nw, xs.shape[1], k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} Nw={nw}")
             assert emulator.kernels[-1] == expect, (nw, emulator.kernels)
+
+
+#: corr_reg's planes (widths 7 and 14, at most 16 rows): DWNet-T's 7 x 7 and 14 x 14, the
+#: tallest (16), one row, and rows that leave kernel rows out on both sides
+REG_PLANES = [(7, 7), (14, 14), (16, 14), (1, 7), (5, 14), (13, 7)]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_weight_grad_registers(emulator: Any, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The float32 K x K depth-wise weight gradient with padding K // 2 on planes 7 or 14
+    wide and at most 16 high runs corr_reg (a channel's K * K sums in a thread's registers,
+    32 channels a block, a sample's planes staged at a time): 3 samples and 37 channels (a
+    partial group of 32), the static filter's batch in one split, the plan's or several
+    (a split that ends inside a sample), per-sample filters (Nw = N); NCHW, channels_last
+    and sliced views; an Inf / NaN reaches exactly the taps whose windows hold it; planes
+    8 wide or 17 high, and other padding, go to the strips."""
+    g = gen("cuda-reg", k, torch.float32)
+    kw = window_kwargs("sliding", 1, k // 2)
+    for H, W in REG_PLANES:
+        x = rand((3, 38, H, W + 1), g, torch.float32)
+        views = ((x[:, :37, :, :W].contiguous(), "NCHW"),
+                 (x[:, :37, :, :W].contiguous(memory_format=torch.channels_last), "channels_last"),
+                 (x[:, 1:, :, 1:], "sliced"))
+        for xs, what in views:
+            for nw, splits in ((1, 0), (1, 4), (3, 0)) if what != "sliced" else ((1, 5),):
+                monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+                emulator is None or emulator.kernels.clear()
+                check(xs, rand((nw, 37, k, k, 1, 1), g, torch.float32), None, kw,
+                      f"{k}x{k} {what} {H}x{W} Nw={nw} splits={splits}")
+                if emulator is not None:
+                    assert emulator.kernels[-1] == "corr_reg", (what, H, W, emulator.kernels)
+    monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
+    x = rand((3, 33, 14, 14), g, torch.float32)
+    x[1, 2, 0, 13] = float("inf")  # channel 2: a corner
+    x[2, 32, 7, 6] = float("nan")  # channel 32 (the second group's only one): the middle
+    gy = rand((3, 33, 14, 14), g, torch.float32)
+    gy[0, 5, 13, 0] = float("-inf")  # channel 5: a corner, against the padding by most taps
+    for nw in (1, 3):
+        emulator is None or emulator.kernels.clear()
+        check(x, rand((nw, 33, k, k, 1, 1), g, torch.float32), None, kw,
+              f"{k}x{k} non-finite Nw={nw}", g=gy)
+        if emulator is not None:
+            assert emulator.kernels[-1] == "corr_reg", emulator.kernels
+    if emulator is not None:
+        for (H, W), pad in (((7, 8), k // 2), ((17, 14), k // 2), ((14, 14), (k // 2, 0))):
+            emulator.kernels.clear()
+            check(rand((2, 3, H, W), g, torch.float32), rand((1, 3, k, k, 1, 1), g, torch.float32),
+                  None, window_kwargs("sliding", 1, pad), f"{k}x{k} {H}x{W} p={pad}")
+            assert emulator.kernels[-1] == "corr_strip", (H, W, pad, emulator.kernels)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -1026,6 +1080,9 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_sample", "conn_sample", "corr_sample"),
             (rand((2, 3, 9, 10), g, torch.float16), rand((2, 3, 3, 3, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 1))),
+        (("conn_band", "conn_band", "corr_reg"),  # (float32, 7 columns)
+            (rand((3, 3, 9, 7), g, torch.float32), rand((1, 3, 5, 5, 1, 1), g, torch.float32),
+             window_kwargs("sliding", 1, 2))),
         (("conn_band", "conn_strip", "corr_batch_large"),  # (20 columns: past 16 x 16)
             (rand((3, 3, 9, 20), g, torch.bfloat16), rand((1, 3, 5, 5, 1, 1), g, torch.bfloat16),
              window_kwargs("sliding", 1, 2))),
