@@ -17,12 +17,9 @@
 // chosen at compile time, so there are no masks, no padding products and no index
 // arithmetic in the loop (x loads: about 1 per 6 FFMA at 14 x 14 K = 7).
 //
-// The block stages a sample at a time: G's and X's planes of its 32 channels into
-// shared memory as [position][33] (a lane's values 33 words apart: a warp's loads of
-// one position meet 32 distinct banks, and so do the staging stores whichever order the
-// source has). Staging follows the source's order: a pixel's channels together for a
-// channels_last tensor, a plane's positions together otherwise, so that a warp's loads
-// are coalesced either way. Rows past a partial channel group are zeros. At the end the
+// The block stages up to 8 samples at a time: G's and X's planes of its 32 channels in
+// shared memory as [position][33] words (reg_stage.cuh: a warp's loads of a position
+// meet 32 distinct banks; coalesced in either layout). Lanes past C stage zeros. At the end the
 // 8 warps' sums are added in a fixed order (store_group_sums: deterministic, no
 // atomics), into the result or a split's slice of the workspace (plan.h plan_corr_reg).
 //
@@ -36,6 +33,7 @@
 #include "params.h"
 #include "plan.h"
 #include "portable.h"
+#include "reg_stage.cuh"
 
 namespace lc {
 
@@ -56,8 +54,8 @@ struct CorrReg {
     const int64_t words = reg_plane_words(H, W);  // a staged plane
     F* gs = reinterpret_cast<F*>(smem);  // slot s's G: [HW][LS] at gs + 2 s words, X after it
     const int64_t c0 = b.c - b.lane;
-    const bool cl_a = p.C > 1 && a.a_s.c == 1, cl_b = p.C > 1 && a.b_s.c == 1;  // (plan.h
-    // channels_last_image)
+    const RegOrder oa = reg_order(a.a_s, p.C, W), ob = reg_order(a.b_s, p.C, W);
+    const int32_t chans = int32_t(min_of(int64_t(32), p.C - c0));
     const T* A_ = static_cast<const T*>(a.a) + c0 * a.a_s.c;
     const T* B_ = static_cast<const T*>(a.b) + c0 * a.b_s.c;
 
@@ -74,7 +72,7 @@ LC_UNROLL
       F bad = F(0);  // NaN once a G row has a value that is not finite
       for (int64_t n0 = i_begin / H; n0 * H < i_end; n0 += S) {  // the samples the split meets
         sync_threads();  // (the previous round's loads are done)
-        for (int s = 0; s < S && (n0 + s) * H < i_end; ++s) stage_sample(gs + 2 * s * words, a, A_, B_, n0 + s, cl_a, cl_b, c0, H);
+        for (int s = 0; s < S && (n0 + s) * H < i_end; ++s) stage_sample(gs + 2 * s * words, a, A_, B_, n0 + s, oa, ob, chans, H);
         sync_threads();
         for (; it < i_end && it < (n0 + S) * H; it += kCorrRowsGroups) {
           const int32_t q = int32_t(it - n0 * H), s = q / H;  // (slot, row)
@@ -87,7 +85,7 @@ LC_UNROLL
       // per-sample results: S samples staged at once, R warps a sample (rows part, part + R, ..)
       const int64_t n0 = b.n_res * S;
       for (int s = 0; s < S && n0 + s < p.N; ++s)
-        stage_sample(gs + 2 * s * words, a, A_, B_, n0 + s, cl_a, cl_b, c0, H);
+        stage_sample(gs + 2 * s * words, a, A_, B_, n0 + s, oa, ob, chans, H);
       sync_threads();
       F bad = F(0);
       if (n0 + slot < p.N)  // (warp-uniform)
@@ -100,9 +98,9 @@ LC_UNROLL
 
   // Sample n's G and X planes of the block's channels into `to` (G, then X a plane later).
   static LC_DEVICE void stage_sample(F* to, const CorrArgs& a, const T* A_, const T* B_, int64_t n,
-                                     bool cl_a, bool cl_b, int64_t c0, int32_t H) {
-    stage(to, A_ + n * a.a_s.n, a.a_s, cl_a, c0, a.p.C, H);
-    stage(to + reg_plane_words(H, W), B_ + n * a.b_s.n, a.b_s, cl_b, c0, a.p.C, H);
+                                     RegOrder oa, RegOrder ob, int32_t chans, int32_t H) {
+    reg_stage<W>(to, A_ + n * a.a_s.n, a.a_s, oa, chans, H);
+    reg_stage<W>(to + reg_plane_words(H, W), B_ + n * a.b_s.n, a.b_s, ob, chans, H);
   }
 
   // The warps' sums: result (slot s, lane, tap) adds slot s's R warps' in order (a static
@@ -137,39 +135,6 @@ LC_UNROLL
     }
   }
 
-  // The plane of the block's channels c0.. from `src` (their first value) into `to`
-  // ([position][LS]), zeros past C, a warp's lanes on neighbouring source values: a
-  // channels_last image a lane a channel and a warp a row at a time; dense NCHW-like
-  // planes (rows W values apart) a warp a channel at a time, its lanes along the plane;
-  // other strides value by value.
-  static LC_DEVICE void stage(F* to, const T* src, const Image& s, bool cl, int64_t c0,
-                              int64_t C, int32_t H) {
-    const int tid = thread_index(), lane = tid & 31, warp = tid >> 5;
-    const int32_t HW = H * W, chans = int32_t(min_of(int64_t(32), C - c0));
-    const int64_t sw = s.w;
-    if (cl) {
-      const bool in = lane < chans;
-      for (int32_t y = warp; y < H; y += kThreads / 32) {
-        const T* at = src + (lane * s.c + y * s.h);
-        F* out = to + y * W * LS + lane;
-LC_UNROLL
-        for (int x = 0; x < W; ++x, at += sw) out[x * LS] = in ? load_acc(at) : F(0);
-      }
-    } else if (s.h == W * sw) {
-      for (int32_t ch = warp; ch < 32; ch += kThreads / 32) {
-        const bool in = ch < chans;
-        const T* at = src + (ch * s.c + lane * sw);
-        for (int32_t pos = lane; pos < HW; pos += 32, at += 32 * sw)
-          to[pos * LS + ch] = in ? load_acc(at) : F(0);
-      }
-    } else {
-      for (int32_t f = tid; f < 32 * HW; f += kThreads) {
-        const int32_t ch = f / HW, pos = f % HW, y = pos / W, x = pos % W;
-        to[pos * LS + ch] = ch < chans ? load_acc(src + (ch * s.c + y * s.h + x * sw)) : F(0);
-      }
-    }
-  }
-
   // Output row y's products: G's row once, X's row y + i - PD once per kernel row inside.
   // Returns 0, or NaN if a G value of the row is not finite (or their sum overflows).
   static LC_DEVICE F row(F (&acc)[TAPS], const F* g_at, const F* x_at, int32_t y, int32_t H) {
@@ -179,21 +144,7 @@ LC_UNROLL
       g[x] = g_at[(y * W + x) * LS];
       probe += g[x];
     }
-LC_UNROLL
-    for (int i = 0; i < KF; ++i) {
-      const int32_t r = y + i - PD;
-      if (r < 0 || r >= H) continue;  // (warp-uniform)
-      F v[W];
-LC_UNROLL
-      for (int c = 0; c < W; ++c) v[c] = x_at[(r * W + c) * LS];
-LC_UNROLL
-      for (int j = 0; j < KF; ++j)
-LC_UNROLL
-        for (int x = 0; x < W; ++x) {
-          const int c = x + j - PD;
-          if (c >= 0 && c < W) acc[i * KF + j] += g[x] * v[c];
-        }
-    }
+    reg_row_pairs<KF, W>(x_at, y, H, [&](int i, int j, int x, F v) { acc[i * KF + j] += g[x] * v; });
     return probe - probe;
   }
 

@@ -15,6 +15,7 @@
 #include "conn_mma.cuh"
 #include "conn_mma_cl.cuh"
 #include "conn_pos.cuh"
+#include "conn_reg.cuh"
 #include "conn_rows.cuh"
 #include "conn_strip.cuh"
 #include "conn_tile.cuh"
@@ -161,6 +162,26 @@ int launch_corr_sample(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
+// conn_reg.cuh for the planned kernel size and the plane's width (float32 only)
+template <class T, int KF, bool FLIP, class Exec>
+int launch_conn_reg_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if (a.p.w.in == 7) return ex.template launch<ConnReg<T, KF, 7, FLIP>>(l, a, l.conn_reg);
+  return ex.template launch<ConnReg<T, KF, 14, FLIP>>(l, a, l.conn_reg);
+}
+template <class T, bool FLIP, class Exec>
+int launch_conn_reg(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) != 4) {
+    return kBadDType;  // plan.h plans it for float32 only
+  } else {
+    switch (l.kf) {
+      case 3: return launch_conn_reg_kf<T, 3, FLIP>(ex, l, a);
+      case 5: return launch_conn_reg_kf<T, 5, FLIP>(ex, l, a);
+      case 7: return launch_conn_reg_kf<T, 7, FLIP>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_pos_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   if constexpr (FLIP) {
@@ -281,6 +302,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, false>(ex, l, a);
     if (l.kernel == kConnSample) return launch_conn_sample<T, false>(ex, l, a);
+    if (l.kernel == kConnReg) return launch_conn_reg<T, false>(ex, l, a);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl) return launch_conn_mma<T, false>(ex, l, a);
     return launch_conn_tile<T, false>(ex, l, a);
   })
@@ -310,6 +332,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, true>(ex, l, flipped);
     if (l.kernel == kConnSample) return launch_conn_sample<T, true>(ex, l, flipped);
+    if (l.kernel == kConnReg) return launch_conn_reg<T, true>(ex, l, flipped);
     if (l.kernel == kConnMma || l.kernel == kConnMmaCl)
       return launch_conn_mma<T, true>(ex, l, flipped);
     return launch_conn_tile<T, true>(ex, l, flipped);

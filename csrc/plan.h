@@ -255,6 +255,10 @@ struct ConnBatchPlan {
                        // rows, 4-byte aligned, of an even width)
 };
 
+struct ConnRegPlan {
+  int64_t samples;  // conn_reg.cuh: samples a block stages at once (1, 2, 4, 8)
+};
+
 struct ConnStripPlan {
   int64_t row_strips, col_strips;  // strips of strip_rows(kf) rows, kStripCols columns
   int64_t chunk_bytes;             // loads of 16, 8 bytes, or one value (strip_chunk_bytes)
@@ -352,6 +356,7 @@ enum Kernel : int32_t {
   kCorrBatchWide = 24,  // corr_batch_wide.cuh (corr_batch.cuh for planes of up to 16 x 16)
   kCorrBatchLarge = 25,  // corr_batch_wide.cuh on 32 x 32 grids (NCHW planes of up to 32 x 32)
   kCorrReg = 26,      // corr_reg.cuh (float32 depth-wise weight gradient, planes 7 or 14 wide)
+  kConnReg = 27,      // conn_reg.cuh (float32 depth-wise conn2d, planes 7 or 14 wide)
 };
 
 struct Launch {
@@ -368,6 +373,7 @@ struct Launch {
   ConnMmaPlan conn_mma;
   ConnBatchPlan conn_batch;
   ConnPosPlan conn_pos;
+  ConnRegPlan conn_reg;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
   CorrMmaPlan corr_mma;
@@ -856,6 +862,48 @@ inline Launch plan_conn_pos(const ConnArgs& a, bool flip = false) {
   return l;
 }
 
+// a block's offsets (32 channels, a plane) from its first value within 32 bits
+inline bool reg_span_32(const Image& s) {
+  return s.c >= 0 && s.h >= 0 && s.w >= 0 &&
+         32 * s.c + kRegMaxRows * (s.h + s.w) < (int64_t(1) << 31) - 1;
+}
+// the planes the register kernels take: a 3/5/7 window with padding KF / 2 (the output
+// plane is the input's), float32, planes 7 or 14 wide (reg_width) and at most kRegMaxRows
+// high
+inline bool reg_plane(const Problem& p) {
+  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype == kFloat32 &&
+         p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.out == p.h.in && p.w.out == p.w.in &&
+         p.h.in <= kRegMaxRows && reg_width(p.w.in);
+}
+// samples a block stages at once: as many (up to 8) as keep its two planes of each within
+// 56 KB
+inline int64_t reg_samples(const Problem& p) {
+  const int64_t plane = 2 * 4 * reg_plane_words(p.h.in, p.w.in);
+  int64_t S = 1;
+  while (S < kThreads / 32 && 2 * S * plane <= 56 * 1024) S *= 2;
+  return S;
+}
+
+// The float32 depth-wise conn2d of small planes with the filter in registers
+// (conn_reg.cuh): reg_plane's planes, a filter per channel or per sample and channel
+// (shared across positions), 32-bit offsets in a block.
+inline bool conn_reg_fits(const ConnArgs& a) {
+  return reg_plane(a.p) && !a.pos_h && !a.pos_w && reg_span_32(a.src_s) && reg_span_32(a.dst_s);
+}
+
+// 32 channels x reg_samples samples a block
+inline Launch plan_conn_reg(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = kConnReg;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  l.conn_reg.samples = reg_samples(p);
+  l.smem = l.conn_reg.samples * 2 * 4 * reg_plane_words(p.h.in, p.w.in);
+  l.blocks = ceil_div(p.C, int64_t(32)) * ceil_div(p.N, l.conn_reg.samples);
+  return l;
+}
+
 // conn2d: tiles for NCHW-like results, one thread per element for channels_last.
 inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
@@ -864,6 +912,7 @@ inline Launch plan_conn(const ConnArgs& a) {
   if (shared && sample_fits(a)) return plan_conn_sample(a);
   if (shared && mma_fits(a)) return plan_conn_mma(a);
   if (shared && mma_cl_fits(a)) return plan_conn_mma_cl(a);
+  if (shared && conn_reg_fits(a)) return plan_conn_reg(a);
   if (shared && band_fits(a)) {
     const Launch l = plan_conn_band(a);
     if (l.blocks > 0) return l;
@@ -915,6 +964,7 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);
   // (16-bit: the strips, whose flipped pass loads g's rows as 16-bit chunks; predicted
   // 11-13 against 15-24 us at 7 x 7, benchmarks/results/model/NOTES.md)
+  if (flipped_transpose(a, flipped) && conn_reg_fits(*flipped)) return plan_conn_reg(*flipped);
   if (flipped_transpose(a, flipped) && p.dtype == kFloat32 && band_fits(*flipped)) {
     const Launch l = plan_conn_band(*flipped);
     if (l.blocks > 0) return l;
@@ -1249,14 +1299,8 @@ inline Launch plan_corr_sample(const CorrArgs& a) {
 // (Nw = N), any layout; a block's offsets (32 channels, a plane) within 32 bits.
 inline bool corr_reg_fits(const CorrArgs& a) {
   const Problem& p = a.p;
-  const auto span = [](const Image& s) {
-    return s.c >= 0 && s.h >= 0 && s.w >= 0 &&
-           32 * s.c + kRegMaxRows * (s.h + s.w) < (int64_t(1) << 31) - 1;
-  };
-  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype == kFloat32 &&
-         p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.out == p.h.in && p.w.out == p.w.in &&
-         p.h.in <= kRegMaxRows && reg_width(p.w.in) && a.Hw == 1 && a.Ww == 1 && a.Cw == p.C &&
-         (a.Nw == 1 || a.Nw == p.N) && span(a.a_s) && span(a.b_s);
+  return reg_plane(p) && a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && (a.Nw == 1 || a.Nw == p.N) &&
+         reg_span_32(a.a_s) && reg_span_32(a.b_s);
 }
 
 // 32 channels a block (corr_channels.cuh's blocks, one chunk of taps: all of them), as
@@ -1266,8 +1310,7 @@ inline bool corr_reg_fits(const CorrArgs& a) {
 inline Launch plan_corr_reg(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
   const Problem& p = a.p;
   const int64_t plane = 2 * 4 * reg_plane_words(p.h.in, p.w.in);  // a sample's G and X
-  int64_t S = 1;
-  while (S < kCorrRowsGroups && 2 * S * plane <= 56 * 1024) S *= 2;
+  const int64_t S = reg_samples(p);
   const int64_t c_tiles = ceil_div(p.C, int64_t(32));
   Launch l{};
   if (a.Nw == 1) {

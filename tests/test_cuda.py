@@ -232,6 +232,8 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
     ph, pw = (k // 2, k // 2) if padding == "same" else (
         padding if isinstance(padding, tuple) else (padding, padding))
     H, W = x.shape[-2:]
+    if dtype == torch.float32 and (ph, pw) == (k // 2, k // 2) and W in (7, 14) and H <= 16:
+        return "conn_reg"
     if dtype != torch.float32 and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 16:
         if not static:
             return "conn_sample"
@@ -635,21 +637,23 @@ def test_weight_grad_batch_large(emulator: Any, k: int, dtype: torch.dtype,
             assert emulator.kernels[-1] == expect, (nw, emulator.kernels)
 
 
-#: corr_reg's planes (widths 7 and 14, at most 16 rows): DWNet-T's 7 x 7 and 14 x 14, the
-#: tallest (16), one row, and rows that leave kernel rows out on both sides
+#: the register kernels' planes (widths 7 and 14, at most 16 rows): DWNet-T's 7 x 7 and
+#: 14 x 14, the tallest (16), one row, and rows that leave kernel rows out on both sides
 REG_PLANES = [(7, 7), (14, 14), (16, 14), (1, 7), (5, 14), (13, 7)]
+REG_KERNELS = ["conn_reg", "conn_reg", "corr_reg"]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("k", [3, 5, 7])
-def test_weight_grad_registers(emulator: Any, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The float32 K x K depth-wise weight gradient with padding K // 2 on planes 7 or 14
-    wide and at most 16 high runs corr_reg (a channel's K * K sums in a thread's registers,
-    32 channels a block, a sample's planes staged at a time): 3 samples and 37 channels (a
-    partial group of 32), the static filter's batch in one split, the plan's or several
-    (a split that ends inside a sample), per-sample filters (Nw = N); NCHW, channels_last
-    and sliced views; an Inf / NaN reaches exactly the taps whose windows hold it; planes
-    8 wide or 17 high, and other padding, go to the strips."""
+def test_float32_registers(emulator: Any, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Float32 K x K depth-wise with padding K // 2 on planes 7 or 14 wide and at most 16
+    high runs conn_reg for conn2d and the flipped conn2d_transpose (the filter in a
+    thread's registers) and corr_reg for corr2d (a channel's K * K sums in registers): 3
+    samples and 37 channels (a partial group of 32), a bias, the static filter's weight
+    gradient in one split, the plan's or several (a split that ends inside a sample),
+    per-sample filters (Nw = N); NCHW, channels_last and sliced views; an Inf / NaN of x,
+    g or the filter reaches exactly the outputs and taps the reference's do; planes 8
+    wide or 17 high, and other padding, go to the band / strips."""
     g = gen("cuda-reg", k, torch.float32)
     kw = window_kwargs("sliding", 1, k // 2)
     for H, W in REG_PLANES:
@@ -661,10 +665,10 @@ def test_weight_grad_registers(emulator: Any, k: int, monkeypatch: pytest.Monkey
             for nw, splits in ((1, 0), (1, 4), (3, 0)) if what != "sliced" else ((1, 5),):
                 monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
                 emulator is None or emulator.kernels.clear()
-                check(xs, rand((nw, 37, k, k, 1, 1), g, torch.float32), None, kw,
-                      f"{k}x{k} {what} {H}x{W} Nw={nw} splits={splits}")
+                check(xs, rand((nw, 37, k, k, 1, 1), g, torch.float32), rand((37,), g, torch.float32),
+                      kw, f"{k}x{k} {what} {H}x{W} Nw={nw} splits={splits}")
                 if emulator is not None:
-                    assert emulator.kernels[-1] == "corr_reg", (what, H, W, emulator.kernels)
+                    assert emulator.kernels[:3] == REG_KERNELS, (what, H, W, emulator.kernels)
     monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
     x = rand((3, 33, 14, 14), g, torch.float32)
     x[1, 2, 0, 13] = float("inf")  # channel 2: a corner
@@ -672,17 +676,19 @@ def test_weight_grad_registers(emulator: Any, k: int, monkeypatch: pytest.Monkey
     gy = rand((3, 33, 14, 14), g, torch.float32)
     gy[0, 5, 13, 0] = float("-inf")  # channel 5: a corner, against the padding by most taps
     for nw in (1, 3):
+        w = rand((nw, 33, k, k, 1, 1), g, torch.float32)
+        w[nw - 1, 7, 0, k - 1] = float("inf")  # channel 7's corner tap: on the padding at the top
         emulator is None or emulator.kernels.clear()
-        check(x, rand((nw, 33, k, k, 1, 1), g, torch.float32), None, kw,
-              f"{k}x{k} non-finite Nw={nw}", g=gy)
+        check(x, w, None, kw, f"{k}x{k} non-finite Nw={nw}", g=gy)
         if emulator is not None:
-            assert emulator.kernels[-1] == "corr_reg", emulator.kernels
+            assert emulator.kernels[:3] == REG_KERNELS, emulator.kernels
     if emulator is not None:
         for (H, W), pad in (((7, 8), k // 2), ((17, 14), k // 2), ((14, 14), (k // 2, 0))):
             emulator.kernels.clear()
             check(rand((2, 3, H, W), g, torch.float32), rand((1, 3, k, k, 1, 1), g, torch.float32),
                   None, window_kwargs("sliding", 1, pad), f"{k}x{k} {H}x{W} p={pad}")
             assert emulator.kernels[-1] == "corr_strip", (H, W, pad, emulator.kernels)
+            assert "conn_reg" not in emulator.kernels, (H, W, pad, emulator.kernels)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -1080,7 +1086,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_sample", "conn_sample", "corr_sample"),
             (rand((2, 3, 9, 10), g, torch.float16), rand((2, 3, 3, 3, 1, 1), g, torch.float16),
              window_kwargs("sliding", 1, 1))),
-        (("conn_band", "conn_band", "corr_reg"),  # (float32, 7 columns)
+        (("conn_reg", "conn_reg", "corr_reg"),  # (float32, 7 columns)
             (rand((3, 3, 9, 7), g, torch.float32), rand((1, 3, 5, 5, 1, 1), g, torch.float32),
              window_kwargs("sliding", 1, 2))),
         (("conn_band", "conn_strip", "corr_batch_large"),  # (20 columns: past 16 x 16)

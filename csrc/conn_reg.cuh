@@ -1,0 +1,118 @@
+// conn2d (and the flipped conn2d_transpose) in float32 on small planes: a depth-wise
+// filter (static, or each sample's own) of KF x KF taps (3, 5, 7) with padding KF / 2,
+// stride 1, dilation 1, planes of width W (7 or 14, a template argument) and at most 16
+// rows, any layout and strides (corr_reg.cuh's planes, the other direction).
+//
+//   y[n, c, oy, ox] = bias[c] + sum_{i, j} w[n', c, i, j] x[n, c, oy + i - KF/2, ox + j - KF/2]
+//
+// A thread holds its channel's KF x KF filter in registers: the block's 32 lanes are 32
+// consecutive channels, its 8 warps S sample slots (S = 1, 2, 4 or 8 samples staged at
+// once) of 8 / S warps, which take the slot's output rows in turn. Per output row a
+// thread keeps W sums and loads each input row it meets (W values) once; every product
+// inside the plane is one FFMA, chosen at compile time (no masks, no padding products).
+// Input and output planes move through shared memory (reg_stage.cuh), coalesced in
+// either layout.
+//
+// Exactness: the reference's sums (bias first), float32 FFMA of the same products. The
+// forward reference's padding products (filter taps times zeros) are left out: they add
+// nothing unless a tap is not finite, which the filter's sum shows; a thread whose filter
+// has such a tap (rare) adds them to its outputs afterwards, NaN where the reference's
+// are. The transpose's reference (a gather) has none.
+#pragma once
+
+#include "params.h"
+#include "plan.h"
+#include "portable.h"
+#include "reg_stage.cuh"
+
+namespace lc {
+
+template <class T, int KF, int W, bool FLIP>
+struct ConnReg {
+  static_assert(sizeof(T) == 4, "float32 (16-bit types have the tensor-core kernels)");
+  static constexpr int PD = KF / 2, TAPS = KF * KF;
+  static constexpr int LS = kRegLaneStride;
+  static constexpr int kMinBlocks = 2;  // at most 128 registers
+  using F = float;
+
+  static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnRegPlan& t) {
+    const Problem& p = a.p;
+    const int tid = thread_index(), lane = tid & 31, warp = tid >> 5;
+    const int64_t c_tiles = ceil_div(p.C, int64_t(32));
+    const int64_t c0 = block_index() % c_tiles * 32, n0 = block_index() / c_tiles * t.samples;
+    const int S = int(t.samples), R = kThreads / 32 / S, slot = warp / R, part = warp % R;
+    const int32_t H = int32_t(p.h.in), chans = int32_t(min_of(int64_t(32), p.C - c0));
+    const int ns = int(min_of(int64_t(S), p.N - n0));
+    const int64_t words = reg_plane_words(H, W);
+    F* xs = reinterpret_cast<F*>(smem);  // slot s: its input plane at 2 s planes, output after
+    const RegOrder in_order = reg_order(a.src_s, p.C, W), out_order = reg_order(a.dst_s, p.C, W);
+    const T* x = static_cast<const T*>(a.src) + (n0 * a.src_s.n + c0 * a.src_s.c);
+    for (int s = 0; s < ns; ++s) reg_stage<W>(xs + 2 * s * words, x + s * a.src_s.n, a.src_s, in_order, chans, H);
+
+    // the lane's filter (an idle lane's: the last channel's), flipped for FLIP
+    const int64_t c = c0 + min_of(lane, chans - 1), n = n0 + min_of(slot, ns - 1);
+    const T* wp = static_cast<const T*>(a.weight) + (n * a.w_s.n + (c / p.cpg) * a.w_s.g);
+    F w[TAPS], probe = F(0);
+LC_UNROLL
+    for (int i = 0; i < KF; ++i)
+LC_UNROLL
+      for (int j = 0; j < KF; ++j) {
+        w[i * KF + j] = load_acc(wp + ((FLIP ? KF - 1 - i : i) * a.w_s.kh + (FLIP ? KF - 1 - j : j) * a.w_s.kw));
+        probe += w[i * KF + j];
+      }
+    const F b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : F(0);
+    sync_threads();
+    if (slot < ns) {  // (warp-uniform)
+      const F* x_at = xs + 2 * slot * words + lane;
+      F* y_at = xs + (2 * slot + 1) * words + lane;
+      for (int32_t y = part; y < H; y += R) row(w, b0, x_at, y_at, y, H);
+      // (rare: the lane alone; the transpose's reference has no padding products)
+      if (!FLIP && !(probe - probe == F(0))) padding(w, y_at, part, R, H);
+    }
+    sync_threads();
+    T* out = static_cast<T*>(a.dst) + (n0 * a.dst_s.n + c0 * a.dst_s.c);
+    for (int s = 0; s < ns; ++s)
+      reg_unstage<W>(out + s * a.dst_s.n, xs + (2 * s + 1) * words, a.dst_s, out_order, chans, H);
+  }
+
+  // Output row y: W sums, the input row y + i - PD once per kernel row inside the plane.
+  static LC_DEVICE void row(const F (&w)[TAPS], F b0, const F* x_at, F* y_at, int32_t y, int32_t H) {
+    F o[W];
+LC_UNROLL
+    for (int x = 0; x < W; ++x) o[x] = b0;
+    reg_row_pairs<KF, W>(x_at, y, H, [&](int i, int j, int x, F v) { o[x] += w[i * KF + j] * v; });
+LC_UNROLL
+    for (int x = 0; x < W; ++x) y_at[(y * W + x) * LS] = o[x];
+  }
+
+  // The reference's products of the filter with the padding's zeros, left out by row():
+  // where a tap is not finite they make the outputs whose windows it puts on the padding
+  // NaN (finite taps add zeros). Output (y, x) meets the padding at every tap of kernel
+  // row i if row y + i - PD is outside the plane, else at taps j with x + j - PD outside.
+  static LC_DEVICE void padding(const F (&w)[TAPS], F* y_at, int part, int R, int32_t H) {
+    LC_RARE_PATH();
+    F rows[KF];  // kernel row i's taps times zero
+LC_UNROLL
+    for (int i = 0; i < KF; ++i) {
+      rows[i] = F(0);
+LC_UNROLL
+      for (int j = 0; j < KF; ++j) rows[i] += w[i * KF + j] * F(0);
+    }
+    for (int32_t y = part; y < H; y += R)
+LC_UNROLL
+      for (int x = 0; x < W; ++x) {
+        F add = F(0);
+LC_UNROLL
+        for (int i = 0; i < KF; ++i) {
+          F cols = F(0);
+LC_UNROLL
+          for (int j = 0; j < KF; ++j)
+            if (x + j - PD < 0 || x + j - PD >= W) cols += w[i * KF + j] * F(0);
+          add += (y + i - PD < 0 || y + i - PD >= H) ? rows[i] : cols;
+        }
+        y_at[(y * W + x) * LS] += add;
+      }
+  }
+};
+
+}  // namespace lc

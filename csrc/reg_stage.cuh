@@ -1,0 +1,114 @@
+// The staging of the register kernels (corr_reg.cuh, conn_reg.cuh): a sample's plane of
+// a block's 32 channels (H rows of W values, W a constant) in shared memory as
+// [position][kRegLaneStride] float32 words: channel (lane) l's value at position
+// y * W + x is word (y * W + x) * 33 + l, so a warp's lanes reading one position meet 32
+// distinct banks, and so do stores in either order below.
+//
+// A warp's lanes take neighbouring values of the image: channels_last (a pixel's channels
+// together) a lane a channel and a warp a row at a time, its pointer stepped along the
+// row; dense NCHW-like planes (rows W values apart) a warp a channel at a time, its lanes
+// along the plane; other strides value by value. Offsets from the block's first value
+// (channel c0 of the sample) fit 32 bits (plan.h reg_span_32). Channels past C are zeros
+// when staged and skipped when written back.
+#pragma once
+
+#include "params.h"
+#include "plan.h"
+#include "portable.h"
+
+namespace lc {
+
+enum class RegOrder { kPixels, kPlanes, kValues };
+
+// How an image's values are walked (the three orders above)
+LC_DEVICE RegOrder reg_order(const Image& s, int64_t C, int W) {
+  if (C > 1 && s.c == 1) return RegOrder::kPixels;  // (plan.h channels_last_image)
+  return s.h == W * s.w ? RegOrder::kPlanes : RegOrder::kValues;
+}
+
+// image -> staged plane (`src`: the block's first value)
+template <int W, class T>
+LC_DEVICE void reg_stage(float* to, const T* src, const Image& s, RegOrder order, int32_t chans,
+                         int32_t H) {
+  constexpr int LS = kRegLaneStride;
+  const int tid = thread_index(), lane = tid & 31, warp = tid >> 5;
+  const int32_t HW = H * W;
+  const int64_t sw = s.w;
+  if (order == RegOrder::kPixels) {
+    const bool in = lane < chans;
+    for (int32_t y = warp; y < H; y += kThreads / 32) {
+      const T* at = src + (lane * s.c + y * s.h);
+      float* out = to + y * W * LS + lane;
+LC_UNROLL
+      for (int x = 0; x < W; ++x, at += sw) out[x * LS] = in ? load_acc(at) : 0.0f;
+    }
+  } else if (order == RegOrder::kPlanes) {
+    for (int32_t ch = warp; ch < 32; ch += kThreads / 32) {
+      const bool in = ch < chans;
+      const T* at = src + (ch * s.c + lane * sw);
+      for (int32_t pos = lane; pos < HW; pos += 32, at += 32 * sw)
+        to[pos * LS + ch] = in ? load_acc(at) : 0.0f;
+    }
+  } else {
+    for (int32_t f = tid; f < 32 * HW; f += kThreads) {
+      const int32_t ch = f / HW, pos = f % HW, y = pos / W, x = pos % W;
+      to[pos * LS + ch] = ch < chans ? load_acc(src + (ch * s.c + y * s.h + x * sw)) : 0.0f;
+    }
+  }
+}
+
+// staged plane -> image (`dst`: the block's first value), channels < chans only
+template <int W, class T>
+LC_DEVICE void reg_unstage(T* dst, const float* from, const Image& s, RegOrder order,
+                           int32_t chans, int32_t H) {
+  constexpr int LS = kRegLaneStride;
+  const int tid = thread_index(), lane = tid & 31, warp = tid >> 5;
+  const int32_t HW = H * W;
+  const int64_t sw = s.w;
+  if (order == RegOrder::kPixels) {
+    if (lane >= chans) return;
+    for (int32_t y = warp; y < H; y += kThreads / 32) {
+      T* at = dst + (lane * s.c + y * s.h);
+      const float* in = from + y * W * LS + lane;
+LC_UNROLL
+      for (int x = 0; x < W; ++x, at += sw) store_acc(at, in[x * LS]);
+    }
+  } else if (order == RegOrder::kPlanes) {
+    for (int32_t ch = warp; ch < chans; ch += kThreads / 32) {
+      T* at = dst + (ch * s.c + lane * sw);
+      for (int32_t pos = lane; pos < HW; pos += 32, at += 32 * sw) store_acc(at, from[pos * LS + ch]);
+    }
+  } else {
+    for (int32_t f = tid; f < 32 * HW; f += kThreads) {
+      const int32_t ch = f / HW, pos = f % HW, y = pos / W, x = pos % W;
+      if (ch < chans) store_acc(dst + (ch * s.c + y * s.h + x * sw), from[pos * LS + ch]);
+    }
+  }
+}
+
+// Output row y's products (the register kernels' inner loop): for each kernel row i whose
+// input row y + i - KF/2 lies in the plane, its W values loaded once from the staged
+// plane (`x_at`: the lane's value at position 0), then f(i, j, x, value at column
+// x + j - KF/2) for every pair (x, j) whose column lies in the plane, chosen at compile
+// time: no masks, no padding products.
+template <int KF, int W, class Fn>
+LC_DEVICE void reg_row_pairs(const float* x_at, int32_t y, int32_t H, Fn&& f) {
+  constexpr int PD = KF / 2;
+LC_UNROLL
+  for (int i = 0; i < KF; ++i) {
+    const int32_t r = y + i - PD;
+    if (r < 0 || r >= H) continue;  // (warp-uniform)
+    float v[W];
+LC_UNROLL
+    for (int q = 0; q < W; ++q) v[q] = x_at[(r * W + q) * kRegLaneStride];
+LC_UNROLL
+    for (int j = 0; j < KF; ++j)
+LC_UNROLL
+      for (int x = 0; x < W; ++x) {
+        const int q = x + j - PD;
+        if (q >= 0 && q < W) f(i, j, x, v[q]);
+      }
+  }
+}
+
+}  // namespace lc
