@@ -19,9 +19,9 @@
 //
 // The block stages up to 8 samples at a time: G's and X's planes of its 32 channels in
 // shared memory as [position][33] words (reg_stage.cuh: a warp's loads of a position
-// meet 32 distinct banks; coalesced in either layout). Lanes past C stage zeros. At the end the
-// 8 warps' sums are added in a fixed order (store_group_sums: deterministic, no
-// atomics), into the result or a split's slice of the workspace (plan.h plan_corr_reg).
+// meet 32 distinct banks; coalesced in either layout). Lanes past C stage zeros. At the
+// end the warps' sums are added in a fixed order (reduce: deterministic, no atomics), into
+// the result or a split's slice of the workspace (plan.h plan_corr_reg).
 //
 // Exactness: the reference's sums, in another order: float32 FFMA of the same products.
 // The padding's products (G times zeros) are left out: they add nothing unless a G value
@@ -72,7 +72,8 @@ LC_UNROLL
       F bad = F(0);  // NaN once a G row has a value that is not finite
       for (int64_t n0 = i_begin / H; n0 * H < i_end; n0 += S) {  // the samples the split meets
         sync_threads();  // (the previous round's loads are done)
-        for (int s = 0; s < S && (n0 + s) * H < i_end; ++s) stage_sample(gs + 2 * s * words, a, A_, B_, n0 + s, oa, ob, chans, H);
+        for (int s = 0; s < S && (n0 + s) * H < i_end; ++s)
+          stage_sample(gs + 2 * s * words, a, A_, B_, n0 + s, oa, ob, chans, H);
         sync_threads();
         for (; it < i_end && it < (n0 + S) * H; it += kCorrRowsGroups) {
           const int32_t q = int32_t(it - n0 * H), s = q / H;  // (slot, row)

@@ -642,10 +642,11 @@ inline int32_t mma_piece(const void* base, const Image& s) {
 
 // The offsets of conn_batch.cuh's block (kBatchSamples samples, kBatchChannels channels, a
 // plane of at most 8 x 8) from its first value fit 32 bits.
-inline bool block_span_32(const Image& s, int64_t channels, int64_t side) {
+inline bool block_span_32(const Image& s, int64_t channels, int64_t side,
+                          int64_t samples = kBatchSamples) {
   const int64_t lim = (int64_t(1) << 31) - 1;
   return s.n >= 0 && s.c >= 0 && s.h >= 0 && s.w >= 0 &&
-         kBatchSamples * s.n + channels * s.c + side * s.h + side * s.w < lim;
+         samples * s.n + channels * s.c + side * s.h + side * s.w < lim;
 }
 inline bool batch_span_32(const Image& s) { return block_span_32(s, kBatchChannels, 8); }
 
@@ -862,11 +863,8 @@ inline Launch plan_conn_pos(const ConnArgs& a, bool flip = false) {
   return l;
 }
 
-// a block's offsets (32 channels, a plane) from its first value within 32 bits
-inline bool reg_span_32(const Image& s) {
-  return s.c >= 0 && s.h >= 0 && s.w >= 0 &&
-         32 * s.c + kRegMaxRows * (s.h + s.w) < (int64_t(1) << 31) - 1;
-}
+// a block's offsets (32 channels, a plane; samples by 64-bit pointers) within 32 bits
+inline bool reg_span_32(const Image& s) { return block_span_32(s, 32, kRegMaxRows, 0); }
 // the planes the register kernels take: a 3/5/7 window with padding KF / 2 (the output
 // plane is the input's), float32, planes 7 or 14 wide (reg_width) and at most kRegMaxRows
 // high
