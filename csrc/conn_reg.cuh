@@ -1,7 +1,9 @@
-// conn2d (and the flipped conn2d_transpose) in float32 on small planes: a depth-wise
-// filter (static, or each sample's own) of KF x KF taps (3, 5, 7) with padding KF / 2,
-// stride 1, dilation 1, planes of width W (7 or 14, a template argument) and at most 16
-// rows, any layout and strides (corr_reg.cuh's planes, the other direction).
+// conn2d (and the flipped conn2d_transpose) on small planes: a depth-wise filter (static,
+// or each sample's own) of KF x KF taps (3, 5, 7) with padding KF / 2, stride 1,
+// dilation 1, planes of width W (7 or 14, a template argument) and at most 16 rows, any
+// layout and strides (corr_reg.cuh's planes, the other direction); float32 sums of
+// float32 values, or of 16-bit ones staged as float32 (plan.h: per-sample filters on
+// planes 7 wide, where tensor cores find no reuse across samples).
 //
 //   y[n, c, oy, ox] = bias[c] + sum_{i, j} w[n', c, i, j] x[n, c, oy + i - KF/2, ox + j - KF/2]
 //
@@ -11,7 +13,8 @@
 // thread keeps W sums and loads each input row it meets (W values) once; every product
 // inside the plane is one FFMA, chosen at compile time (no masks, no padding products).
 // Input and output planes move through shared memory (reg_stage.cuh), coalesced in
-// either layout.
+// either layout. On 7 x 7 planes a warp's rows are unrolled (reg_rows): the kernel rows
+// inside the plane and the staged rows' offsets are constants.
 //
 // Exactness: the reference's sums (bias first), float32 FFMA of the same products. The
 // forward reference's padding products (filter taps times zeros) are left out: they add
@@ -29,7 +32,7 @@ namespace lc {
 
 template <class T, int KF, int W, bool FLIP>
 struct ConnReg {
-  static_assert(sizeof(T) == 4, "float32 (16-bit types have the tensor-core kernels)");
+  static_assert(sizeof(T) <= 4, "float32, float16, bfloat16 (float32 sums)");
   static constexpr int PD = KF / 2, TAPS = KF * KF;
   static constexpr int LS = kRegLaneStride;
   static constexpr int kMinBlocks = 2;  // at most 128 registers
@@ -53,19 +56,18 @@ struct ConnReg {
     const int64_t c = c0 + min_of(lane, chans - 1), n = n0 + min_of(slot, ns - 1);
     const T* wp = static_cast<const T*>(a.weight) + (n * a.w_s.n + (c / p.cpg) * a.w_s.g);
     F w[TAPS], probe = F(0);
+    if (a.w_s.kw == 1 && a.w_s.kh == KF)  // the usual filter: its taps at constant offsets
+      load_filter(w, [&](int i, int j) { return wp + (i * KF + j); });
+    else
+      load_filter(w, [&](int i, int j) { return wp + (i * a.w_s.kh + j * a.w_s.kw); });
 LC_UNROLL
-    for (int i = 0; i < KF; ++i)
-LC_UNROLL
-      for (int j = 0; j < KF; ++j) {
-        w[i * KF + j] = load_acc(wp + ((FLIP ? KF - 1 - i : i) * a.w_s.kh + (FLIP ? KF - 1 - j : j) * a.w_s.kw));
-        probe += w[i * KF + j];
-      }
+    for (int k = 0; k < TAPS; ++k) probe += w[k];
     const F b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : F(0);
     sync_threads();
     if (slot < ns) {  // (warp-uniform)
       const F* x_at = xs + 2 * slot * words + lane;
       F* y_at = xs + (2 * slot + 1) * words + lane;
-      for (int32_t y = part; y < H; y += R) row(w, b0, x_at, y_at, y, H);
+      reg_rows<W>(part, R, H, [&](int32_t y, int32_t h) { row(w, b0, x_at, y_at, y, h); });
       // (rare: the lane alone; the transpose's reference has no padding products)
       if (!FLIP && !(probe - probe == F(0))) padding(w, y_at, part, R, H);
     }
@@ -73,6 +75,15 @@ LC_UNROLL
     T* out = static_cast<T*>(a.dst) + (n0 * a.dst_s.n + c0 * a.dst_s.c);
     for (int s = 0; s < ns; ++s)
       reg_unstage<W>(out + s * a.dst_s.n, xs + (2 * s + 1) * words, a.dst_s, out_order, chans, H);
+  }
+
+  // The filter's taps (`at(i, j)`: tap (i, j)'s address), flipped for FLIP
+  template <class At>
+  static LC_DEVICE void load_filter(F (&w)[TAPS], At&& at) {
+LC_UNROLL
+    for (int i = 0; i < KF; ++i)
+LC_UNROLL
+      for (int j = 0; j < KF; ++j) w[i * KF + j] = load_acc(at(FLIP ? KF - 1 - i : i, FLIP ? KF - 1 - j : j));
   }
 
   // Output row y: W sums, the input row y + i - PD once per kernel row inside the plane.

@@ -1,8 +1,10 @@
-// The float32 depth-wise weight gradient (corr2d with a per-channel result, static Nw = 1
-// or per-sample Nw = N) of small planes: a KF x KF window (3, 5, 7) with padding KF / 2,
+// The depth-wise weight gradient (corr2d with a per-channel result, static Nw = 1 or
+// per-sample Nw = N) of small planes: a KF x KF window (3, 5, 7) with padding KF / 2,
 // stride 1, dilation 1, planes of width W (7 or 14, a template argument: DWNet-T's,
 // ConvNeXt's and Swin's 7 x 7 and 14 x 14 stages at 224 px) and of at most 16 rows, any
-// layout and strides.
+// layout and strides; float32 sums of float32 values, or of 16-bit ones staged as
+// float32 (plan.h: per-sample results, which have no reuse across samples for tensor
+// cores; a static one runs the batch on them).
 //
 //   out[n', c, i, j] = sum_{n, y, x} G[n, c, y, x] X[n, c, y + i - KF/2, x + j - KF/2]
 //
@@ -39,7 +41,7 @@ namespace lc {
 
 template <class T, int KF, int W>
 struct CorrReg {
-  static_assert(sizeof(T) == 4, "float32 (16-bit types have the tensor-core kernels)");
+  static_assert(sizeof(T) <= 4, "float32, float16, bfloat16 (float32 sums)");
   static constexpr int PD = KF / 2, TAPS = KF * KF;
   static constexpr int LS = kRegLaneStride;  // a position's 32 lanes, then the next position
   static constexpr int kMinBlocks = 2;       // at most 128 registers

@@ -162,7 +162,7 @@ int launch_corr_sample(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
-// conn_reg.cuh for the planned kernel size and the plane's width (float32 only)
+// conn_reg.cuh for the planned kernel size and the plane's width (not float64)
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_reg_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   if (a.p.w.in == 7) return ex.template launch<ConnReg<T, KF, 7, FLIP>>(l, a, l.conn_reg);
@@ -170,8 +170,8 @@ int launch_conn_reg_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
 }
 template <class T, bool FLIP, class Exec>
 int launch_conn_reg(Exec& ex, const Launch& l, const ConnArgs& a) {
-  if constexpr (sizeof(T) != 4) {
-    return kBadDType;  // plan.h plans it for float32 only
+  if constexpr (sizeof(T) == 8) {
+    return kBadDType;  // plan.h plans it for float32 and 16-bit types only
   } else {
     switch (l.kf) {
       case 3: return launch_conn_reg_kf<T, 3, FLIP>(ex, l, a);
@@ -442,7 +442,7 @@ int launch_corr_batch(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
-// corr_reg.cuh for the planned kernel size and the plane's width (float32 only)
+// corr_reg.cuh for the planned kernel size and the plane's width (not float64)
 template <class T, int KF, class Exec>
 int launch_corr_reg_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
   if (a.p.w.in == 7) return ex.template launch<CorrReg<T, KF, 7>>(l, a, l.corr_channels);
@@ -450,8 +450,8 @@ int launch_corr_reg_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
 }
 template <class T, class Exec>
 int launch_corr_reg(Exec& ex, const Launch& l, const CorrArgs& a) {
-  if constexpr (sizeof(T) != 4) {
-    return kBadDType;  // plan.h plans it for float32 only
+  if constexpr (sizeof(T) == 8) {
+    return kBadDType;  // plan.h plans it for float32 and 16-bit types only
   } else {
     switch (l.kf) {
       case 3: return launch_corr_reg_kf<T, 3>(ex, l, a);

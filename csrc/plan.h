@@ -355,8 +355,8 @@ enum Kernel : int32_t {
   kCorrSample = 23,   // corr_sample.cuh (its weight gradient)
   kCorrBatchWide = 24,  // corr_batch_wide.cuh (corr_batch.cuh for planes of up to 16 x 16)
   kCorrBatchLarge = 25,  // corr_batch_wide.cuh on 32 x 32 grids (NCHW planes of up to 32 x 32)
-  kCorrReg = 26,      // corr_reg.cuh (float32 depth-wise weight gradient, planes 7 or 14 wide)
-  kConnReg = 27,      // conn_reg.cuh (float32 depth-wise conn2d, planes 7 or 14 wide)
+  kCorrReg = 26,      // corr_reg.cuh (depth-wise weight gradient, planes 7 or 14 wide)
+  kConnReg = 27,      // conn_reg.cuh (depth-wise conn2d, planes 7 or 14 wide)
 };
 
 struct Launch {
@@ -866,10 +866,10 @@ inline Launch plan_conn_pos(const ConnArgs& a, bool flip = false) {
 // a block's offsets (32 channels, a plane; samples by 64-bit pointers) within 32 bits
 inline bool reg_span_32(const Image& s) { return block_span_32(s, 32, kRegMaxRows, 0); }
 // the planes the register kernels take: a 3/5/7 window with padding KF / 2 (the output
-// plane is the input's), float32, planes 7 or 14 wide (reg_width) and at most kRegMaxRows
-// high
+// plane is the input's), float32 or 16-bit values (float32 sums), planes 7 or 14 wide
+// (reg_width) and at most kRegMaxRows high
 inline bool reg_plane(const Problem& p) {
-  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype == kFloat32 &&
+  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 &&
          p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.out == p.h.in && p.w.out == p.w.in &&
          p.h.in <= kRegMaxRows && reg_width(p.w.in);
 }
@@ -882,11 +882,15 @@ inline int64_t reg_samples(const Problem& p) {
   return S;
 }
 
-// The float32 depth-wise conn2d of small planes with the filter in registers
-// (conn_reg.cuh): reg_plane's planes, a filter per channel or per sample and channel
-// (shared across positions), 32-bit offsets in a block.
+// The depth-wise conn2d of small planes with the filter in registers (conn_reg.cuh):
+// reg_plane's planes, a filter per channel or per sample and channel (shared across
+// positions), 32-bit offsets in a block; 16-bit planes 7 wide only (a filter the samples
+// share runs the batch on tensor cores, plan_conn; per-sample filters at 14 x 14 are
+// predicted 15-19 us here against conn_sample's 10-12, at 7 x 7 7.5-9.2 against 10.4-12.6:
+// benchmarks/results/model/NOTES.md).
 inline bool conn_reg_fits(const ConnArgs& a) {
-  return reg_plane(a.p) && !a.pos_h && !a.pos_w && reg_span_32(a.src_s) && reg_span_32(a.dst_s);
+  return reg_plane(a.p) && (a.p.dtype == kFloat32 || a.p.w.in == 7) && !a.pos_h && !a.pos_w &&
+         reg_span_32(a.src_s) && reg_span_32(a.dst_s);
 }
 
 // 32 channels x reg_samples samples a block
@@ -907,10 +911,10 @@ inline Launch plan_conn(const ConnArgs& a) {
   const Problem& p = a.p;
   const bool shared = !a.pos_h && !a.pos_w;
   if (shared && batch_fits(a)) return plan_conn_batch(a);
+  if (shared && conn_reg_fits(a)) return plan_conn_reg(a);
   if (shared && sample_fits(a)) return plan_conn_sample(a);
   if (shared && mma_fits(a)) return plan_conn_mma(a);
   if (shared && mma_cl_fits(a)) return plan_conn_mma_cl(a);
-  if (shared && conn_reg_fits(a)) return plan_conn_reg(a);
   if (shared && band_fits(a)) {
     const Launch l = plan_conn_band(a);
     if (l.blocks > 0) return l;
@@ -957,12 +961,12 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
     if (l.blocks > 0) return l;
   }
   if (flipped_transpose(a, flipped) && batch_fits(*flipped)) return plan_conn_batch(*flipped);
+  if (flipped_transpose(a, flipped) && conn_reg_fits(*flipped)) return plan_conn_reg(*flipped);
   if (flipped_transpose(a, flipped) && sample_fits(*flipped)) return plan_conn_sample(*flipped);
   if (flipped_transpose(a, flipped) && mma_fits(*flipped)) return plan_conn_mma(*flipped);
   if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);
   // (16-bit: the strips, whose flipped pass loads g's rows as 16-bit chunks; predicted
   // 11-13 against 15-24 us at 7 x 7, benchmarks/results/model/NOTES.md)
-  if (flipped_transpose(a, flipped) && conn_reg_fits(*flipped)) return plan_conn_reg(*flipped);
   if (flipped_transpose(a, flipped) && p.dtype == kFloat32 && band_fits(*flipped)) {
     const Launch l = plan_conn_band(*flipped);
     if (l.blocks > 0) return l;
@@ -1291,7 +1295,8 @@ inline Launch plan_corr_sample(const CorrArgs& a) {
   return l;
 }
 
-// The float32 depth-wise weight gradient of small planes (corr_reg.cuh): a 3/5/7 window
+// The depth-wise weight gradient of small planes (corr_reg.cuh; float32 sums of float32
+// or 16-bit values, which the batch takes first for a static result): a 3/5/7 window
 // with padding KF / 2 (the output plane is the input's), planes 7 or 14 wide (reg_width)
 // and at most kRegMaxRows high, a per-channel result static (Nw = 1) or per sample
 // (Nw = N), any layout; a block's offsets (32 channels, a plane) within 32 bits.
@@ -1382,8 +1387,8 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
     if (pos.blocks > 0) return pos;
   }
   if (corr_batch_fits(a) || corr_batch_large_fits(a)) return plan_corr_batch(a, sm_count, force_splits);
-  if (corr_sample_fits(a)) return plan_corr_sample(a);
   if (corr_reg_fits(a)) return plan_corr_reg(a, sm_count, force_splits);
+  if (corr_sample_fits(a)) return plan_corr_sample(a);
   if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);

@@ -86,6 +86,24 @@ LC_UNROLL
   }
 }
 
+// f(y, H) for the rows y = part, part + R, .. of a plane H rows high (R a power of 2): a
+// square plane 7 wide (the 7 x 7 stages) unrolled, y and H constants, so that the kernel
+// rows inside the plane and the staged rows' offsets fold at compile time (no branch a
+// kernel row, immediate shared-memory offsets); other planes a loop (14 x 14 unrolled
+// would be ~8k instructions a body).
+template <int W, class Fn>
+LC_DEVICE void reg_rows(int part, int R, int32_t H, Fn&& f) {
+  if constexpr (W == 7) {
+    if (H == W) {
+LC_UNROLL
+      for (int y = 0; y < W; ++y)
+        if ((y & (R - 1)) == part) f(y, W);  // (warp-uniform)
+      return;
+    }
+  }
+  for (int32_t y = part; y < H; y += R) f(y, H);
+}
+
 // Output row y's products (the register kernels' inner loop): for each kernel row i whose
 // input row y + i - KF/2 lies in the plane, its W values loaded once from the staged
 // plane (`x_at`: the lane's value at position 0), then f(i, j, x, value at column

@@ -228,11 +228,14 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
     for 16-bit NCHW planes of 16 x 16 at least (14 x 14 for a static filter); else the
     strips on a staged band where the pass's column
     padding is K // 2 (the transpose's is K - 1 - pw, and only float32 transposes run
-    there); else the strips."""
+    there); else the strips. Planes 7 or 14 wide and at most 16 high with padding K // 2
+    hold the filter in registers (conn_reg): float32, and 16-bit per-sample filters on
+    planes 7 wide."""
     ph, pw = (k // 2, k // 2) if padding == "same" else (
         padding if isinstance(padding, tuple) else (padding, padding))
     H, W = x.shape[-2:]
-    if dtype == torch.float32 and (ph, pw) == (k // 2, k // 2) and W in (7, 14) and H <= 16:
+    if (dtype == torch.float32 or (not static and W == 7)) and (ph, pw) == (k // 2, k // 2) \
+            and W in (7, 14) and H <= 16:
         return "conn_reg"
     if dtype != torch.float32 and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 16:
         if not static:
@@ -251,13 +254,14 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
     """The kernel csrc/plan.h picks for a stride-1 3/5/7 NCHW depth-wise weight gradient:
     tensor cores for the 16-bit dtypes (on planes of at most 16 x 16 with padding K // 2
     the batch as K for a filter the samples share, a plane a warp for per-sample
-    results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips; float32
-    planes 7 or 14 wide and at most 16 high with padding K // 2 hold a channel's taps in
-    registers (corr_reg), other float32 planes the strips."""
+    results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips; planes 7 or
+    14 wide and at most 16 high with padding K // 2 hold a channel's taps in registers
+    (corr_reg: float32, and 16-bit per-sample results), other float32 planes the strips."""
+    reg = x is not None and padding == k // 2 and x.shape[-1] in (7, 14) and x.shape[-2] <= 16
     if dtype == torch.float32:
-        if x is not None and padding == k // 2 and x.shape[-1] in (7, 14) and x.shape[-2] <= 16:
-            return "corr_reg"
-        return "corr_strip"
+        return "corr_reg" if reg else "corr_strip"
+    if reg and not static:
+        return "corr_reg"
     side = max(x.shape[-2:]) if x is not None else 0
     if x is not None and side <= 16 and k <= 7 and padding == k // 2:
         if static:
@@ -579,7 +583,7 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
     check(xw, ww, None, kw, f"{k}x{k} 14x14 non-finite", g=gw)
     if emulator is not None:
         assert emulator.kernels[:3] == ["conn_batch_wide"] * 2 + ["corr_batch_wide"], emulator.kernels
-        for nw, pad, expect in ((17, k // 2, ["conn_sample", "conn_sample", "corr_sample"]),
+        for nw, pad, expect in ((17, k // 2, ["conn_reg", "conn_reg", "corr_reg"]),  # (7 x 7)
                                 (1, k // 2 + 1, ["conn_strip", "conn_strip", "corr_mma"])):
             emulator.kernels.clear()
             check(x[:, :2], rand((nw, 2, k, k, 1, 1), g, dtype), None,
@@ -640,55 +644,70 @@ def test_weight_grad_batch_large(emulator: Any, k: int, dtype: torch.dtype,
 #: the register kernels' planes (widths 7 and 14, at most 16 rows): DWNet-T's 7 x 7 and
 #: 14 x 14, the tallest (16), one row, and rows that leave kernel rows out on both sides
 REG_PLANES = [(7, 7), (14, 14), (16, 14), (1, 7), (5, 14), (13, 7)]
-REG_KERNELS = ["conn_reg", "conn_reg", "corr_reg"]
+
+
+def reg_kernels(dtype: torch.dtype, W: int) -> list[str]:
+    """The kernels of conn2d, conn2d_transpose and corr2d on a register plane W wide
+    (per-sample filters for 16-bit: their 14-wide conn2d runs conn_sample, plan.h)."""
+    conn = "conn_reg" if dtype == torch.float32 or W == 7 else "conn_sample"
+    return [conn, conn, "corr_reg"]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["f32", "f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7])
-def test_float32_registers(emulator: Any, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Float32 K x K depth-wise with padding K // 2 on planes 7 or 14 wide and at most 16
-    high runs conn_reg for conn2d and the flipped conn2d_transpose (the filter in a
-    thread's registers) and corr_reg for corr2d (a channel's K * K sums in registers): 3
-    samples and 37 channels (a partial group of 32), a bias, the static filter's weight
-    gradient in one split, the plan's or several (a split that ends inside a sample),
-    per-sample filters (Nw = N); NCHW, channels_last and sliced views; an Inf / NaN of x,
-    g or the filter reaches exactly the outputs and taps the reference's do; planes 8
-    wide or 17 high, and other padding, go to the band / strips."""
-    g = gen("cuda-reg", k, torch.float32)
+def test_registers(emulator: Any, k: int, dtype: torch.dtype,
+                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """K x K depth-wise with padding K // 2 on planes 7 or 14 wide and at most 16 high runs
+    conn_reg for conn2d and the flipped conn2d_transpose (the filter in a thread's
+    registers) and corr_reg for corr2d (a channel's K * K sums in registers), float32 sums
+    of float32 or 16-bit values (16-bit: per-sample filters, conn2d on planes 7 wide; a
+    filter the samples share runs the batch on tensor cores): 3 samples and 37 channels (a partial group of 32), a
+    bias, the static filter's weight gradient in one split, the plan's or several (a split
+    that ends inside a sample), per-sample filters (Nw = N); NCHW, channels_last and
+    sliced views; an Inf / NaN of x, g or the filter reaches exactly the outputs and taps
+    the reference's do; planes 8 wide or 17 high, and other padding, go elsewhere (float32:
+    the band / strips)."""
+    g = gen("cuda-reg", k, dtype)
     kw = window_kwargs("sliding", 1, k // 2)
+    f32 = dtype == torch.float32
     for H, W in REG_PLANES:
-        x = rand((3, 38, H, W + 1), g, torch.float32)
+        x = rand((3, 38, H, W + 1), g, dtype)
         views = ((x[:, :37, :, :W].contiguous(), "NCHW"),
                  (x[:, :37, :, :W].contiguous(memory_format=torch.channels_last), "channels_last"),
                  (x[:, 1:, :, 1:], "sliced"))
         for xs, what in views:
-            for nw, splits in ((1, 0), (1, 4), (3, 0)) if what != "sliced" else ((1, 5),):
+            runs = ((1, 0), (1, 4), (3, 0)) if what != "sliced" else ((1, 5),)
+            for nw, splits in runs if f32 else ((3, 0),):
                 monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
                 emulator is None or emulator.kernels.clear()
-                check(xs, rand((nw, 37, k, k, 1, 1), g, torch.float32), rand((37,), g, torch.float32),
+                check(xs, rand((nw, 37, k, k, 1, 1), g, dtype), rand((37,), g, dtype),
                       kw, f"{k}x{k} {what} {H}x{W} Nw={nw} splits={splits}")
                 if emulator is not None:
-                    assert emulator.kernels[:3] == REG_KERNELS, (what, H, W, emulator.kernels)
+                    assert emulator.kernels[:3] == reg_kernels(dtype, W), (what, H, W, emulator.kernels)
     monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
-    x = rand((3, 33, 14, 14), g, torch.float32)
-    x[1, 2, 0, 13] = float("inf")  # channel 2: a corner
-    x[2, 32, 7, 6] = float("nan")  # channel 32 (the second group's only one): the middle
-    gy = rand((3, 33, 14, 14), g, torch.float32)
-    gy[0, 5, 13, 0] = float("-inf")  # channel 5: a corner, against the padding by most taps
-    for nw in (1, 3):
-        w = rand((nw, 33, k, k, 1, 1), g, torch.float32)
+    H, W = (14, 14) if f32 else (13, 7)
+    x = rand((3, 33, H, W), g, dtype)
+    x[1, 2, 0, W - 1] = float("inf")  # channel 2: a corner
+    x[2, 32, H // 2, W // 2] = float("nan")  # channel 32 (the second group's only one): the middle
+    gy = rand((3, 33, H, W), g, dtype)
+    gy[0, 5, H - 1, 0] = float("-inf")  # channel 5: a corner, against the padding by most taps
+    for nw in (1, 3) if f32 else (3,):
+        w = rand((nw, 33, k, k, 1, 1), g, dtype)
         w[nw - 1, 7, 0, k - 1] = float("inf")  # channel 7's corner tap: on the padding at the top
         emulator is None or emulator.kernels.clear()
         check(x, w, None, kw, f"{k}x{k} non-finite Nw={nw}", g=gy)
         if emulator is not None:
-            assert emulator.kernels[:3] == REG_KERNELS, emulator.kernels
+            assert emulator.kernels[:3] == reg_kernels(dtype, W), emulator.kernels
     if emulator is not None:
         for (H, W), pad in (((7, 8), k // 2), ((17, 14), k // 2), ((14, 14), (k // 2, 0))):
             emulator.kernels.clear()
-            check(rand((2, 3, H, W), g, torch.float32), rand((1, 3, k, k, 1, 1), g, torch.float32),
+            nw = 1 if f32 else 2
+            check(rand((2, 3, H, W), g, dtype), rand((nw, 3, k, k, 1, 1), g, dtype),
                   None, window_kwargs("sliding", 1, pad), f"{k}x{k} {H}x{W} p={pad}")
-            assert emulator.kernels[-1] == "corr_strip", (H, W, pad, emulator.kernels)
-            assert "conn_reg" not in emulator.kernels, (H, W, pad, emulator.kernels)
+            assert not f32 or emulator.kernels[-1] == "corr_strip", (H, W, pad, emulator.kernels)
+            assert not {"conn_reg", "corr_reg"} & set(emulator.kernels), (H, W, pad, emulator.kernels)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -697,7 +716,8 @@ def test_float32_registers(emulator: Any, k: int, monkeypatch: pytest.MonkeyPatc
 def test_sample_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """16-bit K x K depth-wise with padding K // 2 on planes of at most 16 x 16 and a filter
     of each sample's own (dynamic depth-wise, Nw = N) runs conn_sample for conn2d and the
-    flipped conn2d_transpose and corr_sample for corr2d: a grid 8 wide (two grid rows a K
+    flipped conn2d_transpose and corr_sample for corr2d (planes 7 or 14 wide: the register
+    kernels, test_registers): a grid 8 wide (two grid rows a K
     tile) for planes of at most 8 x 8, else 16 wide; 19 samples (a block of 16 and one of 3: a warp's planes cut
     by the batch's end), 9 channels (blocks of 2 or 4 channels, the last one short), NCHW,
     channels_last and sliced views, channel-shared per-sample filters, bias; an Inf / NaN
@@ -717,11 +737,14 @@ def test_sample_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
                 emulator is None or emulator.kernels.clear()
                 check(xs, w, rand((C_,), g, dtype), kw, f"{k}x{k} {what} {H}x{W} Cw={cw}")
                 if emulator is not None:  # (a channel-shared result sums the channels:
-                    # not corr_sample's; a 1 x 1 plane's result is position-specific too)
-                    corr = [] if cw != C_ else ["corr_pos" if H * W == 1 else "corr_sample"]
-                    assert emulator.kernels[:2 + len(corr)] == ["conn_sample"] * 2 + corr, (
+                    # not corr_sample's; a 1 x 1 plane's result is position-specific too;
+                    # planes 7 or 14 wide: the register kernels)
+                    corr = [] if cw != C_ else [
+                        "corr_pos" if H * W == 1 else corr_kernel(dtype, k, xs, k // 2, False)]
+                    conn = conn_kernel(dtype, k, xs, "same", True, False)
+                    assert emulator.kernels[:2 + len(corr)] == [conn] * 2 + corr, (
                         what, emulator.kernels)
-    for H, W in ((7, 7), (14, 14)):
+    for H, W in ((8, 8), (13, 13)):
         x = rand((19, 5, H, W), g, dtype)
         w = rand((19, 5, k, k, 1, 1), g, dtype)
         x[0, 3, 2, 3] = float("inf")  # sample 0, channel 3
