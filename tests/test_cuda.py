@@ -235,7 +235,7 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
         padding if isinstance(padding, tuple) else (padding, padding))
     H, W = x.shape[-2:]
     if (dtype == torch.float32 or (not static and W == 7)) and (ph, pw) == (k // 2, k // 2) \
-            and W in (7, 14) and H <= 16:
+            and k <= 7 and W in (7, 14) and H <= 16:
         return "conn_reg"
     if dtype != torch.float32 and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 16:
         if not static:
@@ -257,7 +257,8 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
     results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips; planes 7 or
     14 wide and at most 16 high with padding K // 2 hold a channel's taps in registers
     (corr_reg: float32, and 16-bit per-sample results), other float32 planes the strips."""
-    reg = x is not None and padding == k // 2 and x.shape[-1] in (7, 14) and x.shape[-2] <= 16
+    reg = x is not None and k <= 7 and padding == k // 2 and x.shape[-1] in (7, 14) and \
+        x.shape[-2] <= 16
     if dtype == torch.float32:
         return "corr_reg" if reg else "corr_strip"
     if reg and not static:
