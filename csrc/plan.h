@@ -317,7 +317,7 @@ struct CorrElemPlan {
   int64_t L, slots, splits;
 };
 
-// corr_reg.cuh (the float32 depth-wise weight gradient of planes 7 or 14 wide): a block's
+// corr_reg.cuh (the depth-wise weight gradient of planes 7 or 14 wide): a block's
 // two staged planes (G, X) of 32 channels, a position's lanes kRegLaneStride words apart
 constexpr int kRegLaneStride = 33;
 LC_HD constexpr int64_t reg_plane_words(int64_t h, int64_t w) { return h * w * kRegLaneStride; }
