@@ -6,7 +6,7 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 BENCH_OUT ?= out/bench
 
-.PHONY: help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton \
+.PHONY: emulators help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton \
 	perf-model perf-model-check perf-model-baseline gpu-prebuild gpu-check-dry
 
 help:
@@ -41,10 +41,21 @@ install-bench: deps
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 
 # the suite in TEST_WORKERS processes (pytest-xdist; auto: one per CPU, 1: in this process;
-# pytest-benchmark is for benchmarks/, not tests/)
+# pytest-benchmark is for benchmarks/, not tests/); idle workers take tests queued on busy
+# ones (worksteal: the emulator's tensor-core tests are long)
 TEST_WORKERS ?= auto
-test: install-test
-	$(PYTHON) -m pytest tests -q -p no:cacheprovider -p no:benchmark --durations=15 -n $(TEST_WORKERS)
+test: install-test emulators
+	$(PYTHON) -m pytest tests -q -p no:cacheprovider -p no:benchmark --durations=15 \
+		-n $(TEST_WORKERS) --dist worksteal
+
+# csrc/'s two CPU emulators (tests/cuda_emulator.py, perfmodel/emulator.py's traced one),
+# built side by side once (cached by a hash of csrc/; else every test worker builds both)
+emulators: install-test
+	@$(PYTHON) -c "import sys; sys.path.insert(0, 'tests'); import cuda_emulator as e; \
+		e.compiler() and e.build()" & \
+	$(PYTHON) -c "import shutil; from perfmodel import emulator as e; \
+		any(map(shutil.which, ('g++', 'c++'))) and e.build()" & \
+	wait
 
 bench: install-bench
 	@if $(PYTHON) -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then \

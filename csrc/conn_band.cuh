@@ -80,10 +80,7 @@ struct ConnBand {
     load_strip_filter<FLIP>(f, wp, skh, skw);
     const A b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + offsets[3]) : A(0);
     A acc[RS][CS];
-LC_UNROLL
-    for (int r = 0; r < RS; ++r)
-LC_UNROLL
-      for (int j = 0; j < CS; ++j) acc[r][j] = b0;
+    start_sums(acc, b0);
 
     const float* rows = band + (pl * IH + rb * RS) * IW + ow0 + BASE;
     const bool finite = !FLIP || taps_finite(f);  // FLIP: the band's zeros are then exact

@@ -74,6 +74,15 @@ LC_UNROLL
           load_acc(wp + (FLIP ? KF - 1 - kh : kh) * skh + (FLIP ? KF - 1 - kw : kw) * skw);
 }
 
+// The strip's sums, each starting at the bias b0
+template <class A, int RS, int CS>
+LC_DEVICE void start_sums(A (&acc)[RS][CS], A b0) {
+LC_UNROLL
+  for (int r = 0; r < RS; ++r)
+LC_UNROLL
+    for (int j = 0; j < CS; ++j) acc[r][j] = b0;
+}
+
 // Is every tap finite? (A flipped pass's zeros outside g then add exactly 0.)
 template <class A, int KF>
 LC_DEVICE bool taps_finite(const A (&f)[KF][KF]) {
@@ -129,10 +138,7 @@ struct ConnStrip {
     load_strip_filter<FLIP>(f, wp, skh, skw);
     const A b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : A(0);
     A acc[RS][CS];
-LC_UNROLL
-    for (int r = 0; r < RS; ++r)
-LC_UNROLL
-      for (int j = 0; j < CS; ++j) acc[r][j] = b0;
+    start_sums(acc, b0);
 
     const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
     const bool finite = !FLIP || taps_finite(f);  // FLIP: zeros outside g are then exact

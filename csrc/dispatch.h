@@ -6,7 +6,10 @@
 //   int Exec::launch(const Launch& l, const Args&... args)   // 0 or an error code
 #pragma once
 
+#include <type_traits>
+
 #include "conn_band.cuh"
+#include "conn_band_cl.cuh"
 #include "conn_batch.cuh"
 #include "conn_batch_wide.cuh"
 #include "conn_sample.cuh"
@@ -99,6 +102,20 @@ int launch_conn_band(Exec& ex, const Launch& l, const ConnArgs& a) {
       case 3: return ex.template launch<ConnBand<T, 3, FLIP>>(l, a, l.conn_band);
       case 5: return ex.template launch<ConnBand<T, 5, FLIP>>(l, a, l.conn_band);
       case 7: return ex.template launch<ConnBand<T, 7, FLIP>>(l, a, l.conn_band);
+      default: return kBadDType;  // plan.h only plans the strip kernel sizes
+    }
+  }
+}
+
+template <class T, bool FLIP, class Exec>
+int launch_conn_band_cl(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return kBadDType;  // plan.h plans float32 only
+  } else {
+    switch (l.kf) {
+      case 3: return ex.template launch<ConnBandCl<3, FLIP>>(l, a, l.conn_band_cl);
+      case 5: return ex.template launch<ConnBandCl<5, FLIP>>(l, a, l.conn_band_cl);
+      case 7: return ex.template launch<ConnBandCl<7, FLIP>>(l, a, l.conn_band_cl);
       default: return kBadDType;  // plan.h only plans the strip kernel sizes
     }
   }
@@ -299,6 +316,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);
+    if (l.kernel == kConnBandCl) return launch_conn_band_cl<T, false>(ex, l, a);
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, false>(ex, l, a);
     if (l.kernel == kConnSample) return launch_conn_sample<T, false>(ex, l, a);
@@ -329,6 +347,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnRows) return launch_conn_rows<T, true>(ex, l, flipped);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
     if (l.kernel == kConnBand) return launch_conn_band<T, true>(ex, l, flipped);
+    if (l.kernel == kConnBandCl) return launch_conn_band_cl<T, true>(ex, l, flipped);
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, true>(ex, l, flipped);
     if (l.kernel == kConnSample) return launch_conn_sample<T, true>(ex, l, flipped);

@@ -255,14 +255,16 @@ inline SmemAddr smem_addr(const void* p) { return static_cast<const char*>(p); }
 
 // Four floats from shared memory at a SmemAddr (16-byte aligned): one ld.shared.v4 whose
 // SASS line is the caller's (a plain load's line may go to the instruction that uses
-// the values, which unpairs the cost model's anchors).
+// the values, which unpairs the cost model's anchors); _F1: one float (4-byte aligned).
 #if defined(__CUDACC__)
 #define LC_LOAD_SHARED_F4(f, at)                                                      \
   asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"                           \
                : "=f"((f)[0]), "=f"((f)[1]), "=f"((f)[2]), "=f"((f)[3])               \
                : "r"(at))
+#define LC_LOAD_SHARED_F1(f, at) asm volatile("ld.shared.f32 %0, [%1];\n" : "=f"(f) : "r"(at))
 #else
 #define LC_LOAD_SHARED_F4(f, at) std::memcpy(f, at, 16)
+#define LC_LOAD_SHARED_F1(f, at) std::memcpy(&(f), at, 4)
 #endif
 
 // ldmatrix.x2.trans / .x4.trans: two (four) 8 x 8 matrices, lanes 8m..8m + 7 giving the

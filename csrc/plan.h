@@ -26,6 +26,8 @@ constexpr int kStripCols = 8;        // output columns per thread (conn_strip.cu
 // output rows per thread of conn_strip.cuh: the KF * KF filter and rows * 8 sums
 // stay in registers (7x7: 49 + 32)
 constexpr int strip_rows(int kf) { return kf <= 5 ? 8 : 4; }
+// conn_band_cl.cuh: channels a block (a warp's lanes)
+constexpr int kBandClChannels = 32;
 // conn_band.cuh: input column 0 at this float of a staged row (one 16-byte chunk of
 // the source, so staged chunks are aligned on both sides), and the floats a strip's
 // shared loads reach from its first output column (16-byte loads from an aligned
@@ -275,6 +277,15 @@ struct ConnBandPlan {
   bool vec_out;          // result rows the same: whole strips stored 16 bytes at a time
 };
 
+struct ConnBandClPlan {
+  int64_t groups;        // blocks along a sample's channels (kBandClChannels each)
+  int64_t BR, bands;     // row strips per block, blocks per (sample, channel group)
+  int64_t col_strips;    // a row's strips of kStripCols columns (all in the block)
+  int64_t IH, IW;        // staged rows, positions a row (kBandClChannels floats each)
+  FastDiv by_bands, by_groups, by_cols;  // division by bands, groups, col_strips
+  bool vec;              // pixels_aligned: 16-byte pieces of 4 channels
+};
+
 struct CorrStripPlan {
   int64_t row_strips, col_strips;  // strips of a plane (the last row, column may overhang)
   int64_t full_rows, full_cols;    // row and column strips wholly inside a
@@ -357,6 +368,7 @@ enum Kernel : int32_t {
   kCorrBatchLarge = 25,  // corr_batch_wide.cuh on 32 x 32 grids (NCHW planes of up to 32 x 32)
   kCorrReg = 26,      // corr_reg.cuh (depth-wise weight gradient, planes 7 or 14 wide)
   kConnReg = 27,      // conn_reg.cuh (depth-wise conn2d, planes 7 or 14 wide)
+  kConnBandCl = 28,   // conn_band_cl.cuh (strips on a staged channels_last band, float32)
 };
 
 struct Launch {
@@ -370,6 +382,7 @@ struct Launch {
   ConnRowsPlan conn_rows;
   ConnStripPlan conn_strip;
   ConnBandPlan conn_band;
+  ConnBandClPlan conn_band_cl;
   ConnMmaPlan conn_mma;
   ConnBatchPlan conn_batch;
   ConnPosPlan conn_pos;
@@ -586,6 +599,52 @@ inline int64_t warp_blocks(Launch* l, int64_t per_warp) {
 // strides multiples of 16 bytes, C % V == 0.
 inline bool pixels_aligned(const void* base, const Image& s, int64_t C, int64_t eb = 2) {
   return C % (16 / eb) == 0 && rows_aligned(base, eb, s.n, s.h, s.w, s.c, 16);
+}
+
+// Strips on a staged channels_last band (conn_band_cl.cuh), if the problem fits them:
+// strip_fits's float32 problems with a channels_last input (the result in any layout),
+// the column padding KF / 2, a dense filter (taps KF apart a row), and at most
+// kThreads / kBandClChannels column strips (output rows of up to 64); a block that fits
+// (plan_conn_band_cl: blocks > 0). Predicted (model, H200, float32 7 x 7, 28 x 28 and
+// 56 x 56): benchmarks/results/model/NOTES.md.
+inline bool band_cl_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  return strip_fits(a) && p.dtype == kFloat32 && channels_last_image(a.src_s, p.C) &&
+         p.w.p == p.w.k / 2 && a.w_s.kw == 1 && a.w_s.kh == p.h.k &&
+         ceil_div(p.w.out, kStripCols) <= kThreads / kBandClChannels;
+}
+
+// kBandClChannels channels of a sample x a band of BR row strips x every column strip a
+// block (at most kThreads threads), the band within kMaxSmemOptIn (fewer rows until it
+// fits; blocks == 0 if one row strip does not)
+inline Launch plan_conn_band_cl(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const int kf = int(p.h.k);
+  const int64_t RS = strip_rows(kf), row_strips = ceil_div(p.h.out, RS);
+  Launch l{};
+  l.kernel = kConnBandCl;
+  l.kf = kf;
+  ConnBandClPlan& t = l.conn_band_cl;
+  t.col_strips = ceil_div(p.w.out, kStripCols);
+  t.IW = kStripCols * t.col_strips + kf - 1;
+  int64_t BR = min_of(row_strips, kThreads / (kBandClChannels * t.col_strips));
+  for (;;) {
+    t.bands = ceil_div(row_strips, BR);
+    t.BR = ceil_div(row_strips, t.bands);  // the rows split evenly
+    t.IH = t.BR * RS + kf - 1;
+    l.smem = kBandClChannels * t.IH * t.IW * 4;
+    if (l.smem <= kMaxSmemOptIn) break;
+    if (t.BR == 1) return Launch{};
+    BR = t.BR - 1;
+  }
+  t.groups = ceil_div(p.C, int64_t(kBandClChannels));
+  t.by_bands = FastDiv::of(uint32_t(t.bands));
+  t.by_groups = FastDiv::of(uint32_t(t.groups));
+  t.by_cols = FastDiv::of(uint32_t(t.col_strips));
+  t.vec = pixels_aligned(a.src, a.src_s, p.C, 4);
+  l.threads = int32_t(kBandClChannels * t.BR * t.col_strips);
+  l.blocks = p.N * t.groups * t.bands;
+  return l;
 }
 
 // Tensor cores for channels_last (conn_mma_cl.cuh): a fixed 3/5/7/13 window (31: 128 KB
@@ -919,6 +978,10 @@ inline Launch plan_conn(const ConnArgs& a) {
     const Launch l = plan_conn_band(a);
     if (l.blocks > 0) return l;
   }
+  if (shared && band_cl_fits(a)) {
+    const Launch l = plan_conn_band_cl(a);
+    if (l.blocks > 0) return l;
+  }
   if (shared && strip_fits(a)) return plan_conn_strip(a);
   if (!shared && pos_fits(a)) {
     const Launch l = plan_conn_pos(a);
@@ -969,6 +1032,10 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   // 11-13 against 15-24 us at 7 x 7, benchmarks/results/model/NOTES.md)
   if (flipped_transpose(a, flipped) && p.dtype == kFloat32 && band_fits(*flipped)) {
     const Launch l = plan_conn_band(*flipped);
+    if (l.blocks > 0) return l;
+  }
+  if (flipped_transpose(a, flipped) && band_cl_fits(*flipped)) {
+    const Launch l = plan_conn_band_cl(*flipped);
     if (l.blocks > 0) return l;
   }
   if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);

@@ -343,7 +343,8 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
 @pytest.mark.parametrize("k", [3, 5, 7])
 def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype) -> None:
     """channels_last K x K depth-wise, stride 1 (K = 3, 5, 7): conn_strip along the
-    channels for conn2d and the flipped conn2d_transpose (16-bit filters with padding
+    channels for conn2d and the flipped conn2d_transpose (float32 with column padding
+    K // 2: conn_band_cl, test_band_channels_last; 16-bit filters with padding
     K // 2 on these small planes: conn_batch_wide, per-sample ones conn_sample), corr_strip
     for corr2d (16-bit, padding K // 2: corr_batch_wide, per-sample corr_sample); 33
     channels (a warp that spans two strips, a partial channel tile), a channel slice
@@ -364,8 +365,10 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                     # transpose runs NCHW kernels, conn_mma, conn_band or conn_strip; 16-bit
                     # planes up to 16 x 16 with padding K // 2: the batch, or conn_sample)
                     conn = [name for name in emulator.kernels if name.startswith("conn_")]
-                    strip = "conn_strip" if dtype == torch.float32 or pad != "same" \
-                        else conn_kernel(dtype, k, xs, padding, True, nw == 1)
+                    pw = padding[1] if isinstance(padding, tuple) else padding
+                    strip = "conn_band_cl" if dtype == torch.float32 and pw == k // 2 else \
+                        "conn_strip" if dtype == torch.float32 or pad != "same" else \
+                        conn_kernel(dtype, k, xs, padding, True, nw == 1)
                     assert conn[0] == strip and len(conn) == 2, emulator.kernels
                     if what == "dense":  # (16-bit, padding K // 2: the batch kernels)
                         assert conn[1] == strip, emulator.kernels
@@ -373,6 +376,43 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                         corr = "corr_strip" if not batch else \
                             "corr_sample" if nw > 1 else "corr_batch_wide"
                         assert emulator.kernels[-1] == corr, emulator.kernels
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("k", [3, 7])
+def test_band_channels_last(emulator: Any, k: int) -> None:
+    """conn_band_cl (float32 channels_last, column padding K // 2) for conn2d and the
+    flipped conn2d_transpose: 40 channels (a block of 32 and one of 8: idle lanes) staged
+    16 bytes at a time, a channel slice (not 16-byte aligned) and 37 channels staged
+    value by value; 28 x 28 (two row strips a block, the last band half empty), rows of
+    60 (eight column strips), rows of 65 (nine: conn_strip); row padding other than K // 2
+    (strips whose input rows start above or end below the image); a filter with an Inf
+    (the forward multiplies the staged zeros, NaN as in the reference; the flipped pass
+    adds no tap outside g); static and per-sample weights, bias; a filter whose taps are
+    not dense (a slice of a wider one: conn_strip)."""
+    g = gen("cuda-band-cl", k)
+    cases = (((2, 40, 28, 28), k // 2, 1, "dense"), ((3, 41, 11, 60), (1, k // 2), 3, "sliced"),
+             ((1, 37, 9, 20), (k // 2 + 2, k // 2), 1, "dense"), ((1, 8, 6, 65), k // 2, 1, "dense"),
+             ((2, 8, 9, 20), k // 2, 2, "sliced filter"))
+    for shape, padding, nw, what in cases:
+        x = rand(shape, g, cl=True)
+        xs = x[:, 1:] if what == "sliced" else x
+        C = xs.shape[1]
+        w = rand((nw, C, k, k + 1, 1, 1), g)[:, :, :, :k] if what == "sliced filter" else \
+            rand((nw, C, k, k, 1, 1), g)
+        expect = "conn_strip" if shape[-1] > 64 or what == "sliced filter" else "conn_band_cl"
+        for inf in (False, True):
+            if inf:
+                w[0, 2, 1, k - 1] = float("inf")
+            if emulator is not None:
+                emulator.kernels.clear()
+            # (g channels_last as x, also for the slice: the transpose's band too)
+            kw = window_kwargs("sliding", 1, padding)
+            gr = rand((shape[0], C, *out_size(shape[2:], (k, k), kw)), g, cl=True)
+            check(xs, w, rand((C,), g), kw,
+                  f"band cl {k}x{k} {what} {shape} p={padding} Nw={nw} inf={inf}", g=gr)
+            if emulator is not None:
+                assert emulator.kernels[:2] == [expect, expect], emulator.kernels
 
 
 # ------------------------------------------------------ tensor cores (conn_mma.cuh)
@@ -1137,6 +1177,9 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, (2, 3)))),
+        (("conn_band_cl", "conn_band_cl", "corr_strip"),
+            (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
+             window_kwargs("sliding", 1, 2))),
         (("conn_mma_cl", "conn_mma_cl", "corr_mma_cl"),
             (rand((2, 8, 16, 17), g, torch.float16, cl=True),
              rand((1, 8, 3, 3, 1, 1), g, torch.float16), window_kwargs("sliding", 1, 1))),

@@ -13,16 +13,24 @@
 // Built by tests/cuda_emulator.py (g++ -shared) and called through ctypes
 // with the same flat integer lists as the PyTorch binding (meta.h).
 //
+// Fibers switch by a few instructions of assembly on x86-64 (ucontext elsewhere, or with
+// LC_EMU_UCONTEXT): swapcontext makes two signal-mask system calls a switch, and the
+// tensor-core kernels switch at every warp barrier. Their stacks are allocated once.
+//
 // Two more modes serve the cost model (perfmodel/): `plan` records every
 // launch (its kernel body's type and csrc/plan.h's Launch) and runs
 // nothing; `trace` runs a sample of each launch's blocks in a build with
 // memory-access instrumentation (LC_EMU_TRACE, trace.cpp).
-#include <ucontext.h>
-
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
+
+#if !defined(__x86_64__) || defined(LC_EMU_UCONTEXT)
+#include <ucontext.h>
+#define LC_EMU_UCONTEXT 1
+#endif
 
 #include "../dispatch.h"
 #include "../meta.h"
@@ -44,9 +52,79 @@ namespace {
 
 enum Wait { kRunnable = 0, kAtBlockBarrier = 1, kAtWarpBarrier = 2 };
 
+#ifdef LC_EMU_UCONTEXT
+struct Context {
+  ucontext_t uc;
+};
+// a fiber that starts in entry() on the stack [base, base + bytes)
+void start_context(Context* c, char* base, size_t bytes, void (*entry)()) {
+  getcontext(&c->uc);
+  c->uc.uc_stack.ss_sp = base;
+  c->uc.uc_stack.ss_size = bytes;
+  c->uc.uc_link = nullptr;
+  makecontext(&c->uc, entry, 0);
+}
+void switch_context(Context* save, Context* load) { swapcontext(&save->uc, &load->uc); }
+#else
+// The System V AMD64 switch: push the callee-saved registers, MXCSR and the x87 control
+// word on the current stack, save its pointer in *save_sp, load load_sp and pop the same
+// (a new fiber's stack holds them and its entry as the return address).
+extern "C" void lc_emu_switch(void** save_sp, void* load_sp);
+asm(R"(
+  .text
+  .p2align 4
+  .globl lc_emu_switch
+  .hidden lc_emu_switch
+  .type lc_emu_switch, @function
+lc_emu_switch:
+  pushq %rbp
+  pushq %rbx
+  pushq %r12
+  pushq %r13
+  pushq %r14
+  pushq %r15
+  subq $8, %rsp
+  stmxcsr (%rsp)
+  fnstcw 4(%rsp)
+  movq %rsp, (%rdi)
+  movq %rsi, %rsp
+  ldmxcsr (%rsp)
+  fldcw 4(%rsp)
+  addq $8, %rsp
+  popq %r15
+  popq %r14
+  popq %r13
+  popq %r12
+  popq %rbx
+  popq %rbp
+  ret
+  .size lc_emu_switch, .-lc_emu_switch
+)");
+struct Context {
+  void* sp = nullptr;
+};
+void start_context(Context* c, char* base, size_t bytes, void (*entry)()) {
+  // from the 16-byte aligned top down: a zero return address for entry() (which never
+  // returns; rsp is then 8 mod 16 at its first instruction, as after a call), entry as
+  // the switch's return address, six zero registers, MXCSR and the control word as now
+  uintptr_t top = (reinterpret_cast<uintptr_t>(base) + bytes) & ~uintptr_t(15);
+  auto* frame = reinterpret_cast<uint64_t*>(top) - 9;
+  std::memset(frame, 0, 9 * sizeof(uint64_t));
+  frame[7] = reinterpret_cast<uint64_t>(entry);
+  uint32_t mxcsr = 0;
+  uint16_t cw = 0;
+  asm volatile("stmxcsr %0" : "=m"(mxcsr));
+  asm volatile("fnstcw %0" : "=m"(cw));
+  std::memcpy(frame, &mxcsr, 4);
+  std::memcpy(reinterpret_cast<char*>(frame) + 4, &cw, 2);
+  c->sp = frame;
+}
+void switch_context(Context* save, Context* load) { lc_emu_switch(&save->sp, load->sp); }
+#endif
+
 struct Fiber {
-  ucontext_t ctx;
-  std::vector<char> stack;
+  Context ctx;
+  char* stack = nullptr;  // kStack bytes (stacks(): reused by every launch)
   bool done = false;
   int wait = kRunnable;
 };
@@ -55,7 +133,7 @@ struct BlockState {
   int64_t block = 0;
   int threads = 0;
   int current = 0;
-  ucontext_t scheduler;
+  Context scheduler;
   std::vector<Fiber>* fibers = nullptr;
 };
 
@@ -98,6 +176,16 @@ std::vector<int64_t> blocks_to_run(int64_t blocks) {
 }
 
 constexpr size_t kStack = 256 * 1024;
+
+// `threads` fiber stacks of kStack bytes, allocated once (not zeroed: a launch that
+// allocated and zeroed its own spent most of its time in page faults)
+// (a namespace-scope vector: a function-local static's guard is an atomic, which the
+// traced build's instrumentation would call its runtime for)
+std::vector<std::unique_ptr<char[]>> g_stacks;
+char* fiber_stack(size_t t) {
+  while (g_stacks.size() <= t) g_stacks.emplace_back(new char[kStack]);
+  return g_stacks[t].get();
+}
 constexpr size_t kGuard = 4096;            // bytes after the shared memory a block may not touch
 constexpr unsigned char kGuardByte = 0xa5;
 
@@ -108,7 +196,7 @@ struct Entry {
     (*fn)();
     Fiber& f = (*g_state.fibers)[g_state.current];
     f.done = true;
-    swapcontext(&f.ctx, &g_state.scheduler);
+    switch_context(&f.ctx, &g_state.scheduler);
   }
 };
 template <class F>
@@ -126,7 +214,7 @@ struct EmuExec {
     const size_t used = size_t(l.smem > 0 ? l.smem : 0);
     std::vector<unsigned char> smem(used + kGuard, 0xff);
     std::vector<Fiber> fibers(size_t(l.threads));
-    for (Fiber& f : fibers) f.stack.resize(kStack);
+    for (size_t t = 0; t < fibers.size(); ++t) fibers[t].stack = fiber_stack(t);
     auto body = [&]() { Body::run(smem.data(), args...); };
     using F = decltype(body);
     Entry<F>::fn = &body;
@@ -147,11 +235,7 @@ struct EmuExec {
       for (Fiber& f : fibers) {
         f.done = false;
         f.wait = kRunnable;
-        getcontext(&f.ctx);
-        f.ctx.uc_stack.ss_sp = f.stack.data();
-        f.ctx.uc_stack.ss_size = f.stack.size();
-        f.ctx.uc_link = nullptr;
-        makecontext(&f.ctx, &Entry<F>::trampoline, 0);
+        start_context(&f.ctx, f.stack, kStack, &Entry<F>::trampoline);
       }
 #ifdef LC_EMU_TRACE
       if (g_mode == kTrace) lc_trace_block_begin(smem.data(), int64_t(used), l.threads);
@@ -161,7 +245,7 @@ struct EmuExec {
           Fiber& f = fibers[size_t(t)];
           if (f.done || f.wait != kRunnable) continue;
           g_state.current = t;
-          swapcontext(&g_state.scheduler, &f.ctx);
+          switch_context(&g_state.scheduler, &f.ctx);
         }
         int done = 0, at_block = 0;
         for (const Fiber& f : fibers) {
@@ -241,12 +325,12 @@ int block_threads() { return g_state.threads; }
 void sync_threads() {
   Fiber& f = (*g_state.fibers)[g_state.current];
   f.wait = kAtBlockBarrier;
-  swapcontext(&f.ctx, &g_state.scheduler);
+  switch_context(&f.ctx, &g_state.scheduler);
 }
 void sync_warp() {
   Fiber& f = (*g_state.fibers)[g_state.current];
   f.wait = kAtWarpBarrier;
-  swapcontext(&f.ctx, &g_state.scheduler);
+  switch_context(&f.ctx, &g_state.scheduler);
 }
 
 }  // namespace lc

@@ -1,0 +1,193 @@
+// conn2d (and the flipped conn2d_transpose) for a channels_last float32 input: the
+// register-blocked strips of conn_strip.cuh reading a channels_last band that the
+// block stages in shared memory. KF x KF kernel (3, 5, 7), stride 1, dilation 1, the
+// column padding KF / 2, a weight shared across positions (depth-wise, static or
+// dynamic).
+//
+// A block owns kBandClChannels (32) consecutive channels of one sample x a band of BR
+// row strips (BR * RS output rows) x every column strip (plan.h: at most 8 of them). The
+// filter is dense (plan.h), its taps loaded at constant offsets.
+// It stages the input rows the band reads as channels_last stores them: position
+// (row rr, column col) of the band holds the block's 32 channels, 128 bytes, for
+// input column col - KF / 2, zero outside the image and past the last channel. A warp
+// copies a row with 16-byte loads and stores (4 channels a lane, 4 positions a warp)
+// where the channels and strides allow it (plan.h: vec), else value by value; the
+// border columns and the rows outside the image are written as zeros without loads.
+// Thread (strip s, lane l) then runs the strip of conn_strip.cuh for channel c0 + l:
+// every staged row it reads is NV shared loads of word l of NV consecutive positions
+// (a warp's load: one conflict-free wavefront) at compile-time offsets from the row's.
+// Against conn_strip.cuh's channels_last rows (every value a global load with its own
+// 64-bit address and bounds check, the halo read again by each strip, and ptxas keeping
+// the loads in flight in 238 registers: one block of 256 a multiprocessor) the checks
+// move to the staging, and two blocks fit a multiprocessor (<= 128 registers).
+//
+// The results are stored value by value (a channels_last result: a warp's store is
+// 32 consecutive channels of one position, 128 bytes).
+//
+// FLIP runs conn2d_transpose as a forward pass over g with the flipped filter. A thread
+// whose filter is finite skips the input rows outside the image (g), which only add
+// zeros; a flipped pass's staged zeros in the columns outside g are then exact too. A
+// filter that is not finite multiplies every staged zero (NaN, as the reference), or
+// for FLIP skips the rows and masks the columns outside g (the reference adds none).
+#pragma once
+
+#include "conn_strip.cuh"
+#include "mma.cuh"
+#include "params.h"
+#include "plan.h"
+#include "portable.h"
+#include "stage.cuh"
+#include "window.h"
+
+namespace lc {
+
+template <int KF, bool FLIP>
+struct ConnBandCl {
+  using A = float;
+  static constexpr int RS = strip_rows(KF);  // output rows per thread
+  static constexpr int CS = kStripCols;      // output columns per thread
+  static constexpr int NV = CS + KF - 1;     // staged positions a strip reads per row
+  static constexpr int CH = kBandClChannels;  // channels per block (a warp's lanes)
+  // two blocks of 256 threads per SM (<= 128 registers: 49 taps, 32 sums, 14 values)
+  static constexpr int kMinBlocks = 2;
+
+  static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnBandClPlan& t) {
+    const Problem& p = a.p;
+    float* band = reinterpret_cast<float*>(smem);
+    const int tid = thread_index();
+    const int32_t IW = int32_t(t.IW), BR = int32_t(t.BR);
+    // (sample n, channel group, band): multiply-high divisions (blocks < 2^31, plan.h)
+    const int32_t b = int32_t(block_index()), group = t.by_bands.div(b);
+    const int32_t band_i = b - group * int32_t(t.bands), n32 = t.by_groups.div(group);
+    const int64_t n = n32, c0 = int64_t(group - n32 * int32_t(t.groups)) * CH;
+    const int32_t oh_band = band_i * BR * RS;  // the band's first output row
+    stage(band, a, t, n, c0, oh_band - int32_t(p.h.p));
+
+    // this thread's strip and channel: lanes along the channels, then column strips,
+    // then row strips
+    const int32_t lane = tid % CH, s = tid / CH, rb = t.by_cols.div(s);
+    const int32_t cs = s - rb * int32_t(t.col_strips);
+    const int64_t c = c0 + lane;
+    const int32_t oh0 = oh_band + rb * RS, ow0 = cs * CS;
+    const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out);
+    if (c >= p.C || rb >= BR || oh0 >= Ho) return;
+
+    // the filter (flipped for FLIP), dense (plan.h): its taps at constant offsets
+    const float* wp = static_cast<const float*>(a.weight) + n * a.w_s.n + c / p.cpg * a.w_s.g;
+    A f[KF][KF];
+LC_UNROLL
+    for (int kh = 0; kh < KF; ++kh)
+LC_UNROLL
+      for (int kw = 0; kw < KF; ++kw)
+        f[kh][kw] = wp[(FLIP ? KF - 1 - kh : kh) * KF + (FLIP ? KF - 1 - kw : kw)];
+    const A b0 = a.bias ? load_acc(static_cast<const float*>(a.bias) + c * a.bias_s) : A(0);
+    A acc[RS][CS];
+    start_sums(acc, b0);
+
+    // the strip's input rows inside the image (g for FLIP): a finite filter skips the
+    // others, whose products with the staged zeros are exactly 0 (fewer products on a
+    // plane's border strips); else !FLIP multiplies them (NaN, as the reference gives)
+    // and FLIP still skips them, masking the columns outside g as well
+    const float* rows = band + (rb * RS * IW + ow0) * CH + lane;
+    const int32_t ih0 = oh0 - int32_t(p.h.p);
+    uint32_t rows_in = 0;
+LC_UNROLL
+    for (int i = 0; i < RS + KF - 1; ++i)
+      if (ih0 + i >= 0 && ih0 + i < int32_t(p.h.in)) rows_in |= 1u << i;
+    const bool finite = taps_finite(f);
+    if (FLIP && !finite) {
+      accumulate<true>(acc, f, rows, IW, rows_in,
+                       columns_inside<NV>(ow0 - int32_t(p.w.p), p.w.in));
+    } else {
+      accumulate<false>(acc, f, rows, IW, finite ? rows_in : ~0u, 0);
+    }
+
+    float* y = static_cast<float*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
+    const int32_t dh = int32_t(a.dst_s.h), dw = int32_t(a.dst_s.w);
+LC_UNROLL
+    for (int r = 0; r < RS; ++r) {
+      const int32_t oh = oh0 + r;
+      if (oh >= Ho) break;
+      float* yr = y + oh * dh + ow0 * dw;
+      const bool whole = ow0 + CS <= Wo;
+LC_UNROLL
+      for (int j = 0; j < CS; ++j, yr += dw)
+        if (whole || ow0 + j < Wo) *yr = acc[r][j];
+    }
+  }
+
+  // acc += the strip's products from the band: the rows set in rows_in; MASK: only the
+  // columns set in cols.
+  template <bool MASK>
+  static LC_DEVICE void accumulate(A (&acc)[RS][CS], const A (&f)[KF][KF], const float* rows,
+                                   int32_t IW, uint32_t rows_in, uint64_t cols) {
+    const SmemAddr at = smem_addr(rows);
+LC_UNROLL
+    for (int i = 0; i < RS + KF - 1; ++i) {
+      if (!((rows_in >> i) & 1)) continue;
+      const SmemAddr row = at + i * IW * CH * 4;
+      A v[NV];
+LC_UNROLL
+      for (int col = 0; col < NV; ++col) LC_LOAD_SHARED_F1(v[col], row + col * CH * 4);
+      strip_row_products<MASK, 0>(acc, f, v, i, cols);
+    }
+  }
+
+  // The block's band: input rows ih0 .. ih0 + IH - 1 (warp w takes rows w, w + warps,
+  // ...), positions col = 0 .. W + KF - 2 of its rows of IW (input column col - KF / 2),
+  // of sample n's channels c0 .. c0 + CH - 1 (those below C); zeros outside the image and
+  // past C.
+  static LC_DEVICE void stage(float* band, const ConnArgs& a, const ConnBandClPlan& t, int64_t n,
+                              int64_t c0, int32_t ih0) {
+    const Problem& p = a.p;
+    const int tid = thread_index(), warps = block_threads() / 32;
+    const int32_t IH = int32_t(t.IH), IW = int32_t(t.IW), H = int32_t(p.h.in),
+                  W = int32_t(p.w.in), sh = int32_t(a.src_s.h), sw = int32_t(a.src_s.w);
+    const int32_t have = int32_t(min_of(int64_t(CH), p.C - c0));  // channels here
+    const float* x = static_cast<const float*>(a.src) + n * a.src_s.n + c0;  // unit channel stride
+    constexpr int P = KF / 2;  // band column of input column 0
+    // a lane copies 4 channels (vec: 8 lanes a position, 4 positions a warp) or 1 (32
+    // lanes a position, one a warp): channel ch of positions first, first + step, ...
+    const int lane = tid % 32, lg = t.vec ? 3 : 5;  // log2 of the lanes a position
+    const int32_t ch = (lane & ((1 << lg) - 1)) << (t.vec ? 2 : 0), first = lane >> lg,
+                  step = 32 >> lg;
+    const bool ch_in = ch < have;
+    for (int32_t rr = tid / 32; rr < IH; rr += warps) {
+      const int32_t ih = ih0 + rr;
+      float* dst = band + rr * IW * CH + ch;
+      const bool row_in = ih >= 0 && ih < H;
+      // zeros: the border columns (the whole row outside the image or past C), those a
+      // stored output reads (columns from W + 2P on feed only the last strip's sums past
+      // Wo, which are not stored: left as they are)
+      const bool copy = row_in && ch_in;
+      const int32_t zeros = copy ? 2 * P : W + 2 * P;  // (W + 2P <= IW, plan.h)
+      for (int32_t j = first; j < zeros; j += step) {
+        const int32_t col = !copy || j < P ? j : W + j;
+        if (t.vec) {
+          const float z[4] = {0.f, 0.f, 0.f, 0.f};
+          LC_COPY16(dst + col * CH, z);
+        } else {
+          dst[col * CH] = 0.f;
+        }
+      }
+      if (!copy) continue;
+      // the row's values: input column iw at band column iw + P
+      const float* from = x + ih * sh + ch + first * sw;
+      float* to = dst + (first + P) * CH;
+      const int32_t jump = step * sw;
+      if (t.vec) {
+LC_UNROLL_N(2)
+        for (int32_t iw = first; iw < W; iw += step, from += jump, to += step * CH) {
+          float buf[4];
+          load16(from, buf);
+          LC_COPY16(to, buf);
+        }
+      } else {
+        for (int32_t iw = 0; iw < W; ++iw, from += sw, to += CH) *to = *from;
+      }
+    }
+    sync_threads();
+  }
+};
+
+}  // namespace lc
