@@ -5,9 +5,8 @@
 // dynamic).
 //
 // A block owns kBandClChannels (32) consecutive channels of one sample x a band of BR
-// row strips (BR * RS output rows) x every column strip (plan.h: at most 8 of them). The
-// filter is dense (plan.h), its taps loaded at constant offsets.
-// It stages the input rows the band reads as channels_last stores them: position
+// row strips (BR * RS output rows) x every column strip (plan.h: at most 8 of them). It
+// stages the input rows the band reads as channels_last stores them: position
 // (row rr, column col) of the band holds the block's 32 channels, 128 bytes, for
 // input column col - KF / 2, zero outside the image and past the last channel. A warp
 // copies a row with 16-byte loads and stores (4 channels a lane, 4 positions a warp)
@@ -19,7 +18,8 @@
 // Against conn_strip.cuh's channels_last rows (every value a global load with its own
 // 64-bit address and bounds check, the halo read again by each strip, and ptxas keeping
 // the loads in flight in 238 registers: one block of 256 a multiprocessor) the checks
-// move to the staging, and two blocks fit a multiprocessor (<= 128 registers).
+// move to the staging, and two blocks fit a multiprocessor (<= 128 registers). The
+// filter is dense (plan.h): its taps load at constant offsets.
 //
 // The results are stored value by value (a channels_last result: a warp's store is
 // 32 consecutive channels of one position, 128 bytes).

@@ -124,7 +124,7 @@ void switch_context(Context* save, Context* load) { lc_emu_switch(&save->sp, loa
 
 struct Fiber {
   Context ctx;
-  char* stack = nullptr;  // kStack bytes (stacks(): reused by every launch)
+  char* stack = nullptr;  // kStack bytes (fiber_stack(): reused by every launch)
   bool done = false;
   int wait = kRunnable;
 };
@@ -177,10 +177,10 @@ std::vector<int64_t> blocks_to_run(int64_t blocks) {
 
 constexpr size_t kStack = 256 * 1024;
 
-// `threads` fiber stacks of kStack bytes, allocated once (not zeroed: a launch that
-// allocated and zeroed its own spent most of its time in page faults)
-// (a namespace-scope vector: a function-local static's guard is an atomic, which the
-// traced build's instrumentation would call its runtime for)
+// Thread t's fiber stack of kStack bytes, allocated once and not zeroed (a launch that
+// allocated and zeroed its own spent most of its time in page faults). A namespace-scope
+// vector: a function-local static's guard is an atomic, for which the traced build's
+// instrumentation would call its (absent) runtime.
 std::vector<std::unique_ptr<char[]>> g_stacks;
 char* fiber_stack(size_t t) {
   while (g_stacks.size() <= t) g_stacks.emplace_back(new char[kStack]);
