@@ -94,8 +94,8 @@ LC_UNROLL
     if (finite) {
       accumulate(acc, f, rows, IW, rows_in);
     } else {
-      accumulate_masked(acc, f, rows, IW, rows_in,
-                        columns_inside<NV>(ow0 - int32_t(p.w.p), p.w.in));
+      band_products_masked<OFF>(acc, f, rows, IW, 1, rows_in,
+                                columns_inside<NV>(ow0 - int32_t(p.w.p), p.w.in));
     }
 
     // the outputs: 16 bytes at a time where the result's rows allow it (plan.h) and the
@@ -134,21 +134,6 @@ LC_UNROLL
 LC_UNROLL
       for (int ch = 0; ch < NCH; ++ch) LC_LOAD_SHARED_F4(v + 4 * ch, at + (i * IW + 4 * ch) * 4);
       strip_row_products<false, OFF>(acc, f, v, i, 0);
-    }
-  }
-
-  // The same for a flipped pass whose filter is not finite (rare: value by value, its
-  // own loads): only rows set in rows_in and columns set in cols, the taps inside g.
-  static LC_DEVICE void accumulate_masked(A (&acc)[RS][CS], const A (&f)[KF][KF],
-                                          const float* rows, int32_t IW, uint32_t rows_in,
-                                          uint64_t cols) {
-LC_UNROLL
-    for (int i = 0; i < RS + KF - 1; ++i) {
-      if (!((rows_in >> i) & 1)) continue;
-      A v[OFF + NV];
-LC_UNROLL
-      for (int col = 0; col < OFF + NV; ++col) v[col] = rows[i * IW + col];
-      strip_row_products<true, OFF>(acc, f, v, i, cols);
     }
   }
 

@@ -5,7 +5,9 @@
 // dynamic).
 //
 // A block owns kBandClChannels (32) consecutive channels of one sample x a band of BR
-// row strips (BR * RS output rows) x every column strip (plan.h: at most 8 of them). It
+// row strips (BR * RS output rows) x every column strip (plan.h: at most 8 of them, CS
+// columns each, 8 or 7: band_cl_cols picks the width that wastes the fewer columns and
+// thread slots, 7 for DWNet's rows of 56, 28, 14 and 7). It
 // stages the input rows the band reads as channels_last stores them: position
 // (row rr, column col) of the band holds the block's 32 channels, 128 bytes, for
 // input column col - KF / 2, zero outside the image and past the last channel. A warp
@@ -41,11 +43,11 @@
 
 namespace lc {
 
-template <int KF, bool FLIP>
+template <int KF, int CS, bool FLIP>
 struct ConnBandCl {
   using A = float;
   static constexpr int RS = strip_rows(KF);  // output rows per thread
-  static constexpr int CS = kStripCols;      // output columns per thread
+  // CS: output columns per thread (plan.h's band_cl_cols: kStripCols, or 7)
   static constexpr int NV = CS + KF - 1;     // staged positions a strip reads per row
   static constexpr int CH = kBandClChannels;  // channels per block (a warp's lanes)
   // two blocks of 256 threads per SM (<= 128 registers: 49 taps, 32 sums, 14 values)
@@ -96,10 +98,10 @@ LC_UNROLL
       if (ih0 + i >= 0 && ih0 + i < int32_t(p.h.in)) rows_in |= 1u << i;
     const bool finite = taps_finite(f);
     if (FLIP && !finite) {
-      accumulate<true>(acc, f, rows, IW, rows_in,
-                       columns_inside<NV>(ow0 - int32_t(p.w.p), p.w.in));
+      band_products_masked<0>(acc, f, rows, IW * CH, CH, rows_in,
+                              columns_inside<NV>(ow0 - int32_t(p.w.p), p.w.in));
     } else {
-      accumulate<false>(acc, f, rows, IW, finite ? rows_in : ~0u, 0);
+      accumulate(acc, f, rows, IW, finite ? rows_in : ~0u);
     }
 
     float* y = static_cast<float*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
@@ -116,11 +118,9 @@ LC_UNROLL
     }
   }
 
-  // acc += the strip's products from the band: the rows set in rows_in; MASK: only the
-  // columns set in cols.
-  template <bool MASK>
+  // acc += the strip's products from the band: the rows set in rows_in
   static LC_DEVICE void accumulate(A (&acc)[RS][CS], const A (&f)[KF][KF], const float* rows,
-                                   int32_t IW, uint32_t rows_in, uint64_t cols) {
+                                   int32_t IW, uint32_t rows_in) {
     const SmemAddr at = smem_addr(rows);
 LC_UNROLL
     for (int i = 0; i < RS + KF - 1; ++i) {
@@ -129,7 +129,7 @@ LC_UNROLL
       A v[NV];
 LC_UNROLL
       for (int col = 0; col < NV; ++col) LC_LOAD_SHARED_F1(v[col], row + col * CH * 4);
-      strip_row_products<MASK, 0>(acc, f, v, i, cols);
+      strip_row_products<false, 0>(acc, f, v, i, 0);
     }
   }
 

@@ -94,6 +94,26 @@ LC_UNROLL
   return probe == A(0);
 }
 
+// A staged band's strip for a flipped pass whose filter is not finite (conn_band.cuh,
+// conn_band_cl.cuh; rare): value by value, on loads of its own (a path of its own in the
+// SASS, which the cost model's trace can pin), only the input rows set in rows_in and
+// the columns set in cols (those inside g). Row i's value col sits at
+// rows[i * row_step + col * col_step]; the strip reads columns OFF .. OFF + CS + KF - 2.
+template <int OFF, class A, int RS, int CS, int KF>
+LC_DEVICE void band_products_masked(A (&acc)[RS][CS], const A (&f)[KF][KF], const float* rows,
+                                    int32_t row_step, int32_t col_step, uint32_t rows_in,
+                                    uint64_t cols) {
+  constexpr int N = OFF + CS + KF - 1;
+LC_UNROLL
+  for (int i = 0; i < RS + KF - 1; ++i) {
+    if (!((rows_in >> i) & 1)) continue;
+    A v[N];
+LC_UNROLL
+    for (int col = 0; col < N; ++col) v[col] = rows[i * row_step + col * col_step];
+    strip_row_products<true, OFF>(acc, f, v, i, cols);
+  }
+}
+
 template <class T, int KF, bool FLIP, int V, bool CL>
 struct ConnStrip {
   static constexpr int RS = strip_rows(KF);  // output rows per thread (plan.h)

@@ -112,10 +112,14 @@ int launch_conn_band_cl(Exec& ex, const Launch& l, const ConnArgs& a) {
   if constexpr (!std::is_same<T, float>::value) {
     return kBadDType;  // plan.h plans float32 only
   } else {
+    const bool narrow = l.conn_band_cl.cols == 7;  // else kStripCols (band_cl_cols)
     switch (l.kf) {
-      case 3: return ex.template launch<ConnBandCl<3, FLIP>>(l, a, l.conn_band_cl);
-      case 5: return ex.template launch<ConnBandCl<5, FLIP>>(l, a, l.conn_band_cl);
-      case 7: return ex.template launch<ConnBandCl<7, FLIP>>(l, a, l.conn_band_cl);
+      case 3: return narrow ? ex.template launch<ConnBandCl<3, 7, FLIP>>(l, a, l.conn_band_cl)
+                            : ex.template launch<ConnBandCl<3, kStripCols, FLIP>>(l, a, l.conn_band_cl);
+      case 5: return narrow ? ex.template launch<ConnBandCl<5, 7, FLIP>>(l, a, l.conn_band_cl)
+                            : ex.template launch<ConnBandCl<5, kStripCols, FLIP>>(l, a, l.conn_band_cl);
+      case 7: return narrow ? ex.template launch<ConnBandCl<7, 7, FLIP>>(l, a, l.conn_band_cl)
+                            : ex.template launch<ConnBandCl<7, kStripCols, FLIP>>(l, a, l.conn_band_cl);
       default: return kBadDType;  // plan.h only plans the strip kernel sizes
     }
   }

@@ -280,7 +280,8 @@ struct ConnBandPlan {
 struct ConnBandClPlan {
   int64_t groups;        // blocks along a sample's channels (kBandClChannels each)
   int64_t BR, bands;     // row strips per block, blocks per (sample, channel group)
-  int64_t col_strips;    // a row's strips of kStripCols columns (all in the block)
+  int64_t cols;          // a strip's columns: kStripCols, or 7 (band_cl_cols)
+  int64_t col_strips;    // a row's strips of cols columns (all in the block)
   int64_t IH, IW;        // staged rows, positions a row (kBandClChannels floats each)
   FastDiv by_bands, by_groups, by_cols;  // division by bands, groups, col_strips
   bool vec;              // pixels_aligned: 16-byte pieces of 4 channels
@@ -614,6 +615,25 @@ inline bool band_cl_fits(const ConnArgs& a) {
          ceil_div(p.w.out, kStripCols) <= kThreads / kBandClChannels;
 }
 
+// conn_band_cl's strip width for output rows of wo: of kStripCols and 7, the one with the
+// fewer columns computed per thread slot of two blocks of kThreads (columns past wo are
+// computed and dropped; a block of fewer threads leaves schedulers short of warps), the
+// wider on a tie (fewer loads an output). DWNet's rows (56, 28, 14, 7) take 7: e.g. 56 is
+// eight strips, 256 threads, where 8 makes seven (224: 14 warps a multiprocessor), and 28
+// is four strips of 7 where four of 8 compute 32 columns.
+inline int64_t band_cl_cols(int64_t wo, int64_t row_strips) {
+  int64_t best = kStripCols, best_cost = 0;
+  for (int64_t w : {int64_t(kStripCols), int64_t(7)}) {
+    const int64_t strips = ceil_div(wo, w);
+    if (strips > kThreads / kBandClChannels) continue;
+    const int64_t threads = kBandClChannels * strips *
+                            min_of(row_strips, kThreads / (kBandClChannels * strips));
+    const int64_t cost = strips * w * kThreads / min_of(threads, int64_t(kThreads));
+    if (best_cost == 0 || cost < best_cost) best = w, best_cost = cost;
+  }
+  return best;
+}
+
 // kBandClChannels channels of a sample x a band of BR row strips x every column strip a
 // block (at most kThreads threads), the band within kMaxSmemOptIn (fewer rows until it
 // fits; blocks == 0 if one row strip does not)
@@ -625,8 +645,9 @@ inline Launch plan_conn_band_cl(const ConnArgs& a) {
   l.kernel = kConnBandCl;
   l.kf = kf;
   ConnBandClPlan& t = l.conn_band_cl;
-  t.col_strips = ceil_div(p.w.out, kStripCols);
-  t.IW = kStripCols * t.col_strips + kf - 1;
+  t.cols = band_cl_cols(p.w.out, row_strips);
+  t.col_strips = ceil_div(p.w.out, t.cols);
+  t.IW = t.cols * t.col_strips + kf - 1;
   int64_t BR = min_of(row_strips, kThreads / (kBandClChannels * t.col_strips));
   for (;;) {
     t.bands = ceil_div(row_strips, BR);

@@ -36,6 +36,9 @@ NVCC_FLAGS = ["-O3", "-std=c++17", "-lineinfo", "--expt-relaxed-constexpr",
               "-D__CUDA_NO_HALF_OPERATORS__", "-D__CUDA_NO_HALF_CONVERSIONS__",
               "-D__CUDA_NO_BFLOAT16_CONVERSIONS__", "-D__CUDA_NO_HALF2_OPERATORS__"]
 ARCH = "sm_90"
+#: also: ptxas's report kept beside each cubin (``<source>.ptxas.log``: make check-cuda's
+#: sm_90 half reads it instead of compiling csrc/ a second time), warnings are errors
+CHECK_FLAGS = ["-Xptxas", "-v", "-Werror", "all-warnings"]
 
 
 def cubins(sources: tuple[str, ...] = SOURCES) -> list[Path]:
@@ -48,7 +51,7 @@ def cubins(sources: tuple[str, ...] = SOURCES) -> list[Path]:
     for p in sorted(csrc.rglob("*")):
         if p.is_file() and "emulate" not in p.parts:
             digest.update(str(p.relative_to(csrc)).encode() + p.read_bytes())
-    digest.update(" ".join(NVCC_FLAGS).encode())
+    digest.update(" ".join(NVCC_FLAGS + CHECK_FLAGS).encode())
     out = ROOT / "build" / "perf-model" / "cuda" / digest.hexdigest()[:16]
     paths = [out / f"{s.replace('/', '-')}.cubin" for s in sources]
     todo = [(s, p) for s, p in zip(sources, paths) if not p.exists()]
@@ -56,7 +59,7 @@ def cubins(sources: tuple[str, ...] = SOURCES) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
         procs = []
         for s, p in todo:  # two at a time: nvcc is single-threaded per file here
-            cmd = [compiler, "-cubin", f"-arch={ARCH}", *NVCC_FLAGS, f"-I{csrc}",
+            cmd = [compiler, "-cubin", f"-arch={ARCH}", *NVCC_FLAGS, *CHECK_FLAGS, f"-I{csrc}",
                    str(csrc / f"{s}.cu"), "-o", _tmp(p)]
             procs.append((subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True), p))
             if len(procs) == 2:
@@ -71,7 +74,13 @@ def _wait(item: tuple[subprocess.Popen, Path]) -> None:
     _, err = proc.communicate()
     if proc.returncode:
         raise RuntimeError(f"nvcc failed for {path.name}:\n{err[-3000:]}")
+    ptxas_log(path).write_text(err)
     Path(_tmp(path)).replace(path)
+
+
+def ptxas_log(cubin: Path) -> Path:
+    """ptxas's report (``-Xptxas -v``: registers, stack, spills) of the compile of ``cubin``."""
+    return cubin.with_suffix(".ptxas.log")
 
 
 def _tmp(path: Path) -> str:

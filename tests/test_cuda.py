@@ -384,8 +384,10 @@ def test_band_channels_last(emulator: Any, k: int) -> None:
     """conn_band_cl (float32 channels_last, column padding K // 2) for conn2d and the
     flipped conn2d_transpose: 40 channels (a block of 32 and one of 8: idle lanes) staged
     16 bytes at a time, a channel slice (not 16-byte aligned) and 37 channels staged
-    value by value; 28 x 28 (two row strips a block, the last band half empty), rows of
-    60 (eight column strips), rows of 65 (nine: conn_strip); row padding other than K // 2
+    value by value; 28 x 28 (two row strips a block, the last band half empty; four
+    strips of 7 columns), rows of 60 (eight strips of 8, the last half past the row),
+    rows of 20 (three strips of 7, the last partial), rows of 65 (nine strips:
+    conn_strip); row padding other than K // 2
     (strips whose input rows start above or end below the image); a filter with an Inf
     (the forward multiplies the staged zeros, NaN as in the reference; the flipped pass
     adds no tap outside g); static and per-sample weights, bias; a filter whose taps are
