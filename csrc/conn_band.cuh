@@ -65,19 +65,19 @@ struct ConnBand {
     stage(bases, band, a, t, plane0, oh_band - int32_t(p.h.p));
 
     // this thread's strip: column strips fastest, then row strips, then planes
-    const int32_t cst = int32_t(t.col_strips);
-    const int32_t cs = tid % cst, rb = tid / cst % BR, pl = tid / cst / BR;
+    const int32_t s = t.by_cols.div(tid), pl = t.by_br.div(s);
+    const int32_t cs = tid - s * int32_t(t.col_strips), rb = s - pl * BR;
     const int64_t plane = plane0 + pl;
     const int32_t oh0 = oh_band + rb * RS, ow0 = cs * CS;
     const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out);
     if (pl >= t.P || plane >= planes || oh0 >= Ho) return;
     const int64_t* offsets = bases + kBandTable * pl;  // the plane's (stage)
 
-    // the filter (flipped for FLIP), in registers: 32-bit offsets from one base
+    // the filter (flipped for FLIP), in registers: dense (plan.h), its taps at constant
+    // offsets
     const T* wp = opaque(static_cast<const T*>(a.weight) + offsets[1]);
-    const int32_t skh = int32_t(a.w_s.kh), skw = int32_t(a.w_s.kw);
     A f[KF][KF];
-    load_strip_filter<FLIP>(f, wp, skh, skw);
+    load_dense_filter<FLIP>(f, wp);
     const A b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + offsets[3]) : A(0);
     A acc[RS][CS];
     start_sums(acc, b0);

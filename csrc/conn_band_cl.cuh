@@ -77,11 +77,7 @@ struct ConnBandCl {
     // the filter (flipped for FLIP), dense (plan.h): its taps at constant offsets
     const float* wp = static_cast<const float*>(a.weight) + n * a.w_s.n + c / p.cpg * a.w_s.g;
     A f[KF][KF];
-LC_UNROLL
-    for (int kh = 0; kh < KF; ++kh)
-LC_UNROLL
-      for (int kw = 0; kw < KF; ++kw)
-        f[kh][kw] = wp[(FLIP ? KF - 1 - kh : kh) * KF + (FLIP ? KF - 1 - kw : kw)];
+    load_dense_filter<FLIP>(f, wp);
     const A b0 = a.bias ? load_acc(static_cast<const float*>(a.bias) + c * a.bias_s) : A(0);
     A acc[RS][CS];
     start_sums(acc, b0);

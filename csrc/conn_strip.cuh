@@ -74,6 +74,17 @@ LC_UNROLL
           load_acc(wp + (FLIP ? KF - 1 - kh : kh) * skh + (FLIP ? KF - 1 - kw : kw) * skw);
 }
 
+// The same for a dense filter (taps KF apart a row, plan.h dense_filter): every tap at a
+// constant offset from wp, no address arithmetic
+template <bool FLIP, class T, class A, int KF>
+LC_DEVICE void load_dense_filter(A (&f)[KF][KF], const T* wp) {
+LC_UNROLL
+  for (int kh = 0; kh < KF; ++kh)
+LC_UNROLL
+    for (int kw = 0; kw < KF; ++kw)
+      f[kh][kw] = load_acc(wp + (FLIP ? KF - 1 - kh : kh) * KF + (FLIP ? KF - 1 - kw : kw));
+}
+
 // The strip's sums, each starting at the bias b0
 template <class A, int RS, int CS>
 LC_DEVICE void start_sums(A (&acc)[RS][CS], A b0) {

@@ -273,6 +273,7 @@ struct ConnBandPlan {
   int64_t col_strips;    // a row's strips of kStripCols columns (all in the block)
   int64_t IH, IW;        // staged rows per plane, floats per staged row
   FastDiv by_chunks, by_rows;  // division by the chunks of a staged row, by IH
+  FastDiv by_cols, by_br;      // division by col_strips, by BR (a thread's strip)
   bool vec;              // input rows 16-byte aligned, whole chunks: 16-byte loads
   bool vec_out;          // result rows the same: whole strips stored 16 bytes at a time
 };
@@ -518,11 +519,18 @@ inline Launch plan_conn_strip(const ConnArgs& a) {
   return l;
 }
 
+// A filter whose taps sit KF apart a row and 1 apart a column (every filter the
+// operator makes; a slice of a wider one is not): the band kernels load its taps at
+// constant offsets (load_dense_filter), others run the strips
+inline bool dense_filter(const ConnArgs& a) { return a.w_s.kw == 1 && a.w_s.kh == a.p.w.k; }
+
 // Strips on a staged band (conn_band.cuh), if the problem fits them: the strips' NCHW
 // problems (strip_fits without a channels_last input: unit-stride rows both sides)
-// with the column padding KF / 2, and a block that fits (plan_conn_band: blocks > 0).
+// with the column padding KF / 2, a dense filter, and a block that fits (plan_conn_band:
+// blocks > 0).
 inline bool band_fits(const ConnArgs& a) {
-  return strip_fits(a) && !channels_last_image(a.src_s, a.p.C) && a.p.w.p == a.p.w.k / 2;
+  return strip_fits(a) && !channels_last_image(a.src_s, a.p.C) && a.p.w.p == a.p.w.k / 2 &&
+         dense_filter(a);
 }
 
 // P planes x a band of BR row strips x every column strip per block (about kThreads
@@ -554,6 +562,8 @@ inline Launch plan_conn_band(const ConnArgs& a) {
   }
   t.by_chunks = FastDiv::of(uint32_t(t.IW / L));
   t.by_rows = FastDiv::of(uint32_t(t.IH));
+  t.by_cols = FastDiv::of(uint32_t(t.col_strips));
+  t.by_br = FastDiv::of(uint32_t(t.BR));
   t.vec = p.w.in % L == 0 &&
           rows_aligned(a.src, eb, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, 16);
   t.vec_out = p.w.out % L == 0 &&
@@ -611,7 +621,7 @@ inline bool pixels_aligned(const void* base, const Image& s, int64_t C, int64_t 
 inline bool band_cl_fits(const ConnArgs& a) {
   const Problem& p = a.p;
   return strip_fits(a) && p.dtype == kFloat32 && channels_last_image(a.src_s, p.C) &&
-         p.w.p == p.w.k / 2 && a.w_s.kw == 1 && a.w_s.kh == p.h.k &&
+         p.w.p == p.w.k / 2 && dense_filter(a) &&
          ceil_div(p.w.out, kStripCols) <= kThreads / kBandClChannels;
 }
 

@@ -320,11 +320,14 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
     block as shared memory holds, the last block one plane; rows of 14 staged value by
     value), a filter with an Inf (the flipped pass masks the taps outside g, as the
     reference adds none), static and dynamic weights; float16 transposes: the strips,
-    float16 14 x 14 planes of a static filter: tensor cores."""
+    float16 14 x 14 planes of a static filter: tensor cores; a filter whose taps are not
+    dense (a slice of a wider one): the strips."""
     g = gen("cuda-band", dtype)
-    for shape, nw in (((1, 3, 9, 1000), 1), ((3, 37, 14, 14), 1), ((3, 37, 14, 14), 3)):
+    for shape, nw, sliced in (((1, 3, 9, 1000), 1, False), ((3, 37, 14, 14), 1, False),
+                              ((3, 37, 14, 14), 3, False), ((2, 3, 9, 40), 2, True)):
         x = rand(shape, g, dtype)
-        w = rand((nw, shape[1], 7, 7, 1, 1), g, dtype)
+        w = rand((nw, shape[1], 7, 8, 1, 1), g, dtype)[:, :, :, :7] if sliced else \
+            rand((nw, shape[1], 7, 7, 1, 1), g, dtype)
         for inf in (False, True):
             if inf:
                 w[0, 1, 2, 5] = float("inf")
@@ -334,8 +337,10 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
                   f"band {shape} Nw={nw} inf={inf}")
             if emulator is not None:  # (16-bit: transposes on the strips, 14 x 14 planes
                 # of a shared filter on tensor cores)
-                assert emulator.kernels[:2] == [conn_kernel(dtype, 7, x, 3, out, nw == 1)
-                                                for out in (True, False)], emulator.kernels
+                expect = [conn_kernel(dtype, 7, x, 3, out, nw == 1) for out in (True, False)]
+                if sliced:
+                    expect = [k if k != "conn_band" else "conn_strip" for k in expect]
+                assert emulator.kernels[:2] == expect, emulator.kernels
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
