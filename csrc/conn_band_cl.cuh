@@ -26,6 +26,15 @@
 // The results are stored value by value (a channels_last result: a warp's store is
 // 32 consecutive channels of one position, 128 bytes).
 //
+// PLANES: the input (and the result) in planes, NCHW-like with unit-stride rows. The
+// band is the same, a position's channels together, at 33 words a position: a warp
+// stages 4 (channel, row) pairs at a time, 8 lanes along each row (16-byte loads of 4
+// columns where rows allow), each value to its channel's word (33 words apart: 32
+// banks, and the strips' loads of a position stay conflict-free). The results go back
+// through the same words (the band is read by then) and out a row of a channel at a
+// time, 16 bytes a lane: a lane-per-channel store straight to planes would write a
+// 32-byte sector for every 4-byte value.
+//
 // FLIP runs conn2d_transpose as a forward pass over g with the flipped filter. A thread
 // whose filter is finite skips the input rows outside the image (g), which only add
 // zeros; a flipped pass's staged zeros in the columns outside g are then exact too. A
@@ -43,13 +52,17 @@
 
 namespace lc {
 
-template <int KF, int CS, bool FLIP>
+template <int KF, int CS, bool FLIP, bool PLANES>
 struct ConnBandCl {
   using A = float;
   static constexpr int RS = strip_rows(KF);  // output rows per thread
   // CS: output columns per thread (plan.h's band_cl_cols: kStripCols, or 7)
   static constexpr int NV = CS + KF - 1;     // staged positions a strip reads per row
   static constexpr int CH = kBandClChannels;  // channels per block (a warp's lanes)
+  // words from a staged position to the next: its CH channels, and for PLANES one more,
+  // so that a warp writing along a channel's row (PLANES' staging and results) meets as
+  // many banks as a warp reading one position's channels
+  static constexpr int PS = PLANES ? CH + 1 : CH;
   // two blocks of 256 threads per SM (<= 128 registers: 49 taps, 32 sums, 14 values)
   static constexpr int kMinBlocks = 2;
 
@@ -63,7 +76,11 @@ struct ConnBandCl {
     const int32_t band_i = b - group * int32_t(t.bands), n32 = t.by_groups.div(group);
     const int64_t n = n32, c0 = int64_t(group - n32 * int32_t(t.groups)) * CH;
     const int32_t oh_band = band_i * BR * RS;  // the band's first output row
-    stage(band, a, t, n, c0, oh_band - int32_t(p.h.p));
+    if constexpr (PLANES) {
+      stage_planes(band, a, t, n, c0, oh_band - int32_t(p.h.p));
+    } else {
+      stage(band, a, t, n, c0, oh_band - int32_t(p.h.p));
+    }
 
     // this thread's strip and channel: lanes along the channels, then column strips,
     // then row strips
@@ -71,35 +88,52 @@ struct ConnBandCl {
     const int32_t cs = s - rb * int32_t(t.col_strips);
     const int64_t c = c0 + lane;
     const int32_t oh0 = oh_band + rb * RS, ow0 = cs * CS;
-    const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out);
-    if (c >= p.C || rb >= BR || oh0 >= Ho) return;
+    const int32_t Ho = int32_t(p.h.out);
+    const bool active = c < p.C && rb < BR && oh0 < Ho;
+    if (!PLANES && !active) return;  // (PLANES: every thread reaches store_planes' barriers)
 
-    // the filter (flipped for FLIP), dense (plan.h): its taps at constant offsets
-    const float* wp = static_cast<const float*>(a.weight) + n * a.w_s.n + c / p.cpg * a.w_s.g;
-    A f[KF][KF];
-    load_dense_filter<FLIP>(f, wp);
-    const A b0 = a.bias ? load_acc(static_cast<const float*>(a.bias) + c * a.bias_s) : A(0);
     A acc[RS][CS];
-    start_sums(acc, b0);
+    if (active) {
+      // the filter (flipped for FLIP), dense (plan.h): its taps at constant offsets
+      const float* wp =
+          static_cast<const float*>(a.weight) + n * a.w_s.n + c / p.cpg * a.w_s.g;
+      A f[KF][KF];
+      load_dense_filter<FLIP>(f, wp);
+      const A b0 = a.bias ? load_acc(static_cast<const float*>(a.bias) + c * a.bias_s) : A(0);
+      start_sums(acc, b0);
 
-    // the strip's input rows inside the image (g for FLIP): a finite filter skips the
-    // others, whose products with the staged zeros are exactly 0 (fewer products on a
-    // plane's border strips); else !FLIP multiplies them (NaN, as the reference gives)
-    // and FLIP still skips them, masking the columns outside g as well
-    const float* rows = band + (rb * RS * IW + ow0) * CH + lane;
-    const int32_t ih0 = oh0 - int32_t(p.h.p);
-    uint32_t rows_in = 0;
+      // the strip's input rows inside the image (g for FLIP): a finite filter skips the
+      // others, whose products with the staged zeros are exactly 0 (fewer products on a
+      // plane's border strips); else !FLIP multiplies them (NaN, as the reference gives)
+      // and FLIP still skips them, masking the columns outside g as well
+      const float* rows = band + (rb * RS * IW + ow0) * PS + lane;
+      const int32_t ih0 = oh0 - int32_t(p.h.p);
+      uint32_t rows_in = 0;
 LC_UNROLL
-    for (int i = 0; i < RS + KF - 1; ++i)
-      if (ih0 + i >= 0 && ih0 + i < int32_t(p.h.in)) rows_in |= 1u << i;
-    const bool finite = taps_finite(f);
-    if (FLIP && !finite) {
-      band_products_masked<0>(acc, f, rows, IW * CH, CH, rows_in,
-                              columns_inside<NV>(ow0 - int32_t(p.w.p), p.w.in));
-    } else {
-      accumulate(acc, f, rows, IW, finite ? rows_in : ~0u);
+      for (int i = 0; i < RS + KF - 1; ++i)
+        if (ih0 + i >= 0 && ih0 + i < int32_t(p.h.in)) rows_in |= 1u << i;
+      const bool finite = taps_finite(f);
+      if (FLIP && !finite) {
+        band_products_masked<0>(acc, f, rows, IW * PS, PS, rows_in,
+                                columns_inside<NV>(ow0 - int32_t(p.w.p), p.w.in));
+      } else {
+        accumulate(acc, f, rows, IW, finite ? rows_in : ~0u);
+      }
     }
 
+    if constexpr (PLANES) {
+      store_planes(band, acc, active, a, t, n, c0, oh_band, rb * RS * int32_t(t.cols) *
+                   int32_t(t.col_strips) + ow0, lane);
+    } else {
+      store(acc, a, n, c, oh0, ow0);
+    }
+  }
+
+  // !PLANES: the strip's results straight to the result (channels_last: a warp's store
+  // is 32 consecutive channels of a position)
+  static LC_DEVICE void store(const A (&acc)[RS][CS], const ConnArgs& a, int64_t n, int64_t c,
+                              int32_t oh0, int32_t ow0) {
+    const int32_t Ho = int32_t(a.p.h.out), Wo = int32_t(a.p.w.out);
     float* y = static_cast<float*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
     const int32_t dh = int32_t(a.dst_s.h), dw = int32_t(a.dst_s.w);
 LC_UNROLL
@@ -121,10 +155,10 @@ LC_UNROLL
 LC_UNROLL
     for (int i = 0; i < RS + KF - 1; ++i) {
       if (!((rows_in >> i) & 1)) continue;
-      const SmemAddr row = at + i * IW * CH * 4;
+      const SmemAddr row = at + i * IW * PS * 4;
       A v[NV];
 LC_UNROLL
-      for (int col = 0; col < NV; ++col) LC_LOAD_SHARED_F1(v[col], row + col * CH * 4);
+      for (int col = 0; col < NV; ++col) LC_LOAD_SHARED_F1(v[col], row + col * PS * 4);
       strip_row_products<false, 0>(acc, f, v, i, 0);
     }
   }
@@ -183,6 +217,91 @@ LC_UNROLL_N(2)
       }
     }
     sync_threads();
+  }
+
+  // PLANES' band: the same positions and zeros as stage(), from planes (unit-stride
+  // rows): a warp's lanes in 4 groups of 8, group g of warp w taking channels 4 w + g,
+  // + 4 warps, ... and, for each, the band's rows in turn, its 8 lanes along the row (16
+  // bytes a lane, 4 columns, where t.vec; else a value). Each value goes to its channel's
+  // word of its position (PS = 33 words apart: a warp's 4 channels x 8 lanes meet 32
+  // banks).
+  static LC_DEVICE void stage_planes(float* band, const ConnArgs& a, const ConnBandClPlan& t,
+                                     int64_t n, int64_t c0, int32_t ih0) {
+    const Problem& p = a.p;
+    const int tid = thread_index(), lane = tid % 32, q0 = lane & 7;
+    const int32_t IH = int32_t(t.IH), IW = int32_t(t.IW), H = int32_t(p.h.in),
+                  W = int32_t(p.w.in), sh = int32_t(a.src_s.h);
+    const int32_t have = int32_t(min_of(int64_t(CH), p.C - c0));  // channels here
+    const float* x = static_cast<const float*>(a.src) + n * a.src_s.n + c0 * a.src_s.c;
+    constexpr int P = KF / 2;  // band column of input column 0
+    static_assert(2 * P <= 8, "a row's border columns: one store of the row's 8 lanes");
+    const int32_t groups = block_threads() / 8;
+    for (int32_t ch = tid / 32 * 4 + (lane >> 3); ch < CH; ch += groups) {
+      const float* xc = x + ch * a.src_s.c;
+      float* to = band + P * PS + ch;  // row 0, input column 0
+      int32_t ro = ih0 * sh;           // row offset in the plane
+      for (int32_t ih = ih0; ih < ih0 + IH; ++ih, to += IW * PS, ro += sh) {
+        if (ch >= have || ih < 0 || ih >= H) {  // the whole row: zeros
+          for (int32_t col = q0 - P; col < W + P; col += 8) to[col * PS] = 0.f;
+          continue;
+        }
+        if (q0 < 2 * P) to[(q0 < P ? q0 - P : W + q0 - P) * PS] = 0.f;  // the borders
+        if (t.vec) {
+          for (int32_t iw = 4 * q0; iw < W; iw += 32) {
+            float v[4];
+            load16(xc + (ro + iw), v);
+LC_UNROLL
+            for (int k = 0; k < 4; ++k) to[(iw + k) * PS] = v[k];
+          }
+        } else {
+          for (int32_t iw = q0; iw < W; iw += 8) to[iw * PS] = xc[ro + iw];
+        }
+      }
+    }
+    sync_threads();
+  }
+
+  // PLANES' results: every strip's sums into the band's words (the band is read by then;
+  // result position (row, column) of the block at (row * OW + column) * PS + channel, OW
+  // = the strips' columns; `at`: this thread's first), then written out the way
+  // stage_planes reads: a channel a lane group, its rows in turn, 8 lanes along a row,
+  // 16 bytes a lane where t.vec_out.
+  static LC_DEVICE void store_planes(float* band, const A (&acc)[RS][CS], bool active,
+                                     const ConnArgs& a, const ConnBandClPlan& t, int64_t n,
+                                     int64_t c0, int32_t oh_band, int32_t at, int lane) {
+    const Problem& p = a.p;
+    const int32_t OW = int32_t(t.cols * t.col_strips);
+    sync_threads();  // every strip has read the band
+    if (active) {
+      float* o = band + at * PS + lane;
+LC_UNROLL
+      for (int r = 0; r < RS; ++r)
+LC_UNROLL
+        for (int j = 0; j < CS; ++j) o[(r * OW + j) * PS] = acc[r][j];
+    }
+    sync_threads();
+    const int tid = thread_index(), q0 = lane & 7;
+    const int32_t Wo = int32_t(p.w.out), dh = int32_t(a.dst_s.h);
+    const int32_t rows = int32_t(min_of(t.BR * strip_rows(KF), p.h.out - oh_band));
+    const int32_t have = int32_t(min_of(int64_t(CH), p.C - c0));
+    float* y = static_cast<float*>(a.dst) + n * a.dst_s.n + c0 * a.dst_s.c + oh_band * dh;
+    const int32_t groups = block_threads() / 8;
+    for (int32_t ch = tid / 32 * 4 + (lane >> 3); ch < have; ch += groups) {
+      float* yc = y + ch * a.dst_s.c;
+      const float* from = band + ch;
+      for (int32_t r = 0, ro = 0; r < rows; ++r, ro += dh, from += OW * PS) {
+        if (t.vec_out) {
+          for (int32_t ow = 4 * q0; ow < Wo; ow += 32) {
+            float v[4];
+LC_UNROLL
+            for (int k = 0; k < 4; ++k) v[k] = from[(ow + k) * PS];
+            LC_COPY16(yc + (ro + ow), v);
+          }
+        } else {
+          for (int32_t ow = q0; ow < Wo; ow += 8) yc[ro + ow] = from[ow * PS];
+        }
+      }
+    }
   }
 };
 

@@ -107,19 +107,26 @@ int launch_conn_band(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+template <int KF, bool FLIP, class Exec>
+int launch_conn_band_cl_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
+  const ConnBandClPlan& t = l.conn_band_cl;
+  const bool narrow = t.cols == 7;  // else kStripCols (plan.h band_cl_cols)
+  if (t.planes)
+    return narrow ? ex.template launch<ConnBandCl<KF, 7, FLIP, true>>(l, a, t)
+                  : ex.template launch<ConnBandCl<KF, kStripCols, FLIP, true>>(l, a, t);
+  return narrow ? ex.template launch<ConnBandCl<KF, 7, FLIP, false>>(l, a, t)
+                : ex.template launch<ConnBandCl<KF, kStripCols, FLIP, false>>(l, a, t);
+}
+
 template <class T, bool FLIP, class Exec>
 int launch_conn_band_cl(Exec& ex, const Launch& l, const ConnArgs& a) {
   if constexpr (!std::is_same<T, float>::value) {
     return kBadDType;  // plan.h plans float32 only
   } else {
-    const bool narrow = l.conn_band_cl.cols == 7;  // else kStripCols (band_cl_cols)
     switch (l.kf) {
-      case 3: return narrow ? ex.template launch<ConnBandCl<3, 7, FLIP>>(l, a, l.conn_band_cl)
-                            : ex.template launch<ConnBandCl<3, kStripCols, FLIP>>(l, a, l.conn_band_cl);
-      case 5: return narrow ? ex.template launch<ConnBandCl<5, 7, FLIP>>(l, a, l.conn_band_cl)
-                            : ex.template launch<ConnBandCl<5, kStripCols, FLIP>>(l, a, l.conn_band_cl);
-      case 7: return narrow ? ex.template launch<ConnBandCl<7, 7, FLIP>>(l, a, l.conn_band_cl)
-                            : ex.template launch<ConnBandCl<7, kStripCols, FLIP>>(l, a, l.conn_band_cl);
+      case 3: return launch_conn_band_cl_kf<3, FLIP>(ex, l, a);
+      case 5: return launch_conn_band_cl_kf<5, FLIP>(ex, l, a);
+      case 7: return launch_conn_band_cl_kf<7, FLIP>(ex, l, a);
       default: return kBadDType;  // plan.h only plans the strip kernel sizes
     }
   }

@@ -285,7 +285,10 @@ struct ConnBandClPlan {
   int64_t col_strips;    // a row's strips of cols columns (all in the block)
   int64_t IH, IW;        // staged rows, positions a row (kBandClChannels floats each)
   FastDiv by_bands, by_groups, by_cols;  // division by bands, groups, col_strips
-  bool vec;              // pixels_aligned: 16-byte pieces of 4 channels
+  bool planes;           // the input in planes (NCHW-like): staged across, results staged
+  bool vec;              // 16-byte pieces: of 4 channels (pixels_aligned) or, for planes,
+                         // of 4 columns (rows 16-byte aligned, whole pieces)
+  bool vec_out;          // planes: the result's rows in 16-byte pieces the same way
 };
 
 struct CorrStripPlan {
@@ -613,15 +616,14 @@ inline bool pixels_aligned(const void* base, const Image& s, int64_t C, int64_t 
 }
 
 // Strips on a staged channels_last band (conn_band_cl.cuh), if the problem fits them:
-// strip_fits's float32 problems with a channels_last input (the result in any layout),
-// the column padding KF / 2, a dense filter (taps KF apart a row), and at most
-// kThreads / kBandClChannels column strips (output rows of up to 64); a block that fits
-// (plan_conn_band_cl: blocks > 0). Predicted (model, H200, float32 7 x 7, 28 x 28 and
-// 56 x 56): benchmarks/results/model/NOTES.md.
+// strip_fits's float32 problems (a channels_last input with the result in any layout,
+// or NCHW-like planes both sides), the column padding KF / 2, a dense filter (taps KF
+// apart a row), and at most kThreads / kBandClChannels column strips (output rows of up
+// to 64); a block that fits (plan_conn_band_cl: blocks > 0). Predicted (model, H200,
+// float32 7 x 7, 28 x 28 and 56 x 56): benchmarks/results/model/NOTES.md.
 inline bool band_cl_fits(const ConnArgs& a) {
   const Problem& p = a.p;
-  return strip_fits(a) && p.dtype == kFloat32 && channels_last_image(a.src_s, p.C) &&
-         p.w.p == p.w.k / 2 && dense_filter(a) &&
+  return strip_fits(a) && p.dtype == kFloat32 && p.w.p == p.w.k / 2 && dense_filter(a) &&
          ceil_div(p.w.out, kStripCols) <= kThreads / kBandClChannels;
 }
 
@@ -655,6 +657,8 @@ inline Launch plan_conn_band_cl(const ConnArgs& a) {
   l.kernel = kConnBandCl;
   l.kf = kf;
   ConnBandClPlan& t = l.conn_band_cl;
+  t.planes = !channels_last_image(a.src_s, p.C);
+  const int64_t PS = kBandClChannels + (t.planes ? 1 : 0);  // words a staged position
   t.cols = band_cl_cols(p.w.out, row_strips);
   t.col_strips = ceil_div(p.w.out, t.cols);
   t.IW = t.cols * t.col_strips + kf - 1;
@@ -663,7 +667,7 @@ inline Launch plan_conn_band_cl(const ConnArgs& a) {
     t.bands = ceil_div(row_strips, BR);
     t.BR = ceil_div(row_strips, t.bands);  // the rows split evenly
     t.IH = t.BR * RS + kf - 1;
-    l.smem = kBandClChannels * t.IH * t.IW * 4;
+    l.smem = PS * t.IH * t.IW * 4;
     if (l.smem <= kMaxSmemOptIn) break;
     if (t.BR == 1) return Launch{};
     BR = t.BR - 1;
@@ -672,7 +676,11 @@ inline Launch plan_conn_band_cl(const ConnArgs& a) {
   t.by_bands = FastDiv::of(uint32_t(t.bands));
   t.by_groups = FastDiv::of(uint32_t(t.groups));
   t.by_cols = FastDiv::of(uint32_t(t.col_strips));
-  t.vec = pixels_aligned(a.src, a.src_s, p.C, 4);
+  t.vec = t.planes ? p.w.in % 4 == 0 && rows_aligned(a.src, 4, a.src_s.n, a.src_s.c,
+                                                      a.src_s.h, a.src_s.w, 16)
+                   : pixels_aligned(a.src, a.src_s, p.C, 4);
+  t.vec_out = t.planes && p.w.out % 4 == 0 &&
+              rows_aligned(a.dst, 4, a.dst_s.n, a.dst_s.c, a.dst_s.h, a.dst_s.w, 16);
   l.threads = int32_t(kBandClChannels * t.BR * t.col_strips);
   l.blocks = p.N * t.groups * t.bands;
   return l;
@@ -1005,12 +1013,12 @@ inline Launch plan_conn(const ConnArgs& a) {
   if (shared && sample_fits(a)) return plan_conn_sample(a);
   if (shared && mma_fits(a)) return plan_conn_mma(a);
   if (shared && mma_cl_fits(a)) return plan_conn_mma_cl(a);
-  if (shared && band_fits(a)) {
-    const Launch l = plan_conn_band(a);
-    if (l.blocks > 0) return l;
-  }
   if (shared && band_cl_fits(a)) {
     const Launch l = plan_conn_band_cl(a);
+    if (l.blocks > 0) return l;
+  }
+  if (shared && band_fits(a)) {
+    const Launch l = plan_conn_band(a);
     if (l.blocks > 0) return l;
   }
   if (shared && strip_fits(a)) return plan_conn_strip(a);
@@ -1061,12 +1069,12 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
   if (flipped_transpose(a, flipped) && mma_cl_fits(*flipped)) return plan_conn_mma_cl(*flipped);
   // (16-bit: the strips, whose flipped pass loads g's rows as 16-bit chunks; predicted
   // 11-13 against 15-24 us at 7 x 7, benchmarks/results/model/NOTES.md)
-  if (flipped_transpose(a, flipped) && p.dtype == kFloat32 && band_fits(*flipped)) {
-    const Launch l = plan_conn_band(*flipped);
-    if (l.blocks > 0) return l;
-  }
   if (flipped_transpose(a, flipped) && band_cl_fits(*flipped)) {
     const Launch l = plan_conn_band_cl(*flipped);
+    if (l.blocks > 0) return l;
+  }
+  if (flipped_transpose(a, flipped) && p.dtype == kFloat32 && band_fits(*flipped)) {
+    const Launch l = plan_conn_band(*flipped);
     if (l.blocks > 0) return l;
   }
   if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);

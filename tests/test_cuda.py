@@ -228,7 +228,8 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
     for 16-bit NCHW planes of 16 x 16 at least (14 x 14 for a static filter); else the
     strips on a staged band where the pass's column
     padding is K // 2 (the transpose's is K - 1 - pw, and only float32 transposes run
-    there); else the strips. Planes 7 or 14 wide and at most 16 high with padding K // 2
+    there): float32 rows of up to 64 on a lane-per-channel band (conn_band_cl), others
+    on a band of planes (conn_band); else the strips. Planes 7 or 14 wide and at most 16 high with padding K // 2
     hold the filter in registers (conn_reg): float32, and 16-bit per-sample filters on
     planes 7 wide."""
     ph, pw = (k // 2, k // 2) if padding == "same" else (
@@ -246,6 +247,8 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
     if dtype != torch.float32 and rows >= least and cols >= least:
         return "conn_mma"
     band = pw == k // 2 if out else k - 1 - pw == k // 2 and dtype == torch.float32
+    if band and dtype == torch.float32 and cols <= 64:
+        return "conn_band_cl"
     return "conn_band" if band else "conn_strip"
 
 
@@ -339,7 +342,8 @@ def test_band_blocks(emulator: Any, dtype: torch.dtype) -> None:
                 # of a shared filter on tensor cores)
                 expect = [conn_kernel(dtype, 7, x, 3, out, nw == 1) for out in (True, False)]
                 if sliced:
-                    expect = [k if k != "conn_band" else "conn_strip" for k in expect]
+                    expect = [k if k not in ("conn_band", "conn_band_cl") else "conn_strip"
+                              for k in expect]
                 assert emulator.kernels[:2] == expect, emulator.kernels
 
 
@@ -384,40 +388,45 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("cl", [True, False], ids=["channels_last", "nchw"])
 @pytest.mark.parametrize("k", [3, 7])
-def test_band_channels_last(emulator: Any, k: int) -> None:
-    """conn_band_cl (float32 channels_last, column padding K // 2) for conn2d and the
-    flipped conn2d_transpose: 40 channels (a block of 32 and one of 8: idle lanes) staged
-    16 bytes at a time, a channel slice (not 16-byte aligned) and 37 channels staged
-    value by value; 28 x 28 (two row strips a block, the last band half empty; four
-    strips of 7 columns), rows of 60 (eight strips of 8, the last half past the row),
-    rows of 20 (three strips of 7, the last partial), rows of 65 (nine strips:
-    conn_strip); row padding other than K // 2
-    (strips whose input rows start above or end below the image); a filter with an Inf
-    (the forward multiplies the staged zeros, NaN as in the reference; the flipped pass
-    adds no tap outside g); static and per-sample weights, bias; a filter whose taps are
-    not dense (a slice of a wider one: conn_strip)."""
-    g = gen("cuda-band-cl", k)
+def test_band_channels_last(emulator: Any, k: int, cl: bool) -> None:
+    """conn_band_cl (float32, column padding K // 2: a band staged a position's channels
+    together, a lane a channel) for conn2d and the flipped conn2d_transpose, from
+    channels_last pixels and from NCHW planes (staged across, results staged back): 40
+    channels (a block of 32 and one of 8: idle lanes) staged 16 bytes at a time, a
+    channel slice (channels_last: not 16-byte aligned) and 37 channels staged value by
+    value; 28 x 28 (two row strips a block, the last band half empty; four strips of 7
+    columns), rows of 60 (eight strips of 8, the last half past the row), rows of 20
+    (three strips of 7, the last partial), rows of 19 (NCHW: value by value both ways),
+    rows of 65 (nine strips: conn_strip from pixels, conn_band from planes); row padding
+    other than K // 2 (strips whose input rows start above or end below the image); a
+    filter with an Inf (the forward multiplies the staged zeros, NaN as in the
+    reference; the flipped pass adds no tap outside g); static and per-sample weights,
+    bias; a filter whose taps are not dense (a slice of a wider one: conn_strip)."""
+    g = gen("cuda-band-cl", k, cl)
     cases = (((2, 40, 28, 28), k // 2, 1, "dense"), ((3, 41, 11, 60), (1, k // 2), 3, "sliced"),
              ((1, 37, 9, 20), (k // 2 + 2, k // 2), 1, "dense"), ((1, 8, 6, 65), k // 2, 1, "dense"),
-             ((2, 8, 9, 20), k // 2, 2, "sliced filter"))
+             ((2, 8, 9, 20), k // 2, 2, "sliced filter"), ((2, 37, 9, 19), k // 2, 2, "dense"))
     for shape, padding, nw, what in cases:
-        x = rand(shape, g, cl=True)
+        x = rand(shape, g, cl=cl)
         xs = x[:, 1:] if what == "sliced" else x
         C = xs.shape[1]
         w = rand((nw, C, k, k + 1, 1, 1), g)[:, :, :, :k] if what == "sliced filter" else \
             rand((nw, C, k, k, 1, 1), g)
-        expect = "conn_strip" if shape[-1] > 64 or what == "sliced filter" else "conn_band_cl"
+        wide = "conn_strip" if cl else "conn_band"
+        expect = "conn_strip" if what == "sliced filter" else \
+            wide if shape[-1] > 64 else "conn_band_cl"
         for inf in (False, True):
             if inf:
                 w[0, 2, 1, k - 1] = float("inf")
             if emulator is not None:
                 emulator.kernels.clear()
-            # (g channels_last as x, also for the slice: the transpose's band too)
+            # (g in x's layout, also for the slice: the transpose's band too)
             kw = window_kwargs("sliding", 1, padding)
-            gr = rand((shape[0], C, *out_size(shape[2:], (k, k), kw)), g, cl=True)
+            gr = rand((shape[0], C, *out_size(shape[2:], (k, k), kw)), g, cl=cl)
             check(xs, w, rand((C,), g), kw,
-                  f"band cl {k}x{k} {what} {shape} p={padding} Nw={nw} inf={inf}", g=gr)
+                  f"band cl={cl} {k}x{k} {what} {shape} p={padding} Nw={nw} inf={inf}", g=gr)
             if emulator is not None:
                 assert emulator.kernels[:2] == [expect, expect], emulator.kernels
 
@@ -1146,8 +1155,10 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
     g = gen("cuda-kernels")
     cases = [
         # kernels of conn2d, conn2d_transpose, corr2d: (x, weight, kw)
-        (("conn_band", "conn_band", "corr_strip"),
+        (("conn_band_cl", "conn_band_cl", "corr_strip"),  # (float32 NCHW: across a band)
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1))),
+        (("conn_band", "conn_band", "corr_strip"),  # (float32 rows past 64: planes' band)
+            (rand((2, 3, 5, 70), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1))),
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g),
              window_kwargs("sliding", 1, (1, 2)))),
