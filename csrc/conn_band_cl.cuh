@@ -282,7 +282,7 @@ LC_UNROLL
     sync_threads();
     const int tid = thread_index(), q0 = lane & 7;
     const int32_t Wo = int32_t(p.w.out), dh = int32_t(a.dst_s.h);
-    const int32_t rows = int32_t(min_of(t.BR * strip_rows(KF), p.h.out - oh_band));
+    const int32_t rows = int32_t(min_of(t.BR * RS, p.h.out - oh_band));
     const int32_t have = int32_t(min_of(int64_t(CH), p.C - c0));
     float* y = static_cast<float*>(a.dst) + n * a.dst_s.n + c0 * a.dst_s.c + oh_band * dh;
     const int32_t groups = block_threads() / 8;
