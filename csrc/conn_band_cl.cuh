@@ -27,8 +27,8 @@
 // 32 consecutive channels of one position, 128 bytes).
 //
 // PLANES: the input (and the result) in planes, NCHW-like with unit-stride rows. The
-// band is the same, a position's channels together, at 33 words a position: a warp
-// stages 4 (channel, row) pairs at a time, 8 lanes along each row (16-byte loads of 4
+// band is the same, a position's channels together, at 33 words a position: each group
+// of 8 lanes keeps a channel and walks the band's rows, its lanes along a row (16-byte loads of 4
 // columns where rows allow), each value to its channel's word (33 words apart: 32
 // banks, and the strips' loads of a position stay conflict-free). The results go back
 // through the same words (the band is read by then) and out a row of a channel at a
