@@ -48,19 +48,27 @@ def kernels(path: Path) -> dict[str, Kernel]:
     text = subprocess.run([nvidia_tool("nvdisasm"), "-c", "-gi", str(path)], capture_output=True,
                           text=True, check=True).stdout
     funcs = sass.parse(text)
-    res_text = subprocess.run([nvidia_tool("cuobjdump"), "-res-usage", str(path)],
-                              capture_output=True, text=True, check=True).stdout
-    res: dict[str, Resources] = {}
-    name = None
-    for line in res_text.splitlines():
-        if m := _FUNC.search(line):
-            name = m[1]
-        elif name and (m := _RES.search(line)):
-            res[name] = Resources(*(int(v) for v in m.groups()))
+    res = resources(path)
     names = list(funcs)
     pretty = demangle(names)
     return {n: Kernel(n, d, funcs[n], res.get(n, Resources(0, 0, 0, 0)))
             for n, d in zip(names, pretty)}
+
+
+@cache
+def resources(path: Path) -> dict[str, Resources]:
+    """ptxas's resource usage of every function of the cubin at ``path``, by mangled name
+    (``cuobjdump -res-usage`` only: no disassembly, for checks that need no SASS)."""
+    text = subprocess.run([nvidia_tool("cuobjdump"), "-res-usage", str(path)],
+                          capture_output=True, text=True, check=True).stdout
+    res: dict[str, Resources] = {}
+    name = None
+    for line in text.splitlines():
+        if m := _FUNC.search(line):
+            name = m[1]
+        elif name and (m := _RES.search(line)):
+            res[name] = Resources(*(int(v) for v in m.groups()))
+    return res
 
 
 def demangle(names: list[str]) -> list[str]:
