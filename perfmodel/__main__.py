@@ -31,6 +31,7 @@ from . import report  # noqa: E402
 from .hardware import GPUS  # noqa: E402
 from .model import BACKENDS, evaluate  # noqa: E402
 from .tools import nvcc, version  # noqa: E402
+from .torch_native import Declined  # noqa: E402
 from .workload import works  # noqa: E402
 
 #: the CI subset (--quick): case names
@@ -73,6 +74,10 @@ def parse(argv: Optional[list[str]]) -> argparse.Namespace:
 def _why_not(backend: str) -> Optional[str]:
     if backend == "cuda" and nvcc() is None:
         return "nvcc not found: the CUDA kernels cannot be compiled for sm_90 here"
+    if backend == "torch":
+        from .torch_native import why_not
+
+        return why_not()
     if backend == "triton":
         try:
             from triton.backends.nvidia.compiler import get_ptxas  # noqa: F401
@@ -120,6 +125,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                             rec = report.record(e, gpus)
                             print(report.summary_line(rec, "h200" if "h200" in gpus
                                                       else next(iter(gpus))), flush=True)
+                        except Declined:  # no PyTorch kernel for the row: no peer row
+                            continue
                         except Exception as exc:  # a row that cannot be modelled says why
                             rec = {"suite": case.suite, "case": case.name, "mode": case.mode,
                                    "dtype": dtype, "layout": layout, "backend": backend,

@@ -5,7 +5,8 @@
 
 The GPU check (``.ci/gpu-check``) times each primitive call with the Triton
 backend's fixed tiles, so Triton rows compare with the model's fixed-tile
-prediction (``fixed_tiles`` of a full run, or a run with ``--tiles fixed``). Per row: measured median, predicted range, and measured /
+prediction (``fixed_tiles`` of a full run, or a run with ``--tiles fixed``); PyTorch's
+own kernels (backend ``torch``) compare with the model's peer rows. Per row: measured median, predicted range, and measured /
 predicted (low and high end); last, per backend and limiter, the median
 ratio, which says how far to trust (or how to correct) each kind of
 prediction.
@@ -28,7 +29,8 @@ def join(measured: list[dict], model: list[dict], gpu: str) -> list[dict]:
     pred = {key(r): r for r in model if gpu in r}
     out = []
     for m in measured:
-        if m.get("status") != "ok" or m.get("backend") not in ("cuda", "triton") or not m.get("ms"):
+        ok = m.get("status") == "ok" and m.get("ms")
+        if not ok or m.get("backend") not in ("cuda", "triton", "torch"):  # torch: the peer row
             continue
         r = pred.get(key(m))
         if r is None:

@@ -20,7 +20,8 @@ from .hardware import Gpu
 from .predict import KernelCost, Prediction, combine, predict
 from .workload import PrimitiveCall, TorchStep, Work, elem, geometry, numel, operand, result_role
 
-BACKENDS = ("cuda", "triton")
+#: ours, then the peer: PyTorch's native depth-wise kernels (:mod:`perfmodel.torch_native`)
+BACKENDS = ("cuda", "triton", "torch")
 
 
 @dataclass
@@ -148,6 +149,10 @@ def evaluate(emu: Optional[Emulator], work: Work, backend: str, gpus: dict[str, 
         elif backend == "cuda":
             assert emu is not None
             kernels += _cuda_kernels(emu, work, step, ref.sms, samples)
+        elif backend == "torch":
+            from .torch_native import kernel_cost
+
+            kernels.append(kernel_cost(work, ref.sms))
         else:
             kernels += _triton_kernels(work, step, ref, candidates, tiles, fixed)
     per_kernel = {g: [predict(k, gpu) for k in kernels] for g, gpu in gpus.items()}

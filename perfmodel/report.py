@@ -142,7 +142,41 @@ def markdown(records: list[dict], gpus: dict[str, Gpu], meta: dict) -> str:
             row += [us_range(p["low_us"], p["high_us"]), f"{p['roofline_us']:.1f}",
                     f"{p['pct_of_roofline'][0]:.0f}–{p['pct_of_roofline'][1]:.0f}%"]
         lines.append("| " + " | ".join(row) + " |")
+    lines += peer_table(records, "h200" if "h200" in gpus else next(iter(gpus)))
     return "\n".join(lines) + "\n"
+
+
+def peer_table(records: list[dict], gpu: str = "h200") -> list[str]:
+    """Markdown lines: per row that PyTorch's native kernels can run (backend ``torch``),
+    the best localconn backend's predicted time and the predicted speed-up over PyTorch
+    (like ends divided: low by low, high by high). Empty without ``torch`` rows."""
+    def where(r: dict) -> tuple:
+        return (r["case"], r["dtype"], r["layout"], r["direction"])
+
+    ours: dict[tuple, dict] = {}
+    for r in records:
+        if r["backend"] != "torch" and gpu in r:
+            best = ours.get(where(r))
+            if best is None or r[gpu]["high_us"] < best[gpu]["high_us"]:
+                ours[where(r)] = r
+    rows = [r for r in records if r["backend"] == "torch" and gpu in r and where(r) in ours]
+    if not rows:
+        return []
+    out = ["", f"## Predicted speed-up over PyTorch's native depth-wise kernels ({gpu})", "",
+           "PyTorch's rows (backend `torch`) cost the sm_90 SASS of its own kernels, "
+           "aten/src/ATen/native/cuda/DepthwiseConv2d.cu, as `nn.Conv2d(groups=C)` runs them "
+           "on NCHW tensors (dynamic depth-wise: the grouped convolution of (1, N·C, H, W)); "
+           "see perfmodel/torch_native.py. Predictions, not measurements.", "",
+           "| case | dtype | layout | dir | PyTorch µs | localconn µs | backend | speed-up |",
+           "|---|---|---|---|---|---|---|---|"]
+    for t in rows:
+        o = ours[where(t)]
+        a, b = t[gpu], o[gpu]
+        lo, hi = sorted((a["low_us"] / b["low_us"], a["high_us"] / b["high_us"]))
+        out.append(f"| {t['case']} | {t['dtype']} | {t['layout']} | {t['direction']} | "
+                   f"{us_range(a['low_us'], a['high_us'])} | {us_range(b['low_us'], b['high_us'])} "
+                   f"| {o['backend']} | {lo:.1f}–{hi:.1f}× |")
+    return out
 
 
 def write(out: Path, records: list[dict], gpus: dict[str, Gpu], meta: dict) -> None:

@@ -35,7 +35,10 @@ _LINE = re.compile(r'//## File "([^"]+)", line (\d+)(?: inlined at "([^"]+)", li
 _INSTR = re.compile(r"^\s*/\*([0-9a-f]{4,})\*/\s+(.*?)\s*;")
 _LABEL = re.compile(r"^\s*([.$][\w$.]+):\s*$")  # .L_x_12: and subroutines ($__internal_0_...:)
 _TARGET = re.compile(r"`\(([^)]+)\)")
-_FUNC = re.compile(r"^\s*\.global\s+(\S+)")
+# a kernel starts at ``.global NAME`` or, with internal linkage (an anonymous namespace,
+# e.g. PyTorch's), at ``.type NAME,@function``; ``$__internal_*`` subroutines stay part of
+# the kernel before them (their CALLs are edges of its flow)
+_FUNC = re.compile(r"^\s*(?:\.global\s+(\S+)|\.type\s+([^$\s,][^\s,]*),\s*@function)")
 
 BRANCHES = ("BRA", "BRX", "JMP", "JMX", "CALL", "BRA.DIV")
 
@@ -224,8 +227,11 @@ def parse(text: str) -> dict[str, Function]:
     pending: list[str] = []
     for raw in text.splitlines():
         if m := _FUNC.match(raw):
-            cur = Function(m[1], [], {})
-            funcs[m[1]] = cur
+            name = m[1] or m[2]
+            if cur is not None and cur.name == name and not cur.instrs:
+                continue  # .type after .global
+            cur = Function(name, [], {})
+            funcs[name] = cur
             file, line, pending, chain = "", 0, [], []
             continue
         if cur is None:

@@ -327,7 +327,13 @@ def test_calibration_joins_measured_and_predicted() -> None:
     measured = [dict(row, ms=0.03, status="ok", kernel="conn_tile_fixed"),
                 dict(row, backend="torch", ms=0.01, status="ok"),
                 dict(row, direction="input-grad", ms=0.01, status="ok")]  # not predicted
-    (r,) = join(measured, model, "h200")
+    (r,) = join(measured, model, "h200")  # no torch row in the model: PyTorch's not joined
     assert r["measured_us"] == pytest.approx(30.0) and not r["inside"]
     assert r["vs_high"] == pytest.approx(1.5)
     assert "| cuda | int | 1 | 1.50 | 0/1 |" in table([r])
+    # the peer row: PyTorch's measured kernel against its predicted one
+    model.append(dict(row, backend="torch", kernels=[{"name": "torch conv_depthwise2d"}],
+                      h200={"low_us": 8.0, "high_us": 12.0, "limiter": "int"}))
+    ours, peer = join(measured, model, "h200")
+    assert peer["backend"] == "torch" and peer["inside"]
+    assert peer["measured_us"] == pytest.approx(10.0)
