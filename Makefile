@@ -6,7 +6,7 @@ PIP := $(PYTHON) -m pip
 TORCH_SPEC ?= torch==2.13.0
 BENCH_OUT ?= out/bench
 
-.PHONY: emulators check-cuda-sm90 help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton \
+.PHONY: emulators check-cuda-sm90 check-cuda-sm80 help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton \
 	perf-model perf-model-check perf-model-baseline gpu-prebuild gpu-check-dry
 
 help:
@@ -127,6 +127,8 @@ check-cuda-sm90:
 	@$(PYTHON) -c "import shutil; from perfmodel.cuda_costs import SOURCES, cubins, ptxas_log; \
 		s = SOURCES[:-1]; [shutil.copy(ptxas_log(c), '$(CHECK_CUDA_DIR)/' + n + '.sm_90.ptxas.log') \
 		for n, c in zip(s, cubins(s))]"
+
+check-cuda-sm80: $(CUDA_OBJECTS)
 
 check-cuda: $(CUDA_OBJECTS) check-cuda-sm90
 	@bash .ci/check-binding
