@@ -10,6 +10,7 @@
 
 #include "conn_band.cuh"
 #include "conn_band_cl.cuh"
+#include "conn_wide.cuh"
 #include "conn_batch.cuh"
 #include "conn_batch_wide.cuh"
 #include "conn_sample.cuh"
@@ -103,6 +104,19 @@ int launch_conn_band(Exec& ex, const Launch& l, const ConnArgs& a) {
       case 5: return ex.template launch<ConnBand<T, 5, FLIP>>(l, a, l.conn_band);
       case 7: return ex.template launch<ConnBand<T, 7, FLIP>>(l, a, l.conn_band);
       default: return kBadDType;  // plan.h only plans the strip kernel sizes
+    }
+  }
+}
+
+template <class T, bool FLIP, class Exec>
+int launch_conn_wide(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) != 4) {
+    return kBadDType;  // plan.h plans float32 only
+  } else {
+    switch (l.kf) {
+      case 13: return ex.template launch<ConnWide<T, 13, FLIP>>(l, a, l.conn_wide);
+      case 31: return ex.template launch<ConnWide<T, 31, FLIP>>(l, a, l.conn_wide);
+      default: return kBadDType;  // plan.h only plans the large fixed windows
     }
   }
 }
@@ -328,6 +342,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);
     if (l.kernel == kConnBandCl) return launch_conn_band_cl<T, false>(ex, l, a);
+    if (l.kernel == kConnWide) return launch_conn_wide<T, false>(ex, l, a);
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, false>(ex, l, a);
     if (l.kernel == kConnSample) return launch_conn_sample<T, false>(ex, l, a);
@@ -359,6 +374,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnStrip) return launch_conn_strip<T, true>(ex, l, flipped);
     if (l.kernel == kConnBand) return launch_conn_band<T, true>(ex, l, flipped);
     if (l.kernel == kConnBandCl) return launch_conn_band_cl<T, true>(ex, l, flipped);
+    if (l.kernel == kConnWide) return launch_conn_wide<T, true>(ex, l, flipped);
     if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
       return launch_conn_batch<T, true>(ex, l, flipped);
     if (l.kernel == kConnSample) return launch_conn_sample<T, true>(ex, l, flipped);

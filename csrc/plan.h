@@ -37,6 +37,21 @@ constexpr int band_reach(int kf, int elem_bytes) {
   return (band_lead(elem_bytes) - kf / 2) / 4 * 4 +
          ((band_lead(elem_bytes) - kf / 2) % 4 + 8 + kf - 1 + 3) / 4 * 4;
 }
+// conn_wide.cuh (float32 13 x 13 and 31 x 31): a thread's strip of kWideCols outputs of a
+// row; input column 0 at float wide_lead(kf) of a staged row (kf / 2 zeros before it,
+// rounded up to a 16-byte chunk); wide_chunks(kf) 16-byte loads cover a strip's
+// kWideCols + kf - 1 values a row; filter rows of wide_filter_stride(kf) floats
+constexpr int kWideCols = 8;
+constexpr int wide_lead(int kf) { return (kf / 2 + 3) / 4 * 4; }
+constexpr int wide_chunks(int kf) { return (wide_lead(kf) - kf / 2 + kWideCols + kf - 1 + 3) / 4; }
+constexpr int wide_filter_stride(int kf) { return (kf + 3) / 4 * 4; }
+// its shared memory: P planes' kWideTable entries (offsets, a finite flag), the filters,
+// the band
+constexpr int kWideTable = 5;
+LC_HD constexpr int64_t wide_table_bytes(int64_t P) { return (8 * kWideTable * P + 15) / 16 * 16; }
+inline int64_t wide_smem(int64_t P, int64_t IH, int64_t IW, int kf) {
+  return wide_table_bytes(P) + 4 * P * (kf * wide_filter_stride(kf) + IH * IW);
+}
 // conn_band.cuh's shared memory: P planes' kBandTable offsets, then the band
 constexpr int kBandTable = 4;
 LC_HD constexpr int64_t band_table_bytes(int64_t P) { return 8 * kBandTable * P; }
@@ -278,6 +293,13 @@ struct ConnBandPlan {
   bool vec_out;          // result rows the same: whole strips stored 16 bytes at a time
 };
 
+struct ConnWidePlan {
+  int64_t P, BR;         // planes and output rows per block
+  int64_t bands;         // blocks per plane (bands of BR rows)
+  int64_t col_strips;    // a row's strips of kWideCols columns (all in the block)
+  int64_t IH, IW;        // staged rows per plane, floats per staged row
+};
+
 struct ConnBandClPlan {
   int64_t groups;        // blocks along a sample's channels (kBandClChannels each)
   int64_t BR, bands;     // row strips per block, blocks per (sample, channel group)
@@ -374,6 +396,7 @@ enum Kernel : int32_t {
   kCorrReg = 26,      // corr_reg.cuh (depth-wise weight gradient, planes 7 or 14 wide)
   kConnReg = 27,      // conn_reg.cuh (depth-wise conn2d, planes 7 or 14 wide)
   kConnBandCl = 28,   // conn_band_cl.cuh (strips on a staged channels_last band, float32)
+  kConnWide = 29,     // conn_wide.cuh (float32 13 x 13 and 31 x 31 on a staged band)
 };
 
 struct Launch {
@@ -388,6 +411,7 @@ struct Launch {
   ConnStripPlan conn_strip;
   ConnBandPlan conn_band;
   ConnBandClPlan conn_band_cl;
+  ConnWidePlan conn_wide;
   ConnMmaPlan conn_mma;
   ConnBatchPlan conn_batch;
   ConnPosPlan conn_pos;
@@ -571,6 +595,53 @@ inline Launch plan_conn_band(const ConnArgs& a) {
           rows_aligned(a.src, eb, a.src_s.n, a.src_s.c, a.src_s.h, a.src_s.w, 16);
   t.vec_out = p.w.out % L == 0 &&
               rows_aligned(a.dst, eb, a.dst_s.n, a.dst_s.c, a.dst_s.h, a.dst_s.w, 16);
+  l.threads = int32_t(ceil_div(t.P * t.BR * t.col_strips, 32) * 32);
+  l.blocks = ceil_div(planes, t.P) * t.bands;
+  return l;
+}
+
+// float32 13 x 13 and 31 x 31 on a staged band (conn_wide.cuh): a fixed window, a weight
+// shared across positions, the column padding KF / 2, input and result in planes
+// (NCHW-like, any strides; channels_last images come through planes), offsets inside a
+// plane within 32 bits, a block that fits (plan_conn_wide: blocks > 0).
+inline bool wide_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  return large_fixed_window(p) && p.dtype == kFloat32 && !a.pos_h && !a.pos_w &&
+         p.w.p == p.w.k / 2 && !channels_last_image(a.src_s, p.C) &&
+         !channels_last_image(a.dst_s, p.C) &&
+         plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&
+         plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w) &&
+         a.w_s.kh >= 0 && a.w_s.kw >= 0 && (p.h.k - 1) * (a.w_s.kh + a.w_s.kw) < (int64_t(1) << 31);
+}
+
+// P planes x a band of BR output rows x every column strip per block (about kThreads
+// strips), the band and the planes' filters within kMaxSmem (fewer planes, then fewer
+// rows until it fits; blocks == 0 if one row does not).
+inline Launch plan_conn_wide(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const int kf = int(p.h.k);
+  const int64_t planes = p.N * p.C;
+  Launch l{};
+  l.kernel = kConnWide;
+  l.kf = kf;
+  ConnWidePlan& t = l.conn_wide;
+  t.col_strips = ceil_div(p.w.out, int64_t(kWideCols));
+  if (t.col_strips > kThreads) return Launch{};
+  // (4 mod 8 floats: a quarter warp's 16-byte loads from two rows conflict-free)
+  t.IW = ceil_div(max_of(kWideCols * (t.col_strips - 1) + 4 * int64_t(wide_chunks(kf)),
+                         wide_lead(kf) + p.w.in) - 4, int64_t(8)) * 8 + 4;
+  int64_t BR = min_of(p.h.out, max_of(int64_t(1), kThreads / t.col_strips));
+  for (;;) {
+    t.bands = ceil_div(p.h.out, BR);
+    t.BR = ceil_div(p.h.out, t.bands);  // the rows split evenly
+    t.IH = t.BR + kf - 1;
+    t.P = t.bands == 1 ? min_of(planes, max_of(int64_t(1), kThreads / (t.BR * t.col_strips))) : 1;
+    while (t.P > 1 && wide_smem(t.P, t.IH, t.IW, kf) > kMaxSmem) --t.P;
+    l.smem = wide_smem(t.P, t.IH, t.IW, kf);
+    if (l.smem <= kMaxSmem) break;
+    if (BR == 1) return Launch{};
+    BR = t.BR - 1;
+  }
   l.threads = int32_t(ceil_div(t.P * t.BR * t.col_strips, 32) * 32);
   l.blocks = ceil_div(planes, t.P) * t.bands;
   return l;
@@ -1026,6 +1097,10 @@ inline Launch plan_conn(const ConnArgs& a) {
     const Launch l = plan_conn_pos(a);
     if (l.blocks > 0) return l;
   }
+  if (shared && wide_fits(a)) {
+    const Launch l = plan_conn_wide(a);
+    if (l.blocks > 0) return l;
+  }
   if (channels_last_image(a.dst_s, p.C) && shared && large_fixed_window(p))
     return plan_conn_rows(a);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1) {
@@ -1078,6 +1153,10 @@ inline Launch plan_conn_transpose(const ConnArgs& a, ConnArgs* flipped) {
     if (l.blocks > 0) return l;
   }
   if (flipped_transpose(a, flipped) && strip_fits(*flipped)) return plan_conn_strip(*flipped);
+  if (flipped_transpose(a, flipped) && wide_fits(*flipped)) {
+    const Launch l = plan_conn_wide(*flipped);
+    if (l.blocks > 0) return l;
+  }
   if (channels_last_image(a.dst_s, p.C) && large_fixed_window(p) && flipped_transpose(a, flipped))
     return plan_conn_rows(*flipped);
   if (!channels_last_image(a.dst_s, p.C) && a.src_s.w == 1 && flipped_transpose(a, flipped)) {
@@ -1157,7 +1236,7 @@ inline PlanesRoute plan_planes(const ConnArgs& a, bool transpose) {
   ConnArgs b = planes_args(a, transpose, r, nullptr);
   b.p.N = r.samples;
   const int32_t k = transpose ? plan_conn_transpose(b, &flipped).kernel : plan_conn(b).kernel;
-  return k == kConnMma || k == kConnTileFixed ? r : none;
+  return k == kConnMma || k == kConnWide || k == kConnTileFixed ? r : none;
 }
 
 // The channels_last depth-wise weight gradient (corr_channels.cuh): 32 channels

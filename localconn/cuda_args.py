@@ -36,7 +36,7 @@ KERNEL_NAMES = (
     "conn_mma_cl", "corr_mma_cl", "conn_band", "conn_batch",
     "corr_batch", "conn_batch_wide", "conn_pos", "corr_pos", "conn_planes",
     "corr_pixels", "conn_sample", "corr_sample", "corr_batch_wide",
-    "corr_batch_large", "corr_reg", "conn_reg", "conn_band_cl",
+    "corr_batch_large", "corr_reg", "conn_reg", "conn_band_cl", "conn_wide",
 )
 
 

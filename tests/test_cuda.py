@@ -1180,12 +1180,15 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_batch", "conn_batch", "corr_batch"),
             (rand((17, 9, 7, 7), g, torch.bfloat16, cl=True),
              rand((1, 9, 5, 5, 1, 1), g, torch.bfloat16), window_kwargs("sliding", 1, 2))),
-        (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),  # 15 x 15 pixels: not 16 bytes
+        (("conn_wide", "conn_wide", "corr_tile"),  # 15 x 15 pixels: not 16 bytes
             (rand((1, 2, 15, 15), g), rand((1, 2, 13, 13, 1, 1), g),
              window_kwargs("sliding", 1, 6))),
-        (("conn_tile_fixed", "conn_tile_fixed", "corr_pixels"),
+        (("conn_wide", "conn_wide", "corr_pixels"),
             (rand((1, 2, 15, 16), g), rand((1, 2, 13, 13, 1, 1), g),
              window_kwargs("sliding", 1, 6))),
+        (("conn_tile_fixed", "conn_tile_fixed", "corr_tile"),  # column padding not 13 // 2
+            (rand((1, 2, 15, 15), g), rand((1, 2, 13, 13, 1, 1), g),
+             window_kwargs("sliding", 1, (6, 4)))),
         (("conn_tile", "conn_tile", "corr_tile"),
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 2, 1, 1), g), window_kwargs("sliding", 1, 1))),
         (("conn_tile", "conn_elem", "corr_elem"),
@@ -1218,6 +1221,54 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
 
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+
+
+#: conn_wide.cuh's shapes, float32 (N, C, H, W, row padding; the column padding is K // 2):
+#: several planes a block, a plane in two bands of rows (70 rows of 5 strips), a row's last
+#: strip cut by the edge (W % 8 != 0), rows padded less and more than K // 2; 4 channels:
+#: channels_last pixels of 16 bytes (through planes), else not (conn_rows on the pixels)
+WIDE_SHAPES = [(3, 4, 9, 11, "same"), (1, 2, 70, 40, "same"), (2, 3, 30, 17, 2),
+               (1, 4, 12, 9, "wide")]
+
+
+@pytest.mark.parametrize("k", [13, 31])
+def test_wide_float32(emulator: Any, k: int) -> None:
+    """conn_wide (float32 13x13 / 31x31 on a staged band, a strip of 8 outputs a thread)
+    for conn2d and the flipped conn2d_transpose on WIDE_SHAPES: a filter the samples share
+    and per-sample filters, a bias, a column slice and a transposed x (rows of stride 1 or
+    not), NaN / Inf in x and an Inf filter tap (the transpose's taps outside g must add
+    exactly 0); channels_last x goes through planes to the same kernel where its pixels
+    are 16 bytes."""
+    g = gen("cuda-wide", k)
+    # (the bands at 13 x 13 only: at 31 x 31 corr2d's 2800-term sums of that plane sit at
+    # the float32 tolerance's edge, a check of corr2d, not of conn_wide)
+    for N_, C_, H, W, pad in WIDE_SHAPES if k == 13 else WIDE_SHAPES[:1] + WIDE_SHAPES[2:]:
+        ph = {"same": k // 2, "wide": k // 2 + 3}.get(pad, pad) if isinstance(pad, str) else pad
+        kw = window_kwargs("sliding", 1, (ph, k // 2))
+        x = rand((N_, C_, H, W), g)
+        xp = x.clone()
+        xp[0, 0, H // 2, W // 2] = float("nan")
+        xp[-1, -1, 0, W - 1] = float("inf")
+        w_inf = rand((1, C_, k, k, 1, 1), g)
+        w_inf[0, 0, 0, 0] = float("inf")
+        w_inf[0, -1, k - 1, k // 2] = float("-inf")
+        cases = [
+            (x, rand((1, C_, k, k, 1, 1), g), "shared", "conn_wide"),
+            (x, rand((N_, C_, k, k, 1, 1), g), "per-sample", "conn_wide"),
+            (rand((N_, C_, H, W + 1), g)[..., 1:], rand((1, C_, k, k, 1, 1), g), "sliced x",
+             "conn_wide"),
+            (rand((N_, C_, W, H), g).transpose(2, 3), rand((1, C_, k, k, 1, 1), g),
+             "transposed x", "conn_wide"),
+            (xp, w_inf, "non-finite", "conn_wide"),
+            (x.contiguous(memory_format=torch.channels_last), rand((1, C_, k, k, 1, 1), g),
+             "channels_last x", "conn_planes" if C_ % 4 == 0 else "conn_rows"),
+        ]
+        for xs, w, what, kernel in cases:
+            if emulator is not None:
+                emulator.kernels.clear()
+            check(xs, w, rand((C_,), g), kw, f"{k}x{k} {what} {N_}x{C_}x{H}x{W} pad={pad}")
+            if emulator is not None:
+                assert emulator.kernels[:2] == [kernel, kernel], (what, emulator.kernels)
 
 
 @pytest.mark.parametrize("k", [13, 31])
