@@ -119,7 +119,7 @@ LC_UNROLL
     const float* rows = band + (pl * IH + rb) * IW + ow0;
     const float* frows = filt + pl * KF * KFP;
     if (!FLIP || o[4]) {
-      accumulate(acc, rows, frows, IW, 0, ~0ull);
+      accumulate<false>(acc, rows, frows, IW, 0, KF, ~0ull);
     } else {  // a non-finite flipped filter: only the taps inside g
       const int32_t ih_first = oh - int32_t(p.h.p), iw_first = ow0 - int32_t(p.w.p);
       uint64_t cols = 0;
@@ -127,7 +127,7 @@ LC_UNROLL
       for (int m = 0; m < NV; ++m)
         cols |= uint64_t(iw_first + m >= 0 && iw_first + m < W) << m;
       const int32_t k0 = max_of(0, -ih_first), k1 = min_of(KF, H - ih_first);
-      accumulate_masked(acc, rows, frows, IW, k0, k1, cols);
+      accumulate<true>(acc, rows, frows, IW, k0, k1, cols);
     }
     T* y = static_cast<T*>(a.dst) + o[2] + oh * int32_t(a.dst_s.h);
     const int32_t dw = int32_t(a.dst_s.w);
@@ -136,30 +136,12 @@ LC_UNROLL
       if (ow0 + j < Wo) store_acc(y + (ow0 + j) * dw, acc[j]);
   }
 
-  // acc += the strip's products over every kernel row: a row's values and filter row
-  // in registers, KF * CS FFMA from them
+  // acc += the strip's products over kernel rows k0 .. k1 - 1: a row's values and filter
+  // row in registers, KF * CS FFMA from them; MASKED (FLIP with a non-finite filter): a
+  // product only where its input column is inside (bit j + kw of `cols`), else 0
+  template <bool MASKED>
   static LC_DEVICE void accumulate(A (&acc)[CS], const float* rows, const float* frows,
-                                   int32_t IW, int, uint64_t) {
-    const SmemAddr at = smem_addr(rows), ft = smem_addr(frows);
-#pragma unroll 1
-    for (int kh = 0; kh < KF; ++kh) {
-      float v[NCH * 4], f[KFP];
-LC_UNROLL
-      for (int ch = 0; ch < NCH; ++ch) LC_LOAD_SHARED_F4(v + 4 * ch, at + (kh * IW + 4 * ch) * 4);
-LC_UNROLL
-      for (int ch = 0; ch < KFP / 4; ++ch) LC_LOAD_SHARED_F4(f + 4 * ch, ft + (kh * KFP + 4 * ch) * 4);
-LC_UNROLL
-      for (int kw = 0; kw < KF; ++kw) {
-LC_UNROLL
-        for (int j = 0; j < CS; ++j) acc[j] += f[kw] * v[OFF + j + kw];
-      }
-    }
-  }
-
-  // the same over kernel rows k0 .. k1 - 1, a product only where its input column is
-  // inside (bit j + kw of `cols`), else 0 (FLIP with a non-finite filter)
-  static LC_DEVICE void accumulate_masked(A (&acc)[CS], const float* rows, const float* frows,
-                                          int32_t IW, int k0, int k1, uint64_t cols) {
+                                   int32_t IW, int k0, int k1, uint64_t cols) {
     const SmemAddr at = smem_addr(rows), ft = smem_addr(frows);
 #pragma unroll 1
     for (int kh = k0; kh < k1; ++kh) {
@@ -171,8 +153,13 @@ LC_UNROLL
 LC_UNROLL
       for (int kw = 0; kw < KF; ++kw) {
 LC_UNROLL
-        for (int j = 0; j < CS; ++j)
-          acc[j] += (cols >> (j + kw)) & 1u ? f[kw] * v[OFF + j + kw] : 0.0f;
+        for (int j = 0; j < CS; ++j) {
+          if constexpr (MASKED) {
+            acc[j] += (cols >> (j + kw)) & 1u ? f[kw] * v[OFF + j + kw] : 0.0f;
+          } else {
+            acc[j] += f[kw] * v[OFF + j + kw];
+          }
+        }
       }
     }
   }
