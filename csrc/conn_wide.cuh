@@ -110,7 +110,7 @@ struct ConnWide {
     const int32_t s = tid / CSN, pl = s / BR, cs = tid - s * CSN, rb = s - pl * BR;
     const int32_t oh = oh_band + rb, ow0 = cs * CS;
     const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out);
-    if (pl >= have || oh >= Ho || rb >= BR) return;
+    if (pl >= have || oh >= Ho) return;
     const int64_t* o = bases + kWideTable * pl;
     A acc[CS];
     const A b0 = a.bias ? load_acc(static_cast<const T*>(a.bias) + o[3]) : A(0);

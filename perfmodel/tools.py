@@ -66,3 +66,11 @@ def version(tool: str) -> str:
         return "unknown"
     lines = [x for x in out.splitlines() if x.strip()]
     return lines[-1].strip() if lines else "unknown"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``path`` whole (another process, e.g. CI's other lane or a test worker, may
+    read it meanwhile): a per-process temporary file, then an atomic rename."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -38,18 +38,21 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from functools import cache
 from pathlib import Path
 from typing import Optional
 
+import torch
+
+from localconn.geometry import Axis
+
 from . import cubin as cubin_mod
 from .counts import count
 from .flow import Anchor, loops, solve
 from .predict import KernelCost
-from .tools import ROOT, nvidia_tool
+from .tools import ROOT, nvidia_tool, write_atomic
 
 ENV = "LOCALCONN_TORCH_CUDA_LIB"
 #: at::cuda::detail::CUDA_NUM_THREADS: the forward's and the input gradient's block
@@ -70,10 +73,6 @@ def library() -> Optional[Path]:
     env = os.environ.get(ENV)
     if env:
         return Path(env) if Path(env).is_file() else None
-    try:
-        import torch
-    except ImportError:
-        return None
     lib = Path(torch.__file__).parent / "lib" / "libtorch_cuda.so"
     return lib if lib.is_file() else None
 
@@ -105,9 +104,7 @@ def depthwise_cubin() -> Path:
         if not found:
             raise Declined(f"{lib}: no sm_90 cubin with PyTorch's depth-wise kernels")
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-        shutil.copy(found[0], tmp_out)
-        os.replace(tmp_out, out)
+        write_atomic(out, found[0].read_bytes())
     return out
 
 
@@ -135,21 +132,13 @@ def find(prefix: str) -> cubin_mod.Kernel:
     raise Declined(f"no {prefix} in {depthwise_cubin()}")
 
 
-def in_bounds(length: int, out: int, kernel: int, stride: int, pad: int,
-              dilation: int) -> tuple[list[int], list[int]]:
-    """Per axis: for each output, the taps inside the input (the forward's and the weight
-    gradient's count); for each input, the taps that reach an output (the input
-    gradient's: ``(i + pad - k*d)`` divisible by the stride and inside the output)."""
-    fwd = [sum(0 <= o * stride - pad + k * dilation < length for k in range(kernel))
-           for o in range(out)]
-    bwd = []
-    for i in range(length):
-        n = 0
-        for k in range(kernel):
-            t = i + pad - k * dilation
-            n += t % stride == 0 and 0 <= t // stride < out
-        bwd.append(n)
-    return fwd, bwd
+def in_bounds(axis: Axis) -> tuple[list[int], list[int]]:
+    """Per axis, from its window table (:meth:`localconn.geometry.Axis.input_index`): for
+    each output, the taps inside the input (the forward's and the weight gradient's
+    count); for each input, the taps that reach an output (the input gradient's)."""
+    table = axis.input_index()  # (K, out): the input each tap reads, -1 outside
+    inside = table[table >= 0]
+    return (table >= 0).sum(0).tolist(), torch.bincount(inside, minlength=axis.in_size).tolist()
 
 
 def depths(code) -> dict[int, int]:
@@ -194,9 +183,9 @@ def kernel_cost(work, sm_count: int) -> KernelCost:
     N, C, H, W = case.shape
     if case.mode == "dyn-dw":  # the grouped convolution of (1, N*C, H, W)
         N, C = 1, N * C
-    (Ho, Wo), s, d = geo.out_size, geo.stride, (geo.h.dilation, geo.w.dilation)
-    fh, bh = in_bounds(H, Ho, k[0], s[0], geo.h.pad_begin, d[0])
-    fw, bw = in_bounds(W, Wo, k[1], s[1], geo.w.pad_begin, d[1])
+    (Ho, Wo), s = geo.out_size, geo.stride
+    fh, bh = in_bounds(geo.h)
+    fw, bw = in_bounds(geo.w)
     prim, a, b = case.primitives[work.direction]
     kern = find(instance(work.direction, work.dtype, k, (s[0], s[1])))
     if work.direction == "fwd":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ import torch
 
 from localconn.geometry import Geometry
 
-from .tools import ROOT
+from .tools import ROOT, write_atomic
 
 CACHE = ROOT / "build" / "perf-model" / "triton"
 
@@ -168,19 +167,11 @@ def compile_jit(fn: Any, args: dict[str, Any], tile: dict[str, int], name: str =
             k = triton.compile(ASTSource(jit, c["signature"], c["constants"], c["configs"][0]),
                                target=_Sm90Driver().target, options=options)
         CACHE.mkdir(parents=True, exist_ok=True)
-        # whole files only (another process, e.g. CI's other lane, may read them meanwhile)
-        _write(info, json.dumps({"shared": int(getattr(k.metadata, "shared", 0)),
+        write_atomic(info, json.dumps({"shared": int(getattr(k.metadata, "shared", 0)),
                                  "num_warps": int(c["num_warps"])}).encode())
-        _write(cubin, k.asm["cubin"])
+        write_atomic(cubin, k.asm["cubin"])
     meta = json.loads(info.read_text())
     return Compiled(name, dict(tile), cubin, meta["num_warps"], meta["shared"])
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Write ``path`` whole: a per-process temporary file, then an atomic rename."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def compile_tile(tl: TritonLaunch, tile: dict[str, int]) -> Compiled:
