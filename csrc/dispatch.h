@@ -19,6 +19,7 @@
 #include "conn_mma.cuh"
 #include "conn_mma_cl.cuh"
 #include "conn_pos.cuh"
+#include "conn_pos_mma.cuh"
 #include "conn_reg.cuh"
 #include "conn_rows.cuh"
 #include "conn_strip.cuh"
@@ -251,6 +252,27 @@ int launch_conn_pos(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+// conn_pos_mma.cuh (half and bfloat16; 3, 5, 7; tiles 8 or 16 columns wide)
+template <class T, int KF, class Exec>
+int launch_conn_pos_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if (l.conn_pos_mma.TW == 16) return ex.template launch<ConnPosMma<T, KF, 16>>(l, a, l.conn_pos_mma);
+  return ex.template launch<ConnPosMma<T, KF, 8>>(l, a, l.conn_pos_mma);
+}
+
+template <class T, class Exec>
+int launch_conn_pos_mma(Exec& ex, const Launch& l, const ConnArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    switch (l.kf) {
+      case 3: return launch_conn_pos_mma_kf<T, 3>(ex, l, a);
+      case 5: return launch_conn_pos_mma_kf<T, 5>(ex, l, a);
+      case 7: return launch_conn_pos_mma_kf<T, 7>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 // conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7, 13) as planned
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
@@ -338,6 +360,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
   LC_DISPATCH_DTYPE(a.p.dtype, T, {
     if (l.kernel == kConnElem) return ex.template launch<ConnElem<T, false>>(l, a, l.conn_elem);
     if (l.kernel == kConnPos) return launch_conn_pos<T, false>(ex, l, a);
+    if (l.kernel == kConnPosMma) return launch_conn_pos_mma<T>(ex, l, a);
     if (l.kernel == kConnRows) return launch_conn_rows<T, false>(ex, l, a);
     if (l.kernel == kConnStrip) return launch_conn_strip<T, false>(ex, l, a);
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);

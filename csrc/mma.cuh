@@ -323,6 +323,40 @@ inline void ldsm_trans_pick(uint32_t* out) {
 #define LC_LOAD_T4(r, row_) LC_LOAD_TN(4, r, row_)
 #endif
 
+// ldmatrix.x4 (not transposed): four 8 x 8 matrices, lanes 8m..8m + 7 giving the rows of
+// matrix m (`row_`: this lane's row, a SmemAddr, 16-byte aligned); lane l receives
+// r_m = (M_m[g][2q], M_m[g][2q + 1]) (g = l / 4, q = l % 4): the A or B register of
+// mma_16816 whose two values lie in one stored row. The emulator reads as LC_LOAD_TN
+// (the hardware's phases) and hands lane l the word (row g, word q) of every matrix.
+#if defined(__CUDACC__)
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+#define LC_LOAD_N4(r, row_)                                                               \
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"        \
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])                           \
+               : "r"(row_))
+#else
+#define LC_LOAD_N4(r, row_) (r[0] = r[1] = r[2] = r[3] = 0u)
+#endif
+#else
+inline void ldsm_pick4(uint32_t* out) {
+  const int t = thread_index(), lane = t & 31, w0 = t - lane, g = lane >> 2, q = lane & 3;
+  sync_warp();  // every lane's words are in
+  uint32_t r[4];
+  for (int m = 0; m < 4; ++m) r[m] = g_ldsm_lanes[w0 + g + 8 * q].w[m];
+  sync_warp();  // no lane overwrites its words before every lane has read them
+  for (int m = 0; m < 4; ++m) out[m] = r[m];
+}
+#define LC_LOAD_N4(r, row_)                                                                    \
+  do {                                                                                         \
+    const int t_ = thread_index(), l_ = t_ & 31;                                               \
+    g_ldsm_lanes[t_].addr = static_cast<const void*>(row_);                                    \
+    sync_warp();                                                                               \
+    for (int m_ = 0; m_ < 4; ++m_)                                                             \
+      std::memcpy(&g_ldsm_lanes[t_].w[m_], static_cast<const char*>(g_ldsm_lanes[t_ - l_ + 8 * m_ + (l_ & 7)].addr) + 4 * (l_ >> 3), 4); \
+    ldsm_pick4(r);                                                                             \
+  } while (0)
+#endif
+
 template <class T>
 LC_DEVICE void load_a(const T* tile, int stride, uint32_t (&a)[4]) {
   const int lane = thread_index() & 31;

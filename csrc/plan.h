@@ -241,6 +241,21 @@ struct ConnPosPlan {
   bool channels_last;         // staging order: a pixel's channels together (any strides)
 };
 
+// conn_pos_mma.cuh: bytes of 8 positions' 16-value weight rows (the last 4 shifted by 16)
+constexpr int32_t kPosMmaRowBytes = 288;
+
+struct ConnPosMmaPlan {
+  int32_t Q, iters;         // (n, g) groups a batch, batches a block
+  int32_t RT, TW;           // output row pairs, columns (8 or 16)
+  int32_t IH, CS;           // staged rows (of TW + 8 values), channel stride (bytes)
+  int32_t NT;               // N tiles of 8 channels
+  int32_t wbytes, gbytes;   // a group's weight bytes; its weight and image bytes
+  // 1 / (2 RT), 1 / IH, 1 / cpg, 1 / (RT TW / 8), 1 / (8 NT)
+  float inv_th2, inv_ih, inv_cpg, inv_tasks, inv_bias;
+};
+// after the groups: their table (4 x 8 bytes each), the warps' flags, 16 zero bytes
+constexpr int64_t pos_mma_tail(int64_t Q) { return 32 * Q + 4 * (kThreads / 32) + 16; }
+
 struct CorrPosPlan {
   int32_t Q, TH, GW, cc;      // groups, rows, strips of 4 a row, channels a staging run
   int32_t IH, IW;             // b's staged rows and columns (a multiple of 4)
@@ -397,6 +412,7 @@ enum Kernel : int32_t {
   kConnReg = 27,      // conn_reg.cuh (depth-wise conn2d, planes 7 or 14 wide)
   kConnBandCl = 28,   // conn_band_cl.cuh (strips on a staged channels_last band, float32)
   kConnWide = 29,     // conn_wide.cuh (float32 13 x 13 and 31 x 31 on a staged band)
+  kConnPosMma = 30,   // conn_pos_mma.cuh (conn_pos on tensor cores: 16-bit, planes <= 16 x 16)
 };
 
 struct Launch {
@@ -415,6 +431,7 @@ struct Launch {
   ConnMmaPlan conn_mma;
   ConnBatchPlan conn_batch;
   ConnPosPlan conn_pos;
+  ConnPosMmaPlan conn_pos_mma;
   ConnRegPlan conn_reg;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
@@ -1032,6 +1049,55 @@ inline Launch plan_conn_pos(const ConnArgs& a, bool flip = false) {
   return l;
 }
 
+// conn_pos_mma.cuh: pos_fits' problems in 16 bits whose output plane is at most 16 x 16,
+// with at least 8 channels a group (an N tile) and one group's staging within
+// kMaxSmemOptIn. A block stages Q whole groups: per group KF x 2 RT x TW / 8 x 288 bytes of
+// weight rows and cpg channel planes of IH x SW values (CS bytes: an odd number of 16).
+inline Launch plan_conn_pos_mma(const ConnArgs& a) {
+  const Problem& p = a.p;
+  Launch l{};
+  ConnPosMmaPlan& t = l.conn_pos_mma;
+  const int64_t K = p.h.k, RT = ceil_div(p.h.out, 2), TW = p.w.out > 8 ? 16 : 8;
+  const int64_t IH = 2 * RT + K - 1, SW = TW + 8;
+  // the staged rows and columns hold the image (no padding past its end: implied by the
+  // output size, checked all the same)
+  if (p.h.in + p.h.p > IH || p.w.in + p.w.p > SW) return l;
+  int64_t CS = IH * SW * 2;
+  if ((CS / 16) % 2 == 0) CS += 16;
+  // a group: its weight rows, its image, its bias (float32, 8 NT values)
+  const int64_t NT = ceil_div(p.cpg, int64_t(8));
+  const int64_t wbytes = K * 2 * RT * (TW / 8) * kPosMmaRowBytes;
+  const int64_t gbytes = wbytes + p.cpg * CS + 32 * NT;
+  if (gbytes + pos_mma_tail(1) > kMaxSmemOptIn) return l;
+  const int64_t tasks = RT * (TW / 8), groups = p.N * (p.C / p.cpg);
+  int64_t Q = max_of(int64_t(1), min_of(groups, int64_t(kThreads / 32) / tasks));
+  while (Q > 1 && Q * gbytes + pos_mma_tail(Q) > kMaxSmem) --Q;
+  const int64_t rounds = ceil_div(Q * tasks, int64_t(kThreads / 32));
+  // batches a block: the zeros staged once serve them all, while the blocks still fill
+  // the GPU (at least 512)
+  const int64_t batches = ceil_div(groups, Q);
+  const int64_t iters = max_of(int64_t(1), min_of(int64_t(8), batches / 512));
+  t = {int32_t(Q), int32_t(iters), int32_t(RT), int32_t(TW), int32_t(IH), int32_t(CS),
+       int32_t(NT), int32_t(wbytes), int32_t(gbytes), 1.0f / float(2 * RT), 1.0f / float(IH), 1.0f / float(p.cpg), 1.0f / float(tasks),
+       1.0f / float(8 * NT)};
+  l.kernel = kConnPosMma;
+  l.kf = int32_t(K);
+  l.threads = int32_t(32 * ceil_div(Q * tasks, rounds));
+  l.smem = Q * gbytes + pos_mma_tail(Q);
+  l.blocks = ceil_div(batches, iters);
+  return l;
+}
+
+inline bool pos_mma_fits(const ConnArgs& a) {
+  const Problem& p = a.p;
+  const int64_t span = int64_t(1) << 31;  // a group's channels within 32-bit offsets
+  return pos_fits(a) && (p.dtype == kFloat16 || p.dtype == kBFloat16) && p.h.out <= 16 &&
+         p.w.out <= 16 && p.cpg >= 8 && p.cpg * 16 * 16 < (int64_t(1) << 20) &&
+         p.cpg * (a.src_s.c < 0 ? -a.src_s.c : a.src_s.c) < span &&
+         p.cpg * (a.bias_s < 0 ? -a.bias_s : a.bias_s) < span &&
+         p.cpg * (a.dst_s.c < 0 ? -a.dst_s.c : a.dst_s.c) < span;
+}
+
 // a block's offsets (32 channels, a plane; samples by 64-bit pointers) within 32 bits
 inline bool reg_span_32(const Image& s) { return block_span_32(s, 32, kRegMaxRows, 0); }
 // the planes the register kernels take: a 3/5/7 window with padding KF / 2 (the output
@@ -1093,6 +1159,10 @@ inline Launch plan_conn(const ConnArgs& a) {
     if (l.blocks > 0) return l;
   }
   if (shared && strip_fits(a)) return plan_conn_strip(a);
+  if (!shared && pos_mma_fits(a)) {
+    const Launch l = plan_conn_pos_mma(a);
+    if (l.blocks > 0) return l;
+  }
   if (!shared && pos_fits(a)) {
     const Launch l = plan_conn_pos(a);
     if (l.blocks > 0) return l;

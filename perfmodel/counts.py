@@ -109,14 +109,16 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
                 c.sectors += n * cost
     c.hot = hot_loop(f, blocks, c.issued)
     if os.environ.get("LOCALCONN_PERF_LINES"):
-        _dump_lines(f, blocks, os.environ["LOCALCONN_PERF_LINES"])
+        _dump_lines(f, blocks, patterns, os.environ["LOCALCONN_PERF_LINES"])
     return c
 
 
-def _dump_lines(f: Function, blocks: np.ndarray, path: str) -> None:
+def _dump_lines(f: Function, blocks: np.ndarray, patterns: Patterns, path: str) -> None:
     """Appends ``f``'s dynamic per-warp counts by source line and opcode to ``path``
-    (``LOCALCONN_PERF_LINES=path``: where a kernel's instructions go)."""
+    (``LOCALCONN_PERF_LINES=path``: where a kernel's instructions and shared-memory
+    wavefronts go)."""
     lines: Counter = Counter()
+    waves: Counter = Counter()
     ops: dict = {}
     for b, n in zip(f.blocks, blocks):
         for ins in b.instrs:
@@ -124,11 +126,16 @@ def _dump_lines(f: Function, blocks: np.ndarray, path: str) -> None:
                 key = f"{ins.file.split('/')[-1]}:{ins.line}"
                 lines[key] += n
                 ops.setdefault(key, Counter())[ins.base] += n
+                k = _kind(ins)
+                if k is not None and k[0].startswith("shared"):
+                    waves[key] += n * _cost(ins, k[0], k[1], patterns)
     with open(path, "a") as out:
-        out.write(f"== {f.name}: {sum(lines.values()):.0f} instructions a warp\n")
+        out.write(f"== {f.name}: {sum(lines.values()):.0f} instructions, "
+                  f"{sum(waves.values()):.0f} shared wavefronts a warp\n")
         for key, n in lines.most_common(40):
             top = ", ".join(f"{o} {v:.0f}" for o, v in ops[key].most_common(5))
-            out.write(f"{n:9.0f}  {key:28s} {top}\n")
+            wf = f" [{waves[key]:.0f} wavefronts]" if waves[key] else ""
+            out.write(f"{n:9.0f}  {key:28s} {top}{wf}\n")
 
 
 def hot_loop(f: Function, blocks: np.ndarray, issued: float) -> Optional[HotLoop]:

@@ -56,6 +56,8 @@ CASES = [
      {"padding": 1}, False),
     ("involution 7x7, 24 channels a group, channels_last", (3, 48, 7, 7), (3, 2, 7, 7, 7, 7),
      {"padding": 3}, True),
+    ("involution 14x14, 12 channels a group (16-bit: conn_pos_mma, two column tiles)",
+     (2, 24, 14, 14), (2, 2, 7, 7, 14, 14), {"padding": 3}, False),
     ("attention", (2, 8, 9, 11), (2, 2, 5, 5, 9, 11), {"window": "neighborhood"}, False),
     ("swin block", (2, 8, 8, 12), (2, 2, 4, 4, 8, 12), {"window": "block"}, False),
     ("dw channels_last (float32: conn_band_cl, 16 channels of a 32-channel block)", (2, 16, 9, 11),

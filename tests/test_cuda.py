@@ -15,7 +15,7 @@ element no thread writes, or a write out of bounds, shows.
 from __future__ import annotations
 
 import importlib
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 import torch
@@ -838,33 +838,16 @@ def corr_mma_shapes(k: int) -> list[tuple[tuple[int, int], Any]]:
             ((k + 4, k + 9), 0), ((9, 12), k // 2 + 2)]
 
 
-#: conn_pos.cuh's shapes: (N, groups, channels a group, H, W, padding). Widths of outputs a
-#: multiple of 4 (4-value weight loads), even (2-value) and odd (one by one), each with a
-#: strip cut by the plane's edge where the width is not a multiple of 4; several groups a
-#: block (small planes, the last block's groups past the batch); 9 and 17 channels a group
-#: (two and three slices of uneven runs); 1 channel a group; rows in two tiles (37); one
-#: column tile of 8 strips over a width of 30; asymmetric and wide padding; 40 channels a
-#: group (conn_pos: 8 slices; corr_pos: staged in two runs).
-POS_SHAPES = [(3, 3, 3, 8, 12, "same"), (2, 2, 9, 10, 10, "same"), (2, 1, 17, 7, 7, "same"),
-              (1, 2, 1, 37, 30, "same"), (2, 2, 2, 9, 11, (1, 2)), (5, 3, 2, 5, 6, "wide"),
-              (1, 1, 40, 14, 14, "same")]
-
-
-@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
-                         ids=["f32", "f16", "bf16"])
-@pytest.mark.parametrize("k", [3, 5, 7])
-def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> None:
-    """conn2d with a position-specific weight (involution, inhomogeneous dynamic
-    depth-wise) on a K x K sliding window, stride 1, and its transpose: conn_pos
-    (POS_SHAPES; the transpose's taps past g's edge add exactly 0), and corr2d to such a
-    weight for every sample and position (its gradient): corr_pos, in every
-    layout and weight layout: the contiguous (N, G, K, K, H, W) weight, the attention
-    layout's view, one weight the samples share, one position-specific along rows only;
-    channels_last, sliced and transposed x (rows of stride 1 or not); with and without bias; Inf weights on taps that read the
-    padding and NaN/Inf in x (NaN where the reference has it)."""
-    g = gen("cuda-pos", k, dtype)
-    for N_, G_, cpg, H, W, pad in POS_SHAPES:
+def check_position_specific(emulator: Any, k: int, dtype: torch.dtype, shapes: list, seed: str,
+                            kernels: Callable[[int, int, int, int, torch.Tensor], None]) -> None:
+    """conn2d / its transpose / corr2d with a position-specific weight on `shapes` (N,
+    groups, channels a group, H, W, padding) against the reference, in every weight layout
+    (contiguous, the attention layout's view, one weight the samples share, along rows
+    only), channels_last, sliced and transposed x, with and without bias, Inf weights on
+    taps that read the padding and NaN/Inf in x; `kernels(cpg, Ho, Wo, N, w)` checks the
+    emulator's kernels of each case."""
+    g = gen(seed, k, dtype)
+    for N_, G_, cpg, H, W, pad in shapes:
         padding = {"same": k // 2, "wide": k // 2 + 2}.get(pad, pad) if isinstance(pad, str) \
             else pad
         kw = window_kwargs("sliding", 1, padding)
@@ -894,14 +877,80 @@ def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> 
             (rand((N_, C_, W, H), g, dtype).transpose(2, 3), weights[0][0], "transposed x"),
             (xp, poisoned, "non-finite")]
         for xs, w, what in cases:
+            if N_ > 1000 and what not in ("contiguous", "non-finite"):
+                continue  # many batches: two cases are enough (the emulator's time)
             bias = rand((C_,), g, dtype) if what != "Nw=1" else None
             if emulator is not None:
                 emulator.kernels.clear()
             check(xs, w, bias, kw, f"{k}x{k} {what} N={N_} G={G_} cpg={cpg} {H}x{W} p={pad}")
+
             if emulator is not None:
-                assert emulator.kernels[:2] == ["conn_pos"] * 2, emulator.kernels
-                full = w.shape[0] == N_ and w.shape[5] == Wo  # corr2d's result: every position
-                assert (emulator.kernels[-1] == "corr_pos") == full, emulator.kernels
+                kernels(cpg, Ho, Wo, N_, w)
+
+
+#: conn_pos.cuh's shapes: (N, groups, channels a group, H, W, padding). Widths of outputs a
+#: multiple of 4 (4-value weight loads), even (2-value) and odd (one by one), each with a
+#: strip cut by the plane's edge where the width is not a multiple of 4; several groups a
+#: block (small planes, the last block's groups past the batch); 9 and 17 channels a group
+#: (two and three slices of uneven runs); 1 channel a group; rows in two tiles (37); one
+#: column tile of 8 strips over a width of 30; asymmetric and wide padding; 40 channels a
+#: group (conn_pos: 8 slices; corr_pos: staged in two runs).
+POS_SHAPES = [(3, 3, 3, 8, 12, "same"), (2, 2, 9, 10, 10, "same"), (2, 1, 17, 7, 7, "same"),
+              (1, 2, 1, 37, 30, "same"), (2, 2, 2, 9, 11, (1, 2)), (5, 3, 2, 5, 6, "wide"),
+              (1, 1, 40, 14, 14, "same")]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
+                         ids=["f32", "f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_position_specific_strips(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """conn2d with a position-specific weight (involution, inhomogeneous dynamic
+    depth-wise) on a K x K sliding window, stride 1, and its transpose: conn_pos
+    (POS_SHAPES; the transpose's taps past g's edge add exactly 0), and corr2d to such a
+    weight for every sample and position (its gradient): corr_pos, in every
+    layout and weight layout: the contiguous (N, G, K, K, H, W) weight, the attention
+    layout's view, one weight the samples share, one position-specific along rows only;
+    channels_last, sliced and transposed x (rows of stride 1 or not); with and without bias; Inf weights on taps that read the
+    padding and NaN/Inf in x (NaN where the reference has it)."""
+    def kernels(cpg: int, Ho: int, Wo: int, N_: int, w: torch.Tensor) -> None:
+        # 16-bit planes of at most 16 x 16 with 8 channels a group: tensor cores
+        mma = dtype != torch.float32 and max(Ho, Wo) <= 16 and cpg >= 8
+        first = "conn_pos_mma" if mma else "conn_pos"
+        assert emulator.kernels[:2] == [first, "conn_pos"], emulator.kernels
+        full = w.shape[0] == N_ and w.shape[5] == Wo  # corr2d's result: every position
+        assert (emulator.kernels[-1] == "corr_pos") == full, emulator.kernels
+
+    check_position_specific(emulator, k, dtype, POS_SHAPES, "cuda-pos", kernels)
+
+
+#: conn_pos_mma.cuh's shapes: (N, groups, channels a group, H, W, padding): the DWNet-T
+#: stage-3 plane (two column tiles, the last partial; a partial N tile); the stage-4 plane
+#: (three N tiles, an odd row pair); two groups a block with the last block's second group
+#: past the batch; 40 channels a group (two passes of N tiles); 9 channels (channels 9..15
+#: of the second N tile clamped); wide and asymmetric padding; no padding; 16 x 16; 8195
+#: groups of 2 x 3 planes (eight a batch, two batches a block: the zeros staged once, the
+#: last block's second batch past the end).
+POS_MMA_SHAPES = [(2, 2, 12, 14, 14, "same"), (2, 1, 24, 7, 7, "same"), (5, 1, 8, 5, 6, "same"),
+                  (1, 1, 40, 9, 10, "same"), (2, 1, 9, 9, 11, "wide"), (1, 2, 8, 12, 13, (1, 2)),
+                  (1, 1, 8, 14, 15, 0), (1, 1, 16, 16, 16, "same"), (8195, 1, 8, 2, 3, "same")]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+@pytest.mark.parametrize("k", [3, 5, 7])
+def test_position_specific_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
+    """conn2d with a position-specific weight on tensor cores (conn_pos_mma: 16-bit output
+    planes of at most 16 x 16, at least 8 channels a group) against the reference, for
+    every weight layout (contiguous, the attention layout's view, one weight the samples
+    share, position-specific along rows only), channels_last, sliced and transposed x, with
+    and without bias; NaN/Inf in x and Inf weights on taps that read the padding (the
+    warp's direct path: NaN exactly where the reference has it). The transpose and corr2d
+    run conn_pos / corr_pos (checked too)."""
+    def kernels(cpg: int, Ho: int, Wo: int, N_: int, w: torch.Tensor) -> None:
+        assert emulator.kernels[:2] == ["conn_pos_mma", "conn_pos"], emulator.kernels
+
+    check_position_specific(emulator, k, dtype, POS_MMA_SHAPES, "cuda-pos-mma", kernels)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
