@@ -23,11 +23,13 @@
 // tile KF + 1 mma (16 x 8 x 16 products, KF / 16 of them taps), against 2 KF if each output
 // row took its own.
 //
-// A block owns Q whole (n, g) groups (a table of their offsets first). Staging: a thread a
-// position's kernel row (its 32 bytes zeroed, then KF 16-bit loads and stores into slots
-// j ..), a thread a channel's staged row (16-byte stores of 8 values, zeros outside the
-// image). Rows of 8 positions are 288 bytes, positions 4..7 shifted by 16, so that
-// ldmatrix's 8 rows of a matrix fall in distinct banks.
+// A block walks up to 8 batches of Q whole (n, g) groups (plan.h: iters); its shared
+// memory is zeroed once, and each batch rewrites the same slots (the zeros around each
+// position's taps, positions past the plane and the image's padding stay 0). Per batch: a
+// table of the groups' offsets; a thread a position's KF x KF taps (16-bit loads, stored
+// as words from slot j - j % 2); two lanes a channel's staged row (even and odd columns);
+// the bias as float32. Rows of 8 positions are 288 bytes, positions 4..7 shifted by 16,
+// so that ldmatrix's 8 rows of a matrix fall in distinct banks.
 //
 // Exactness: the zeros of A multiply staged inputs of other positions' windows, which is
 // exact while the staged image and the weights are finite. Otherwise some sum of the M
