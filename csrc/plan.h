@@ -1078,8 +1078,8 @@ inline Launch plan_conn_pos_mma(const ConnArgs& a) {
   const int64_t batches = ceil_div(groups, Q);
   const int64_t iters = max_of(int64_t(1), min_of(int64_t(8), batches / 512));
   t = {int32_t(Q), int32_t(iters), int32_t(RT), int32_t(TW), int32_t(IH), int32_t(CS),
-       int32_t(NT), int32_t(wbytes), int32_t(gbytes), 1.0f / float(2 * RT), 1.0f / float(IH), 1.0f / float(p.cpg), 1.0f / float(tasks),
-       1.0f / float(8 * NT)};
+       int32_t(NT), int32_t(wbytes), int32_t(gbytes), 1.0f / float(2 * RT), 1.0f / float(IH),
+       1.0f / float(p.cpg), 1.0f / float(tasks), 1.0f / float(8 * NT)};
   l.kernel = kConnPosMma;
   l.kf = int32_t(K);
   l.threads = int32_t(32 * ceil_div(Q * tasks, rounds));
@@ -1090,11 +1090,12 @@ inline Launch plan_conn_pos_mma(const ConnArgs& a) {
 
 inline bool pos_mma_fits(const ConnArgs& a) {
   const Problem& p = a.p;
-  const int64_t span = int64_t(1) << 31;  // a group's channels within 32-bit offsets
+  // a group's channels within 32-bit offsets (staging, stores); the staged rows of a
+  // batch (8 groups x cpg x 22 at most) within pos_div's 2^20
+  const int64_t span = int64_t(1) << 31;
   return pos_fits(a) && (p.dtype == kFloat16 || p.dtype == kBFloat16) && p.h.out <= 16 &&
          p.w.out <= 16 && p.cpg >= 8 && p.cpg * 16 * 16 < (int64_t(1) << 20) &&
          p.cpg * (a.src_s.c < 0 ? -a.src_s.c : a.src_s.c) < span &&
-         p.cpg * (a.bias_s < 0 ? -a.bias_s : a.bias_s) < span &&
          p.cpg * (a.dst_s.c < 0 ? -a.dst_s.c : a.dst_s.c) < span;
 }
 
