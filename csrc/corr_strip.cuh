@@ -55,8 +55,8 @@ struct CorrStrip {
   static constexpr int TAPS = KF * KF;
   using A = acc_t<T>;
   static constexpr int TC = kCorrStripRedBytes / (kThreads * int(sizeof(A)));  // taps per chunk
-  // one block of 256 per SM (150-255 registers): capped at 128 it spills
-  static constexpr int kMinBlocks = 1;
+  // plan.h's blocks per SM (two for float32 7 x 7: at most 128 registers)
+  static constexpr int kMinBlocks = corr_strip_blocks_per_sm(int(sizeof(T)), KF);
   static_assert(CS % V == 0 || V == 1, "a strip starts on a chunk boundary");
   static_assert(!CL || V == 1, "channels_last rows are loaded value by value");
   // a result's threads: consecutive (NCHW), or kThreads / 32 apart (CL: 32 results,

@@ -65,6 +65,16 @@ inline bool strip_kernel(int64_t k) { return k == 3 || k == 5 || k == 7; }
 constexpr int corr_strip_rows(int kf, bool cl) { return kf <= 5 ? (cl ? 4 : 8) : 2; }
 // shared memory of corr_strip.cuh's reduction: a chunk of taps x kThreads sums
 constexpr int kCorrStripRedBytes = 25 * 1024;
+// corr_strip.cuh's blocks of kThreads an SM: two (at most 128 registers a thread, 16 warps
+// an SM) for float32 7 x 7, rather than one block of 240-250 registers, whose 8 warps
+// leave each scheduler two to hide latency with. ptxas then keeps a few loop values in
+// local memory (32-116 bytes of spill loads a thread; .ci/cuda-resources accepts it for
+// this kernel alone): a few local loads a strip of 16 outputs against 784 FFMA. One block
+// elsewhere (16-bit values and 3 x 3 / 5 x 5's taller strips need more registers: capped
+// at 128 they spill in the hot loop).
+constexpr int corr_strip_blocks_per_sm(int elem_bytes, int kf) {
+  return elem_bytes == 4 && kf == 7 ? 2 : 1;
+}
 // conn_mma.cuh: a warp's tile is conn_mma_mtiles(kf) x 16 rows by kConnMmaNTiles x 8
 // columns (two M tiles share the B fragments built per kernel row for 13 and 31); it
 // stages the tile's rows in chunks of 16 columns (a lead of up to 7 columns first)
@@ -1370,9 +1380,11 @@ inline Launch plan_corr_strip(const CorrArgs& a, int64_t sm_count, int64_t force
   const int64_t max_s = max_of(int64_t(1), kMaxWorkspace / (numel * acc_bytes(p.dtype)));
   // threads per result (8..256 for NCHW: 8 strips side by side at least, coalesced;
   // 8 for CL) and splits: the least (busiest SM's blocks) x (rounds of items per
-  // thread + 1 for the reduction), raised where SMs would idle (a block fills an
-  // SM); few strips per result (a dynamic weight) get few threads each, not idle
-  // ones; at most 16 blocks per SM
+  // thread + 1 for the reduction), the SM's blocks sharing its issue (its work, not
+  // waves of blocks, is the time), raised where SMs would be short of warps (fewer
+  // than corr_strip_blocks_per_sm blocks each); few strips per result (a dynamic
+  // weight) get few threads each, not idle ones; at most 16 blocks per SM
+  const int64_t slots = corr_strip_blocks_per_sm(int(elem_bytes(p.dtype)), l.kf) * sm_count;
   double best = -1;
   for (int64_t tpr = t.channels_last ? kThreads / 32 : kThreads; tpr >= 8; tpr /= 2) {
     const int64_t groups = ceil_div(results, kThreads / tpr);
@@ -1382,7 +1394,7 @@ inline Launch plan_corr_strip(const CorrArgs& a, int64_t sm_count, int64_t force
       if (force_splits > 0 && s != min_of(force_splits, max_s)) continue;
       const int64_t rounds = ceil_div(ceil_div(items, s), tpr), blocks = groups * s;
       const double cost = double(ceil_div(blocks, sm_count) * (rounds + 1)) *
-                          max_of(1.0, double(sm_count) / double(blocks));
+                          max_of(1.0, double(slots) / double(blocks));
       if (best < 0 || cost < best) {
         best = cost;
         t.tpr = tpr;
