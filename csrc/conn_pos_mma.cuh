@@ -27,9 +27,12 @@
 // memory is zeroed once, and each batch rewrites the same slots (the zeros around each
 // position's taps, positions past the plane and the image's padding stay 0). Per batch: a
 // table of the groups' offsets; a thread a position's KF x KF taps (16-bit loads, stored
-// as words from slot j - j % 2); two lanes a channel's staged row (even and odd columns);
-// the bias as float32. Rows of 8 positions are 288 bytes, positions 4..7 shifted by 16,
-// so that ldmatrix's 8 rows of a matrix fall in distinct banks.
+// as words from slot j - j % 2), or two neighbouring positions' (one 4-byte load a tap,
+// where the weight's strides allow); two lanes a channel's staged row (even and odd
+// columns); the bias as float32. Rows of 8 positions are 288 bytes, positions 4..7
+// shifted by 16, so that ldmatrix's 8 rows of a matrix fall in distinct banks; output
+// rows 2, 3 mod 4 shifted by 16 more, so that a warp's word stores (4 rows x 8 pairs of
+// positions) do too.
 //
 // Exactness: the zeros of A multiply staged inputs of other positions' windows, which is
 // exact while the staged image and the weights are finite. Otherwise some sum of the M
@@ -59,6 +62,16 @@ LC_DEVICE void pos_mma_row(unsigned char* words, const T* src, int32_t skw, bool
   // clang-format on
 }
 
+// pos_mma_row for two neighbouring positions, columns j (even) and j + 1, from one 4-byte
+// load a tap (both columns' values): j's words to `even`, j + 1's to `odd`.
+template <class T, int KF>
+LC_DEVICE void pos_mma_row2(unsigned char* even, unsigned char* odd, const T* src, int32_t skw) {
+  uint32_t v[KF + 2];  // taps -1 .. KF: column j's in the low halves, j + 1's in the high
+  // clang-format off
+  v[0] = v[KF + 1] = 0u; LC_UNROLL for (int kw = 0; kw < KF; ++kw) { LC_COPY4(&v[kw + 1], src + kw * skw); } LC_UNROLL for (int m = 0; m < (KF + 1) / 2; ++m) { LC_STORE_WORD(even + 4 * m, (v[2 * m + 1] & 0xffffu) | (v[2 * m + 2] << 16)); LC_STORE_WORD(odd + 4 * m, (v[2 * m] >> 16) | (v[2 * m + 1] & 0xffff0000u)); }
+  // clang-format on
+}
+
 // a block's (n, g) group q: its offsets in the weight, the image and the result, and its
 // first channel (g cpg; -1 for a group past the batch)
 struct PosMmaGroup {
@@ -78,7 +91,7 @@ struct ConnPosMma {
   // byte offset of kernel row kh's position (r, col)'s 16-value row in a group's weights
   static LC_DEVICE int32_t wrow(const ConnPosMmaPlan& t, int kh, int r, int col) {
     return ((kh * 2 * t.RT + r) * SEGS + (col >> 3)) * kPosMmaRowBytes + (col & 7) * 32 +
-           ((col & 7) >> 2) * 16;
+           ((col & 7) >> 2) * 16 + ((r >> 1) & 1) * 16;
   }
 
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnPosMmaPlan& t) {
@@ -231,6 +244,26 @@ LC_UNROLL_N(1)
     const int32_t skh = int32_t(a.w_s.kh), skw = int32_t(a.w_s.kw), sh = int32_t(a.w_s.h),
                   sw = int32_t(a.w_s.w);
     const int32_t a_kh = TH2 * SEGS * kPosMmaRowBytes;  // one kernel row to the next
+    if (t.pairs) {  // a unit two columns (plan.h: aligned pairs)
+      for (int u = thread_index(); u < units / 2; u += block_threads()) {
+        const int col = 2 * (u & (TW / 2 - 1)), qr = u >> (LW - 1);
+        const int q = pos_div(qr, t.inv_th2), r = qr - q * TH2;
+        const PosMmaGroup grp = table[q];
+        if (grp.c < 0 || r >= Ho || col >= Wo) continue;
+        const T* src = static_cast<const T*>(a.weight) + grp.w + (r * sh + col);
+        unsigned char* words = smem + q * t.gbytes + wrow(t, 0, r, col) + 4 * ((col & 7) >> 1);
+        if (col + 1 < Wo) {
+LC_UNROLL
+          for (int kh = 0; kh < KF; ++kh)
+            pos_mma_row2<T, KF>(words + kh * a_kh, words + kh * a_kh + 32, src + kh * skh, skw);
+        } else {  // the last column of an odd width
+LC_UNROLL
+          for (int kh = 0; kh < KF; ++kh)
+            pos_mma_row<T, KF>(words + kh * a_kh, src + kh * skh, skw, false);
+        }
+      }
+      return;
+    }
     for (int u = thread_index(); u < units; u += block_threads()) {
       const int col = u & (TW - 1), qr = u >> LW;
       const int q = pos_div(qr, t.inv_th2), r = qr - q * TH2;

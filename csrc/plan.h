@@ -251,7 +251,8 @@ struct ConnPosPlan {
   bool channels_last;         // staging order: a pixel's channels together (any strides)
 };
 
-// conn_pos_mma.cuh: bytes of 8 positions' 16-value weight rows (the last 4 shifted by 16)
+// conn_pos_mma.cuh: bytes of 8 positions' 16-value weight rows (the last 4 shifted by
+// 16; output rows 2, 3 mod 4 by 16 more)
 constexpr int32_t kPosMmaRowBytes = 288;
 
 struct ConnPosMmaPlan {
@@ -262,6 +263,7 @@ struct ConnPosMmaPlan {
   int32_t wbytes, gbytes;   // a group's weight bytes; its weight and image bytes
   // 1 / (2 RT), 1 / IH, 1 / cpg, 1 / (RT TW / 8), 1 / (8 NT)
   float inv_th2, inv_ih, inv_cpg, inv_tasks, inv_bias;
+  bool pairs;  // the weight's rows in aligned 4-byte pairs of columns (a load per 2 taps)
 };
 // after the groups: their table (4 x 8 bytes each), the warps' flags, 16 zero bytes
 constexpr int64_t pos_mma_tail(int64_t Q) { return 32 * Q + 4 * (kThreads / 32) + 16; }
@@ -1089,7 +1091,12 @@ inline Launch plan_conn_pos_mma(const ConnArgs& a) {
   const int64_t iters = max_of(int64_t(1), min_of(int64_t(8), batches / 512));
   t = {int32_t(Q), int32_t(iters), int32_t(RT), int32_t(TW), int32_t(IH), int32_t(CS),
        int32_t(NT), int32_t(wbytes), int32_t(gbytes), 1.0f / float(2 * RT), 1.0f / float(IH),
-       1.0f / float(p.cpg), 1.0f / float(tasks), 1.0f / float(8 * NT)};
+       1.0f / float(p.cpg), 1.0f / float(tasks), 1.0f / float(8 * NT), false};
+  // columns 2j, 2j + 1 of a weight row one aligned 4-byte load: unit column stride, even
+  // other strides, a 4-byte aligned weight
+  const Weight& w = a.w_s;
+  t.pairs = w.w == 1 && w.h % 2 == 0 && w.kh % 2 == 0 && w.kw % 2 == 0 && w.g % 2 == 0 &&
+            w.n % 2 == 0 && reinterpret_cast<uintptr_t>(a.weight) % 4 == 0;
   l.kernel = kConnPosMma;
   l.kf = int32_t(K);
   l.threads = int32_t(32 * ceil_div(Q * tasks, rounds));

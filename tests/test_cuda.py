@@ -843,9 +843,9 @@ def check_position_specific(emulator: Any, k: int, dtype: torch.dtype, shapes: l
     """conn2d / its transpose / corr2d with a position-specific weight on `shapes` (N,
     groups, channels a group, H, W, padding) against the reference, in every weight layout
     (contiguous, the attention layout's view, one weight the samples share, along rows
-    only), channels_last, sliced and transposed x, with and without bias, Inf weights on
-    taps that read the padding and NaN/Inf in x; `kernels(cpg, Ho, Wo, N, w)` checks the
-    emulator's kernels of each case."""
+    only, rows padded by one value), channels_last, sliced and transposed x, with and
+    without bias, Inf weights on taps that read the padding and NaN/Inf in x;
+    `kernels(cpg, Ho, Wo, N, w)` checks the emulator's kernels of each case."""
     g = gen(seed, k, dtype)
     for N_, G_, cpg, H, W, pad in shapes:
         padding = {"same": k // 2, "wide": k // 2 + 2}.get(pad, pad) if isinstance(pad, str) \
@@ -859,6 +859,9 @@ def check_position_specific(emulator: Any, k: int, dtype: torch.dtype, shapes: l
             (rand((N_, G_, Ho, Wo, k, k), g, dtype).permute(0, 1, 4, 5, 2, 3), "attention"),
             (rand((1, G_, k, k, Ho, Wo), g, dtype), "Nw=1"),
             (rand((N_, G_, k, k, Ho, 1), g, dtype), "rows only"),
+            # rows one value longer: for odd Wo every stride even (conn_pos_mma loads
+            # column pairs, the last column alone)
+            (rand((N_, G_, k, k, Ho, Wo + 1), g, dtype)[..., :Wo], "padded rows"),
         ]
         poisoned = rand((N_, G_, k, k, Ho, Wo), g, dtype)
         poisoned[0, 0, 0, 0, 0, 0] = float("inf")  # tap (0, 0) of output (0, 0): the padding
