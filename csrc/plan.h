@@ -1464,11 +1464,11 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   l.kernel = cl ? kCorrMmaCl : kCorrMma;
   l.kf = int32_t(p.h.k);
   const int64_t per_warp = corr_mma_warp_bytes(int(p.h.k));
-  // cl: all 8 warps, 54 KB at 7 x 7; 13, 31: 8 warps, 52-54 KB, NCHW too (7 would fit
-  // 48 KB). Shared memory past 48 KB by opt-in (launch.cuh).
-  const bool all8 = cl || !strip_kernel(p.h.k);
-  const int64_t warps = all8 ? kConnMmaClWarps : warp_blocks(&l, per_warp);
-  if (all8) l.threads = int32_t(32 * warps), l.smem = warps * per_warp;
+  // all 8 warps (54 KB at 7 x 7, 52-54 KB at 13 and 31; shared memory past 48 KB by
+  // opt-in, launch.cuh): 7 warps would fit 48 KB, but two blocks of 7 leave each scheduler
+  // 3.5 warps, and the 7 x 7 weight gradients are shared-memory bound
+  const int64_t warps = kConnMmaClWarps;
+  l.threads = int32_t(32 * warps), l.smem = warps * per_warp;
   CorrMmaPlan& t = l.corr_mma;
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * corr_mma_ntiles(l.kf)));
   t.segments = ceil_div(p.h.out, int64_t(8));
