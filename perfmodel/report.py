@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import targets
 from .hardware import Gpu
 from .model import Evaluated
 from .predict import KernelCost, Prediction
@@ -142,7 +143,9 @@ def markdown(records: list[dict], gpus: dict[str, Gpu], meta: dict) -> str:
             row += [us_range(p["low_us"], p["high_us"]), f"{p['roofline_us']:.1f}",
                     f"{p['pct_of_roofline'][0]:.0f}–{p['pct_of_roofline'][1]:.0f}%"]
         lines.append("| " + " | ".join(row) + " |")
-    lines += peer_table(records, "h200" if "h200" in gpus else next(iter(gpus)))
+    gpu = "h200" if "h200" in gpus else next(iter(gpus))
+    lines += peer_table(records, gpu)
+    lines += targets.table(records, gpu, gpus[gpu].launch_overhead_us)
     return "\n".join(lines) + "\n"
 
 
