@@ -244,36 +244,24 @@ LC_UNROLL_N(1)
     const int32_t skh = int32_t(a.w_s.kh), skw = int32_t(a.w_s.kw), sh = int32_t(a.w_s.h),
                   sw = int32_t(a.w_s.w);
     const int32_t a_kh = TH2 * SEGS * kPosMmaRowBytes;  // one kernel row to the next
-    if (t.pairs) {  // a unit two columns (plan.h: aligned pairs)
-      for (int u = thread_index(); u < units / 2; u += block_threads()) {
-        const int col = 2 * (u & (TW / 2 - 1)), qr = u >> (LW - 1);
-        const int q = pos_div(qr, t.inv_th2), r = qr - q * TH2;
-        const PosMmaGroup grp = table[q];
-        if (grp.c < 0 || r >= Ho || col >= Wo) continue;
-        const T* src = static_cast<const T*>(a.weight) + grp.w + (r * sh + col);
-        unsigned char* words = smem + q * t.gbytes + wrow(t, 0, r, col) + 4 * ((col & 7) >> 1);
-        if (col + 1 < Wo) {
-LC_UNROLL
-          for (int kh = 0; kh < KF; ++kh)
-            pos_mma_row2<T, KF>(words + kh * a_kh, words + kh * a_kh + 32, src + kh * skh, skw);
-        } else {  // the last column of an odd width
-LC_UNROLL
-          for (int kh = 0; kh < KF; ++kh)
-            pos_mma_row<T, KF>(words + kh * a_kh, src + kh * skh, skw, false);
-        }
-      }
-      return;
-    }
-    for (int u = thread_index(); u < units; u += block_threads()) {
-      const int col = u & (TW - 1), qr = u >> LW;
+    // a unit: one column, or two (col even) where the weight's rows load in aligned pairs
+    const int pl = t.pairs ? 1 : 0;
+    for (int u = thread_index(); u < units >> pl; u += block_threads()) {
+      const int col = (u & ((TW >> pl) - 1)) << pl, qr = u >> (LW - pl);
       const int q = pos_div(qr, t.inv_th2), r = qr - q * TH2;
       const PosMmaGroup grp = table[q];
       if (grp.c < 0 || r >= Ho || col >= Wo) continue;
       const T* src = static_cast<const T*>(a.weight) + grp.w + (r * sh + col * sw);
       unsigned char* words = smem + q * t.gbytes + wrow(t, 0, r, col) + 4 * ((col & 7) >> 1);
-      const bool odd = col & 1;
+      if (pl && col + 1 < Wo) {  // (the last column of an odd width alone)
 LC_UNROLL
-      for (int kh = 0; kh < KF; ++kh) pos_mma_row<T, KF>(words + kh * a_kh, src + kh * skh, skw, odd);
+        for (int kh = 0; kh < KF; ++kh)
+          pos_mma_row2<T, KF>(words + kh * a_kh, words + kh * a_kh + 32, src + kh * skh, skw);
+      } else {
+LC_UNROLL
+        for (int kh = 0; kh < KF; ++kh)
+          pos_mma_row<T, KF>(words + kh * a_kh, src + kh * skh, skw, col & 1);
+      }
     }
   }
 
