@@ -156,12 +156,7 @@ def peer_table(records: list[dict], gpu: str = "h200") -> list[str]:
     def where(r: dict) -> tuple:
         return (r["case"], r["dtype"], r["layout"], r["direction"])
 
-    ours: dict[tuple, dict] = {}
-    for r in records:
-        if r["backend"] != "torch" and gpu in r:
-            best = ours.get(where(r))
-            if best is None or r[gpu]["high_us"] < best[gpu]["high_us"]:
-                ours[where(r)] = r
+    ours = targets.best_ours(records, gpu)
     rows = [r for r in records if r["backend"] == "torch" and gpu in r and where(r) in ours]
     if not rows:
         return []

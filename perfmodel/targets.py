@@ -78,7 +78,9 @@ def _target(r: dict) -> Optional[str]:
     return None
 
 
-def _best(records: list[dict], gpu: str) -> dict[tuple, dict]:
+def best_ours(records: list[dict], gpu: str) -> dict[tuple, dict]:
+    """Per (case, dtype, layout, direction): localconn's row with the lowest predicted high
+    end on ``gpu`` (PyTorch's peer rows and errors left out)."""
     best: dict[tuple, dict] = {}
     for r in records:
         if r["backend"] == "torch" or gpu not in r or "error" in r:
@@ -95,7 +97,7 @@ def _status(low: float, high: float, limit: float) -> str:
 
 def evaluate(records: list[dict], gpu: str = "h200", launch_us: float = 2.0) -> list[Verdict]:
     """Every targeted row's verdict (best non-PyTorch backend per row), in record order."""
-    best = _best(records, gpu)
+    best = best_ours(records, gpu)
     out = []
     for (case, dtype, layout, direction), r in best.items():
         target = _target(r)
