@@ -42,10 +42,10 @@ namespace lc {
 
 // Output (py, px) of a staged plane tap by tap (float32, b0 first): the batch kernels'
 // direct path for sums that are not all finite. x: the sample's staged grid, GW values
-// wide, the plane's row qy at grid row qy + RO; `pairs`: filter_pairs' (the low value of
+// wide, the plane's row qy at grid row qy + RO and its column qx at grid column qx + CO; `pairs`: filter_pairs' (the low value of
 // pair (i, j + 1) is w(i, j)). The transpose skips taps outside g, the forward pass
 // multiplies the padding's zeros like the reference.
-template <class T, int KF, bool FLIP, int GW, int RO>
+template <class T, int KF, bool FLIP, int GW, int RO, int CO = 0>
 LC_DEVICE float batch_direct(const T* x, const uint32_t* pairs, float b0, int py, int px,
                              int32_t H, int32_t W) {
   float sum = b0;
@@ -58,7 +58,7 @@ LC_DEVICE float batch_direct(const T* x, const uint32_t* pairs, float b0, int py
       const bool inside = row_in && ix >= 0 && ix < W;
       if (FLIP && !inside) continue;
       const T wv = of_bits<T>(uint16_t(pairs[i * (KF + 2) + j + 1]));
-      sum += to_float(wv) * (inside ? to_float(x[(iy + RO) * GW + ix]) : 0.0f);
+      sum += to_float(wv) * (inside ? to_float(x[(iy + RO) * GW + ix + CO]) : 0.0f);
     }
   }
   return sum;

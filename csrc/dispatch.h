@@ -154,9 +154,17 @@ int launch_conn_batch(Exec& ex, const Launch& l, const ConnArgs& a) {
   } else {
     if (l.kernel == kConnBatchWide) {
       switch (l.kf) {
-        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP>>(l, a, l.conn_batch);
-        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP>>(l, a, l.conn_batch);
-        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP>>(l, a, l.conn_batch);
+        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, 16>>(l, a, l.conn_batch);
+        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP, 16>>(l, a, l.conn_batch);
+        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP, 16>>(l, a, l.conn_batch);
+        default: return kBadDType;  // plan.h plans only these
+      }
+    }
+    if (l.kernel == kConnBatchLarge) {
+      switch (l.kf) {
+        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, 32>>(l, a, l.conn_batch);
+        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP, 32>>(l, a, l.conn_batch);
+        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP, 32>>(l, a, l.conn_batch);
         default: return kBadDType;  // plan.h plans only these
       }
     }
@@ -366,7 +374,7 @@ int run_conn(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnBand) return launch_conn_band<T, false>(ex, l, a);
     if (l.kernel == kConnBandCl) return launch_conn_band_cl<T, false>(ex, l, a);
     if (l.kernel == kConnWide) return launch_conn_wide<T, false>(ex, l, a);
-    if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
+    if (l.kernel == kConnBatch || l.kernel == kConnBatchWide || l.kernel == kConnBatchLarge)
       return launch_conn_batch<T, false>(ex, l, a);
     if (l.kernel == kConnSample) return launch_conn_sample<T, false>(ex, l, a);
     if (l.kernel == kConnReg) return launch_conn_reg<T, false>(ex, l, a);
@@ -398,7 +406,7 @@ int run_conn_transpose(Exec& ex, const ConnArgs& a, int32_t* chosen = nullptr) {
     if (l.kernel == kConnBand) return launch_conn_band<T, true>(ex, l, flipped);
     if (l.kernel == kConnBandCl) return launch_conn_band_cl<T, true>(ex, l, flipped);
     if (l.kernel == kConnWide) return launch_conn_wide<T, true>(ex, l, flipped);
-    if (l.kernel == kConnBatch || l.kernel == kConnBatchWide)
+    if (l.kernel == kConnBatch || l.kernel == kConnBatchWide || l.kernel == kConnBatchLarge)
       return launch_conn_batch<T, true>(ex, l, flipped);
     if (l.kernel == kConnSample) return launch_conn_sample<T, true>(ex, l, flipped);
     if (l.kernel == kConnReg) return launch_conn_reg<T, true>(ex, l, flipped);

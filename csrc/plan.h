@@ -141,20 +141,26 @@ constexpr int64_t batch_warp_bytes(int kf) { return (16 + int64_t(kf) * (kf + 2)
 constexpr int64_t conn_batch_bytes(int kf) {
   return kBatchChannels * batch_warp_bytes(kf) + 2 * int64_t(kBatchChannels) * kBatchChannelStride * 2;
 }
-// conn_batch_wide.cuh (planes of up to 16 x 16): a block is kBatchWideChannels channels x
-// kBatchSamples samples; the input grid is 16 values wide and batch_wide_rows(kf) rows high
-// (the plane's 16 rows and kf / 2 zero rows above and below), a sample's rows
-// batch_wide_stride(kf) values apart (an odd number of 16-byte units); the output grid
-// 16 x 16, kBatchWideOutStride apart
+// conn_batch_wide.cuh on gw x gw grids (gw 16: planes of up to 16 x 16, any layout; 32:
+// NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
+// batch_wide_channels(gw) channels x kBatchSamples samples; the input grid is
+// batch_wide_cols(gw) values wide (gw 32: the plane from column 4, zeros before and past
+// it) and batch_wide_rows(kf, gw) rows high (the plane's gw rows and kf / 2 zero rows above
+// and below), a sample's rows batch_wide_stride(kf, gw) values apart (an odd number of
+// 16-byte units); the output grid gw x gw, batch_wide_out_stride(gw) apart
 constexpr int kBatchWideChannels = 2;
-constexpr int batch_wide_rows(int kf) { return 16 + 2 * (kf / 2); }
-constexpr int batch_wide_stride(int kf) { return 16 * batch_wide_rows(kf) + 8; }
-constexpr int kBatchWideOutStride = 16 * 16 + 8;
-constexpr int64_t conn_batch_wide_bytes(int kf) {
+constexpr int batch_wide_channels(int gw) { return gw == 16 ? kBatchWideChannels : 1; }
+constexpr int batch_wide_cols(int gw) { return gw == 16 ? 16 : gw + 8; }
+constexpr int batch_wide_rows(int kf, int gw = 16) { return gw + 2 * (kf / 2); }
+constexpr int batch_wide_stride(int kf, int gw = 16) {
+  return batch_wide_cols(gw) * batch_wide_rows(kf, gw) + 8;
+}
+constexpr int batch_wide_out_stride(int gw) { return gw * gw + 8; }
+constexpr int64_t conn_batch_wide_bytes(int kf, int gw = 16) {
   return (kThreads / 32) * batch_warp_bytes(kf) +
-         int64_t(kBatchWideChannels) * 2 *
-             ((kBatchSamples * batch_wide_stride(kf) + batch_channel_pad(kBatchWideChannels)) +
-              (kBatchSamples * kBatchWideOutStride + batch_channel_pad(kBatchWideChannels)));
+         int64_t(batch_wide_channels(gw)) * 2 *
+             ((kBatchSamples * batch_wide_stride(kf, gw) + batch_channel_pad(batch_wide_channels(gw))) +
+              (kBatchSamples * batch_wide_out_stride(gw) + batch_channel_pad(batch_wide_channels(gw))));
 }
 // corr_batch_wide.cuh (its weight gradient) on gw x gw grids (gw 16: planes of up to
 // 16 x 16; 32: NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
@@ -221,6 +227,7 @@ constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
 static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem &&
                   conn_batch_wide_bytes(7) <= kMaxSmem && corr_batch_wide_bytes(7, 16) <= kMaxSmem &&
+                  conn_batch_wide_bytes(7, 32) <= kMaxSmemOptIn &&
                   corr_batch_wide_bytes(7, 32) <= kMaxSmemOptIn &&
                   conn_sample_bytes(7, 16) <= kMaxSmemOptIn &&
                   conn_sample_bytes(7, 8) <= kMaxSmem && corr_sample_bytes(7, 16) <= kMaxSmemOptIn &&
@@ -425,6 +432,7 @@ enum Kernel : int32_t {
   kConnBandCl = 28,   // conn_band_cl.cuh (strips on a staged channels_last band, float32)
   kConnWide = 29,     // conn_wide.cuh (float32 13 x 13 and 31 x 31 on a staged band)
   kConnPosMma = 30,   // conn_pos_mma.cuh (conn_pos on tensor cores: 16-bit, planes <= 16 x 16)
+  kConnBatchLarge = 31,  // conn_batch_wide.cuh on 32 x 32 grids (NCHW planes of up to 32 x 32)
 };
 
 struct Launch {
@@ -884,8 +892,14 @@ inline bool batch_block_32(const Problem& p, const Image& s) {
   return batch_narrow(p) ? batch_span_32(s) : sample_span_32(s);
 }
 inline bool batch_fits(const ConnArgs& a) {
-  return batch_plane(a.p) && a.w_s.n == 0 && batch_block_32(a.p, a.src_s) &&
-         batch_block_32(a.p, a.dst_s);
+  const Problem& p = a.p;
+  if (batch_plane(p))
+    return a.w_s.n == 0 && batch_block_32(p, a.src_s) && batch_block_32(p, a.dst_s);
+  // conn_batch_wide.cuh on 32 x 32 grids (DWNet-T's 28 x 28 stage; model, H200 float16
+  // NCHW: see NOTES.md 2026-12-03 (5)): NCHW-like images (a channels_last warp, one channel
+  // a block, would read a 32-byte sector for each 2-byte value it stages)
+  return batch_plane_within(p, 32) && a.w_s.n == 0 && !channels_last_image(a.src_s, p.C) &&
+         !channels_last_image(a.dst_s, p.C) && large_span_32(a.src_s) && large_span_32(a.dst_s);
 }
 
 // a block per kBatchChannels (wide planes: kBatchWideChannels) channels x kBatchSamples
@@ -894,12 +908,13 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   const Problem& p = a.p;
   Launch l{};
   const bool narrow = batch_narrow(p);
-  l.kernel = narrow ? kConnBatch : kConnBatchWide;
+  const int gw = batch_plane(p) ? 16 : 32;  // (wide planes: the grids' width)
+  l.kernel = narrow ? kConnBatch : gw == 16 ? kConnBatchWide : kConnBatchLarge;
   l.kf = int32_t(p.h.k);
   l.threads = kThreads;
-  l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf);
+  l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf, gw);
   ConnBatchPlan& t = l.conn_batch;
-  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : kBatchWideChannels));
+  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : batch_wide_channels(gw)));
   t.channels_last = channels_last_image(a.src_s, p.C);
   t.pairs = !narrow && batch_pairs(p, a.src, a.src_s, a.dst, a.dst_s);
   l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));

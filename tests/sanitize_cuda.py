@@ -28,7 +28,7 @@ CASES = [
      (1, 12, 7, 7, 1, 1), {"padding": 3}, False),
     ("dw 7x7 on 14x14 planes, 17 samples (16-bit: conn_batch_wide, corr_batch_wide; float32 conn_reg, corr_reg)",
      (17, 5, 14, 14), (1, 5, 7, 7, 1, 1), {"padding": 3}, False),
-    ("dw 7x7 on 28x28 planes, 17 samples (16-bit weight gradient: corr_batch_large)",
+    ("dw 7x7 on 28x28 planes, 17 samples (16-bit: conn_batch_large, corr_batch_large)",
      (17, 3, 28, 28), (1, 3, 7, 7, 1, 1), {"padding": 3}, False),
     ("dw 3x3 on 11x13 planes, channels_last (16-bit: the same)", (18, 6, 11, 13),
      (1, 6, 3, 3, 1, 1), {"padding": 1}, True),

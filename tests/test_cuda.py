@@ -224,7 +224,8 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
     """The kernel csrc/plan.h picks for a stride-1 K x K depth-wise conn2d (out: the
     forward pass, whose plane is the output; else the transpose, whose plane is x's):
     16-bit planes of at most 16 x 16 with padding K // 2: the batch on tensor cores for a
-    filter the samples share (`static`), else a plane a warp (conn_sample); tensor cores
+    filter the samples share (`static`), else a plane a warp (conn_sample); up to 32 x 32
+    the batch on 32 x 32 grids for NCHW planes and a shared filter; tensor cores
     for 16-bit NCHW planes of 16 x 16 at least (14 x 14 for a static filter); else the
     strips on a staged band where the pass's column
     padding is K // 2 (the transpose's is K - 1 - pw, and only float32 transposes run
@@ -242,6 +243,9 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
         if not static:
             return "conn_sample"
         return "conn_batch" if max(H, W) <= 8 else "conn_batch_wide"
+    if dtype != torch.float32 and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 32 and static \
+            and not (x.shape[1] > 1 and x.stride(1) == 1):
+        return "conn_batch_large"
     rows, cols = (H + 2 * ph - k + 1, W + 2 * pw - k + 1) if out else (H, W)
     least = 14 if static else 16
     if dtype != torch.float32 and rows >= least and cols >= least:
@@ -435,12 +439,13 @@ def test_band_channels_last(emulator: Any, k: int, cl: bool) -> None:
 
 def mma_shapes(k: int) -> list[tuple[tuple[int, int], Any]]:
     """(H, W), padding for conn_mma's warp tiles (16 x 32 outputs, 32 x 32 at 13 and 31;
-    images and output planes of 16 x 16 at least): one partial tile (W = 28: rows staged in
-    8-byte pieces, the last chunk half outside); several tiles both ways with partial last
+    images and output planes of 16 x 16 at least): two tiles across, the second partial
+    (W = 36, past the batch kernels' 32: rows staged in 8-byte pieces, the last chunk half
+    outside); several tiles both ways with partial last
     ones (37 x 70: 4-byte pieces); aligned rows (W = 40: 16-byte chunks) with padding 0
     (lead 0) and asymmetric padding (a lead per axis, odd W: value by value); padding wider
     than the kernel's half."""
-    return [((k + 13, 28), "same"), ((37, 70), "same"), ((k + 18, 40), 0),
+    return [((k + 13, 36), "same"), ((37, 70), "same"), ((k + 18, 40), 0),
             ((k + 14, k + 20), (1, 2)), ((16, 17), k // 2 + 3)]
 
 
@@ -479,11 +484,12 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
                     assert "conn_mma" in emulator.kernels, emulator.kernels
     if emulator is not None and k <= 7:  # 14 x 14 and 13 x 14 planes with padding K // 2:
         # the batch (a filter the samples share) or a plane a warp (per-sample filters) on
-        # tensor cores; 14 x 17: conn_mma
+        # tensor cores; 14 x 17: the batch on 32 x 32 grids; 14 x 33: conn_mma
         for (h, w), nw, expect in (((14, 14), 1, ["conn_batch_wide"] * 2),
                                    ((14, 14), 3, ["conn_sample"] * 2),
                                    ((13, 14), 1, ["conn_batch_wide"] * 2),
-                                   ((14, 17), 1, ["conn_mma"] * 2)):
+                                   ((14, 17), 1, ["conn_batch_large"] * 2),
+                                   ((14, 33), 1, ["conn_mma"] * 2)):
             emulator.kernels.clear()
             x = rand((3, 2, h, w), g, dtype)
             check(x, rand((nw, 2, k, k, 1, 1), g, dtype), None,
@@ -648,25 +654,28 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
             assert emulator.kernels[:3] == expect, (nw, pad, emulator.kernels)
 
 
-#: corr_batch_large's planes (past 16 x 16, within 32 x 32): DWNet-T's 28 x 28, the whole
-#: 32 x 32 grid, a column half past the plane (17 x 5, 30 x 16), 3 rows (warps of no rows)
-#: by 32 columns, a partial second half (19 x 25)
+#: the batch kernels' 32 x 32 grids (planes past 16 x 16, within 32 x 32): DWNet-T's 28 x 28,
+#: the whole grid, a column half (N tiles) past the plane (17 x 5, 30 x 16), 3 rows (warps of
+#: no rows) by 32 columns, a partial second half (19 x 25)
 LARGE_PLANES = [(28, 28), (32, 32), (17, 5), (3, 32), (19, 25), (30, 16)]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7])
-def test_weight_grad_batch_large(emulator: Any, k: int, dtype: torch.dtype,
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    """16-bit K x K depth-wise weight gradient with padding K // 2 and a filter the samples
-    share on NCHW planes past 16 x 16 and within 32 x 32 runs corr_batch_large
-    (corr_batch_wide.cuh on 32 x 32 grids, a channel a block, eight warps of four input
-    rows, two 16-column halves): 17 samples (a group of 16 and one of 1, in one split or
-    two), 3 channels, dense and sliced views (rows and channels cut: NCHW-like strides);
-    channels_last goes to corr_mma_cl, per-sample filters to corr_mma; an Inf / NaN in x
-    or g sends only its channel to the direct path (a -inf of g at a corner meets the
-    padding's zeros)."""
+def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
+                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """16-bit K x K depth-wise with padding K // 2 and a filter the samples share on NCHW
+    planes past 16 x 16 and within 32 x 32 runs the batch kernels on 32 x 32 grids, a
+    channel a block: conn_batch_large for the forward pass and the flipped transpose
+    (conn_batch_wide.cuh, eight warps of four output rows, four N tiles each), and
+    corr_batch_large for the weight gradient (corr_batch_wide.cuh, eight warps of four
+    input rows, two 16-column halves): 17 samples (a group of 16 and one of 1, in one split
+    or two), 3 channels, dense views (two columns a load) and sliced ones (odd columns
+    cut: value by value; rows and channels cut: NCHW-like strides); channels_last goes to
+    conn_mma_cl / corr_mma_cl, per-sample filters to conn_mma / corr_mma; an Inf / NaN in
+    x or g sends only its channel (its warps) to the direct path (a -inf of g at a corner
+    meets the padding's zeros)."""
     g = gen("cuda-batch-large", k, dtype)
     kw = window_kwargs("sliding", 1, k // 2)
     planes = LARGE_PLANES if dtype == torch.float16 else LARGE_PLANES[:2]
@@ -679,7 +688,8 @@ def test_weight_grad_batch_large(emulator: Any, k: int, dtype: torch.dtype,
             check(xs, rand((1, 3, k, k, 1, 1), g, dtype), rand((3,), g, dtype), kw,
                   f"{k}x{k} {what} {H}x{W} splits={splits}")
             if emulator is not None:
-                assert emulator.kernels[-1] == "corr_batch_large", (what, emulator.kernels)
+                assert emulator.kernels == ["conn_batch_large"] * 2 + ["corr_batch_large"], (
+                    what, emulator.kernels)
     monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
     H, W = planes[0]
     x = rand((17, 4, H, W), g, dtype)
@@ -690,12 +700,13 @@ def test_weight_grad_batch_large(emulator: Any, k: int, dtype: torch.dtype,
     emulator is None or emulator.kernels.clear()
     check(x, rand((1, 4, k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} {H}x{W} non-finite", g=gy)
     if emulator is not None:
-        assert emulator.kernels[-1] == "corr_batch_large", emulator.kernels
-        for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 1, "corr_mma_cl"),
-                               (x[:2], 2, "corr_mma")):
+        assert emulator.kernels == ["conn_batch_large"] * 2 + ["corr_batch_large"], emulator.kernels
+        for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 1, "_mma_cl"),
+                               (x[:2], 2, "_mma")):
             emulator.kernels.clear()
             check(xs, rand((nw, xs.shape[1], k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} Nw={nw}")
-            assert emulator.kernels[-1] == expect, (nw, emulator.kernels)
+            assert emulator.kernels[-3:] == ["conn" + expect] * 2 + ["corr" + expect], (
+                nw, emulator.kernels)
 
 
 #: the register kernels' planes (widths 7 and 14, at most 16 rows): DWNet-T's 7 x 7 and
@@ -1223,7 +1234,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_reg", "conn_reg", "corr_reg"),  # (float32, 7 columns)
             (rand((3, 3, 9, 7), g, torch.float32), rand((1, 3, 5, 5, 1, 1), g, torch.float32),
              window_kwargs("sliding", 1, 2))),
-        (("conn_band", "conn_strip", "corr_batch_large"),  # (20 columns: past 16 x 16)
+        (("conn_batch_large", "conn_batch_large", "corr_batch_large"),  # (past 16 x 16)
             (rand((3, 3, 9, 20), g, torch.bfloat16), rand((1, 3, 5, 5, 1, 1), g, torch.bfloat16),
              window_kwargs("sliding", 1, 2))),
         (("conn_batch_wide", "conn_batch_wide", "corr_batch_wide"),
