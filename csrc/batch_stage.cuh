@@ -38,16 +38,17 @@ struct BatchPos {
   bool in;        // inside the plane and the channels
 };
 
-// Position f (0 .. G::kPositions - 1) of the block's channels c0.. of (H x W) planes
+// Position f (0 .. G::kPositions - 1) of the block's channels c0.. of (H x W) planes (the
+// grid's row 0 and column 0 at the plane's y0, x0: conn_batch_wide.cuh's tiles)
 template <class G>
 LC_DEVICE BatchPos batch_pos(int f, bool channels_last, int32_t H, int32_t W, int64_t c0,
-                             int64_t C) {
+                             int64_t C, int32_t y0 = 0, int32_t x0 = 0) {
   BatchPos b;
   const int pos = channels_last ? f / G::CH : f % (G::GR * G::GW);
   b.j = channels_last ? f % G::CH : f / (G::GR * G::GW);
   const int gr = pos / G::GW, gc = pos % G::GW;
-  b.qy = gr - G::RO;
-  b.qx = gc - G::CO;
+  b.qy = gr - G::RO + y0;
+  b.qx = gc - G::CO + x0;
   b.slot = b.j * G::CS + gr * G::RS + gc;
   b.in = f < G::kPositions && b.qy >= 0 && b.qy < H && b.qx >= 0 && b.qx < W && c0 + b.j < C;
   return b;
@@ -82,16 +83,17 @@ LC_UNROLL
 // Pairs of columns (conn_batch_wide.cuh and corr_batch_wide.cuh where plan.h batch_pairs
 // holds): pair f (0 .. G::kPositions / 2 - 1) of the block's channels, in a plane's row
 // order, its columns qx and qx + 1 (qx even) both inside the plane or both outside. A grid's rows and a sample's grid are an even
-// number of values apart (4-byte stores).
+// number of values apart (4-byte stores). y0, x0 (x0 even): as batch_pos.
 template <class G>
-LC_DEVICE BatchPos batch_pair_pos(int f, int32_t H, int32_t W, int64_t c0, int64_t C) {
+LC_DEVICE BatchPos batch_pair_pos(int f, int32_t H, int32_t W, int64_t c0, int64_t C,
+                                  int32_t y0 = 0, int32_t x0 = 0) {
   constexpr int PW = G::GW / 2;  // pairs a grid row
   BatchPos b;
   const int pos = f % (G::GR * PW);
   b.j = f / (G::GR * PW);
   const int gr = pos / PW, gc = 2 * (pos % PW);
-  b.qy = gr - G::RO;
-  b.qx = gc - G::CO;
+  b.qy = gr - G::RO + y0;
+  b.qx = gc - G::CO + x0;
   b.slot = b.j * G::CS + gr * G::RS + gc;
   b.in = f < G::kPositions / 2 && b.qy >= 0 && b.qy < H && b.qx >= 0 && b.qx < W && c0 + b.j < C;
   return b;

@@ -42,20 +42,21 @@ namespace lc {
 
 // Output (py, px) of a staged plane tap by tap (float32, b0 first): the batch kernels'
 // direct path for sums that are not all finite. x: the sample's staged grid, GW values
-// wide, the plane's row qy at grid row qy + RO and its column qx at grid column qx + CO; `pairs`: filter_pairs' (the low value of
+// wide, the plane's row qy at grid row qy + RO and its column qx at grid column qx + CO
+// (py, px and the grid's rows and columns relative to a tile at y0, x0 of the plane); `pairs`: filter_pairs' (the low value of
 // pair (i, j + 1) is w(i, j)). The transpose skips taps outside g, the forward pass
 // multiplies the padding's zeros like the reference.
 template <class T, int KF, bool FLIP, int GW, int RO, int CO = 0>
 LC_DEVICE float batch_direct(const T* x, const uint32_t* pairs, float b0, int py, int px,
-                             int32_t H, int32_t W) {
+                             int32_t H, int32_t W, int32_t y0 = 0, int32_t x0 = 0) {
   float sum = b0;
   for (int i = 0; i < KF; ++i) {
     const int iy = py + i - KF / 2;
-    const bool row_in = iy >= 0 && iy < H;
+    const bool row_in = iy + y0 >= 0 && iy + y0 < H;
     if (FLIP && !row_in) continue;
     for (int j = 0; j < KF; ++j) {
       const int ix = px + j - KF / 2;
-      const bool inside = row_in && ix >= 0 && ix < W;
+      const bool inside = row_in && ix + x0 >= 0 && ix + x0 < W;
       if (FLIP && !inside) continue;
       const T wv = of_bits<T>(uint16_t(pairs[i * (KF + 2) + j + 1]));
       sum += to_float(wv) * (inside ? to_float(x[(iy + RO) * GW + ix + CO]) : 0.0f);

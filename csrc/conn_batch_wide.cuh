@@ -1,6 +1,6 @@
 // conn_batch.cuh's GEMM (the batch as M) on GW x GW grids: GW = 16 for planes of 9 to 16
 // columns or rows (DWNet-T's 14 x 14 stage, any layout), GW = 32 for NCHW planes of 17 to
-// 32 (its 28 x 28 stage): half and bfloat16, a KF x KF kernel (3, 5, 7) with padding
+// 32 (its 28 x 28 stage) and for larger ones a 32 x 32 tile a block (its 56 x 56 stage): half and bfloat16, a KF x KF kernel (3, 5, 7) with padding
 // KF / 2, stride 1, dilation 1, a weight the samples share.
 //
 // A sample's plane is staged as a grid, its row qy at grid row qy + KF/2 (KF/2 zero rows
@@ -26,7 +26,10 @@
 // GW = 32, 16 x 14 of a 14-wide one at 16).
 //
 // A block owns plan.h batch_wide_channels(GW) channels (2 at 16, 1 at 32: 16 samples'
-// grids take 82 KB) x 16 samples, GW / 4 warps a channel, each warp four output rows
+// grids take 82 KB) x 16 samples (GW 32: x a 32 x 32 tile of the output plane, the grid
+// then holding the tile's input rows and columns with their halo, KF/2 rows above and
+// below and 4 columns left and right, from the plane where they lie inside it; the tiles
+// of a plane are neighbouring blocks, so that their halos meet in L2), GW / 4 warps a channel, each warp four output rows
 // (GW / 2 N tiles: 32 or 64 sums a lane; a warp whose rows are all past the plane skips
 // its GEMM); it loads the KF + 3 grid rows they read once each. The outputs go through a
 // second grid (GW x GW a sample) to the result. Exactness: as conn_batch.cuh (the probe of
@@ -74,7 +77,14 @@ struct ConnBatchWide {
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnBatchPlan& t) {
     const Problem& p = a.p;
     const int tid = thread_index(), warp = tid >> 5, lane = tid & 31;
-    const int64_t n0 = block_index() / t.groups * S, c0 = block_index() % t.groups * CW;
+    // (GW 32: a block per 32 x 32 tile of the output plane, a plane's tiles neighbours)
+    // (block indices fit 32 bits: plan.h kMaxBlocks)
+    const uint32_t bi = uint32_t(block_index()), tiles = kLarge ? uint32_t(t.tiles) : 1u;
+    const int64_t blk = kLarge ? int64_t(bi / tiles) : block_index();
+    const int tile = kLarge ? int(bi % tiles) : 0;
+    const int32_t y0 = kLarge ? GW * (tile / t.tiles_w) : 0;
+    const int32_t x0 = kLarge ? GW * (tile % t.tiles_w) : 0;
+    const int64_t n0 = blk / t.groups * S, c0 = blk % t.groups * CW;
     const int ch = warp / WPC, rg = warp % WPC;  // channel, output rows RPW rg..
     const int64_t c = c0 + ch;
     const bool active = c < p.C;  // (warp-uniform; every warp meets the barriers)
@@ -94,7 +104,7 @@ struct ConnBatchWide {
 LC_UNROLL
       for (int k = 0; k < kInPairs; ++k) {  // (In::kPositions / 2 pairs)
         const int f = tid + kThreads * k;
-        const BatchPos b = batch_pair_pos<In>(f, H, W, c0, p.C);
+        const BatchPos b = batch_pair_pos<In>(f, H, W, c0, p.C, y0, x0);
         if (b.in)
           batch_load_pairs<In>(xs, x, a.src_s, b, ns);
         else if (f < In::kPositions / 2)
@@ -103,12 +113,12 @@ LC_UNROLL
     } else {
 LC_UNROLL
       for (int k = 0; k < kInPos; ++k) {
-        const BatchPos b = batch_pos<In>(tid + kThreads * k, t.channels_last, H, W, c0, p.C);
+        const BatchPos b = batch_pos<In>(tid + kThreads * k, t.channels_last, H, W, c0, p.C, y0, x0);
         if (tid + kThreads * k < In::kPositions) batch_load<In>(xs, x, a.src_s, b, ns);
       }
     }
     sync_threads();
-    if (active && (!kLarge || RPW * rg < H)) {  // (GW 32: warps of rows in the plane)
+    if (active && (!kLarge || y0 + RPW * rg < H)) {  // (GW 32: warps of rows in the plane)
       const T* xc = xs + ch * CS;
       T* yc = ys + ch * OCS;
       F acc[RPW][NT][4];
@@ -124,7 +134,7 @@ LC_UNROLL
               *reinterpret_cast<uint32_t*>(yc + (g + 8 * e) * OAS + (RPW * rg + r) * GW + 8 * h + 2 * q) =
                   pack_floats<T>(acc[r][h][2 * e] + b0, acc[r][h][2 * e + 1] + b0);
       } else {
-        direct(xc, yc, pairs, b0, RPW * rg, H, W, lane);
+        direct(xc, yc, pairs, b0, RPW * rg, H, W, y0, x0, lane);
       }
     }
     sync_threads();
@@ -132,13 +142,14 @@ LC_UNROLL
     if (t.pairs) {
 LC_UNROLL
       for (int k = 0; k < kOutPos / 2; ++k)  // (Out::kPositions / 2 pairs)
-        batch_store_pairs<Out>(y, a.dst_s, ys, batch_pair_pos<Out>(tid + kThreads * k, H, W, c0, p.C),
-                               ns);
+        batch_store_pairs<Out>(y, a.dst_s, ys,
+                               batch_pair_pos<Out>(tid + kThreads * k, H, W, c0, p.C, y0, x0), ns);
     } else {
 LC_UNROLL
       for (int k = 0; k < kOutPos; ++k)
         batch_store<Out>(y, a.dst_s, ys,
-                         batch_pos<Out>(tid + kThreads * k, t.channels_last, H, W, c0, p.C), ns);
+                         batch_pos<Out>(tid + kThreads * k, t.channels_last, H, W, c0, p.C, y0, x0),
+                         ns);
     }
   }
 
@@ -213,14 +224,14 @@ LC_UNROLL
   // The lane's fragment outputs (rows py0..) tap by tap (conn_batch.cuh batch_direct), for
   // a warp whose sums are not all finite.
   static LC_DEVICE void direct(const T* xc, T* yc, const uint32_t* pairs, F b0, int py0,
-                               int32_t H, int32_t W, int lane) {
+                               int32_t H, int32_t W, int32_t y0, int32_t x0, int lane) {
     const int g = lane >> 2, q = lane & 3;
     for (int e = 0; e < 4 * RPW * NT; ++e) {  // (row r, N tile h, sample half, column parity)
       const int r = e / (4 * NT), h = (e >> 2) % NT, s = g + 8 * ((e >> 1) & 1);
       const int py = py0 + r, px = 8 * h + 2 * q + (e & 1);
-      if (py >= H || px >= W) continue;
+      if (y0 + py >= H || x0 + px >= W) continue;
       yc[s * OAS + py * GW + px] = from_float<T>(batch_direct<T, KF, FLIP, RS, PD, CO>(
-          xc + s * AS, pairs, b0, py, px, H, W));
+          xc + s * AS, pairs, b0, py, px, H, W, y0, x0));
     }
   }
 };

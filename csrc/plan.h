@@ -304,6 +304,8 @@ struct ConnBatchPlan {
   bool channels_last;  // staging order: a pixel's channels together (else a plane's rows)
   bool pairs;          // conn_batch_wide.cuh: images staged two columns a load (NCHW-like
                        // rows, 4-byte aligned, of an even width)
+  int32_t tiles_w;     // conn_batch_wide.cuh on 32 x 32 grids: a plane's tiles across
+  int32_t tiles;       // ... and in all (planes past 32 x 32: 32 x 32 tiles of the output)
 };
 
 struct ConnRegPlan {
@@ -859,8 +861,9 @@ inline bool batch_span_32(const Image& s) { return block_span_32(s, kBatchChanne
 // ... and of conn_sample.cuh's (16 samples, 4 channels, a plane of 16 x 16)
 inline bool sample_span_32(const Image& s) { return block_span_32(s, 4, 16); }
 
-// ... and of corr_batch_wide.cuh's on 32 x 32 grids (16 samples, a channel, 32 x 32)
-inline bool large_span_32(const Image& s) { return block_span_32(s, 1, 32); }
+// ... and of corr_batch_wide.cuh's on 32 x 32 grids (16 samples, a channel, 32 x 32; conn's
+// tiles of larger planes: the whole plane, `side` its larger side)
+inline bool large_span_32(const Image& s, int64_t side = 32) { return block_span_32(s, 1, side); }
 
 // Tensor cores with the batch as M (conn_batch.cuh, conn_batch_wide.cuh), if the problem
 // fits them: a 3/5/7 window with padding KF / 2 (so the output plane is the input's), half
@@ -895,11 +898,17 @@ inline bool batch_fits(const ConnArgs& a) {
   const Problem& p = a.p;
   if (batch_plane(p))
     return a.w_s.n == 0 && batch_block_32(p, a.src_s) && batch_block_32(p, a.dst_s);
-  // conn_batch_wide.cuh on 32 x 32 grids (DWNet-T's 28 x 28 stage; model, H200 float16
-  // NCHW: see NOTES.md 2026-12-03 (5)): NCHW-like images (a channels_last warp, one channel
-  // a block, would read a 32-byte sector for each 2-byte value it stages)
-  return batch_plane_within(p, 32) && a.w_s.n == 0 && !channels_last_image(a.src_s, p.C) &&
-         !channels_last_image(a.dst_s, p.C) && large_span_32(a.src_s) && large_span_32(a.dst_s);
+  // conn_batch_wide.cuh on 32 x 32 grids (DWNet-T's 28 x 28 stage, and its 56 x 56 stage
+  // as 32 x 32 tiles; model, H200 float16 NCHW: NOTES.md 2026-12-03 (5), (6)): NCHW-like
+  // images (a channels_last warp, one channel a block, would read a 32-byte sector for each
+  // 2-byte value it stages); planes past 32 x 32 where the tiles' outputs are at least
+  // three quarters inside the plane (56 x 56: 77%; a 33-wide plane would be half empty)
+  const int64_t side = max_of(p.h.in, p.w.in);
+  const int64_t tiles = ceil_div(p.h.in, int64_t(32)) * ceil_div(p.w.in, int64_t(32));
+  return batch_plane_within(p, side) && (side <= 32 || 4 * p.h.in * p.w.in >= 3 * 1024 * tiles) &&
+         a.w_s.n == 0 && !channels_last_image(a.src_s, p.C) &&
+         !channels_last_image(a.dst_s, p.C) && large_span_32(a.src_s, max_of(side, int64_t(32))) &&
+         large_span_32(a.dst_s, max_of(side, int64_t(32))) && tiles < (int64_t(1) << 31) / 32;
 }
 
 // a block per kBatchChannels (wide planes: kBatchWideChannels) channels x kBatchSamples
@@ -917,7 +926,9 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : batch_wide_channels(gw)));
   t.channels_last = channels_last_image(a.src_s, p.C);
   t.pairs = !narrow && batch_pairs(p, a.src, a.src_s, a.dst, a.dst_s);
-  l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples));
+  t.tiles_w = int32_t(ceil_div(p.w.in, int64_t(32)));
+  t.tiles = gw == 32 ? int32_t(ceil_div(p.h.in, int64_t(32))) * t.tiles_w : 1;
+  l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples)) * t.tiles;
   return l;
 }
 

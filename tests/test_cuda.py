@@ -658,6 +658,11 @@ def test_batch_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
 #: the whole grid, a column half (N tiles) past the plane (17 x 5, 30 x 16), 3 rows (warps of
 #: no rows) by 32 columns, a partial second half (19 x 25)
 LARGE_PLANES = [(28, 28), (32, 32), (17, 5), (3, 32), (19, 25), (30, 16)]
+#: planes past 32 x 32 as 32 x 32 tiles of the forward pass (at least three quarters of the
+#: tiles' outputs inside): DWNet-T's 56 x 56 (2 x 2 tiles, the last ones 24 wide), partial
+#: tiles of 18 rows and 30 columns (50 x 62), three tiles across (30 x 96); 33 x 64 would be
+#: half empty (conn_mma)
+TILED_PLANES = [(56, 56), (50, 62), (30, 96)]
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -675,36 +680,46 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
     cut: value by value; rows and channels cut: NCHW-like strides); channels_last goes to
     conn_mma_cl / corr_mma_cl, per-sample filters to conn_mma / corr_mma; an Inf / NaN in
     x or g sends only its channel (its warps) to the direct path (a -inf of g at a corner
-    meets the padding's zeros)."""
+    meets the padding's zeros). Planes past 32 x 32 run conn_batch_large as 32 x 32 tiles
+    (TILED_PLANES; their weight gradient corr_mma), the direct path of a tile too (an Inf
+    in a tile's halo), and planes whose tiles would be half empty conn_mma."""
     g = gen("cuda-batch-large", k, dtype)
     kw = window_kwargs("sliding", 1, k // 2)
-    planes = LARGE_PLANES if dtype == torch.float16 else LARGE_PLANES[:2]
+    planes = LARGE_PLANES + TILED_PLANES if dtype == torch.float16 else LARGE_PLANES[:2] + \
+        TILED_PLANES[:1]
     for H, W in planes:
+        corr = "corr_batch_large" if max(H, W) <= 32 else "corr_mma"
         x = rand((17, 4, H, W + 1), g, dtype)
         views = ((x[:, :3, :, :W].contiguous(), "NCHW", 0), (x[:, 1:, :, 1:], "sliced", 2))
-        for xs, what, splits in views if (H, W) in ((28, 28), (19, 25)) else views[:1]:
+        for xs, what, splits in views if (H, W) in ((28, 28), (19, 25), (50, 62)) else views[:1]:
             monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
             emulator is None or emulator.kernels.clear()
             check(xs, rand((1, 3, k, k, 1, 1), g, dtype), rand((3,), g, dtype), kw,
                   f"{k}x{k} {what} {H}x{W} splits={splits}")
             if emulator is not None:
-                assert emulator.kernels == ["conn_batch_large"] * 2 + ["corr_batch_large"], (
-                    what, emulator.kernels)
+                assert emulator.kernels == ["conn_batch_large"] * 2 + [corr], (what, emulator.kernels)
     monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
-    H, W = planes[0]
-    x = rand((17, 4, H, W), g, dtype)
-    x[0, 1, 9, 3] = float("inf")  # channel 1: read by the warps of rows 8..15 and past
-    x[16, 3, H - 1, W - 1] = float("nan")  # the last group's only sample, channel 3's corner
-    gy = rand((17, 4, H, W), g, dtype)
-    gy[3, 0, H - 1, 0] = float("-inf")  # channel 0: a corner, against the padding by most taps
-    emulator is None or emulator.kernels.clear()
-    check(x, rand((1, 4, k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} {H}x{W} non-finite", g=gy)
+    for H, W in (planes[0], TILED_PLANES[0]):
+        x = rand((17, 4, H, W), g, dtype)
+        x[0, 1, 9, 3] = float("inf")  # channel 1: read by the warps of rows 8..15 and past
+        x[16, 3, H - 1, W - 1] = float("nan")  # the last group's only sample, channel 3's corner
+        gy = rand((17, 4, H, W), g, dtype)
+        gy[3, 0, H - 1, 0] = float("-inf")  # channel 0: a corner, against the padding by most taps
+        if H > 32:  # a tile's halo: channel 2, row 33 (tiles below, and above's halo), column 30
+            gy[5, 2, 33, 30] = float("inf")
+        emulator is None or emulator.kernels.clear()
+        check(x, rand((1, 4, k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} {H}x{W} non-finite", g=gy)
+        if emulator is not None:
+            corr = "corr_batch_large" if H <= 32 else "corr_mma"
+            assert emulator.kernels == ["conn_batch_large"] * 2 + [corr], emulator.kernels
     if emulator is not None:
-        assert emulator.kernels == ["conn_batch_large"] * 2 + ["corr_batch_large"], emulator.kernels
+        H, W = planes[0]
         for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 1, "_mma_cl"),
-                               (x[:2], 2, "_mma")):
+                               (x[:2, :, :H, :W], 2, "_mma"),
+                               (rand((2, 3, 33, 64), g, dtype), 1, "_mma")):  # (half empty tiles)
             emulator.kernels.clear()
-            check(xs, rand((nw, xs.shape[1], k, k, 1, 1), g, dtype), None, kw, f"{k}x{k} Nw={nw}")
+            check(xs, rand((nw, xs.shape[1], k, k, 1, 1), g, dtype), None, kw,
+                  f"{k}x{k} {tuple(xs.shape)} Nw={nw}")
             assert emulator.kernels[-3:] == ["conn" + expect] * 2 + ["corr" + expect], (
                 nw, emulator.kernels)
 
