@@ -1,6 +1,7 @@
-// conn_batch.cuh's GEMM (the batch as M) on GW x GW grids: GW = 16 for planes of 9 to 16
-// columns or rows (DWNet-T's 14 x 14 stage, any layout), GW = 32 for NCHW planes of 17 to
-// 32 (its 28 x 28 stage) and for larger ones a 32 x 32 tile a block (its 56 x 56 stage): half and bfloat16, a KF x KF kernel (3, 5, 7) with padding
+// conn_batch.cuh's GEMM (the batch as M) on grids GW wide: GW = 16 for planes of 9 to 16
+// columns or rows (DWNet-T's 14 x 14 stage), GW = 32 for planes of 17 to 32 (its 28 x 28
+// stage) and, as tiles, larger ones (its 56 x 56 stage); any layout: half and bfloat16, a
+// KF x KF kernel (3, 5, 7) with padding
 // KF / 2, stride 1, dilation 1, a weight the samples share.
 //
 // A sample's plane is staged as a grid, its row qy at grid row qy + KF/2 (KF/2 zero rows
@@ -25,14 +26,17 @@
 // Per 16 samples and output row: GW / 8 x KF mma (16 x 28 outputs of a 28-wide plane at
 // GW = 32, 16 x 14 of a 14-wide one at 16).
 //
-// A block owns plan.h batch_wide_channels(GW) channels (2 at 16, 1 at 32: 16 samples'
-// grids take 82 KB) x 16 samples (GW 32: x a 32 x 32 tile of the output plane, the grid
-// then holding the tile's input rows and columns with their halo, KF/2 rows above and
-// below and 4 columns left and right, from the plane where they lie inside it; the tiles
-// of a plane are neighbouring blocks, so that their halos meet in L2), GW / 4 warps a channel, each warp four output rows
-// (GW / 2 N tiles: 32 or 64 sums a lane; a warp whose rows are all past the plane skips
-// its GEMM); it loads the KF + 3 grid rows they read once each. The outputs go through a
-// second grid (GW x GW a sample) to the result. Exactness: as conn_batch.cuh (the probe of
+// A block owns plan.h batch_wide_channels(GW, TH) channels x 16 samples x a TH x GW tile of
+// the output plane: 2 channels of a 16 x 16 grid; at GW 32 one channel of a 32 x 32 tile
+// (16 samples' grids take 82 KB), or, for channels_last images (TH 16), two channels of a
+// 16 x 32 tile (a pixel's two values staged by neighbouring lanes; 92 KB). The grid holds
+// the tile's input rows and columns with their halo (KF/2 rows above and below, 4 columns
+// left and right) from the plane where they lie inside it; a plane's tiles are
+// neighbouring blocks, so that their halos meet in L2. TH / 4 warps a channel, each warp
+// four output rows (GW / 2 N tiles: 32 or 64 sums a lane; a warp whose rows are all past
+// the plane skips its GEMM); it loads the KF + 3 grid rows they read once each. The
+// outputs go through a
+// second grid (TH x GW a sample) to the result. Exactness: as conn_batch.cuh (the probe of
 // every sum; a warp with a non-finite one computes its outputs tap by tap from the staged
 // grid).
 #pragma once
@@ -46,27 +50,28 @@
 
 namespace lc {
 
-template <class T, int KF, bool FLIP, int GW>
+template <class T, int KF, bool FLIP, int GW, int TH = GW>
 struct ConnBatchWide {
-  static_assert(GW == 16 || GW == 32, "16- or 32-wide grids");
+  static_assert((GW == 16 && TH == 16) || (GW == 32 && (TH == 32 || TH == 16)),
+                "16 x 16 grids, 32 x 32 or 16 x 32 tiles");
   static constexpr bool kLarge = GW == 32;
-  static constexpr int S = kBatchSamples, CW = batch_wide_channels(GW);
-  static constexpr int PD = KF / 2, GR = batch_wide_rows(KF, GW);
+  static constexpr int S = kBatchSamples, CW = batch_wide_channels(GW, TH);
+  static constexpr int PD = KF / 2, GR = batch_wide_rows(KF, TH);
   static constexpr int RS = batch_wide_cols(GW);  // a grid row (values)
   static constexpr int CO = kLarge ? 4 : 0;       // the plane's column 0 (even: pairs)
-  static constexpr int AS = batch_wide_stride(KF, GW), CS = S * AS + batch_channel_pad(CW);  // input grid
-  static constexpr int OAS = batch_wide_out_stride(GW), OCS = S * OAS + batch_channel_pad(CW);  // output
+  static constexpr int AS = batch_wide_stride(KF, GW, TH), CS = S * AS + batch_channel_pad(CW);  // input grid
+  static constexpr int OAS = batch_wide_out_stride(GW, TH), OCS = S * OAS + batch_channel_pad(CW);  // output
   static constexpr int RPW = 4;            // output rows per warp
-  static constexpr int WPC = GW / RPW;     // warps per channel
+  static constexpr int WPC = TH / RPW;     // warps per channel
   static constexpr int NT = GW / 8;        // N tiles an output row
   static constexpr int NB = kLarge ? 1 : 2;  // B register sets a kernel row (by half at 16)
   static constexpr int64_t kWarpBytes = batch_warp_bytes(KF);
   using In = BatchGrid<CW, RS, GR, PD, AS, CS, RS, CO>;  // (every column staged: zeros past)
-  using Out = BatchGrid<CW, GW, GW, 0, OAS, OCS>;
+  using Out = BatchGrid<CW, GW, TH, 0, OAS, OCS>;
   static constexpr int kInPos = (In::kPositions + kThreads - 1) / kThreads;  // a thread's
   static constexpr int kInPairs = (In::kPositions / 2 + kThreads - 1) / kThreads;
   static constexpr int kOutPos = Out::kPositions / kThreads;
-  static_assert(CW * WPC == kThreads / 32, "GW / 4 warps a channel");
+  static_assert(CW * WPC == kThreads / 32, "TH / 4 warps a channel");
   static_assert(Out::kPositions % (2 * kThreads) == 0 && In::AS % 2 == 0 && RS % 8 == 0 &&
                     (AS / 8) % 2 == 1 && (OAS / 8) % 2 == 1,
                 "positions (pairs: two columns each), odd numbers of 16-byte units");
@@ -82,7 +87,7 @@ struct ConnBatchWide {
     const uint32_t bi = uint32_t(block_index()), tiles = kLarge ? uint32_t(t.tiles) : 1u;
     const int64_t blk = kLarge ? int64_t(bi / tiles) : block_index();
     const int tile = kLarge ? int(bi % tiles) : 0;
-    const int32_t y0 = kLarge ? GW * (tile / t.tiles_w) : 0;
+    const int32_t y0 = kLarge ? TH * (tile / t.tiles_w) : 0;
     const int32_t x0 = kLarge ? GW * (tile % t.tiles_w) : 0;
     const int64_t n0 = blk / t.groups * S, c0 = blk % t.groups * CW;
     const int ch = warp / WPC, rg = warp % WPC;  // channel, output rows RPW rg..

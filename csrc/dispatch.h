@@ -160,6 +160,14 @@ int launch_conn_batch(Exec& ex, const Launch& l, const ConnArgs& a) {
         default: return kBadDType;  // plan.h plans only these
       }
     }
+    if (l.kernel == kConnBatchLarge && l.conn_batch.channels_last) {  // (16 x 32 tiles)
+      switch (l.kf) {
+        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, 32, 16>>(l, a, l.conn_batch);
+        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP, 32, 16>>(l, a, l.conn_batch);
+        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP, 32, 16>>(l, a, l.conn_batch);
+        default: return kBadDType;  // plan.h plans only these
+      }
+    }
     if (l.kernel == kConnBatchLarge) {
       switch (l.kf) {
         case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, 32>>(l, a, l.conn_batch);

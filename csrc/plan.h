@@ -149,18 +149,18 @@ constexpr int64_t conn_batch_bytes(int kf) {
 // and below), a sample's rows batch_wide_stride(kf, gw) values apart (an odd number of
 // 16-byte units); the output grid gw x gw, batch_wide_out_stride(gw) apart
 constexpr int kBatchWideChannels = 2;
-constexpr int batch_wide_channels(int gw) { return gw == 16 ? kBatchWideChannels : 1; }
+constexpr int batch_wide_channels(int gw, int th = 16) { return gw == 16 ? kBatchWideChannels : 32 / th; }
 constexpr int batch_wide_cols(int gw) { return gw == 16 ? 16 : gw + 8; }
-constexpr int batch_wide_rows(int kf, int gw = 16) { return gw + 2 * (kf / 2); }
-constexpr int batch_wide_stride(int kf, int gw = 16) {
-  return batch_wide_cols(gw) * batch_wide_rows(kf, gw) + 8;
+constexpr int batch_wide_rows(int kf, int th = 16) { return th + 2 * (kf / 2); }
+constexpr int batch_wide_stride(int kf, int gw = 16, int th = 16) {
+  return batch_wide_cols(gw) * batch_wide_rows(kf, th) + 8;
 }
-constexpr int batch_wide_out_stride(int gw) { return gw * gw + 8; }
-constexpr int64_t conn_batch_wide_bytes(int kf, int gw = 16) {
+constexpr int batch_wide_out_stride(int gw, int th) { return th * gw + 8; }
+constexpr int64_t conn_batch_wide_bytes(int kf, int gw = 16, int th = 16) {
   return (kThreads / 32) * batch_warp_bytes(kf) +
-         int64_t(batch_wide_channels(gw)) * 2 *
-             ((kBatchSamples * batch_wide_stride(kf, gw) + batch_channel_pad(batch_wide_channels(gw))) +
-              (kBatchSamples * batch_wide_out_stride(gw) + batch_channel_pad(batch_wide_channels(gw))));
+         int64_t(batch_wide_channels(gw, th)) * 2 *
+             ((kBatchSamples * batch_wide_stride(kf, gw, th) + batch_channel_pad(batch_wide_channels(gw, th))) +
+              (kBatchSamples * batch_wide_out_stride(gw, th) + batch_channel_pad(batch_wide_channels(gw, th))));
 }
 // corr_batch_wide.cuh (its weight gradient) on gw x gw grids (gw 16: planes of up to
 // 16 x 16; 32: NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
@@ -227,7 +227,8 @@ constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
 static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem &&
                   conn_batch_wide_bytes(7) <= kMaxSmem && corr_batch_wide_bytes(7, 16) <= kMaxSmem &&
-                  conn_batch_wide_bytes(7, 32) <= kMaxSmemOptIn &&
+                  conn_batch_wide_bytes(7, 32, 32) <= kMaxSmemOptIn &&
+                  conn_batch_wide_bytes(7, 32, 16) <= kMaxSmemOptIn &&
                   corr_batch_wide_bytes(7, 32) <= kMaxSmemOptIn &&
                   conn_sample_bytes(7, 16) <= kMaxSmemOptIn &&
                   conn_sample_bytes(7, 8) <= kMaxSmem && corr_sample_bytes(7, 16) <= kMaxSmemOptIn &&
@@ -898,17 +899,18 @@ inline bool batch_fits(const ConnArgs& a) {
   const Problem& p = a.p;
   if (batch_plane(p))
     return a.w_s.n == 0 && batch_block_32(p, a.src_s) && batch_block_32(p, a.dst_s);
-  // conn_batch_wide.cuh on 32 x 32 grids (DWNet-T's 28 x 28 stage, and its 56 x 56 stage
-  // as 32 x 32 tiles; model, H200 float16 NCHW: NOTES.md 2026-12-03 (5), (6)): NCHW-like
-  // images (a channels_last warp, one channel a block, would read a 32-byte sector for each
-  // 2-byte value it stages); planes past 32 x 32 where the tiles' outputs are at least
-  // three quarters inside the plane (56 x 56: 77%; a 33-wide plane would be half empty)
-  const int64_t side = max_of(p.h.in, p.w.in);
+  // conn_batch_wide.cuh on grids 32 wide (DWNet-T's 28 x 28 stage, and its 56 x 56 stage
+  // as tiles; model, H200 float16: NOTES.md 2026-12-03 (5) to (7)): NCHW-like images 32 x 32
+  // tiles of one channel, channels_last ones 16 x 32 tiles of two (a pixel's channels
+  // staged together: one channel would read a 32-byte sector for each 2-byte value);
+  // planes past 32 x 32 where the tiles' outputs are at least three quarters inside the
+  // plane (56 x 56: 77%; a 33-wide plane would be half empty). The block's offsets (16
+  // samples, 2 channels, the plane) within 32 bits.
+  const int64_t side = max_of(p.h.in, p.w.in), span = max_of(side, int64_t(32));
   const int64_t tiles = ceil_div(p.h.in, int64_t(32)) * ceil_div(p.w.in, int64_t(32));
   return batch_plane_within(p, side) && (side <= 32 || 4 * p.h.in * p.w.in >= 3 * 1024 * tiles) &&
-         a.w_s.n == 0 && !channels_last_image(a.src_s, p.C) &&
-         !channels_last_image(a.dst_s, p.C) && large_span_32(a.src_s, max_of(side, int64_t(32))) &&
-         large_span_32(a.dst_s, max_of(side, int64_t(32))) && tiles < (int64_t(1) << 31) / 32;
+         a.w_s.n == 0 && block_span_32(a.src_s, 2, span) && block_span_32(a.dst_s, 2, span) &&
+         tiles < (int64_t(1) << 31) / 64;
 }
 
 // a block per kBatchChannels (wide planes: kBatchWideChannels) channels x kBatchSamples
@@ -918,16 +920,17 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   Launch l{};
   const bool narrow = batch_narrow(p);
   const int gw = batch_plane(p) ? 16 : 32;  // (wide planes: the grids' width)
+  ConnBatchPlan& t = l.conn_batch;
+  t.channels_last = channels_last_image(a.src_s, p.C);
+  const int th = gw == 16 ? 16 : t.channels_last ? 16 : 32;  // (the tiles' height)
   l.kernel = narrow ? kConnBatch : gw == 16 ? kConnBatchWide : kConnBatchLarge;
   l.kf = int32_t(p.h.k);
   l.threads = kThreads;
-  l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf, gw);
-  ConnBatchPlan& t = l.conn_batch;
-  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : batch_wide_channels(gw)));
-  t.channels_last = channels_last_image(a.src_s, p.C);
+  l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf, gw, th);
+  t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : batch_wide_channels(gw, th)));
   t.pairs = !narrow && batch_pairs(p, a.src, a.src_s, a.dst, a.dst_s);
   t.tiles_w = int32_t(ceil_div(p.w.in, int64_t(32)));
-  t.tiles = gw == 32 ? int32_t(ceil_div(p.h.in, int64_t(32))) * t.tiles_w : 1;
+  t.tiles = gw == 32 ? int32_t(ceil_div(p.h.in, int64_t(th))) * t.tiles_w : 1;
   l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples)) * t.tiles;
   return l;
 }

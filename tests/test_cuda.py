@@ -243,8 +243,7 @@ def conn_kernel(dtype: torch.dtype, k: int, x: torch.Tensor, padding: Any, out: 
         if not static:
             return "conn_sample"
         return "conn_batch" if max(H, W) <= 8 else "conn_batch_wide"
-    if dtype != torch.float32 and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 32 and static \
-            and not (x.shape[1] > 1 and x.stride(1) == 1):
+    if dtype != torch.float32 and (ph, pw) == (k // 2, k // 2) and max(H, W) <= 32 and static:
         return "conn_batch_large"
     rows, cols = (H + 2 * ph - k + 1, W + 2 * pw - k + 1) if out else (H, W)
     least = 14 if static else 16
@@ -677,8 +676,9 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
     corr_batch_large for the weight gradient (corr_batch_wide.cuh, eight warps of four
     input rows, two 16-column halves): 17 samples (a group of 16 and one of 1, in one split
     or two), 3 channels, dense views (two columns a load) and sliced ones (odd columns
-    cut: value by value; rows and channels cut: NCHW-like strides); channels_last goes to
-    conn_mma_cl / corr_mma_cl, per-sample filters to conn_mma / corr_mma; an Inf / NaN in
+    cut: value by value; rows and channels cut: NCHW-like strides) and channels_last ones
+    (16 x 32 tiles of two channels; the weight gradient on corr_mma_cl, or the strips where
+    pixels are not 16-byte groups); per-sample filters go to conn_mma(_cl) / corr_mma(_cl); an Inf / NaN in
     x or g sends only its channel (its warps) to the direct path (a -inf of g at a corner
     meets the padding's zeros). Planes past 32 x 32 run conn_batch_large as 32 x 32 tiles
     (TILED_PLANES; their weight gradient corr_mma), the direct path of a tile too (an Inf
@@ -690,14 +690,19 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
     for H, W in planes:
         corr = "corr_batch_large" if max(H, W) <= 32 else "corr_mma"
         x = rand((17, 4, H, W + 1), g, dtype)
-        views = ((x[:, :3, :, :W].contiguous(), "NCHW", 0), (x[:, 1:, :, 1:], "sliced", 2))
+        views = ((x[:, :3, :, :W].contiguous(), "NCHW", 0), (x[:, 1:, :, 1:], "sliced", 2),
+                 (x[:, :3, :, :W].contiguous(memory_format=torch.channels_last), "channels_last", 0))
         for xs, what, splits in views if (H, W) in ((28, 28), (19, 25), (50, 62)) else views[:1]:
+            # (channels_last: 16 x 32 tiles of two channels; 3 channels are not 16-byte
+            # pixels, so the weight gradient runs the strips)
+            corr_x = "corr_strip" if what == "channels_last" else corr
             monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
             emulator is None or emulator.kernels.clear()
             check(xs, rand((1, 3, k, k, 1, 1), g, dtype), rand((3,), g, dtype), kw,
                   f"{k}x{k} {what} {H}x{W} splits={splits}")
             if emulator is not None:
-                assert emulator.kernels == ["conn_batch_large"] * 2 + [corr], (what, emulator.kernels)
+                assert emulator.kernels == ["conn_batch_large"] * 2 + [corr_x], (
+                    what, emulator.kernels)
     monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
     for H, W in (planes[0], TILED_PLANES[0]):
         x = rand((17, 4, H, W), g, dtype)
@@ -714,7 +719,7 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
             assert emulator.kernels == ["conn_batch_large"] * 2 + [corr], emulator.kernels
     if emulator is not None:
         H, W = planes[0]
-        for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 1, "_mma_cl"),
+        for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 2, "_mma_cl"),
                                (x[:2, :, :H, :W], 2, "_mma"),
                                (rand((2, 3, 33, 64), g, dtype), 1, "_mma")):  # (half empty tiles)
             emulator.kernels.clear()
@@ -1279,8 +1284,8 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_band_cl", "conn_band_cl", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, 2))),
-        (("conn_mma_cl", "conn_mma_cl", "corr_mma_cl"),
-            (rand((2, 8, 16, 17), g, torch.float16, cl=True),
+        (("conn_mma_cl", "conn_mma_cl", "corr_mma_cl"),  # (16 x 40: tiles of 32 half empty)
+            (rand((2, 8, 16, 40), g, torch.float16, cl=True),
              rand((1, 8, 3, 3, 1, 1), g, torch.float16), window_kwargs("sliding", 1, 1))),
         (("conn_rows", "conn_rows", "corr_rows"),  # 6 channels: pixels not 16 bytes
             (rand((1, 6, 15, 14), g, cl=True), rand((1, 6, 13, 13, 1, 1), g),
