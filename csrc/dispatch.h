@@ -147,35 +147,26 @@ int launch_conn_band_cl(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
+// conn_batch_wide.cuh on GW-wide grids, TH x GW tiles
+template <class T, bool FLIP, int GW, int TH, class Exec>
+int launch_batch_wide(Exec& ex, const Launch& l, const ConnArgs& a) {
+  switch (l.kf) {
+    case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, GW, TH>>(l, a, l.conn_batch);
+    case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP, GW, TH>>(l, a, l.conn_batch);
+    case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP, GW, TH>>(l, a, l.conn_batch);
+    default: return kBadDType;  // plan.h plans only these
+  }
+}
+
 template <class T, bool FLIP, class Exec>
 int launch_conn_batch(Exec& ex, const Launch& l, const ConnArgs& a) {
   if constexpr (sizeof(T) != 2) {
     return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
   } else {
-    if (l.kernel == kConnBatchWide) {
-      switch (l.kf) {
-        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, 16>>(l, a, l.conn_batch);
-        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP, 16>>(l, a, l.conn_batch);
-        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP, 16>>(l, a, l.conn_batch);
-        default: return kBadDType;  // plan.h plans only these
-      }
-    }
-    if (l.kernel == kConnBatchLarge && l.conn_batch.channels_last) {  // (16 x 32 tiles)
-      switch (l.kf) {
-        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, 32, 16>>(l, a, l.conn_batch);
-        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP, 32, 16>>(l, a, l.conn_batch);
-        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP, 32, 16>>(l, a, l.conn_batch);
-        default: return kBadDType;  // plan.h plans only these
-      }
-    }
-    if (l.kernel == kConnBatchLarge) {
-      switch (l.kf) {
-        case 3: return ex.template launch<ConnBatchWide<T, 3, FLIP, 32>>(l, a, l.conn_batch);
-        case 5: return ex.template launch<ConnBatchWide<T, 5, FLIP, 32>>(l, a, l.conn_batch);
-        case 7: return ex.template launch<ConnBatchWide<T, 7, FLIP, 32>>(l, a, l.conn_batch);
-        default: return kBadDType;  // plan.h plans only these
-      }
-    }
+    if (l.kernel == kConnBatchWide) return launch_batch_wide<T, FLIP, 16, 16>(ex, l, a);
+    if (l.kernel == kConnBatchLarge)
+      return l.conn_batch.tile_h == 16 ? launch_batch_wide<T, FLIP, 32, 16>(ex, l, a)
+                                       : launch_batch_wide<T, FLIP, 32, 32>(ex, l, a);
     switch (l.kf) {
       case 3: return ex.template launch<ConnBatch<T, 3, FLIP>>(l, a, l.conn_batch);
       case 5: return ex.template launch<ConnBatch<T, 5, FLIP>>(l, a, l.conn_batch);

@@ -141,13 +141,13 @@ constexpr int64_t batch_warp_bytes(int kf) { return (16 + int64_t(kf) * (kf + 2)
 constexpr int64_t conn_batch_bytes(int kf) {
   return kBatchChannels * batch_warp_bytes(kf) + 2 * int64_t(kBatchChannels) * kBatchChannelStride * 2;
 }
-// conn_batch_wide.cuh on gw x gw grids (gw 16: planes of up to 16 x 16, any layout; 32:
-// NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
-// batch_wide_channels(gw) channels x kBatchSamples samples; the input grid is
-// batch_wide_cols(gw) values wide (gw 32: the plane from column 4, zeros before and past
-// it) and batch_wide_rows(kf, gw) rows high (the plane's gw rows and kf / 2 zero rows above
-// and below), a sample's rows batch_wide_stride(kf, gw) values apart (an odd number of
-// 16-byte units); the output grid gw x gw, batch_wide_out_stride(gw) apart
+// conn_batch_wide.cuh on grids gw wide (gw 16: planes of up to 16 x 16; 32: th x 32 tiles,
+// th 32 or 16, of larger planes; any layout): a block is batch_wide_channels(gw, th)
+// channels x kBatchSamples samples; the input grid is batch_wide_cols(gw) values wide (gw
+// 32: the tile's column 0 at grid column 4, its halo or zeros before and past it) and
+// batch_wide_rows(kf, th) rows high (the tile's th rows and kf / 2 rows above and below),
+// a sample's rows batch_wide_stride(kf, gw, th) values apart (an odd number of 16-byte
+// units); the output grid th x gw, batch_wide_out_stride(gw, th) apart
 constexpr int kBatchWideChannels = 2;
 constexpr int batch_wide_channels(int gw, int th = 16) { return gw == 16 ? kBatchWideChannels : 32 / th; }
 constexpr int batch_wide_cols(int gw) { return gw == 16 ? 16 : gw + 8; }
@@ -305,8 +305,9 @@ struct ConnBatchPlan {
   bool channels_last;  // staging order: a pixel's channels together (else a plane's rows)
   bool pairs;          // conn_batch_wide.cuh: images staged two columns a load (NCHW-like
                        // rows, 4-byte aligned, of an even width)
-  int32_t tiles_w;     // conn_batch_wide.cuh on 32 x 32 grids: a plane's tiles across
-  int32_t tiles;       // ... and in all (planes past 32 x 32: 32 x 32 tiles of the output)
+  int32_t tile_h;      // conn_batch_wide.cuh on grids 32 wide: the output tiles' rows (32, 16)
+  int32_t tiles_w;     // ... a plane's tiles across
+  int32_t tiles;       // ... and in all
 };
 
 struct ConnRegPlan {
@@ -435,7 +436,7 @@ enum Kernel : int32_t {
   kConnBandCl = 28,   // conn_band_cl.cuh (strips on a staged channels_last band, float32)
   kConnWide = 29,     // conn_wide.cuh (float32 13 x 13 and 31 x 31 on a staged band)
   kConnPosMma = 30,   // conn_pos_mma.cuh (conn_pos on tensor cores: 16-bit, planes <= 16 x 16)
-  kConnBatchLarge = 31,  // conn_batch_wide.cuh on 32 x 32 grids (NCHW planes of up to 32 x 32)
+  kConnBatchLarge = 31,  // conn_batch_wide.cuh on grids 32 wide (planes past 16 x 16, tiled past 32)
 };
 
 struct Launch {
@@ -895,20 +896,25 @@ inline bool batch_narrow(const Problem& p) { return p.h.in <= 8 && p.w.in <= 8; 
 inline bool batch_block_32(const Problem& p, const Image& s) {
   return batch_narrow(p) ? batch_span_32(s) : sample_span_32(s);
 }
+// conn_batch_wide.cuh's tile height on grids 32 wide: 16 rows of two channels for a
+// channels_last image (a pixel's two values staged together: one channel would read a
+// 32-byte sector for each 2-byte value), else 32 rows of one channel
+inline int batch_large_rows(const ConnArgs& a) {
+  return channels_last_image(a.src_s, a.p.C) ? 16 : 32;
+}
 inline bool batch_fits(const ConnArgs& a) {
   const Problem& p = a.p;
   if (batch_plane(p))
     return a.w_s.n == 0 && batch_block_32(p, a.src_s) && batch_block_32(p, a.dst_s);
   // conn_batch_wide.cuh on grids 32 wide (DWNet-T's 28 x 28 stage, and its 56 x 56 stage
-  // as tiles; model, H200 float16: NOTES.md 2026-12-03 (5) to (7)): NCHW-like images 32 x 32
-  // tiles of one channel, channels_last ones 16 x 32 tiles of two (a pixel's channels
-  // staged together: one channel would read a 32-byte sector for each 2-byte value);
-  // planes past 32 x 32 where the tiles' outputs are at least three quarters inside the
-  // plane (56 x 56: 77%; a 33-wide plane would be half empty). The block's offsets (16
-  // samples, 2 channels, the plane) within 32 bits.
+  // as tiles; model, H200 float16: NOTES.md 2026-12-03 (5) to (7)), tiles of
+  // batch_large_rows x 32; planes past 32 x 32 where the tiles' outputs are at least three
+  // quarters inside the plane (56 x 56: 77%; a 33-wide plane would be half empty). The
+  // block's offsets (16 samples, 2 channels, the plane) within 32 bits.
   const int64_t side = max_of(p.h.in, p.w.in), span = max_of(side, int64_t(32));
-  const int64_t tiles = ceil_div(p.h.in, int64_t(32)) * ceil_div(p.w.in, int64_t(32));
-  return batch_plane_within(p, side) && (side <= 32 || 4 * p.h.in * p.w.in >= 3 * 1024 * tiles) &&
+  const int64_t th = batch_large_rows(a);
+  const int64_t tiles = ceil_div(p.h.in, th) * ceil_div(p.w.in, int64_t(32));
+  return batch_plane_within(p, side) && (side <= 32 || 4 * p.h.in * p.w.in >= 3 * 32 * th * tiles) &&
          a.w_s.n == 0 && block_span_32(a.src_s, 2, span) && block_span_32(a.dst_s, 2, span) &&
          tiles < (int64_t(1) << 31) / 64;
 }
@@ -922,13 +928,14 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   const int gw = batch_plane(p) ? 16 : 32;  // (wide planes: the grids' width)
   ConnBatchPlan& t = l.conn_batch;
   t.channels_last = channels_last_image(a.src_s, p.C);
-  const int th = gw == 16 ? 16 : t.channels_last ? 16 : 32;  // (the tiles' height)
+  const int th = gw == 16 ? 16 : batch_large_rows(a);  // (the tiles' height)
   l.kernel = narrow ? kConnBatch : gw == 16 ? kConnBatchWide : kConnBatchLarge;
   l.kf = int32_t(p.h.k);
   l.threads = kThreads;
   l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf, gw, th);
   t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : batch_wide_channels(gw, th)));
   t.pairs = !narrow && batch_pairs(p, a.src, a.src_s, a.dst, a.dst_s);
+  t.tile_h = th;
   t.tiles_w = int32_t(ceil_div(p.w.in, int64_t(32)));
   t.tiles = gw == 32 ? int32_t(ceil_div(p.h.in, int64_t(th))) * t.tiles_w : 1;
   l.blocks = t.groups * ceil_div(p.N, int64_t(kBatchSamples)) * t.tiles;
