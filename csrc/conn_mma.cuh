@@ -12,6 +12,11 @@
 // same for every tile): the B fragments are built once per (i, d) from the filter
 // (registers for KF <= 7, from a shared-memory copy of the filter per kernel row
 // for 13 and 31) and every chunk's A (ldmatrix.x4) feeds the NT tiles it reaches.
+// Which chunks a tile's taps reach depends on the lead: LMAX = 7 covers every lead; the
+// instances for 13 and 31 with LMAX = plan.h's conn_mma_lead_max (the centred windows'
+// leads, 2 and 1) skip the blocks only larger leads fill and stage a chunk fewer (31:
+// 12 mma a kernel row and M tile, not 14; model, float16 64x384x32x32: 168-278 -> 143-179
+// us with the plan's blocks of 2 warps). plan.h picks them only for leads <= LMAX.
 // Sums are float32 (exact products), as DESIGN.md requires.
 //
 // A warp owns one plane (n, c) and walks its tiles of TR = 16 MT rows x TC = 8 NT
@@ -36,17 +41,30 @@
 
 namespace lc {
 
-template <class T, int KF, bool FLIP>
+template <class T, int KF, bool FLIP, int LMAX = 7>
 struct ConnMma {
   static constexpr int MT = conn_mma_mtiles(KF);  // 16-row M tiles per warp tile
   static constexpr int NT = kConnMmaNTiles;       // 8-column N tiles per warp tile
   static constexpr int TR = 16 * MT, TC = 8 * NT;
   static constexpr int IR = TR + KF - 1;          // staged rows
-  static constexpr int NC = conn_mma_chunks(KF);  // staged chunks of 16 columns (lead <= 7)
+  static constexpr int NC = conn_mma_chunks(KF, LMAX);  // staged chunks of 16 columns
   static constexpr int SW = 16 * NC + 8;          // staged row stride (values)
-  // B blocks T_i(d), d = 2 kc - t from D0: only these hold taps for some lead 0..7
-  static constexpr int D0 = -1, ND = (KF + 13) / 8 + 2;
-  static constexpr int64_t kWarpBytes = conn_mma_warp_bytes(KF);  // plan.h's, per warp
+  // Chunk kc and N tile n8 meet where the chunk holds some of the tile's taps (staged
+  // columns 8 n8 + lead .. 8 n8 + lead + KF + 6) for some lead 0..LMAX (plan.h
+  // conn_mma_lead_max: the instances for small leads skip the others)
+  static LC_HD constexpr bool meet(int kc, int n8) {
+    return 16 * kc <= 8 * n8 + LMAX + KF + 6 && 16 * kc + 15 >= 8 * n8;
+  }
+  static constexpr int last_block() {
+    int d = 0;
+    for (int kc = 0; kc < NC; ++kc)
+      for (int n8 = 0; n8 < NT; ++n8)
+        if (meet(kc, n8) && 2 * kc - n8 > d) d = 2 * kc - n8;
+    return d;
+  }
+  // B blocks T_i(d), d = 2 kc - n8 from D0 (chunk 0 meets tiles 0 and 1)
+  static constexpr int D0 = -1, ND = last_block() - D0 + 1;
+  static constexpr int64_t kWarpBytes = conn_mma_warp_bytes(KF, LMAX);  // plan.h's, per warp
   static_assert(kWarpBytes >= 16 + IR * SW * 2 + KF * (KF + 2) * 4, "shared memory per warp");
   using F = float;
   // at most 128 registers (two blocks of 256 threads): left to itself ptxas held the 3x3
@@ -181,7 +199,7 @@ LC_UNROLL
 LC_UNROLL
           for (int n8 = 0; n8 < NT; ++n8) {
             const int d = 2 * kc - n8 - D0;
-            if (d < 0 || d >= ND) continue;  // compile-time
+            if (!meet(kc, n8)) continue;  // compile-time
             const uint32_t b[2] = {breg[d], breg[d + 1]};  // (ptxas: a move, pairs overlap)
             mma_16816<T>(acc[m][n8], afr, b);
           }

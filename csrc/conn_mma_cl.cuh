@@ -39,9 +39,9 @@ constexpr bool cl_stage_banks_distinct(int row_words) {
   return true;
 }
 
-template <class T, int KF, bool FLIP>
+template <class T, int KF, bool FLIP, int LMAX = 7>
 struct ConnMmaCl {
-  using Core = ConnMma<T, KF, FLIP>;
+  using Core = ConnMma<T, KF, FLIP, LMAX>;  // (13: the small-lead instance's, as planned)
   using F = float;
   static constexpr int CW = kConnMmaClWarps;   // channels (warps) per block
   static constexpr int TR = Core::TR, TC = Core::TC, IR = Core::IR, SW = Core::SW;

@@ -77,14 +77,24 @@ constexpr int corr_strip_blocks_per_sm(int elem_bytes, int kf) {
 }
 // conn_mma.cuh: a warp's tile is conn_mma_mtiles(kf) x 16 rows by kConnMmaNTiles x 8
 // columns (two M tiles share the B fragments built per kernel row for 13 and 31); it
-// stages the tile's rows in chunks of 16 columns (a lead of up to 7 columns first)
+// stages the tile's rows in chunks of 16 columns (a lead of up to `lmax` columns first:
+// 7 covers every padding, conn_mma_lead_max's instances only the small leads)
 constexpr int conn_mma_mtiles(int kf) { return kf >= 13 ? 2 : 1; }
 constexpr int kConnMmaNTiles = 4;
-constexpr int conn_mma_chunks(int kf) { return (7 + 8 * kConnMmaNTiles + kf - 1 + 15) / 16; }
+constexpr int conn_mma_chunks(int kf, int lmax = 7) {
+  return (lmax + 8 * kConnMmaNTiles + kf - 1 + 15) / 16;
+}
+// The largest lead at which every 8-column N tile's taps (8 + kf - 1 columns from lead or
+// lead + 8) touch the fewest 16-column chunks, ceil((kf + 7) / 16): for 13 (lead <= 4) and
+// 31 (lead <= 2) conn_mma.cuh has instances of its own, which skip the blocks that only a
+// larger lead fills (13: 8 mma a row and M tile, not 10; 31: 12, not 14) and stage a
+// chunk fewer. The centred windows' leads are 2 (13, padding 6) and 1 (31, padding 15).
+// 3, 5, 7: the centred leads (7, 6, 5) fill every block; no instance of their own (7).
+constexpr int conn_mma_lead_max(int kf) { return kf >= 13 ? 16 * ((kf + 22) / 16) - kf - 15 : 7; }
 // shared memory per warp: flags, the staged rows (stride 16 chunks + 8 values), the
 // filter as kf x (kf + 2) pairs of 16-bit values, rounded to 16 bytes
-constexpr int64_t conn_mma_warp_bytes(int kf) {
-  return (16 + int64_t(16 * conn_mma_mtiles(kf) + kf - 1) * (16 * conn_mma_chunks(kf) + 8) * 2 +
+constexpr int64_t conn_mma_warp_bytes(int kf, int lmax = 7) {
+  return (16 + int64_t(16 * conn_mma_mtiles(kf) + kf - 1) * (16 * conn_mma_chunks(kf, lmax) + 8) * 2 +
           kf * (kf + 2) * 4 + 15) / 16 * 16;
 }
 // conn_mma_cl.cuh (channels_last input): a block is this many warps, one channel each,
@@ -92,8 +102,8 @@ constexpr int64_t conn_mma_warp_bytes(int kf) {
 // channels (32-bit words, 16 bytes of padding a row)
 constexpr int kConnMmaClWarps = 8;
 constexpr int kConnMmaClOutStride = 4 * kConnMmaNTiles * kConnMmaClWarps + 4;
-constexpr int64_t conn_mma_cl_bytes(int kf) {
-  return kConnMmaClWarps * conn_mma_warp_bytes(kf) +
+constexpr int64_t conn_mma_cl_bytes(int kf, int lmax = 7) {
+  return kConnMmaClWarps * conn_mma_warp_bytes(kf, lmax) +
          16 * conn_mma_mtiles(kf) * kConnMmaClOutStride * 4;
 }
 // corr_mma.cuh: a half is 8 rows x corr_mma_ntiles(kf) x 8 columns of G (64 columns; 32
@@ -298,6 +308,7 @@ struct ConnMmaPlan {
   int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh, conn_mma_cl.cuh)
   int32_t piece;                 // conn_mma.cuh: staged in loads of `piece` values (mma_piece)
   int32_t samples;               // conn_mma.cuh: samples per warp (one filter setup for all)
+  int32_t lead_max;              // conn_mma.cuh: its instance's largest lead (7: any)
 };
 
 struct ConnBatchPlan {
@@ -720,6 +731,23 @@ inline int64_t warp_blocks(Launch* l, int64_t per_warp) {
   return warps;
 }
 
+// conn_mma.cuh's blocks: warp_blocks's, or 2, 4 or 8 warps (up to kMaxSmemOptIn,
+// launch.cuh) where that keeps more warps on a multiprocessor. Its instances are capped at
+// 128 registers (16 warps an SM); e.g. 31 x 31 (13 KB a warp): warp_blocks's 3 warps
+// make five blocks of 15 warps on sm_90's 228 KB, 2 warps eight blocks of 16; 13 x 13
+// for any lead (7 KB): 6 warps, two blocks of 12, against 8 warps (57 KB), two of 16.
+inline int64_t mma_warp_blocks(Launch* l, int64_t per_warp) {
+  int64_t warps = warp_blocks(l, per_warp);
+  const auto resident = [&](int64_t w) {  // sm_90: 228 KB, 1 KB reserved a block
+    return min_of(int64_t(16) / w, int64_t(228 * 1024) / (w * per_warp + 1024)) * w;
+  };
+  for (int64_t w = 2; w <= 8; w *= 2)
+    if (w * per_warp <= kMaxSmemOptIn && resident(w) > resident(warps)) warps = w;
+  l->threads = int32_t(32 * warps);
+  l->smem = warps * per_warp;
+  return warps;
+}
+
 // Each pixel's channels c0..c0 + V - 1 (c0 a multiple of V = 16 / eb; 8 for the 16-bit
 // types) are one aligned 16-byte chunk: unit channel stride, the base and the other
 // strides multiples of 16 bytes, C % V == 0.
@@ -814,13 +842,22 @@ inline bool mma_cl_fits(const ConnArgs& a) {
 }
 
 // a block of kConnMmaClWarps channels of one image
+// The largest lead of the conn_mma.cuh instance for `a` (conn_mma_cl.cuh's too): its
+// kernel size's small-lead instance where the lead (ConnMma::lead_of) allows, else 7
+inline int32_t conn_mma_lead_max(const ConnArgs& a) {
+  const int kf = int(a.p.h.k);
+  const int64_t lead = ((-a.p.w.p) % 8 + 8) % 8;
+  return lead <= conn_mma_lead_max(kf) ? conn_mma_lead_max(kf) : 7;
+}
+
 // Samples per warp (conn_mma.cuh) or block (conn_mma_cl.cuh): a filter the samples share
-// (3, 5, 7) on planes of 4 warp tiles at most (28 x 28 and smaller): two samples of the
-// channel, the filter's B fragments set up once (about a fifth of a 28 x 28 plane's
-// instructions; model: NCHW stage 2 18-22 -> 16-19 us); larger planes keep one (their
-// setup is a small share, and halving the blocks would cost whole waves).
+// on planes of 4 warp tiles at most (28 x 28 and smaller; 32 x 32 at 13 and 31): two
+// samples of the channel, the filter's B fragments (13, 31: its pairs table) set up once
+// (about a fifth of a 28 x 28 plane's instructions; model: NCHW stage 2 18-22 -> 16-19
+// us; float16 13 x 13 on 32 x 32 51-63 -> 44-54); larger planes keep one (their setup is
+// a small share, and halving the blocks would cost whole waves).
 inline int32_t conn_mma_samples(const ConnArgs& a, const ConnMmaPlan& t) {
-  return a.w_s.n == 0 && a.p.h.k <= 7 && t.row_tiles * t.col_tiles <= 4 ? 2 : 1;
+  return a.w_s.n == 0 && t.row_tiles * t.col_tiles <= 4 ? 2 : 1;
 }
 
 inline Launch plan_conn_mma_cl(const ConnArgs& a) {
@@ -829,8 +866,9 @@ inline Launch plan_conn_mma_cl(const ConnArgs& a) {
   l.kernel = kConnMmaCl;
   l.kf = int32_t(p.h.k);
   l.threads = 32 * kConnMmaClWarps;
-  l.smem = conn_mma_cl_bytes(l.kf);
   ConnMmaPlan& t = l.conn_mma;
+  t.lead_max = conn_mma_lead_max(a);
+  l.smem = conn_mma_cl_bytes(l.kf, t.lead_max);
   t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(l.kf)));
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
   t.samples = conn_mma_samples(a, t);
@@ -972,8 +1010,9 @@ inline Launch plan_conn_mma(const ConnArgs& a) {
   l.kernel = kConnMma;
   l.kf = int32_t(p.h.k);
   const int kf = int(p.h.k);
-  const int64_t warps = warp_blocks(&l, conn_mma_warp_bytes(kf));
   ConnMmaPlan& t = l.conn_mma;
+  t.lead_max = conn_mma_lead_max(a);
+  const int64_t warps = mma_warp_blocks(&l, conn_mma_warp_bytes(kf, t.lead_max));
   t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(kf)));
   t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
   t.piece = mma_piece(a.src, a.src_s);

@@ -458,14 +458,16 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
     batch), dynamic and channel-shared weights, bias."""
     g = gen("cuda-mma", k, dtype)
     shapes = mma_shapes(k)
-    if k > 7:  # (the emulator's 13x13 and 31x31 are slow: the shapes with two leads)
+    if k > 7:  # (the emulator's 13x13 and 31x31 are slow: the shapes with two leads,
+        # which run conn_mma's instance for small leads (centred: 2 at 13, 1 at 31) and
+        # its instance for any lead (padding 2: lead 6; the transpose's 10 / 28: 6 / 4)
         shapes = [shapes[1], shapes[3]]
     for (H, W), pad in shapes:
         padding = k // 2 if pad == "same" else pad
         kw = window_kwargs("sliding", 1, padding)
-        # (3 samples on the first shape: a warp takes two samples of a shared filter's
-        # channel on planes of up to 4 tiles, the last warp of a channel one)
-        x = rand((3 if (H, W) == shapes[0][0] else 2, 3, H, W), g, dtype)
+        # (3 samples on the first and last shapes: a warp takes two samples of a shared
+        # filter's channel on planes of up to 4 tiles, the last warp of a channel one)
+        x = rand((3 if (H, W) in (shapes[0][0], shapes[-1][0]) else 2, 3, H, W), g, dtype)
         views = ((x, "aligned"), (x[..., 1:], "sliced"), (x[..., :-3], "narrowed"))
         for nw, cw in ((1, 3), (x.shape[0], 3), (1, 1)):
             w = rand((nw, cw, k, k, 1, 1), g, dtype)
