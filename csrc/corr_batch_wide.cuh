@@ -89,8 +89,9 @@ struct CorrBatchWide {
     uint32_t* flags = reinterpret_cast<uint32_t*>(smem);  // a channel's sums not finite
     T* gs = reinterpret_cast<T*>(smem + 16);              // CH channels x S G grids
     T* xs = gs + CH * GCS;                                // CH channels x S X grids
-    F* diag = reinterpret_cast<F*>(xs + CH * XCS) + warp * 128;  // a warp's 16 x 8 block
-    F* red = reinterpret_cast<F*>(xs + CH * XCS) + (kThreads / 32) * 128;  // [warp][tap]
+    // a warp's 16 x 8 block by G column, rows kCorrDiagRow apart (corr_mma.cuh's DS)
+    F* diag = reinterpret_cast<F*>(xs + CH * XCS) + warp * 8 * kCorrDiagRow;
+    F* red = reinterpret_cast<F*>(xs + CH * XCS) + (kThreads / 32) * 8 * kCorrDiagRow;  // [warp][tap]
     if (tid < CH) flags[tid] = 0;
     const uint32_t z4[4] = {0u, 0u, 0u, 0u};
     for (int u = tid; u < int(CH * (GCS + XCS) * sizeof(T) / 16); u += kThreads)
@@ -149,12 +150,12 @@ LC_UNROLL
 LC_UNROLL
     for (int i = 0; i < KF; ++i) {
 LC_UNROLL
-      for (int e = 0; e < 4; ++e) diag[(g8 + 8 * (e >> 1)) * 8 + 2 * q + (e & 1)] = acc[i][e];
+      for (int e = 0; e < 4; ++e) diag[(2 * q + (e & 1)) * kCorrDiagRow + g8 + 8 * (e >> 1)] = acc[i][e];
       sync_warp();
       if (lane < KF) {  // row n + j, column n
         F sum = F(0);
 LC_UNROLL
-        for (int n = 0; n < 8; ++n) sum += diag[(n + lane + SH) * 8 + n];
+        for (int n = 0; n < 8; ++n) sum += diag[n * (kCorrDiagRow + 1) + lane + SH];
         red[warp * TAPS + i * KF + lane] = sum;
       }
       sync_warp();

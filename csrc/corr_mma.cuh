@@ -68,7 +68,17 @@ struct CorrMma {
   static_assert(S * 16 >= KF + 7 + DE, "every tap of a column in one of the S blocks");
   static_assert(2 * XR <= 32, "a lane per staged X row");
   static_assert((SW / 8) % 2 == 1 && SW >= 8 * (NT + XC + 1), "row stride");
-  static_assert(kWarpBytes >= 16 + (2 * XR + 16) * SW * 2 + 16 * 8 * 4 * S, "shared memory per warp");
+  // diag: P_i by G column n (8 rows of the 16 S X columns, DS apart: a warp's word
+  // stores of one fragment register land in distinct banks, 2 DS q = 8 q mod 32, and a
+  // diagonal's reads n (DS + 1) + j are consecutive words)
+  static constexpr int DS = 16 * S + 4;  // (plan.h's kCorrDiagRow for S = 1)
+  static_assert(S > 1 || DS == kCorrDiagRow, "plan.h's diagonal rows");
+  // finish's kernel rows a pass (two where both rows' taps fit 16 lanes each) and their
+  // products DB words apart, 16 mod 32: the two rows' reads fall in distinct banks
+  static constexpr int DP = corr_mma_diag_rows(KF), DB = corr_mma_diag_words(KF) / DP;
+  static_assert(kWarpBytes >= 16 + (2 * XR + 16) * SW * 2 + DP * DB * 4 && DB >= 8 * DS &&
+                    (DP == 1 || (DB % 32 == 16 && KF <= 16)),
+                "shared memory per warp; the diagonal passes' banks");
   using F = float;
   static constexpr int kMinBlocks = 2;
 
@@ -115,7 +125,7 @@ struct CorrMma {
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // warp_all's word
     T* xs = reinterpret_cast<T*>(mine + 16);  // 2 halves x XR rows
     T* gs = xs + 2 * XR * SW;                 // 2 halves x 8 rows
-    F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // one P_i, S blocks of 16 x 8
+    F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // one P_i, 8 rows of DS (finish)
     volatile PartId* id = reinterpret_cast<volatile PartId*>(diag);
 
     // (32-bit: plan.h keeps a result's items below 2^31)
@@ -189,20 +199,25 @@ LC_UNROLL
     const int64_t numel = a.Nw * a.p.C * TAPS;
     const int64_t out0 = res * TAPS;
     if (mma_ok) {
+      // kernel rows i + r (r < DP) a pass: row r's taps on lanes 16 r .. 16 r + KF - 1
+      const int r = DP > 1 ? lane >> 4 : 0, j = DP > 1 ? lane & 15 : lane;
 LC_UNROLL
-      for (int i = 0; i < RW; ++i) {
+      for (int i = 0; i < RW; i += DP) {
         if (RW * RG > KF && i0 + i >= KF) break;  // (the last group's, uniform)
 LC_UNROLL
-        for (int s = 0; s < S; ++s)
+        for (int rr = 0; rr < DP && i + rr < RW; ++rr)
 LC_UNROLL
-          for (int e = 0; e < 4; ++e)
-            diag[s * 128 + (g + 8 * (e >> 1)) * 8 + 2 * q + (e & 1)] = acc[i][s][e];
+          for (int s = 0; s < S; ++s)
+LC_UNROLL
+            for (int e = 0; e < 4; ++e)
+              diag[rr * DB + (2 * q + (e & 1)) * DS + 16 * s + g + 8 * (e >> 1)] = acc[i + rr][s][e];
         sync_warp();
-        if (lane < KF) {  // block (de + lane + n) / 16, row (de + lane + n) % 16, column n
+        // block (de + j + n) / 16, row (de + j + n) % 16, column n of row i + r's product
+        if (j < KF && i + r < RW && (RW * RG <= KF || i0 + i + r < KF)) {
           F sum = F(0);
 LC_UNROLL
-          for (int n = 0; n < 8; ++n) sum += diag[(n + lane + de) * 8 + n];
-          put(a, t, split, numel, out0 + (i0 + i) * KF + lane, sum);
+          for (int n = 0; n < 8; ++n) sum += diag[r * DB + n * DS + n + j + de];
+          put(a, t, split, numel, out0 + (i0 + i + r) * KF + j, sum);
         }
         sync_warp();
       }

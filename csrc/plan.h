@@ -119,11 +119,19 @@ constexpr int corr_mma_blocks(int kf) { return (kf + 6) / 16 + 1; }
 constexpr int corr_mma_rows(int kf) { return kf <= 9 ? kf : kf <= 13 ? 4 : 3; }
 constexpr int corr_mma_row_groups(int kf) { return (kf + corr_mma_rows(kf) - 1) / corr_mma_rows(kf); }
 constexpr int kCorrMmaStride = 72;
-// shared memory per warp: a flag, 2 x (8 + rows - 1) rows of X and 16 rows of G, one
-// 16 x 8 float32 product per block for the diagonal sums
+// corr_mma.cuh's diagonal sums: the kernel rows of a pass (two where a row's taps fit 16
+// lanes and the warp has two rows) and the words of their 16 x 8 S products (by G column,
+// rows of 16 S + 4 words; a second row's 16 mod 32 words on)
+constexpr int corr_mma_diag_rows(int kf) { return kf <= 16 && corr_mma_rows(kf) > 1 ? 2 : 1; }
+constexpr int corr_mma_diag_words(int kf) {
+  return corr_mma_diag_rows(kf) == 1 ? 8 * (16 * corr_mma_blocks(kf) + 4)
+                                     : 2 * ((8 * (16 * corr_mma_blocks(kf) + 4) + 15) / 32 * 32 + 16);
+}
+// shared memory per warp: a flag, 2 x (8 + rows - 1) rows of X and 16 rows of G, the
+// diagonal sums' products (float32)
 constexpr int64_t corr_mma_warp_bytes(int kf) {
   return (16 + int64_t(2 * (8 + corr_mma_rows(kf) - 1) + 16) * kCorrMmaStride * 2 +
-          16 * 8 * 4 * corr_mma_blocks(kf) + 15) / 16 * 16;
+          corr_mma_diag_words(kf) * 4 + 15) / 16 * 16;
 }
 // conn_batch.cuh (planes of at most 8 x 8 on tensor cores, the batch as M): a block is
 // kBatchChannels warps (a channel each) x kBatchSamples samples; a sample's plane is staged
@@ -172,6 +180,10 @@ constexpr int64_t conn_batch_wide_bytes(int kf, int gw = 16, int th = 16) {
              ((kBatchSamples * batch_wide_stride(kf, gw, th) + batch_channel_pad(batch_wide_channels(gw, th))) +
               (kBatchSamples * batch_wide_out_stride(gw, th) + batch_channel_pad(batch_wide_channels(gw, th))));
 }
+// The weight-gradient kernels' diagonal sums (corr_mma.cuh, corr_batch_wide.cuh): a 16 x 8
+// float32 product in shared memory by G column, rows of 16 X columns + 4 words apart (a
+// fragment register's word stores in distinct banks, a diagonal's reads consecutive)
+constexpr int kCorrDiagRow = 20;
 // corr_batch_wide.cuh (its weight gradient) on gw x gw grids (gw 16: planes of up to
 // 16 x 16; 32: NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
 // corr_wide_channels(gw) channels x kBatchSamples samples, G on gw x gw grids and X on
@@ -185,7 +197,7 @@ constexpr int64_t corr_batch_wide_bytes(int kf, int gw) {
          2 * int64_t(corr_wide_channels(gw)) *
              ((kBatchSamples * corr_wide_g_stride(gw) + batch_channel_pad(corr_wide_channels(gw))) +
               (kBatchSamples * corr_wide_x_stride(gw) + batch_channel_pad(corr_wide_channels(gw)))) +
-         4 * int64_t(kThreads / 32) * (128 + kf * kf);
+         4 * int64_t(kThreads / 32) * (8 * kCorrDiagRow + kf * kf);
 }
 // conn_sample.cuh (planes of up to 16 x 16, a filter of each sample's own): a block is
 // sample_channels(gw) channels x kBatchSamples samples on grids gw values wide (16; 8 for
