@@ -125,7 +125,7 @@ struct CorrMma {
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);  // warp_all's word
     T* xs = reinterpret_cast<T*>(mine + 16);  // 2 halves x XR rows
     T* gs = xs + 2 * XR * SW;                 // 2 halves x 8 rows
-    F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // one P_i, 8 rows of DS (finish)
+    F* diag = reinterpret_cast<F*>(gs + 16 * SW);  // DP products P_i, DB words apart (finish)
     volatile PartId* id = reinterpret_cast<volatile PartId*>(diag);
 
     // (32-bit: plan.h keeps a result's items below 2^31)
