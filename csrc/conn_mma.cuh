@@ -141,7 +141,7 @@ LC_UNROLL
 
   // the chunks start `lead` columns before the first output's first tap (tiles start on
   // multiples of TC, so the lead is the same for all): aligned chunks
-  static LC_DEVICE int lead_of(int32_t pw) { return int(((-pw) % 8 + 8) % 8); }
+  static LC_DEVICE int lead_of(int32_t pw) { return conn_mma_lead(pw); }  // (plan.h)
 
   // The warp's filter for plane (n, c), all lanes: `pairs` (its shared copy), this lane's
   // B offsets `boff` and (KF <= 7) registers `bpre`; returns the bias. `flag` reset.

@@ -71,8 +71,7 @@ struct CorrMma {
   // diag: P_i by G column n (8 rows of the 16 S X columns, DS apart: a warp's word
   // stores of one fragment register land in distinct banks, 2 DS q = 8 q mod 32, and a
   // diagonal's reads n (DS + 1) + j are consecutive words)
-  static constexpr int DS = 16 * S + 4;  // (plan.h's kCorrDiagRow for S = 1)
-  static_assert(S > 1 || DS == kCorrDiagRow, "plan.h's diagonal rows");
+  static constexpr int DS = corr_diag_row(S);  // (plan.h: 16 S + 4)
   // finish's kernel rows a pass (two where both rows' taps fit 16 lanes each) and their
   // products DB words apart, 16 mod 32: the two rows' reads fall in distinct banks
   static constexpr int DP = corr_mma_diag_rows(KF), DB = corr_mma_diag_words(KF) / DP;

@@ -284,14 +284,13 @@ int launch_conn_pos_mma(Exec& ex, const Launch& l, const ConnArgs& a) {
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   constexpr int kNarrow = conn_mma_lead_max(KF);  // 13, 31: an instance for small leads
-  if (l.kernel == kConnMma && kNarrow < 7 && l.conn_mma.lead_max == kNarrow)
-    return ex.template launch<ConnMma<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma);
-  if (l.kernel == kConnMma) return ex.template launch<ConnMma<T, KF, FLIP>>(l, a, l.conn_mma);
-  if constexpr (KF == 13)
-    if (l.conn_mma.lead_max == kNarrow)
-      return ex.template launch<ConnMmaCl<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma);
+  const bool narrow = kNarrow < 7 && l.conn_mma.lead_max == kNarrow;  // (3, 5, 7: one)
+  if (l.kernel == kConnMma)
+    return narrow ? ex.template launch<ConnMma<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma)
+                  : ex.template launch<ConnMma<T, KF, FLIP>>(l, a, l.conn_mma);
   if constexpr (KF <= 13)
-    return ex.template launch<ConnMmaCl<T, KF, FLIP>>(l, a, l.conn_mma);
+    return narrow ? ex.template launch<ConnMmaCl<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma)
+                  : ex.template launch<ConnMmaCl<T, KF, FLIP>>(l, a, l.conn_mma);
   else
     return kBadDType;  // plan.h plans conn_mma_cl.cuh for 3, 5, 7, 13 only
 }

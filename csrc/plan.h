@@ -91,6 +91,9 @@ constexpr int conn_mma_chunks(int kf, int lmax = 7) {
 // chunk fewer. The centred windows' leads are 2 (13, padding 6) and 1 (31, padding 15).
 // 3, 5, 7: the centred leads (7, 6, 5) fill every block; no instance of their own (7).
 constexpr int conn_mma_lead_max(int kf) { return kf >= 13 ? 16 * ((kf + 22) / 16) - kf - 15 : 7; }
+// the lead itself: the staged columns start it before the first output's first tap, so
+// that they start on a multiple of 8 (tiles start on multiples of 8 columns)
+LC_HD constexpr int conn_mma_lead(int64_t pw) { return int(((-pw) % 8 + 8) % 8); }
 // shared memory per warp: flags, the staged rows (stride 16 chunks + 8 values), the
 // filter as kf x (kf + 2) pairs of 16-bit values, rounded to 16 bytes
 constexpr int64_t conn_mma_warp_bytes(int kf, int lmax = 7) {
@@ -122,10 +125,12 @@ constexpr int kCorrMmaStride = 72;
 // corr_mma.cuh's diagonal sums: the kernel rows of a pass (two where a row's taps fit 16
 // lanes and the warp has two rows) and the words of their 16 x 8 S products (by G column,
 // rows of 16 S + 4 words; a second row's 16 mod 32 words on)
+constexpr int corr_diag_row(int blocks) { return 16 * blocks + 4; }
 constexpr int corr_mma_diag_rows(int kf) { return kf <= 16 && corr_mma_rows(kf) > 1 ? 2 : 1; }
 constexpr int corr_mma_diag_words(int kf) {
-  return corr_mma_diag_rows(kf) == 1 ? 8 * (16 * corr_mma_blocks(kf) + 4)
-                                     : 2 * ((8 * (16 * corr_mma_blocks(kf) + 4) + 15) / 32 * 32 + 16);
+  return corr_mma_diag_rows(kf) == 1
+             ? 8 * corr_diag_row(corr_mma_blocks(kf))
+             : 2 * ((8 * corr_diag_row(corr_mma_blocks(kf)) + 15) / 32 * 32 + 16);
 }
 // shared memory per warp: a flag, 2 x (8 + rows - 1) rows of X and 16 rows of G, the
 // diagonal sums' products (float32)
@@ -183,7 +188,7 @@ constexpr int64_t conn_batch_wide_bytes(int kf, int gw = 16, int th = 16) {
 // The weight-gradient kernels' diagonal sums (corr_mma.cuh, corr_batch_wide.cuh): a 16 x 8
 // float32 product in shared memory by G column, rows of 16 X columns + 4 words apart (a
 // fragment register's word stores in distinct banks, a diagonal's reads consecutive)
-constexpr int kCorrDiagRow = 20;
+constexpr int kCorrDiagRow = corr_diag_row(1);
 // corr_batch_wide.cuh (its weight gradient) on gw x gw grids (gw 16: planes of up to
 // 16 x 16; 32: NCHW planes of up to 32 x 32, DWNet-T's 28 x 28 stage): a block is
 // corr_wide_channels(gw) channels x kBatchSamples samples, G on gw x gw grids and X on
@@ -853,13 +858,11 @@ inline bool mma_cl_fits(const ConnArgs& a) {
          plane_fits_32(p.h.out, a.dst_s.h, p.w.out, a.dst_s.w);
 }
 
-// a block of kConnMmaClWarps channels of one image
 // The largest lead of the conn_mma.cuh instance for `a` (conn_mma_cl.cuh's too): its
-// kernel size's small-lead instance where the lead (ConnMma::lead_of) allows, else 7
+// kernel size's small-lead instance where the lead allows, else 7
 inline int32_t conn_mma_lead_max(const ConnArgs& a) {
   const int kf = int(a.p.h.k);
-  const int64_t lead = ((-a.p.w.p) % 8 + 8) % 8;
-  return lead <= conn_mma_lead_max(kf) ? conn_mma_lead_max(kf) : 7;
+  return conn_mma_lead(a.p.w.p) <= conn_mma_lead_max(kf) ? conn_mma_lead_max(kf) : 7;
 }
 
 // Samples per warp (conn_mma.cuh) or block (conn_mma_cl.cuh): a filter the samples share
@@ -872,6 +875,7 @@ inline int32_t conn_mma_samples(const ConnArgs& a, const ConnMmaPlan& t) {
   return a.w_s.n == 0 && t.row_tiles * t.col_tiles <= 4 ? 2 : 1;
 }
 
+// a block of kConnMmaClWarps channels of one image
 inline Launch plan_conn_mma_cl(const ConnArgs& a) {
   const Problem& p = a.p;
   Launch l{};
