@@ -56,10 +56,10 @@ struct CorrReg {
     const int64_t words = reg_plane_words(H, W);  // a staged plane
     F* gs = reinterpret_cast<F*>(smem);  // slot s's G: [HW][LS] at gs + 2 s words, X after it
     const int64_t c0 = b.c - b.lane;
-    const RegOrder oa = reg_order(a.a_s, p.C, W), ob = reg_order(a.b_s, p.C, W);
     const int32_t chans = int32_t(min_of(int64_t(32), p.C - c0));
     const T* A_ = static_cast<const T*>(a.a) + c0 * a.a_s.c;
     const T* B_ = static_cast<const T*>(a.b) + c0 * a.b_s.c;
+    const RegOrder oa = reg_order(a.a_s, p.C, W, H, A_), ob = reg_order(a.b_s, p.C, W, H, B_);
 
     F acc[TAPS];
 LC_UNROLL

@@ -431,4 +431,15 @@ inline uint32_t pair_from(uint32_t lo, uint32_t hi, bool odd) { return odd ? (lo
   } while (0)
 #endif
 
+// 8 bytes (aligned) from two registers; a float32 as its word and back
+#if defined(__CUDACC__)
+#define LC_STORE_WORDS2(dst, u) (*reinterpret_cast<uint2*>(dst) = make_uint2((u)[0], (u)[1]))
+LC_DEVICE uint32_t float_word(float v) { return __float_as_uint(v); }
+LC_DEVICE float word_float(uint32_t u) { return __uint_as_float(u); }
+#else
+#define LC_STORE_WORDS2(dst, u) std::memcpy(const_cast<void*>(aligned_access(dst, 8)), u, 8)
+inline uint32_t float_word(float v) { return float_to_bits(v); }
+inline float word_float(uint32_t u) { return bits_to_float(u); }
+#endif
+
 }  // namespace lc

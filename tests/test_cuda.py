@@ -758,17 +758,23 @@ def test_registers(emulator: Any, k: int, dtype: torch.dtype,
     that ends inside a sample), per-sample filters (Nw = N); NCHW, channels_last and
     sliced views; an Inf / NaN of x, g or the filter reaches exactly the outputs and taps
     the reference's do; planes 8 wide or 17 high, and other padding, go elsewhere (float32:
-    the band / strips)."""
+    the band / strips). Dense planes whose values come 4 at a time (14 wide, an even number
+    of rows) stage and store them so, and value by value at an odd address (the emulator
+    fails a misaligned wide access); a filter that 4 or more warps share (static, or a
+    sample's own on 14 x 14) comes through shared memory, the rest (smaller planes,
+    per-sample filters of 7 x 7 planes, 16-bit) from global memory directly."""
     g = gen("cuda-reg", k, dtype)
     kw = window_kwargs("sliding", 1, k // 2)
     f32 = dtype == torch.float32
     for H, W in REG_PLANES:
         x = rand((3, 38, H, W + 1), g, dtype)
+        # (dense planes at an address no 4-value load may take: value by value)
+        odd = torch.empty(3 * 37 * H * W + 1, dtype=dtype)[1:].view(3, 37, H, W)
         views = ((x[:, :37, :, :W].contiguous(), "NCHW"),
                  (x[:, :37, :, :W].contiguous(memory_format=torch.channels_last), "channels_last"),
-                 (x[:, 1:, :, 1:], "sliced"))
+                 (x[:, 1:, :, 1:], "sliced"), (odd.copy_(x[:, :37, :, :W]), "NCHW at an odd address"))
         for xs, what in views:
-            runs = ((1, 0), (1, 4), (3, 0)) if what != "sliced" else ((1, 5),)
+            runs = ((1, 0), (1, 4), (3, 0)) if what[:5] != "slice" else ((1, 5),)
             for nw, splits in runs if f32 else ((3, 0),):
                 monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
                 emulator is None or emulator.kernels.clear()
