@@ -8,7 +8,7 @@
 //   y[n, c, oy, ox] = bias[c] + sum_{i, j} w[n', c, i, j] x[n, c, oy + i - KF/2, ox + j - KF/2]
 //
 // A thread holds its channel's KF x KF filter in registers: the block's 32 lanes are 32
-// consecutive channels, its 8 warps S sample slots (S = 1, 2, 4 or 8 samples staged at
+// consecutive channels, its 8 warps S sample slots (S = 1, 2 or 4 samples staged at
 // once) of 8 / S warps, which take the slot's output rows in turn. Per output row a
 // thread keeps W sums and loads each input row it meets (W values) once; every product
 // inside the plane is one FFMA, chosen at compile time (no masks, no padding products).

@@ -19,7 +19,7 @@
 // chosen at compile time, so there are no masks, no padding products and no index
 // arithmetic in the loop (x loads: about 1 per 6 FFMA at 14 x 14 K = 7).
 //
-// The block stages up to 8 samples at a time: G's and X's planes of its 32 channels in
+// The block stages up to 4 samples at a time: G's and X's planes of its 32 channels in
 // shared memory as [position][33] words (reg_stage.cuh: a warp's loads of a position
 // meet 32 distinct banks; coalesced in either layout). Lanes past C stage zeros. At the
 // end the warps' sums are added in a fixed order (reduce: deterministic, no atomics), into

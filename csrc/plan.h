@@ -339,7 +339,7 @@ struct ConnBatchPlan {
 };
 
 struct ConnRegPlan {
-  int64_t samples;  // conn_reg.cuh: samples a block stages at once (1, 2, 4, 8)
+  int64_t samples;  // conn_reg.cuh: samples a block stages at once (1, 2, 4: reg_samples)
 };
 
 struct ConnStripPlan {
@@ -413,7 +413,7 @@ struct CorrTilePlan {
 struct CorrChannelsPlan {
   int64_t splits;
   int64_t chunks;  // blocks along the taps: corr_rows_chunk kernel rows / kLaneTaps taps each
-  int64_t samples;  // corr_reg.cuh: samples a block stages at once (1, 2, 4, 8; per-sample
+  int64_t samples;  // corr_reg.cuh: samples a block stages at once (1, 2, 4; per-sample
                     // results: its warps' slots, and its blocks along the batch)
 };
 
@@ -1217,14 +1217,6 @@ inline bool reg_plane(const Problem& p) {
          p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.h.out == p.h.in && p.w.out == p.w.in &&
          p.h.in <= kRegMaxRows && reg_width(p.w.in);
 }
-// samples a block stages at once: as many (up to 8) as keep its two planes of each within
-// 56 KB
-inline int64_t reg_samples(const Problem& p) {
-  const int64_t plane = 2 * 4 * reg_plane_words(p.h.in, p.w.in);
-  int64_t S = 1;
-  while (S < kThreads / 32 && 2 * S * plane <= 56 * 1024) S *= 2;
-  return S;
-}
 
 // The depth-wise conn2d of small planes with the filter in registers (conn_reg.cuh):
 // reg_plane's planes, a filter per channel or per sample and channel (shared across
@@ -1235,6 +1227,19 @@ inline int64_t reg_samples(const Problem& p) {
 inline bool conn_reg_fits(const ConnArgs& a) {
   return reg_plane(a.p) && (a.p.dtype == kFloat32 || a.p.w.in == 7) && !a.pos_h && !a.pos_w &&
          reg_span_32(a.src_s) && reg_span_32(a.dst_s);
+}
+
+// Samples a block of the register kernels stages at once (conn_reg.cuh, corr_reg.cuh): as
+// many as keep their two planes of each within 113 KB (two blocks an SM by shared memory
+// as by registers) with two warps or more a sample: 14 x 14 two (103 KB; model, float32
+// NCHW conn2d 13.2-16.0 -> 11.8-14.2 us, per-sample corr2d 14.8-18.0 -> 13.1-15.9: the
+// block's setup once for two samples; within 56 KB it was one), 7 x 7 four (eight, a
+// warp a sample: 7.4-8.8 -> 8.5-10.2)
+inline int64_t reg_samples(const Problem& p) {
+  const int64_t plane = 2 * 4 * reg_plane_words(p.h.in, p.w.in);
+  int64_t S = 1;
+  while (S < kThreads / 64 && 2 * S * plane <= 113 * 1024) S *= 2;
+  return S;
 }
 
 // 32 channels x reg_samples samples a block
@@ -1673,7 +1678,7 @@ inline bool corr_reg_fits(const CorrArgs& a) {
 }
 
 // 32 channels a block (corr_channels.cuh's blocks, one chunk of taps: all of them), as
-// many samples staged at once (up to 8) as keep its shared memory within 56 KB. A static
+// many samples staged at once as reg_samples gives (up to 4). A static
 // result: the items (sample, output row) split to fill two blocks an SM once. Per-sample
 // results: no splits, a sample a slot of 8 / S warps.
 inline Launch plan_corr_reg(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
