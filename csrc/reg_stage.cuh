@@ -6,14 +6,16 @@
 //
 // A warp's lanes take neighbouring values of the image: channels_last (a pixel's channels
 // together) a lane a channel and a warp a row at a time, its pointer stepped along the
-// row; NCHW-like planes (rows W values apart) a warp a channel at a time, its lanes
-// along the plane, or where the planes are dense and aligned (kQuads) four values a
-// lane in one load (8 lanes a channel, a warp 4 channels at a time: the lanes' stores of
-// value e of their quads, words (4 q + e) * 33 + channel, meet 32 distinct banks; model,
-// float32 14 x 14: about a quarter of a warp's instructions in the value-by-value loops
-// were their loads, stores and address steps); other strides value by value. Offsets from the block's first value
-// (channel c0 of the sample) fit 32 bits (plan.h reg_span_32). Channels past C are zeros
-// when staged and skipped when written back.
+// row, or where the pixels' channels are aligned in fours (kPixelQuads) four channels a
+// lane and four pixels a warp at a time; NCHW-like planes (rows W values apart) a warp a
+// channel at a time, its lanes along the plane, or where the planes are dense and aligned
+// (kQuads) four values a lane in one load (8 lanes a channel, a warp 4 channels at a
+// time: the lanes' stores of value e of their quads, words (4 q + e) * 33 + channel, meet
+// 32 distinct banks; model, float32 14 x 14: about a quarter of a warp's instructions in
+// the value-by-value loops were their loads, stores and address steps); other strides
+// value by value. Offsets from the block's first value (channel c0 of the sample) fit 32
+// bits (plan.h reg_span_32). Channels past C are zeros when staged and skipped when
+// written back.
 #pragma once
 
 #include "mma.cuh"
@@ -23,18 +25,22 @@
 
 namespace lc {
 
-enum class RegOrder { kPixels, kPlanes, kQuads, kValues };
+enum class RegOrder { kPixels, kPixelQuads, kPlanes, kQuads, kValues };
 
 // How an image's values are walked (the orders above), for every sample of a block whose
 // first value is `at` (planes H x W): kQuads where the planes are dense and every quad of
-// 4 values of every sample and channel is aligned for one load or store
+// 4 values of every sample and channel is aligned for one load or store; kPixelQuads where
+// every pixel's channels come 4 at a time so
 template <class T>
 LC_DEVICE RegOrder reg_order(const Image& s, int64_t C, int W, int32_t H, const T* at) {
-  if (C > 1 && s.c == 1) return RegOrder::kPixels;  // (plan.h channels_last_image)
+  const bool at_quad = reinterpret_cast<uintptr_t>(at) % (4 * sizeof(T)) == 0;
+  if (C > 1 && s.c == 1)  // (plan.h channels_last_image)
+    return C % 4 == 0 && s.w % 4 == 0 && s.h % 4 == 0 && s.n % 4 == 0 && at_quad
+               ? RegOrder::kPixelQuads : RegOrder::kPixels;
   if (s.h != W * s.w) return RegOrder::kValues;
   // (planes 7 wide, the 7 x 7 stages: never, and no code for it)
   const bool quads = W % 2 == 0 && s.w == 1 && (H * W) % 4 == 0 && s.c % 4 == 0 &&
-                     s.n % 4 == 0 && reinterpret_cast<uintptr_t>(at) % (4 * sizeof(T)) == 0;
+                     s.n % 4 == 0 && at_quad;
   return quads ? RegOrder::kQuads : RegOrder::kPlanes;
 }
 
@@ -83,6 +89,23 @@ LC_DEVICE void reg_stage(float* to, const T* src, const Image& s, RegOrder order
 LC_UNROLL
       for (int x = 0; x < W; ++x, at += sw) out[x * LS] = in ? load_acc(at) : 0.0f;
     }
+  } else if (order == RegOrder::kPixelQuads) {
+    // lane 8 p + m: channels 4 m .. 4 m + 3 of pixel x0 + p (x0 = 0, 4, ..): a load each,
+    // the stores of value e (words (y W + x) * 33 + 4 m + e) in 32 distinct banks
+    const int m = lane & 7, pl = lane >> 3;
+    const bool in = 4 * m < chans;  // (chans % 4 == 0)
+    const int32_t sh = int32_t(s.h), sw4 = int32_t(s.w);
+    for (int32_t y = warp; y < H; y += kThreads / 32) {
+LC_UNROLL
+      for (int x0 = 0; x0 < W; x0 += 4) {
+        const int x = x0 + pl;
+        if (W % 4 != 0 && x >= W) break;
+        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+        if (in) load_quad(src + (y * sh + x * sw4 + 4 * m), v);
+LC_UNROLL
+        for (int e = 0; e < 4; ++e) to[(y * W + x) * LS + 4 * m + e] = v[e];
+      }
+    }
   } else if (W % 2 == 0 && order == RegOrder::kQuads) {
     const int32_t Q = HW / 4, sc = int32_t(s.c);  // quads a plane
     for (int32_t ch = 4 * warp + (lane >> 3); ch < 32; ch += kThreads / 8) {
@@ -125,6 +148,21 @@ LC_DEVICE void reg_unstage(T* dst, const float* from, const Image& s, RegOrder o
       const float* in = from + y * W * LS + lane;
 LC_UNROLL
       for (int x = 0; x < W; ++x, at += sw) store_acc(at, in[x * LS]);
+    }
+  } else if (order == RegOrder::kPixelQuads) {
+    const int m = lane & 7, pl = lane >> 3;
+    if (4 * m >= chans) return;
+    const int32_t sh = int32_t(s.h), sw4 = int32_t(s.w);
+    for (int32_t y = warp; y < H; y += kThreads / 32) {
+LC_UNROLL
+      for (int x0 = 0; x0 < W; x0 += 4) {
+        const int x = x0 + pl;
+        if (W % 4 != 0 && x >= W) break;
+        float v[4];
+LC_UNROLL
+        for (int e = 0; e < 4; ++e) v[e] = from[(y * W + x) * LS + 4 * m + e];
+        store_quad(dst + (y * sh + x * sw4 + 4 * m), v);
+      }
     }
   } else if (W % 2 == 0 && order == RegOrder::kQuads) {
     const int32_t Q = HW / 4, sc = int32_t(s.c);

@@ -760,7 +760,8 @@ def test_registers(emulator: Any, k: int, dtype: torch.dtype,
     the reference's do; planes 8 wide or 17 high, and other padding, go elsewhere (float32:
     the band / strips). Dense planes whose values come 4 at a time (14 wide, an even number
     of rows) stage and store them so, and value by value at an odd address (the emulator
-    fails a misaligned wide access); a filter that 4 or more warps share (static, or a
+    fails a misaligned wide access); channels_last pixels of a multiple of 4 channels
+    four channels a load and store (at an odd address: value by value); a filter that 4 or more warps share (static, or a
     sample's own on 14 x 14) comes through shared memory, the rest (smaller planes,
     per-sample filters of 7 x 7 planes, 16-bit) from global memory directly."""
     g = gen("cuda-reg", k, dtype)
@@ -768,17 +769,23 @@ def test_registers(emulator: Any, k: int, dtype: torch.dtype,
     f32 = dtype == torch.float32
     for H, W in REG_PLANES:
         x = rand((3, 38, H, W + 1), g, dtype)
-        # (dense planes at an address no 4-value load may take: value by value)
+        # (dense planes, and pixels of 36 channels, at an address no 4-value load may
+        # take: value by value)
         odd = torch.empty(3 * 37 * H * W + 1, dtype=dtype)[1:].view(3, 37, H, W)
+        odd_cl = torch.empty(3 * 36 * H * W + 1, dtype=dtype)[1:].view(3, H, W, 36).permute(0, 3, 1, 2)
         views = ((x[:, :37, :, :W].contiguous(), "NCHW"),
                  (x[:, :37, :, :W].contiguous(memory_format=torch.channels_last), "channels_last"),
-                 (x[:, 1:, :, 1:], "sliced"), (odd.copy_(x[:, :37, :, :W]), "NCHW at an odd address"))
+                 (x[:, :36, :, :W].contiguous(memory_format=torch.channels_last),
+                  "channels_last, 36 channels"),  # (4 channels a load)
+                 (x[:, 1:, :, 1:], "sliced"), (odd.copy_(x[:, :37, :, :W]), "NCHW at an odd address"),
+                 (odd_cl.copy_(x[:, :36, :, :W]), "channels_last at an odd address"))
         for xs, what in views:
             runs = ((1, 0), (1, 4), (3, 0)) if what[:5] != "slice" else ((1, 5),)
+            C_ = xs.shape[1]
             for nw, splits in runs if f32 else ((3, 0),):
                 monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
                 emulator is None or emulator.kernels.clear()
-                check(xs, rand((nw, 37, k, k, 1, 1), g, dtype), rand((37,), g, dtype),
+                check(xs, rand((nw, C_, k, k, 1, 1), g, dtype), rand((C_,), g, dtype),
                       kw, f"{k}x{k} {what} {H}x{W} Nw={nw} splits={splits}")
                 if emulator is not None:
                     assert emulator.kernels[:3] == reg_kernels(dtype, W), (what, H, W, emulator.kernels)
