@@ -73,6 +73,26 @@ LC_UNROLL
   }
 }
 
+// kPixelQuads' walk: f(offset of the quad from the block's first value, staged word of its
+// first value, whether its channels are < chans) for lane 8 p + m's quads: channels
+// 4 m .. 4 m + 3 of pixel x0 + p (x0 = 0, 4, ..) of the warp's rows; value e of the
+// lanes' quads is staged at words (y W + x) * 33 + 4 m + e, 32 distinct banks
+template <int W, class Fn>
+LC_DEVICE void reg_pixel_quads(const Image& s, int32_t chans, int32_t H, Fn&& f) {
+  const int lane = thread_index() & 31, warp = thread_index() >> 5;
+  const int m = lane & 7, pl = lane >> 3;
+  const int32_t sh = int32_t(s.h), sw = int32_t(s.w);
+  for (int32_t y = warp; y < H; y += kThreads / 32) {
+LC_UNROLL
+    for (int x0 = 0; x0 < W; x0 += 4) {
+      const int x = x0 + pl;
+      if (W % 4 != 0 && x >= W) break;
+      // (chans % 4 == 0: a quad's channels are all inside or all past them)
+      f(y * sh + x * sw + 4 * m, (y * W + x) * kRegLaneStride + 4 * m, 4 * m < chans);
+    }
+  }
+}
+
 // image -> staged plane (`src`: the block's first value)
 template <int W, class T>
 LC_DEVICE void reg_stage(float* to, const T* src, const Image& s, RegOrder order, int32_t chans,
@@ -90,22 +110,12 @@ LC_UNROLL
       for (int x = 0; x < W; ++x, at += sw) out[x * LS] = in ? load_acc(at) : 0.0f;
     }
   } else if (order == RegOrder::kPixelQuads) {
-    // lane 8 p + m: channels 4 m .. 4 m + 3 of pixel x0 + p (x0 = 0, 4, ..): a load each,
-    // the stores of value e (words (y W + x) * 33 + 4 m + e) in 32 distinct banks
-    const int m = lane & 7, pl = lane >> 3;
-    const bool in = 4 * m < chans;  // (chans % 4 == 0)
-    const int32_t sh = int32_t(s.h), sw4 = int32_t(s.w);
-    for (int32_t y = warp; y < H; y += kThreads / 32) {
+    reg_pixel_quads<W>(s, chans, H, [&](int32_t at, int32_t word, bool in) {
+      float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      if (in) load_quad(src + at, v);
 LC_UNROLL
-      for (int x0 = 0; x0 < W; x0 += 4) {
-        const int x = x0 + pl;
-        if (W % 4 != 0 && x >= W) break;
-        float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-        if (in) load_quad(src + (y * sh + x * sw4 + 4 * m), v);
-LC_UNROLL
-        for (int e = 0; e < 4; ++e) to[(y * W + x) * LS + 4 * m + e] = v[e];
-      }
-    }
+      for (int e = 0; e < 4; ++e) to[word + e] = v[e];
+    });
   } else if (W % 2 == 0 && order == RegOrder::kQuads) {
     const int32_t Q = HW / 4, sc = int32_t(s.c);  // quads a plane
     for (int32_t ch = 4 * warp + (lane >> 3); ch < 32; ch += kThreads / 8) {
@@ -150,20 +160,13 @@ LC_UNROLL
       for (int x = 0; x < W; ++x, at += sw) store_acc(at, in[x * LS]);
     }
   } else if (order == RegOrder::kPixelQuads) {
-    const int m = lane & 7, pl = lane >> 3;
-    if (4 * m >= chans) return;
-    const int32_t sh = int32_t(s.h), sw4 = int32_t(s.w);
-    for (int32_t y = warp; y < H; y += kThreads / 32) {
+    if (4 * (lane & 7) >= chans) return;  // (the lane's quads all past the channels)
+    reg_pixel_quads<W>(s, chans, H, [&](int32_t at, int32_t word, bool) {
+      float v[4];
 LC_UNROLL
-      for (int x0 = 0; x0 < W; x0 += 4) {
-        const int x = x0 + pl;
-        if (W % 4 != 0 && x >= W) break;
-        float v[4];
-LC_UNROLL
-        for (int e = 0; e < 4; ++e) v[e] = from[(y * W + x) * LS + 4 * m + e];
-        store_quad(dst + (y * sh + x * sw4 + 4 * m), v);
-      }
-    }
+      for (int e = 0; e < 4; ++e) v[e] = from[word + e];
+      store_quad(dst + at, v);
+    });
   } else if (W % 2 == 0 && order == RegOrder::kQuads) {
     const int32_t Q = HW / 4, sc = int32_t(s.c);
     for (int32_t ch = 4 * warp + (lane >> 3); ch < chans; ch += kThreads / 8) {
