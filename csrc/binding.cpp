@@ -93,6 +93,13 @@ int64_t conn_common(const at::Tensor& src, const at::Tensor& weight,
   const c10::cuda::CUDAGuard guard(device);
   lc::ConnArgs a =
       lc::conn_args_from(m, src.data_ptr(), weight.data_ptr(), bias_ptr, dst.data_ptr());
+  int optin = 0;  // (0 if the query fails: plan.h then keeps to every mma.sync GPU's limit)
+  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device.index()) !=
+      cudaSuccess) {
+    (void)cudaGetLastError();
+    optin = 0;
+  }
+  a.smem_optin = optin;
   const int64_t bytes = lc::conn2d_workspace_bytes(a, transpose);
   at::Tensor workspace;
   if (bytes > 0) {

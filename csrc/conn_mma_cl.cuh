@@ -1,5 +1,5 @@
 // conn2d (and the flipped conn2d_transpose) on tensor cores for channels_last input:
-// half and bfloat16, a KF x KF kernel (3, 5, 7, 13), stride 1, dilation 1, a weight shared
+// half and bfloat16, a KF x KF kernel (3, 5, 7, 13, 31), stride 1, dilation 1, a weight shared
 // across positions (depth-wise, static or dynamic). The sums are conn_mma.cuh's (each
 // warp one channel, the same staged tile, Toeplitz blocks, direct path); what differs
 // is how the tile gets into shared memory and how the outputs leave it.
@@ -15,8 +15,9 @@
 // bank conflicts on either side); then each thread reads one column pair's 8 channels
 // (two 16-byte loads, words put back in order with selects) and stores two pixels (16
 // bytes each), for each 16-row M tile of the warp tile (13 x 13: two, 72 KB a block by
-// opt-in; 31 x 31 would need 128 KB: plan.h runs it on planes). Three block barriers per
-// tile.
+// opt-in). Three block barriers per tile. 31 x 31 (leads of at most 2): the output tile
+// holds one M tile of the two at a time (a fourth barrier; 110 KB a block, which plan.h
+// plans only where the device allows it: sm_90, two blocks an SM; else the planes).
 #pragma once
 
 #include "conn_mma.cuh"
@@ -49,6 +50,7 @@ struct ConnMmaCl {
   static constexpr int OS = kConnMmaClOutStride;  // output tile row stride (words)
   static constexpr int64_t kWarpBytes = Core::kWarpBytes;
   static constexpr int MT = Core::MT;          // 16-row M tiles a warp tile
+  static constexpr int OM = conn_mma_cl_out_mtiles(KF);  // M tiles the output tile holds
   static_assert(16 * TC / 2 == kThreads, "a thread per output column pair of an M tile");
   static_assert(CW == 8 && OS == TC / 2 * CW + 4, "plan.h's output tile");
   static_assert(NCP % 4 == 0 && cl_stage_banks_distinct(SW / 2), "stage: distinct banks");
@@ -66,7 +68,7 @@ struct ConnMmaCl {
     volatile uint32_t* flag = reinterpret_cast<uint32_t*>(mine);
     T* tile = reinterpret_cast<T*>(mine + 16);
     uint32_t* pairs = reinterpret_cast<uint32_t*>(tile + IR * SW);
-    uint32_t* out = reinterpret_cast<uint32_t*>(smem + CW * kWarpBytes);  // TR x OS words
+    uint32_t* out = reinterpret_cast<uint32_t*>(smem + CW * kWarpBytes);  // 16 OM x OS words
     const int32_t pw = int32_t(p.w.p), ph = int32_t(p.h.p);
     const int lead = Core::lead_of(pw);
     const int g = lane >> 2, q = lane & 3;
@@ -87,27 +89,36 @@ struct ConnMmaCl {
         stage(smem, x, a.src_s, H, W, ih0, iw0, tid);
         sync_threads();
         F acc[MT][Core::NT][4];
-        if (Core::sums(tile, bpre, pairs, boff, b0, flag, acc)) {
-          // word (row 16 m + g + 8h, column pair 4 n8 + q, channel warp) (out_word)
+        const bool fine = Core::sums(tile, bpre, pairs, boff, b0, flag, acc);
 LC_UNROLL
-          for (int m = 0; m < MT; ++m)
+        for (int m0 = 0; m0 < MT; m0 += OM) {  // the output tile holds OM M tiles
+          if (m0 > 0) sync_threads();  // the previous M tiles' outputs are read
+          if (fine) {
+            // word (row 16 m + g + 8h, column pair 4 n8 + q, channel warp) (out_word)
 LC_UNROLL
-            for (int n8 = 0; n8 < Core::NT; ++n8)
+            for (int m = 0; m < OM; ++m)
 LC_UNROLL
-              for (int h = 0; h < 2; ++h)
-                out[out_word(16 * m + g + 8 * h, 4 * n8 + q, warp)] =
-                    pack2(from_float<T>(acc[m][n8][2 * h]), from_float<T>(acc[m][n8][2 * h + 1]));
-        } else {
-          const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
-          T* out16 = reinterpret_cast<T*>(out);
-          Core::direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
-                       [&](int32_t r, int32_t o, T v) {
-                         out16[2 * out_word(r, o >> 1, warp) + (o & 1)] = v;
-                       });
+              for (int n8 = 0; n8 < Core::NT; ++n8)
+LC_UNROLL
+                for (int h = 0; h < 2; ++h)
+                  out[out_word(16 * m + g + 8 * h, 4 * n8 + q, warp)] =
+                      pack2(from_float<T>(acc[m0 + m][n8][2 * h]),
+                            from_float<T>(acc[m0 + m][n8][2 * h + 1]));
+          } else {  // (rows 16 m0.. of the warp tile; none where the plane ends before them)
+            const int32_t rows = min_of(Ho - oh0 - 16 * m0, int32_t(16 * OM));
+            const int32_t cols = min_of(Wo - ow0, int32_t(TC));
+            T* out16 = reinterpret_cast<T*>(out);
+            Core::direct(tile + 16 * m0 * SW, lead, pairs, b0, ih0 + 16 * m0, iw0 + lead,
+                         rows, cols, H, W, lane,
+                         [&](int32_t r, int32_t o, T v) {
+                           out16[2 * out_word(r, o >> 1, warp) + (o & 1)] = v;
+                         });
+          }
+          sync_threads();
+LC_UNROLL
+          for (int m = 0; m < OM; ++m)
+            store(out, y, a.dst_s, Ho, Wo, oh0 + 16 * m0, ow0, 16 * m, tid);
         }
-        sync_threads();
-LC_UNROLL
-        for (int m = 0; m < MT; ++m) store(out, y, a.dst_s, Ho, Wo, oh0, ow0, 16 * m, tid);
       }
     }
   }

@@ -280,7 +280,7 @@ int launch_conn_pos_mma(Exec& ex, const Launch& l, const ConnArgs& a) {
   }
 }
 
-// conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7, 13) as planned
+// conn_mma.cuh, or conn_mma_cl.cuh (3, 5, 7, 13; 31 at small leads) as planned
 template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   constexpr int kNarrow = conn_mma_lead_max(KF);  // 13, 31: an instance for small leads
@@ -291,8 +291,9 @@ int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   if constexpr (KF <= 13)
     return narrow ? ex.template launch<ConnMmaCl<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma)
                   : ex.template launch<ConnMmaCl<T, KF, FLIP>>(l, a, l.conn_mma);
-  else
-    return kBadDType;  // plan.h plans conn_mma_cl.cuh for 3, 5, 7, 13 only
+  else  // (31: plan.h plans conn_mma_cl.cuh at small leads only)
+    return narrow ? ex.template launch<ConnMmaCl<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma)
+                  : kBadDType;
 }
 
 template <class T, bool FLIP, class Exec>

@@ -65,6 +65,8 @@ struct ConnArgs {
   Image dst_s;
   void* workspace;     // plan.h's plan_planes bytes (channels_last through planes), or nullptr
   int64_t planes_budget;  // plan_planes' workspace at most (bytes; 0: kMaxWorkspace; tests)
+  int64_t smem_optin;     // the device's opt-in shared memory a block (bytes; 0: unknown,
+                          // plan.h's kMaxSmemOptIn, which every GPU with mma.sync has)
 };
 
 // corr2d: out[n', g, k, o'] = sum a[n, c, o] * b[n, c, i(o, k)] over the dims the

@@ -101,13 +101,16 @@ constexpr int64_t conn_mma_warp_bytes(int kf, int lmax = 7) {
           kf * (kf + 2) * 4 + 15) / 16 * 16;
 }
 // conn_mma_cl.cuh (channels_last input): a block is this many warps, one channel each,
-// plus a shared output tile of the warp tile's rows x kConnMmaNTiles * 4 column pairs x 8
-// channels (32-bit words, 16 bytes of padding a row)
+// plus a shared output tile of conn_mma_cl_out_mtiles x 16 rows x kConnMmaNTiles * 4
+// column pairs x 8 channels (32-bit words, 16 bytes of padding a row): the warp tile's
+// rows, but for 31 x 31 one M tile of its two at a time (a barrier more a tile; 110 KB a
+// block, not 118, so that two blocks fit an sm_90 SM)
 constexpr int kConnMmaClWarps = 8;
 constexpr int kConnMmaClOutStride = 4 * kConnMmaNTiles * kConnMmaClWarps + 4;
+constexpr int conn_mma_cl_out_mtiles(int kf) { return kf > 13 ? 1 : conn_mma_mtiles(kf); }
 constexpr int64_t conn_mma_cl_bytes(int kf, int lmax = 7) {
   return kConnMmaClWarps * conn_mma_warp_bytes(kf, lmax) +
-         16 * conn_mma_mtiles(kf) * kConnMmaClOutStride * 4;
+         16 * conn_mma_cl_out_mtiles(kf) * kConnMmaClOutStride * 4;
 }
 // corr_mma.cuh: a half is 8 rows x corr_mma_ntiles(kf) x 8 columns of G (64 columns; 32
 // for 13 and 31). A tap lies in one of corr_mma_blocks(kf) blocks of 16 staged X columns
@@ -252,6 +255,11 @@ LC_HD constexpr int64_t pos_table_bytes(int64_t planes) { return (8 * planes + 1
 constexpr int64_t kMaxSmem = 48 * 1024;  // shared memory per block without opt-in
 // with opt-in (launch.cuh): every GPU with mma.sync (sm_80 on) has at least 99 KB
 constexpr int64_t kMaxSmemOptIn = 99 * 1024;
+// a block's shared memory at most on the device `a` runs on: the caller's figure
+// (binding.cpp asks the device; sm_90: 227 KB), else kMaxSmemOptIn
+inline int64_t smem_optin(const ConnArgs& a) {
+  return a.smem_optin > kMaxSmemOptIn ? a.smem_optin : kMaxSmemOptIn;
+}
 static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem &&
                   conn_batch_wide_bytes(7) <= kMaxSmem && corr_batch_wide_bytes(7, 16) <= kMaxSmem &&
                   conn_batch_wide_bytes(7, 32, 32) <= kMaxSmemOptIn &&
@@ -843,15 +851,23 @@ inline Launch plan_conn_band_cl(const ConnArgs& a) {
   return l;
 }
 
-// Tensor cores for channels_last (conn_mma_cl.cuh): a fixed 3/5/7/13 window (31: 128 KB
-// a block; plan_planes), half or
+// Tensor cores for channels_last (conn_mma_cl.cuh): a fixed 3/5/7/13 window, or 31 at a
+// lead of at most 2 (the centred window's) where the device lets a block have its 110 KB
+// (sm_90; elsewhere plan_planes), half or
 // bfloat16, output planes of 14 x 14 at least (DWNet-T's 14 x 14 stage: 21-26 us on
 // tensor cores against 22-53 on the strips, predicted; 7 x 7 stays on the strips),
 // input and result with aligned 8-channel pixels (pixels_aligned), offsets inside an
 // image within 32 bits.
+inline bool mma_cl_kernel(const ConnArgs& a) {
+  const int64_t k = a.p.h.k;
+  if (k == 31)
+    return conn_mma_lead(a.p.w.p) <= conn_mma_lead_max(31) &&
+           conn_mma_cl_bytes(31, conn_mma_lead_max(31)) <= smem_optin(a);
+  return strip_kernel(k) || k == 13;
+}
 inline bool mma_cl_fits(const ConnArgs& a) {
   const Problem& p = a.p;
-  return fixed_window(p) && (strip_kernel(p.h.k) || p.h.k == 13) &&
+  return fixed_window(p) && mma_cl_kernel(a) &&
          (p.dtype == kFloat16 || p.dtype == kBFloat16) && p.h.out >= 14 && p.w.out >= 14 &&
          pixels_aligned(a.src, a.src_s, p.C) &&
          pixels_aligned(a.dst, a.dst_s, p.C) && plane_fits_32(p.h.in, a.src_s.h, p.w.in, a.src_s.w) &&

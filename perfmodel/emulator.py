@@ -134,6 +134,7 @@ class Emulator:
                                    ctypes.c_int64, ctypes.c_int]
         L.lc_emu_error.restype = ctypes.c_char_p
         L.lc_emu_set_mode.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+        L.lc_emu_set_smem_optin.argtypes = [ctypes.c_int64]
         L.lc_emu_record.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, i64p]
         L.lc_trace_add_buffer.argtypes = [vp, ctypes.c_int64]
         L.lc_trace_site.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
@@ -177,6 +178,11 @@ class Emulator:
             kernel = -1 if "ReduceSplits" in body else int(fields[0])
             out.append(LaunchRecord(_short(body), _short(args), kernel, *(int(v) for v in fields[1:])))
         return out
+
+    def set_smem_optin(self, nbytes: int) -> None:
+        """Plan for a device whose blocks may opt in to ``nbytes`` of shared memory
+        (csrc/params.h ConnArgs::smem_optin; 0: plan.h's portable floor)."""
+        self.lib.lc_emu_set_smem_optin(nbytes)
 
     def plan(self, call: Call, sm_count: int) -> list[LaunchRecord]:
         """The launches ``call`` makes on a GPU with ``sm_count`` multiprocessors."""

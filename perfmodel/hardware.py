@@ -57,6 +57,7 @@ class Gpu:
     registers_per_sm: int = 65536
     smem_per_sm: int = 228 * 1024
     smem_per_block_reserved: int = 1024  # the runtime's reservation per block
+    smem_per_block_optin: int = 227 * 1024  # a block's shared memory at most, by opt-in
     launch_overhead_us: float = 2.0  # kernel-to-kernel gap on a stream (graph replay ~1-2 us)
 
     def per_clock(self, per_sm: float) -> float:

@@ -148,6 +148,7 @@ def evaluate(emu: Optional[Emulator], work: Work, backend: str, gpus: dict[str, 
             fixed.append(k)
         elif backend == "cuda":
             assert emu is not None
+            emu.set_smem_optin(ref.smem_per_block_optin)  # (the plan's as on that GPU)
             kernels += _cuda_kernels(emu, work, step, ref.sms, samples)
         elif backend == "torch":
             from .torch_native import kernel_cost

@@ -91,6 +91,13 @@ class Emulator:
         self.lib.lc_emu_set_planes_budget.argtypes = [ctypes.c_int64]
         self.lib.lc_emu_set_planes_budget(nbytes)
 
+    def smem_optin(self, nbytes: int) -> None:
+        """Plan as on a device whose blocks may opt in to ``nbytes`` of shared memory
+        (csrc/params.h ConnArgs::smem_optin; 0, the default: plan.h's kMaxSmemOptIn, as
+        on every GPU with mma.sync; 227 KB: sm_90)."""
+        self.lib.lc_emu_set_smem_optin.argtypes = [ctypes.c_int64]
+        self.lib.lc_emu_set_smem_optin(nbytes)
+
     def _check(self, rc: int, chosen: ctypes.c_int32, what: str) -> None:
         if rc != 0:
             raise RuntimeError(f"{what}: status {rc} {self.lib.lc_emu_error().decode()}")

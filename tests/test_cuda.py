@@ -500,20 +500,30 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
-@pytest.mark.parametrize("k", [3, 5, 7, 13])
-def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -> None:
-    """16-bit channels_last K x K depth-wise (K = 3, 5, 7, 13), stride 1, output planes of
-    16 x 16 at least, every pixel's 8-channel groups aligned: conn_mma_cl for conn2d
+@pytest.mark.parametrize("k", [3, 5, 7, 13, 31])
+def test_tensor_cores_channels_last(emulator: Any, request: Any, k: int,
+                                    dtype: torch.dtype) -> None:
+    """16-bit channels_last K x K depth-wise (K = 3, 5, 7, 13, 31), stride 1, output planes
+    of 16 x 16 at least, every pixel's 8-channel groups aligned: conn_mma_cl for conn2d
     and the flipped conn2d_transpose (16 and 24 channels: two and three blocks of 8),
-    partial and multiple tiles (13: two M tiles a warp tile), every padding lead, static,
+    partial and multiple tiles (13, 31: two M tiles a warp tile; 31: the output tile one
+    M tile at a time), every padding lead, static,
     dynamic and channel-shared weights, bias, and an Inf / NaN in x or the filter (that
     warp's tile takes the direct path). Layouts it does not take run the strips (13:
     register rows, or one value a thread for the slice) and still match: 19 channels, a
-    channel slice (misaligned pixels), an NCHW g for the transpose."""
+    channel slice (misaligned pixels), an NCHW g for the transpose. 31 x 31 runs
+    conn_mma_cl at the centred lead where the device lets a block have 110 KB (the
+    emulator set to sm_90's 227 KB; at leads past 2 the planes), else the planes
+    (test_large_kernels_through_planes)."""
     g = gen("cuda-mma-cl", k, dtype)
     shapes = mma_shapes(k)
-    # (the emulator is slow: bfloat16, which differs in the mma's type only, on one shape)
-    for (H, W), pad in shapes if dtype == torch.float16 else [shapes[1]]:
+    if k == 31 and emulator is not None:
+        emulator.smem_optin(227 * 1024)
+        request.addfinalizer(lambda: emulator.smem_optin(0))
+    # (the emulator is slow: bfloat16, which differs in the mma's type only, on one shape;
+    # 31 on the shapes with two leads)
+    for (H, W), pad in ([shapes[1], shapes[3]] if k == 31 else shapes) \
+            if dtype == torch.float16 else [shapes[1]]:
         padding = k // 2 if pad == "same" else pad
         kw = window_kwargs("sliding", 1, padding)
         # (3 samples on the first shape: a block takes two samples of a shared filter's
@@ -525,7 +535,10 @@ def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -
                  (x24, "24 ch"),
                  (x20[:, :19].contiguous(memory_format=torch.channels_last), "19 ch"),
                  (x20[:, 4:], "sliced"), (x24, "NCHW g"))
-        # (the emulator is slow: the other views on the shapes with two leads)
+        # (the emulator is slow: the other views on the shapes with two leads; 31: 16
+        # channels and the NCHW g on the centred lead only)
+        if k == 31:
+            views = (views[0], views[4]) if (H, W) == shapes[1][0] else views[:1]
         for xs, what in views if (H, W) in (shapes[1][0], shapes[3][0]) else views[:1]:
             C_ = xs.shape[1]
             for nw, cw in ((1, C_), (nb, C_), (1, 1)) if what == "16 ch" else ((1, C_),):
@@ -541,9 +554,10 @@ def test_tensor_cores_channels_last(emulator: Any, k: int, dtype: torch.dtype) -
                     # (13: the sliced view's y is NCHW, its x channels_last: one value a
                     # thread)
                     pixels, mixed = ("conn_strip",) * 2 if k <= 7 else ("conn_rows", "conn_elem")
-                    expect = {"16 ch": ["conn_mma_cl"] * 2, "24 ch": ["conn_mma_cl"] * 2,
+                    own = "conn_mma_cl" if k < 31 or pad == "same" else "conn_planes"
+                    expect = {"16 ch": [own] * 2, "24 ch": [own] * 2,
                               "19 ch": [pixels] * 2, "sliced": [mixed, "conn_mma"],
-                              "NCHW g": ["conn_mma_cl", "conn_mma"]}[what]
+                              "NCHW g": [own, "conn_mma"]}[what]
                     assert emulator.kernels[:2] == expect, (what, emulator.kernels)
     (H, W), pad = shapes[1]
     x = rand((2, 16, H, W), g, dtype, cl=True)
@@ -1375,7 +1389,9 @@ def test_large_kernels_through_planes(emulator: Any, dtype: torch.dtype, k: int)
     """channels_last 13x13 / 31x31 conn2d and conn2d_transpose run on NCHW planes
     (planes.cuh in and out; conn_mma for 16-bit types, conn_tile else) unless the pixels
     have their own tensor-core kernel (16-bit 13x13 on planes of 14 x 14: conn_mma_cl;
-    the transpose of the padding-0 case): planes of a pixel
+    the transpose of the padding-0 case; 16-bit 31x31 at the centred lead too where the
+    device lets a block have 110 KB, sm_90, which the emulator does not by default: see
+    test_tensor_cores_channels_last): planes of a pixel
     count that is not a multiple of 16 bytes (padded planes), padding 'same', 0 and wider
     than the window's half, a bias, static and per-sample weights, and batches cut into
     chunks of samples (the last short; a per-sample weight offset by chunk). Pixels that

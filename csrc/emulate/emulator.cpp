@@ -144,6 +144,7 @@ enum Mode { kRun = 0, kPlanOnly = 1, kTrace = 2 };
 int g_mode = kRun;
 int64_t g_samples = 8;  // kTrace: blocks traced per launch (first, last, evenly between)
 int64_t g_planes_budget = 0;  // conn2d's planes workspace at most (0: plan.h's limit; tests)
+int64_t g_smem_optin = 0;     // the emulated device's opt-in shared memory (0: plan.h's floor)
 int64_t g_sm_count = 1;  // corr2d's split plan: 1 by default, the GPU's for the cost model
 
 struct Record {
@@ -352,6 +353,9 @@ void lc_emu_set_mode(int mode, int64_t samples, int64_t sm_count) {
 // conn2d's planes (plan.h plan_planes) in chunks of samples within `bytes` (0: the
 // plan's own limit); lets the tests cut a small batch into chunks.
 void lc_emu_set_planes_budget(int64_t bytes) { lc::g_planes_budget = bytes; }
+// the opt-in shared memory a block of the emulated device (ConnArgs::smem_optin; 0: plan.h's
+// kMaxSmemOptIn, as the tests run by default; the cost model sets its GPU's)
+void lc_emu_set_smem_optin(int64_t bytes) { lc::g_smem_optin = bytes; }
 
 int lc_emu_record_count() { return int(lc::g_records.size()); }
 
@@ -377,6 +381,7 @@ void lc_emu_record(int i, char* name, int cap, int64_t* fields) {
 // conn_mma.cuh would take its non-finite tiles' direct path and the model cost that.
 static std::vector<unsigned char> conn_workspace(lc::ConnArgs* a, bool transpose) {
   a->planes_budget = lc::g_planes_budget;
+  a->smem_optin = lc::g_smem_optin;
   const int64_t bytes = lc::conn_workspace_bytes(*a, transpose);
   const unsigned char fill = lc::g_mode == lc::kTrace ? 0 : 0xff;
   std::vector<unsigned char> ws(size_t(bytes > 0 ? bytes : 1), fill);
