@@ -65,6 +65,14 @@ void check_status(int rc, cudaError_t error, const char* op) {
                                          : "bad arguments");
 }
 
+// An attribute of `device` (current under the caller's guard)
+int device_attribute(cudaDeviceAttr attr, const at::Device& device, const char* what) {
+  int v = 0;
+  TORCH_CHECK(cudaDeviceGetAttribute(&v, attr, device.index()) == cudaSuccess,
+              "localconn_cuda: cannot query the device's ", what);
+  return v;
+}
+
 int64_t conn_common(const at::Tensor& src, const at::Tensor& weight,
                     const c10::optional<at::Tensor>& bias, const at::Tensor& dst,
                     at::IntArrayRef meta, bool transpose) {
@@ -93,13 +101,8 @@ int64_t conn_common(const at::Tensor& src, const at::Tensor& weight,
   const c10::cuda::CUDAGuard guard(device);
   lc::ConnArgs a =
       lc::conn_args_from(m, src.data_ptr(), weight.data_ptr(), bias_ptr, dst.data_ptr());
-  int optin = 0;  // (0 if the query fails: plan.h then keeps to every mma.sync GPU's limit)
-  if (cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device.index()) !=
-      cudaSuccess) {
-    (void)cudaGetLastError();
-    optin = 0;
-  }
-  a.smem_optin = optin;
+  a.smem_optin = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin, device,
+                                  "opt-in shared memory per block");
   const int64_t bytes = lc::conn2d_workspace_bytes(a, transpose);
   at::Tensor workspace;
   if (bytes > 0) {
@@ -142,11 +145,8 @@ int64_t corr2d(const at::Tensor& a, const at::Tensor& b, at::Tensor out, at::Int
   const std::vector<int64_t> shape{args.Nw, args.Cw, p.h.k, p.w.k, args.Hw, args.Ww};
   check_tensor(out, "out", shape, out.strides().data(), p.dtype, device);
   const c10::cuda::CUDAGuard guard(device);
-  int sm_attr = 1;
-  TORCH_CHECK(cudaDeviceGetAttribute(&sm_attr, cudaDevAttrMultiProcessorCount, device.index()) ==
-                  cudaSuccess,
-              "localconn_cuda: cannot query the device's multiprocessor count");
-  const int64_t sms = sm_attr;
+  const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount, device,
+                                       "multiprocessor count");
   args.a = a.data_ptr();
   args.b = b.data_ptr();
   args.out = out.data_ptr();
