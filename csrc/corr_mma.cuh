@@ -1,6 +1,9 @@
 // The depth-wise weight gradient (corr2d with a per-channel result shared across
 // positions, static or dynamic) on tensor cores, for half and bfloat16 NCHW-like
-// planes: a KF x KF window (3, 5, 7, 13, 31), stride 1, dilation 1, any padding:
+// planes: a KF x KF window (3, 5, 7; plan.h sends 13 and 31 to corr_taps_mma.cuh, which
+// takes the taps as M: 2.5-4.6x faster there, model; the blocks of 16 X columns and the
+// groups of kernel rows below are what those sizes ran here), stride 1, dilation 1, any
+// padding:
 //
 //   dW[i][j] = sum_{n, y, x} G[n, c, y, x] * X[n, c, y + i - ph, x + j - pw]
 //
@@ -42,6 +45,7 @@
 // whole part tap by tap from global memory (the reference's products only).
 #pragma once
 
+#include "corr_items.cuh"
 #include "mma.cuh"
 #include "params.h"
 #include "plan.h"
@@ -150,14 +154,14 @@ LC_UNROLL
     const SmemAddr arow =
         smem_addr(xs + (((lane >> 4) & 1) * XR + (lane & 7)) * SW + 8 * ((lane >> 3) & 1));
     const SmemAddr brow = smem_addr(gs + (8 * ((lane >> 3) & 1) + (lane & 7)) * SW);
-    Cursor cur = Cursor::at(a, t, 2 * lo, n_res, c_seg);
+    Cursor cur = Cursor::at(a, t.col_tiles, t.segments, 2 * lo, n_res, c_seg);
     for (int32_t pr = lo; pr < hi; ++pr) {
       Seg h[2];
       int nt = 0;
 LC_UNROLL
       for (int k = 0; k < 2; ++k) {
         h[k] = seg_of(a, t, cur, 2 * pr + k);
-        cur.next(a, t);
+        cur.next(a, t.col_tiles, t.segments);
         nt = max_of(nt, h[k].nt);
       }
       sync();  // the previous pair's reads of the staged rows are done
@@ -216,7 +220,7 @@ LC_UNROLL
           F sum = F(0);
 LC_UNROLL
           for (int n = 0; n < 8; ++n) sum += diag[r * DB + n * DS + n + j + de];
-          put(a, t, split, numel, out0 + (i0 + i + r) * KF + j, sum);
+          put_tap<T>(a, t.splits, split, numel, out0 + (i0 + i + r) * KF + j, sum);
         }
         sync_warp();
       }
@@ -254,31 +258,8 @@ LC_UNROLL
       }
   }
 
-  // A result's halves in order, (batch index,) column tile, 8-row segment (32-bit:
-  // plan.h keeps a result's items below 2^31), with the planes of G and X of channel c
-  // and batch index n: divisions and multiplications once, then steps.
-  struct Cursor {
-    int32_t ct, seg;
-    const T* g;
-    const T* x;
-    static LC_DEVICE Cursor at(const CorrArgs& a, const CorrMmaPlan& t, int32_t it,
-                               int64_t n_res, int64_t c) {
-      const int32_t per_plane = int32_t(t.col_tiles * t.segments);
-      const int32_t r = it % per_plane;
-      const int64_t n = a.Nw == 1 ? it / per_plane : n_res;
-      return Cursor{r / int32_t(t.segments), r % int32_t(t.segments),
-                    static_cast<const T*>(a.a) + n * a.a_s.n + c * a.a_s.c,
-                    static_cast<const T*>(a.b) + n * a.b_s.n + c * a.b_s.c};
-    }
-    LC_DEVICE void next(const CorrArgs& a, const CorrMmaPlan& t) {
-      if (++seg < int32_t(t.segments)) return;
-      seg = 0;
-      if (++ct < int32_t(t.col_tiles)) return;
-      ct = 0;
-      g += a.a_s.n;  // the next sample (Nw = 1; past the last item otherwise)
-      x += a.b_s.n;
-    }
-  };
+  // A result's halves in order: (batch index,) column tile, 8-row segment (corr_items.cuh)
+  using Cursor = ItemCursor<T>;
 
   // One half: 8 rows (y0..) and up to 64 columns (x0..) of a plane of G (and X's rows
   // and columns the taps read), or none (past the result's items).
@@ -294,7 +275,7 @@ LC_UNROLL
                               int32_t it) {
     const int32_t x0 = cur.ct * (8 * NT);
     const int nt = it < t.items ? min_of(NT, (int32_t(a.p.w.out) - x0 + 7) >> 3) : 0;
-    return Seg{cur.g, cur.x, cur.seg * 8, x0, nt};
+    return Seg{cur.g, cur.x, cur.row * 8, x0, nt};
   }
 
   // h[1] or h[0], field by field (a run-time index would put h in local memory)
@@ -400,14 +381,6 @@ LC_UNROLL
     }
   }
 
-  // the sum of tap `idx` (of out0's result): to the result, or to the split's partial
-  static LC_DEVICE void put(const CorrArgs& a, const CorrMmaPlan& t, int64_t split,
-                            int64_t numel, int64_t idx, F s) {
-    if (t.splits == 1)
-      store_acc(static_cast<T*>(a.out) + idx, s);
-    else
-      static_cast<F*>(a.workspace)[split * numel + idx] = s;
-  }
 
   // The part's sums (kernel rows i0..) tap by tap from global memory (float32, the
   // reference's products: G's positions inside its plane only, X's zeros outside the
@@ -423,8 +396,8 @@ LC_UNROLL
     for (int tap = i0 * KF + lane; tap < min_of(i0 + RW, KF) * KF; tap += 32) {
       const int i = tap / KF, j = tap % KF;
       F s = F(0);
-      Cursor cur = Cursor::at(a, t, 2 * lo, n_res, c);
-      for (int32_t it = 2 * lo; it < 2 * hi; ++it, cur.next(a, t)) {
+      Cursor cur = Cursor::at(a, t.col_tiles, t.segments, 2 * lo, n_res, c);
+      for (int32_t it = 2 * lo; it < 2 * hi; ++it, cur.next(a, t.col_tiles, t.segments)) {
         const Seg hf = seg_of(a, t, cur, it);
         for (int32_t y = hf.y0; y < min_of(hf.y0 + 8, Ho) && hf.nt > 0; ++y) {
           const int32_t iy = y + i - ph;
@@ -436,7 +409,7 @@ LC_UNROLL
           }
         }
       }
-      put(a, t, split, numel, out0 + tap, s);
+      put_tap<T>(a, t.splits, split, numel, out0 + tap, s);
     }
   }
 };

@@ -30,6 +30,8 @@
 #include "corr_lanes.cuh"
 #include "corr_mma.cuh"
 #include "corr_mma_cl.cuh"
+#include "corr_taps_mma.cuh"
+#include "corr_taps_mma_cl.cuh"
 #include "corr_pos.cuh"
 #include "corr_reg.cuh"
 #include "corr_rows.cuh"
@@ -495,8 +497,27 @@ int launch_corr_mma(Exec& ex, const Launch& l, const CorrArgs& a) {
       case 3: return launch_corr_mma_kf<T, 3>(ex, l, a);
       case 5: return launch_corr_mma_kf<T, 5>(ex, l, a);
       case 7: return launch_corr_mma_kf<T, 7>(ex, l, a);
-      case 13: return launch_corr_mma_kf<T, 13>(ex, l, a);
-      case 31: return launch_corr_mma_kf<T, 31>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these (13, 31: corr_taps_mma.cuh)
+    }
+  }
+}
+
+template <class T, int KF, class Exec>
+int launch_corr_taps_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if (l.kernel == kCorrTapsMmaCl) return ex.template launch<CorrTapsMmaCl<T, KF>>(l, a, l.corr_taps);
+  return ex.template launch<CorrTapsMma<T, KF>>(l, a, l.corr_taps);
+}
+
+// corr_taps_mma.cuh / corr_taps_mma_cl.cuh for the planned kernel size (half and bfloat16,
+// 13 and 31 only)
+template <class T, class Exec>
+int launch_corr_taps(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (sizeof(T) != 2) {
+    return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
+  } else {
+    switch (l.kf) {
+      case 13: return launch_corr_taps_kf<T, 13>(ex, l, a);
+      case 31: return launch_corr_taps_kf<T, 31>(ex, l, a);
       default: return kBadDType;  // plan.h plans only these
     }
   }
@@ -621,6 +642,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrSample) {
       splits = 1;
       rc = launch_corr_sample<T>(ex, l, a);
+    } else if (l.kernel == kCorrTapsMma || l.kernel == kCorrTapsMmaCl) {
+      splits = l.corr_taps.splits;
+      rc = launch_corr_taps<T>(ex, l, a);
     } else if (l.kernel == kCorrMma || l.kernel == kCorrMmaCl) {
       splits = l.corr_mma.splits;
       rc = launch_corr_mma<T>(ex, l, a);

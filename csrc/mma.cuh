@@ -442,4 +442,12 @@ inline uint32_t float_word(float v) { return float_to_bits(v); }
 inline float word_float(uint32_t u) { return bits_to_float(u); }
 #endif
 
+// One 32-bit word from shared memory at a SmemAddr (4-byte aligned): one ld.shared.b32
+// whose SASS line is the caller's (constant offsets from one address fold into it)
+#if defined(__CUDACC__)
+#define LC_LOAD_SHARED_U1(u, at) asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u) : "r"(at))
+#else
+#define LC_LOAD_SHARED_U1(u, at) std::memcpy(&(u), aligned_access(at, 4), 4)
+#endif
+
 }  // namespace lc

@@ -125,6 +125,28 @@ constexpr int corr_mma_blocks(int kf) { return (kf + 6) / 16 + 1; }
 constexpr int corr_mma_rows(int kf) { return kf <= 9 ? kf : kf <= 13 ? 4 : 3; }
 constexpr int corr_mma_row_groups(int kf) { return (kf + corr_mma_rows(kf) - 1) / corr_mma_rows(kf); }
 constexpr int kCorrMmaStride = 72;
+// corr_taps_mma.cuh (13, 31): a warp's taps j as M tiles of 16, kernel rows i as N tiles of 8;
+// an X row staged as positions 0..corr_taps_values - 1 twice (as is, one value on), the copies
+// corr_taps_copy_words apart (the pairs a warp loads in distinct banks), rows
+// corr_taps_row_words apart (an odd number of 16-byte units: 8 rows' stores in distinct
+// banks), 8 rows a band; G's rows in a ring of kTapsRingRows rows of kTapsRowValues
+// values (5 units), the first corr_taps_window (a band's window) mirrored past its end
+constexpr int corr_taps_mtiles(int kf) { return (kf + 15) / 16; }
+constexpr int corr_taps_ntiles(int kf) { return (kf + 7) / 8; }
+constexpr int corr_taps_values(int kf) { return 16 * (2 + corr_taps_mtiles(kf)); }
+constexpr int corr_taps_copy_words(int kf) {
+  return corr_taps_values(kf) / 2 % 32 >= 7 && corr_taps_values(kf) / 2 % 32 <= 25
+             ? corr_taps_values(kf) / 2
+             : corr_taps_values(kf) / 2 + 8;
+}
+constexpr int corr_taps_row_words(int kf) { return 2 * corr_taps_copy_words(kf) + 4; }
+constexpr int corr_taps_window(int kf) { return 8 * corr_taps_ntiles(kf) + 7; }
+constexpr int kTapsRingRows = 64, kTapsRowValues = 40;
+constexpr int64_t corr_taps_warp_bytes(int kf) {
+  return (16 + 8 * 4 * int64_t(corr_taps_row_words(kf)) +
+          int64_t(kTapsRingRows + corr_taps_window(kf)) * kTapsRowValues * 2 + 15) / 16 * 16;
+}
+constexpr int kCorrTapsWarps = 8;  // warps a block (87.5 KB at 31, 69 KB at 13)
 // corr_mma.cuh's diagonal sums: the kernel rows of a pass (two where a row's taps fit 16
 // lanes and the warp has two rows) and the words of their 16 x 8 S products (by G column,
 // rows of 16 S + 4 words; a second row's 16 mod 32 words on)
@@ -270,8 +292,6 @@ static_assert(conn_batch_bytes(7) <= kMaxSmem && corr_batch_bytes(7) <= kMaxSmem
                   corr_sample_bytes(7, 8) <= kMaxSmem,
               "the batch kernels' blocks fit");
 static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
-              kConnMmaClWarps * corr_mma_warp_bytes(13) <= kMaxSmemOptIn &&
-              kConnMmaClWarps * corr_mma_warp_bytes(31) <= kMaxSmemOptIn &&
               conn_mma_cl_bytes(7) <= kMaxSmem && conn_mma_cl_bytes(13) <= kMaxSmemOptIn,
               "the channels_last tensor-core blocks fit");
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
@@ -403,6 +423,14 @@ struct CorrMmaPlan {
   int32_t piece_a, piece_b;    // staging loads (mma_piece): a's rows; b's (1 unless padding KF / 2)
 };
 
+struct CorrTapsPlan {
+  int64_t items;               // a result's items: (batch index,) column tile of 32, band of 8 X rows
+  int64_t col_tiles, bands;    // per plane
+  int64_t splits;              // parts of each result's items (ReduceSplits adds them)
+  int32_t piece_a, piece_b;    // staging loads (mma_piece) of a's (G's) rows and b's (X's)
+  bool fast_x;                 // padding KF / 2 and X's rows 4-byte aligned: aligned chunks
+};
+
 struct CorrBatchPlan {
   int64_t groups;      // blocks along the channels (of kBatchCorrChannels)
   int64_t splits;      // parts of the batch's sample groups (ReduceSplits adds them)
@@ -473,6 +501,8 @@ enum Kernel : int32_t {
   kConnWide = 29,     // conn_wide.cuh (float32 13 x 13 and 31 x 31 on a staged band)
   kConnPosMma = 30,   // conn_pos_mma.cuh (conn_pos on tensor cores: 16-bit, planes <= 16 x 16)
   kConnBatchLarge = 31,  // conn_batch_wide.cuh on grids 32 wide (planes past 16 x 16, tiled past 32)
+  kCorrTapsMma = 32,  // corr_taps_mma.cuh (16-bit NCHW 13 x 13 / 31 x 31 weight gradient, taps as M)
+  kCorrTapsMmaCl = 33,  // corr_taps_mma_cl.cuh (its channels_last version)
 };
 
 struct Launch {
@@ -496,6 +526,7 @@ struct Launch {
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
   CorrMmaPlan corr_mma;
+  CorrTapsPlan corr_taps;
   CorrBatchPlan corr_batch;
   CorrChannelsPlan corr_channels;  // kCorrRows, kCorrLanes
   CorrElemPlan corr_elem;
@@ -1566,6 +1597,26 @@ inline bool corr_mma_cl_fits(const CorrArgs& a) {
          plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w);
 }
 
+// The split of the tensor-core weight gradients' work (corr_mma.cuh, corr_taps_mma.cuh):
+// `parts` warps a split, each with `work` items to share, blocks of `warps` warps, two
+// blocks an SM; the least (waves of blocks) x (items a warp + 1 for the partials'
+// reduction), at most max_s (the workspace), or force_splits where given.
+inline int64_t splits_by_waves(int64_t parts, int64_t work, int64_t warps, int64_t sm_count,
+                               int64_t max_s, int64_t force_splits) {
+  if (force_splits > 0) return min_of(force_splits, max_s);
+  int64_t splits = 1;
+  double best = -1;
+  for (int64_t s = 1; s <= min_of(max_s, int64_t(4096)); ++s) {
+    const int64_t blocks = ceil_div(parts * s, warps);
+    const double cost = double(ceil_div(blocks, 2 * sm_count)) * double(ceil_div(work, s) + 1);
+    if (best < 0 || cost < best) {
+      best = cost;
+      splits = s;
+    }
+  }
+  return splits;
+}
+
 // A warp per (result, row group, split) (corr_mma.cuh), or a block per 8 channels'
 // results and a split (corr_mma_cl.cuh); splits: the least (waves of two blocks per SM)
 // x (pairs of halves per warp + 1 for the partials' reduction).
@@ -1576,7 +1627,7 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   l.kernel = cl ? kCorrMmaCl : kCorrMma;
   l.kf = int32_t(p.h.k);
   const int64_t per_warp = corr_mma_warp_bytes(int(p.h.k));
-  // all 8 warps (54 KB at 7 x 7, 52-54 KB at 13 and 31; shared memory past 48 KB by
+  // all 8 warps (54 KB at 7 x 7; shared memory past 48 KB by
   // opt-in, launch.cuh): 7 warps would fit 48 KB, but two blocks of 7 leave each scheduler
   // 3.5 warps, and the 7 x 7 weight gradients are shared-memory bound
   const int64_t warps = kConnMmaClWarps;
@@ -1589,22 +1640,57 @@ inline Launch plan_corr_mma(const CorrArgs& a, int64_t sm_count, int64_t force_s
   const int64_t numel = results * p.h.k * p.w.k;
   const int64_t rg = corr_mma_row_groups(int(p.h.k));  // warps (blocks) of a part
   const int64_t max_s = max_of(int64_t(1), min_of(pairs, kMaxWorkspace / (numel * 4)));
-  if (force_splits > 0) {
-    t.splits = min_of(force_splits, max_s);
-  } else {
-    double best = -1;
-    for (int64_t s = 1; s <= min_of(max_s, int64_t(4096)); ++s) {
-      const int64_t blocks = ceil_div(results * rg * s, warps);
-      const double cost = double(ceil_div(blocks, 2 * sm_count)) * double(ceil_div(pairs, s) + 1);
-      if (best < 0 || cost < best) {
-        best = cost;
-        t.splits = s;
-      }
-    }
-  }
+  t.splits = splits_by_waves(results * rg, pairs, warps, sm_count, max_s, force_splits);
   t.piece_a = mma_piece(a.a, a.a_s);
   t.piece_b = p.w.p == p.w.k / 2 ? mma_piece(a.b, a.b_s) : 1;
   l.blocks = ceil_div(results * rg * t.splits, warps);
+  l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
+  return l;
+}
+
+// The 13 x 13 and 31 x 31 weight gradients of corr_mma_fits's problems with the taps as M
+// (corr_taps_mma.cuh): a warp holds a result's taps, so no row groups restage the same rows
+// (model, H200, 64x384x32x32 float16: 31 x 31 291-363 -> 92-114 us, 13 x 13 109-135 ->
+// 53-65; channels_last 422-527 -> 92-114 and 148-184 -> 48-60; corr_mma.cuh keeps 3, 5, 7).
+inline bool corr_taps_items_32(const CorrArgs& a) {
+  const Problem& p = a.p;
+  return (a.Nw == 1 ? p.N : 1) * ceil_div(p.w.out, int64_t(32)) * ceil_div(p.h.in, int64_t(8)) <
+         (int64_t(1) << 31) - 2;
+}
+inline bool corr_taps_fits(const CorrArgs& a) {
+  return corr_mma_fits(a) && (a.p.h.k == 13 || a.p.h.k == 31) && corr_taps_items_32(a);
+}
+// corr_taps_mma_cl.cuh: the same for corr_mma_cl_fits's channels_last problems
+inline bool corr_taps_cl_fits(const CorrArgs& a) {
+  return corr_mma_cl_fits(a) && (a.p.h.k == 13 || a.p.h.k == 31) && corr_taps_items_32(a);
+}
+
+static_assert(kCorrTapsWarps * corr_taps_warp_bytes(31) <= kMaxSmemOptIn &&
+                  kCorrTapsWarps * corr_taps_warp_bytes(13) <= kMaxSmemOptIn,
+              "corr_taps_mma.cuh's blocks fit every sm_80+ GPU's opt-in shared memory");
+
+// A warp per (result, split), kCorrTapsWarps a block (channels_last: a block per 8
+// channels' results and a split); splits: the least (waves of two blocks per SM) x (items
+// per warp + 1 for the partials' reduction).
+inline Launch plan_corr_taps(const CorrArgs& a, int64_t sm_count, int64_t force_splits,
+                             bool cl = false) {
+  const Problem& p = a.p;
+  Launch l{};
+  l.kernel = cl ? kCorrTapsMmaCl : kCorrTapsMma;
+  l.kf = int32_t(p.h.k);
+  const int64_t warps = kCorrTapsWarps;
+  l.threads = int32_t(32 * warps), l.smem = warps * corr_taps_warp_bytes(l.kf);
+  CorrTapsPlan& t = l.corr_taps;
+  t.col_tiles = ceil_div(p.w.out, int64_t(32));
+  t.bands = ceil_div(p.h.in, int64_t(8));
+  t.items = (a.Nw == 1 ? p.N : 1) * t.col_tiles * t.bands;
+  const int64_t results = a.Nw * p.C, numel = results * p.h.k * p.w.k;
+  const int64_t max_s = max_of(int64_t(1), min_of(t.items, kMaxWorkspace / (numel * 4)));
+  t.splits = splits_by_waves(results, t.items, warps, sm_count, max_s, force_splits);
+  t.piece_a = mma_piece(a.a, a.a_s);
+  t.piece_b = mma_piece(a.b, a.b_s);
+  t.fast_x = p.w.p == p.w.k / 2 && t.piece_b > 1;
+  l.blocks = ceil_div(results * t.splits, warps);
   l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
   return l;
 }
@@ -1776,8 +1862,10 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   if (corr_batch_fits(a) || corr_batch_large_fits(a)) return plan_corr_batch(a, sm_count, force_splits);
   if (corr_reg_fits(a)) return plan_corr_reg(a, sm_count, force_splits);
   if (corr_sample_fits(a)) return plan_corr_sample(a);
-  if (corr_mma_fits(a)) return plan_corr_mma(a, sm_count, force_splits);
-  if (corr_mma_cl_fits(a)) return plan_corr_mma(a, sm_count, force_splits, true);
+  if (corr_taps_fits(a)) return plan_corr_taps(a, sm_count, force_splits);
+  if (corr_taps_cl_fits(a)) return plan_corr_taps(a, sm_count, force_splits, true);
+  if (corr_mma_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits);
+  if (corr_mma_cl_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits, true);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
       channels_last_image(a.b_s, p.C)) {

@@ -50,10 +50,13 @@ void sync_threads();
 // In a rare branch's body: the compiler may not run the body on every pass and select its
 // results (if-conversion), which it does for short side-effect-free arithmetic, nor reuse
 // values loaded before it (so the body's own loads stay: the cost model's traced anchors).
+// The emulator counts the lanes that enter one, so tests can tell a fallback that gave
+// the right answer from the fast path (tests/cuda_emulator.py rare_paths).
 #if defined(__CUDACC__)
 #define LC_RARE_PATH() asm volatile("" ::: "memory")
 #else
-#define LC_RARE_PATH()
+void note_rare_path();  // emulate/emulator.cpp
+#define LC_RARE_PATH() note_rare_path()
 #endif
 
 // ---------------------------------------------------------------- dtypes

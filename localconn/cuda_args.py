@@ -37,7 +37,8 @@ KERNEL_NAMES = (
     "corr_batch", "conn_batch_wide", "conn_pos", "corr_pos", "conn_planes",
     "corr_pixels", "conn_sample", "corr_sample", "corr_batch_wide",
     "corr_batch_large", "corr_reg", "conn_reg", "conn_band_cl", "conn_wide",
-    "conn_pos_mma", "conn_batch_large",
+    "conn_pos_mma", "conn_batch_large", "corr_taps_mma",
+    "corr_taps_mma_cl",
 )
 
 

@@ -91,6 +91,13 @@ class Emulator:
         self.lib.lc_emu_set_planes_budget.argtypes = [ctypes.c_int64]
         self.lib.lc_emu_set_planes_budget(nbytes)
 
+    def rare_paths(self) -> int:
+        """The lanes that entered a kernel's rare branch (csrc/portable.h LC_RARE_PATH: a
+        fallback for Inf / NaN, which gives the right answer but must not run on finite
+        data) since the last call."""
+        self.lib.lc_emu_rare_paths.restype = ctypes.c_int64
+        return int(self.lib.lc_emu_rare_paths())
+
     def smem_optin(self, nbytes: int) -> None:
         """Plan as on a device whose blocks may opt in to ``nbytes`` of shared memory
         (csrc/params.h ConnArgs::smem_optin; 0, the default: plan.h's kMaxSmemOptIn, as

@@ -52,8 +52,11 @@ CASES = [
      {"padding": (6, 4)}, False),
     ("dw 13x13 NCHW 16 x 20 (float32 weight gradient on pixels: corr_rows)", (2, 5, 16, 20),
      (1, 5, 13, 13, 1, 1), {"padding": 6}, False),
-    ("dw 13x13 channels_last (16-bit weight gradient: corr_mma_cl, four row groups)",
+    ("dw 13x13 channels_last (16-bit weight gradient: corr_taps_mma_cl, two column tiles)",
      (2, 8, 21, 40), (1, 8, 13, 13, 1, 1), {"padding": 6}, True),
+    ("dw 31x31 NCHW 37 x 40 (16-bit weight gradient: corr_taps_mma, five bands, the ring's "
+     "mirrored rows, two column tiles)", (2, 3, 37, 40), (1, 3, 31, 31, 1, 1), {"padding": 15},
+     False),
     ("dw strided run-time", (2, 4, 13, 17), (1, 4, 3, 2, 1, 1),
      {"stride": 2, "padding": 1, "dilation": (1, 2)}, False),
     ("involution (conn_pos: a strip cut by the edge)", (2, 8, 9, 11), (2, 2, 3, 3, 9, 11),

@@ -262,11 +262,14 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
     the batch as K for a filter the samples share, a plane a warp for per-sample
     results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips; planes 7 or
     14 wide and at most 16 high with padding K // 2 hold a channel's taps in registers
-    (corr_reg: float32, and 16-bit per-sample results), other float32 planes the strips."""
+    (corr_reg: float32, and 16-bit per-sample results), other float32 planes the strips;
+    16-bit 13 x 13 and 31 x 31 take the taps as M (corr_taps_mma)."""
     reg = x is not None and k <= 7 and padding == k // 2 and x.shape[-1] in (7, 14) and \
         x.shape[-2] <= 16
     if dtype == torch.float32:
         return "corr_reg" if reg else "corr_strip"
+    if k in (13, 31):
+        return "corr_taps_mma"
     if reg and not static:
         return "corr_reg"
     side = max(x.shape[-2:]) if x is not None else 0
@@ -1045,11 +1048,15 @@ def test_weight_grad_tensor_cores(emulator: Any, k: int, dtype: torch.dtype,
                     grad = rand((3, 2, ho, wo + 3), g, dtype)[..., :-3]
                 if emulator is not None:
                     emulator.kernels.clear()
+                    emulator.rare_paths()
                 check(xs, w, None, kw, f"{k}x{k} {what} {H}x{W} p={pad} Nw={nw} splits={splits}",
                       g=grad)
                 if emulator is not None:  # (per-sample results of 7 x 14 planes: corr_sample)
                     assert emulator.kernels[-1] == corr_kernel(dtype, k, xs, padding, nw == 1), \
                         emulator.kernels
+                    # finite data: corr_taps_mma's sums, not its exact fallback (which would
+                    # hide a wrong staging: unwritten shared memory reads as NaN)
+                    assert k <= 7 or emulator.rare_paths() == 0, "the fallback ran"
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -1059,13 +1066,15 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
                                                 monkeypatch: pytest.MonkeyPatch,
                                                 request: pytest.FixtureRequest) -> None:
     """The 16-bit channels_last weight gradient runs corr_mma_cl (a block of 8 channels
-    staging pixels' 16-byte channel groups for corr_mma's products): one and two blocks
+    staging pixels' 16-byte channel groups for corr_mma's products; 13 and 31:
+    corr_taps_mma_cl, the same staging for corr_taps_mma's products): one and two blocks
     of channels, views sliced or narrowed along the row (pixels still aligned), static and
     dynamic weights (on planes under 14 x 14: corr_sample where it fits, else the strips),
     parts split over blocks
     (forced, or planned for 132 multiprocessors) or not, odd batch sizes; an Inf in X and
     a NaN in G (their channels' warps take the direct path)."""
     g = gen("cuda-corr-mma-cl", k, dtype)
+    cl_kernel = "corr_taps_mma_cl" if k > 7 else "corr_mma_cl"  # (13, 31: the taps as M)
     shapes = corr_mma_shapes(k) if dtype == torch.float16 else corr_mma_shapes(k)[:1]
     for (H, W), pad in shapes:
         padding = k // 2 if pad == "same" else pad
@@ -1083,6 +1092,7 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
                 grad = rand((3, C_, ho, wo + 3), g, dtype, cl=True)[..., 1:-2]
                 if emulator is not None:
                     emulator.kernels.clear()
+                    emulator.rare_paths()
                 check(xs, w, None, kw,
                       f"{k}x{k} cl {what} {H}x{W} p={pad} Nw={nw} C={C_} splits={splits}", g=grad)
                 if emulator is not None:  # (per-sample results of planes under 14 x 14:
@@ -1092,18 +1102,22 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
                     other = "corr_strip" if k <= 7 else "corr_rows"
                     if corr_kernel(dtype, k, xs, padding, nw == 1) == "corr_sample":
                         other = "corr_sample"
-                    assert emulator.kernels[-1] == ("corr_mma_cl" if mine else other), \
+                    assert emulator.kernels[-1] == (cl_kernel if mine else other), \
                         emulator.kernels
+                    assert k <= 7 or emulator.rare_paths() == 0, "the fallback ran"
     H, W = 13 + k, 33 + k
     x = rand((2, 8, H, W), g, dtype, cl=True)
     x[0, 1, H - 1, 17] = float("inf")
     grad = rand((2, 8, H - k + 1, W - k + 1), g, dtype, cl=True)
     grad[1, 6, 3, 5] = float("nan")
-    emulator is None or emulator.kernels.clear()
+    if emulator is not None:
+        emulator.kernels.clear()
+        emulator.rare_paths()
     check(x, rand((1, 8, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, 0),
           f"{k}x{k} cl corr non-finite", g=grad)
     if emulator is not None:
-        assert emulator.kernels[-1] == "corr_mma_cl", emulator.kernels
+        assert emulator.kernels[-1] == cl_kernel, emulator.kernels
+        assert k <= 7 or emulator.rare_paths() > 0, "no warp took the exact fallback"
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
@@ -1116,16 +1130,26 @@ def test_weight_grad_tensor_cores_non_finite(emulator: Any, k: int, dtype: torch
     tensor cores and match (13, 31: only some of a result's row groups see the Inf)."""
     g = gen("cuda-corr-mma-inf", k, dtype)
     H, W = 13 + k, 33 + k
-    x = rand((2, 3, H, W), g, dtype)
+    x = rand((2, 4, H, W), g, dtype)
     x[0, 1, H - 1, 17] = float("inf")  # the last row (padding 0)
     x[1, 1, 6, W - 1] = float("-inf")  # the last column
     for pad in (0, k // 2):
+        ho, wo = H + 2 * pad - k + 1, W + 2 * pad - k + 1
+        gy = rand((2, 4, ho, wo), g, dtype)
+        # G's first row (channel 2) and last row (channel 3): with padding, their taps of
+        # the first (last) kernel rows read only the padding (NaN times zero: every tap
+        # NaN); channel 0 stays on tensor cores
+        gy[1, 2, 0, wo // 2] = float("nan")
+        gy[0, 3, ho - 1, wo // 3] = float("nan")
         if emulator is not None:
             emulator.kernels.clear()
-        check(x, rand((1, 3, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, pad),
-              f"{k}x{k} corr non-finite p={pad}")
+            emulator.rare_paths()
+        check(x, rand((1, 4, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, pad),
+              f"{k}x{k} corr non-finite p={pad}", g=gy)
         if emulator is not None:
-            assert emulator.kernels[-1] == "corr_mma", emulator.kernels
+            assert emulator.kernels[-1] == ("corr_taps_mma" if k > 7 else "corr_mma"), \
+                emulator.kernels
+            assert k <= 7 or emulator.rare_paths() > 0, "no warp took the exact fallback"
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")

@@ -146,6 +146,7 @@ int64_t g_samples = 8;  // kTrace: blocks traced per launch (first, last, evenly
 int64_t g_planes_budget = 0;  // conn2d's planes workspace at most (0: plan.h's limit; tests)
 int64_t g_smem_optin = 0;     // the emulated device's opt-in shared memory (0: plan.h's floor)
 int64_t g_sm_count = 1;  // corr2d's split plan: 1 by default, the GPU's for the cost model
+int64_t g_rare_paths = 0;  // lanes that entered an LC_RARE_PATH() branch (portable.h)
 
 struct Record {
   std::string body;  // "... [with Body = lc::ConnTile<float, 7, false>; Args = {...}]"
@@ -336,6 +337,11 @@ void sync_warp() {
 
 }  // namespace lc
 
+namespace lc {
+// portable.h's LC_RARE_PATH() (outside the anonymous namespace: its declaration's)
+void note_rare_path() { ++g_rare_paths; }
+}  // namespace lc
+
 extern "C" {
 
 const char* lc_emu_error() { return lc::g_error; }
@@ -356,6 +362,12 @@ void lc_emu_set_planes_budget(int64_t bytes) { lc::g_planes_budget = bytes; }
 // the opt-in shared memory a block of the emulated device (ConnArgs::smem_optin; 0: plan.h's
 // kMaxSmemOptIn, as the tests run by default; the cost model sets its GPU's)
 void lc_emu_set_smem_optin(int64_t bytes) { lc::g_smem_optin = bytes; }
+// the lanes that entered an LC_RARE_PATH() branch since the last call
+int64_t lc_emu_rare_paths() {
+  const int64_t n = lc::g_rare_paths;
+  lc::g_rare_paths = 0;
+  return n;
+}
 
 int lc_emu_record_count() { return int(lc::g_records.size()); }
 
