@@ -146,12 +146,16 @@ LC_UNROLL
         // (three instances for 31 x 31, whose first and last bands skip a tile of four;
         // 13 x 13's two tiles: one, the bands of the large-kernel suite need both)
         const bool first = r0 <= 0, last = r1 >= 8 * (NI - 1);  // tile 0 / NI - 1 meets it
-        if (NI >= 3 && first && !last)
-          products<0, (NI >= 3 ? NI - 1 : NI)>(acc, xa, ga);
-        else if (NI >= 3 && !first && last && r0 <= 8)
-          products<(NI >= 3 ? 1 : 0), NI>(acc, xa, ga);
-        else
-          products<0, NI>(acc, xa, ga);  // (others: the tiles past the plane add zeros)
+        if constexpr (NI >= 3) {
+          if (first && !last)
+            products<0, NI - 1>(acc, xa, ga);
+          else if (!first && last && r0 <= 8)
+            products<1, NI>(acc, xa, ga);
+          else
+            products<0, NI>(acc, xa, ga);  // (others: the tiles past the plane add zeros)
+        } else {
+          products<0, NI>(acc, xa, ga);
+        }
       }
     }
     finish(a, t, acc, flag, lo, hi, c, n_res, split, n_res * p.C + c, lane);
