@@ -48,11 +48,18 @@ struct CorrTapsMmaCl {
   }
 
   // Pixels (col, col + 1) of a row (`src` at column col, `sw` values between pixels;
-  // zeros outside 0..lim or where !row_in) as one word per channel (mma.cuh)
+  // zeros outside 0..lim or where !row_in) as one word per channel: pair[k] = (channel k of
+  // col, of col + 1). mma.cuh's stage_pixel_pair loads the same way, but its lines are
+  // shared with conn_mma_cl / corr_mma_cl: the cost model pools a helper's lines over its
+  // call sites, and this kernel's 13 x 13 row read 13% slower through it (same SASS length).
   static LC_DEVICE void pixel_words(const T* src, int32_t sw, int32_t col, int32_t lim,
                                     bool row_in, uint32_t (&pair)[CW]) {
-    pixel_pair_words<CW>(src, sw * int32_t(sizeof(T)), row_in && uint32_t(col) < uint32_t(lim),
-                         row_in && uint32_t(col + 1) < uint32_t(lim), pair);
+    uint32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0};
+    if (row_in && uint32_t(col) < uint32_t(lim)) LC_LOAD_WORDS_GLOBAL(v0, src);
+    if (row_in && uint32_t(col + 1) < uint32_t(lim)) LC_LOAD_WORDS_GLOBAL(v1, src + sw);
+LC_UNROLL
+    for (int k = 0; k < CW; ++k)
+      pair[k] = (k & 1) ? high_halves(v0[k >> 1], v1[k >> 1]) : low_halves(v0[k >> 1], v1[k >> 1]);
   }
 
   // The band's X rows (both copies) and G's new rows (where `full`, its whole window) of

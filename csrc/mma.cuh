@@ -206,26 +206,20 @@ LC_UNROLL
 // src + sw, where in0 / in1; zeros elsewhere) as one 32-bit word per channel (the two
 // pixels' values), channel k's word to at + k * stride: the staging of the channels_last
 // tensor-core kernels, whose warps each keep one channel's rows.
-// (pixel_pair_words: the words alone, word k for channel k)
 template <int CW>
-LC_DEVICE void pixel_pair_words(const void* src, int32_t sw_bytes, bool in0, bool in1,
-                                uint32_t (&words)[CW]) {
+LC_DEVICE void stage_pixel_pair(const void* src, int32_t sw_bytes, bool in0, bool in1,
+                                unsigned char* at, int64_t stride) {
   static_assert(CW == 8, "8 channels: two 16-byte loads");
   uint32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0};  // channel pairs of each pixel
   const unsigned char* p = static_cast<const unsigned char*>(src);
   if (in0) LC_LOAD_WORDS_GLOBAL(v0, p);
   if (in1) LC_LOAD_WORDS_GLOBAL(v1, p + sw_bytes);
 LC_UNROLL
-  for (int k = 0; k < CW; ++k)
-    words[k] = (k & 1) ? high_halves(v0[k >> 1], v1[k >> 1]) : low_halves(v0[k >> 1], v1[k >> 1]);
-}
-template <int CW>
-LC_DEVICE void stage_pixel_pair(const void* src, int32_t sw_bytes, bool in0, bool in1,
-                                unsigned char* at, int64_t stride) {
-  uint32_t w[CW];
-  pixel_pair_words<CW>(src, sw_bytes, in0, in1, w);
-LC_UNROLL
-  for (int k = 0; k < CW; ++k) *reinterpret_cast<uint32_t*>(at + k * stride) = w[k];
+  for (int k = 0; k < CW; ++k) {
+    const uint32_t a0 = v0[k >> 1], a1 = v1[k >> 1];
+    *reinterpret_cast<uint32_t*>(at + k * stride) =
+        (k & 1) ? high_halves(a0, a1) : low_halves(a0, a1);
+  }
 }
 
 // One source line on both targets (the cost model pairs the GPU's instruction with the
