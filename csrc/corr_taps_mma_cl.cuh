@@ -47,11 +47,9 @@ struct CorrTapsMmaCl {
                [&](const Cursor& cur, bool full) { stage(smem, a, cur, full); });
   }
 
-  // Pixels (col, col + 1) of a row (`src` at column col, `sw` values between pixels;
-  // zeros outside 0..lim or where !row_in) as one word per channel: pair[k] = (channel k of
-  // col, of col + 1). mma.cuh's stage_pixel_pair loads the same way, but its lines are
-  // shared with conn_mma_cl / corr_mma_cl: the cost model pools a helper's lines over its
-  // call sites, and this kernel's 13 x 13 row read 13% slower through it (same SASS length).
+  // Pixels (col, col + 1) of a row (`src` at column col, `sw` values apart; zeros outside
+  // 0..lim or where !row_in) as one word per channel: pair[k] = (channel k of col, of col + 1);
+  // mma.cuh's stage_pixel_pair loads alike, but see NOTES.md 2026-12-03 (14) before sharing it
   static LC_DEVICE void pixel_words(const T* src, int32_t sw, int32_t col, int32_t lim,
                                     bool row_in, uint32_t (&pair)[CW]) {
     uint32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0};
