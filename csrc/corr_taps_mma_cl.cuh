@@ -1,4 +1,4 @@
-// corr_taps_mma.cuh's weight gradient (13 x 13, 31 x 31, taps as M) for channels_last a (G)
+// corr_taps_mma.cuh's weight gradient (13, 31; 7 per sample, plan.h) for channels_last a (G)
 // and b (X): half and bfloat16, stride 1, dilation 1, any padding, static or dynamic,
 // every pixel's channels c0..c0 + 7 one aligned 16-byte chunk (plan.h's pixels_aligned).
 // The products, sums and direct path are corr_taps_mma.cuh's (each warp one channel, the

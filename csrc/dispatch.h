@@ -509,13 +509,15 @@ int launch_corr_taps_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
 }
 
 // corr_taps_mma.cuh / corr_taps_mma_cl.cuh for the planned kernel size (half and bfloat16,
-// 13 and 31 only)
+// 13 and 31; 7: channels_last per-sample results)
 template <class T, class Exec>
 int launch_corr_taps(Exec& ex, const Launch& l, const CorrArgs& a) {
   if constexpr (sizeof(T) != 2) {
     return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
   } else {
     switch (l.kf) {
+      case 7:  // channels_last per-sample results only (corr_taps_sample_fits)
+        return ex.template launch<CorrTapsMmaCl<T, 7>>(l, a, l.corr_taps);
       case 13: return launch_corr_taps_kf<T, 13>(ex, l, a);
       case 31: return launch_corr_taps_kf<T, 31>(ex, l, a);
       default: return kBadDType;  // plan.h plans only these

@@ -54,6 +54,9 @@ CASES = [
      (1, 5, 13, 13, 1, 1), {"padding": 6}, False),
     ("dw 13x13 channels_last (16-bit weight gradient: corr_taps_mma_cl, two column tiles)",
      (2, 8, 21, 40), (1, 8, 13, 13, 1, 1), {"padding": 6}, True),
+    ("dyn-dw 7x7 on 19x23 planes, channels_last (16-bit weight gradient: corr_taps_mma_cl, "
+     "a filter per sample, a last band of three rows)", (3, 8, 19, 23), (3, 8, 7, 7, 1, 1),
+     {"padding": 3}, True),
     ("dw 31x31 NCHW 37 x 40 (16-bit weight gradient: corr_taps_mma, five bands, the ring's "
      "mirrored rows, two column tiles)", (2, 3, 37, 40), (1, 3, 31, 31, 1, 1), {"padding": 15},
      False),

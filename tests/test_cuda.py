@@ -697,7 +697,8 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
     or two), 3 channels, dense views (two columns a load) and sliced ones (odd columns
     cut: value by value; rows and channels cut: NCHW-like strides) and channels_last ones
     (16 x 32 tiles of two channels; the weight gradient on corr_mma_cl, or the strips where
-    pixels are not 16-byte groups); per-sample filters go to conn_mma(_cl) / corr_mma(_cl); an Inf / NaN in
+    pixels are not 16-byte groups); per-sample filters go to conn_mma(_cl) / corr_mma(_cl)
+    (a channels_last 7 x 7 weight gradient 17..32 wide: corr_taps_mma_cl); an Inf / NaN in
     x or g sends only its channel (its warps) to the direct path (a -inf of g at a corner
     meets the padding's zeros). Planes past 32 x 32 run conn_batch_large as 32 x 32 tiles
     (TILED_PLANES; their weight gradient corr_mma), the direct path of a tile too (an Inf
@@ -738,14 +739,17 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
             assert emulator.kernels == ["conn_batch_large"] * 2 + [corr], emulator.kernels
     if emulator is not None:
         H, W = planes[0]
-        for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 2, "_mma_cl"),
-                               (x[:2, :, :H, :W], 2, "_mma"),
-                               (rand((2, 3, 33, 64), g, dtype), 1, "_mma")):  # (half empty tiles)
+        # (a per-sample channels_last 7 x 7 weight gradient 17..32 wide: corr_taps_mma_cl)
+        taps_cl = "corr_taps_mma_cl" if k == 7 and 16 < W <= 32 else "corr_mma_cl"
+        for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 2,
+                                ["conn_mma_cl"] * 2 + [taps_cl]),
+                               (x[:2, :, :H, :W], 2, ["conn_mma"] * 2 + ["corr_mma"]),
+                               (rand((2, 3, 33, 64), g, dtype), 1,
+                                ["conn_mma"] * 2 + ["corr_mma"])):  # (half empty tiles)
             emulator.kernels.clear()
             check(xs, rand((nw, xs.shape[1], k, k, 1, 1), g, dtype), None, kw,
                   f"{k}x{k} {tuple(xs.shape)} Nw={nw}")
-            assert emulator.kernels[-3:] == ["conn" + expect] * 2 + ["corr" + expect], (
-                nw, emulator.kernels)
+            assert emulator.kernels[-3:] == expect, (nw, emulator.kernels)
 
 
 #: the register kernels' planes (widths 7 and 14, at most 16 rows): DWNet-T's 7 x 7 and
@@ -1102,9 +1106,10 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
                     other = "corr_strip" if k <= 7 else "corr_rows"
                     if corr_kernel(dtype, k, xs, padding, nw == 1) == "corr_sample":
                         other = "corr_sample"
-                    assert emulator.kernels[-1] == (cl_kernel if mine else other), \
-                        emulator.kernels
-                    assert k <= 7 or emulator.rare_paths() == 0, "the fallback ran"
+                    taps = k > 7 or (k == 7 and nw > 1 and 16 < wo <= 32)  # (7: per sample)
+                    want = ("corr_taps_mma_cl" if taps else cl_kernel) if mine else other
+                    assert emulator.kernels[-1] == want, emulator.kernels
+                    assert not taps or emulator.rare_paths() == 0, "the fallback ran"
     H, W = 13 + k, 33 + k
     x = rand((2, 8, H, W), g, dtype, cl=True)
     x[0, 1, H - 1, 17] = float("inf")
@@ -1118,6 +1123,56 @@ def test_weight_grad_tensor_cores_channels_last(emulator: Any, k: int, dtype: to
     if emulator is not None:
         assert emulator.kernels[-1] == cl_kernel, emulator.kernels
         assert k <= 7 or emulator.rare_paths() > 0, "no warp took the exact fallback"
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_weight_grad_per_sample_taps_channels_last(emulator: Any, dtype: torch.dtype,
+                                                   monkeypatch: pytest.MonkeyPatch,
+                                                   request: pytest.FixtureRequest) -> None:
+    """The 16-bit channels_last 7 x 7 weight gradient with a filter per sample on planes
+    17..32 wide runs corr_taps_mma_cl (one column tile of 32, bands of 8 X rows): the
+    paper's 28 x 28 stage (a last band half full), odd sizes, padding 0 and asymmetric
+    padding, one and two blocks of 8 channels, views sliced along the row, splits forced
+    or planned for 132 multiprocessors, an odd batch; finite data never takes the exact
+    fallback, an Inf in X and a NaN in G do (their warps only) and still match."""
+    g = gen("cuda-corr-taps-sample", dtype)
+    k = 7
+    shapes = [((28, 28), 3), ((19, 23), 3), ((20, 30), 0), ((22, 25), (1, 2))]
+    for (H, W), padding in shapes:
+        kw = window_kwargs("sliding", 1, padding)
+        for C_, splits, sms in ((8, 0, 1), (16, 2, 1), (8, 0, 132)):
+            monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)  # 0: the plan's own
+            if emulator is not None:
+                emulator.plan_for_sms(sms)
+                request.addfinalizer(lambda: emulator.plan_for_sms(1))
+            x = rand((3, C_, H, W + 1), g, dtype, cl=True)
+            for xs, what in ((x[..., :-1], "dense"), (x[..., 1:], "sliced")):
+                ho, wo = out_size(tuple(xs.shape[2:]), (k, k), kw)
+                assert 16 < wo <= 32 and ho >= 14, (ho, wo)
+                grad = rand((3, C_, ho, wo + 1), g, dtype, cl=True)[..., 1:]
+                if emulator is not None:
+                    emulator.kernels.clear()
+                    emulator.rare_paths()
+                check(xs, rand((3, C_, k, k, 1, 1), g, dtype), None, kw,
+                      f"7x7 per-sample cl {what} {H}x{W} p={padding} C={C_} splits={splits}",
+                      g=grad)
+                if emulator is not None:
+                    assert emulator.kernels[-1] == "corr_taps_mma_cl", emulator.kernels
+                    assert emulator.rare_paths() == 0, "the fallback ran"
+    monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
+    x = rand((2, 8, 28, 28), g, dtype, cl=True)
+    x[0, 1, 27, 17] = float("inf")  # channel 1 of sample 0: the last row
+    grad = rand((2, 8, 28, 28), g, dtype, cl=True)
+    grad[1, 6, 0, 5] = float("nan")  # channel 6 of sample 1: G's first row
+    if emulator is not None:
+        emulator.kernels.clear()
+        emulator.rare_paths()
+    check(x, rand((2, 8, k, k, 1, 1), g, dtype), None, window_kwargs("sliding", 1, 3),
+          "7x7 per-sample cl non-finite", g=grad)
+    if emulator is not None:
+        assert emulator.kernels[-1] == "corr_taps_mma_cl", emulator.kernels
+        assert emulator.rare_paths() > 0, "no warp took the exact fallback"
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
