@@ -123,6 +123,69 @@ LC_UNROLL
   for (int r = 0; r < S; ++r) LC_STORE_WORD(dst + r * G::AS, v[r]);
 }
 
+// A pixel's two channels (channels_last, grids of two channels (G::CH == 2): plan.h
+// batch_pixel_pairs): pixel f (0 .. G::kPositions / 2 - 1) of the grid, in its row order,
+// channel 0's slot (channel 1's: G::CS on).
+template <class G>
+LC_DEVICE BatchPos batch_pixel_pos(int f, int32_t H, int32_t W, int64_t c0, int64_t C,
+                                   int32_t y0 = 0, int32_t x0 = 0) {
+  BatchPos b;
+  const int gr = f / G::GW, gc = f % G::GW;
+  b.j = 0;
+  b.qy = gr - G::RO + y0;
+  b.qx = gc - G::CO + x0;
+  b.slot = gr * G::RS + gc;
+  b.in = f < G::kPositions / 2 && b.qy >= 0 && b.qy < H && b.qx >= 0 && b.qx < W && c0 < C;
+  return b;
+}
+
+// Pixel b (of the grid: f < G::kPositions / 2) of the block's samples (ns) from `base` into
+// both channels' staged rows: one 4-byte load a sample (channel 0 in its low half), zeros
+// outside the plane and the batch.
+template <class G, class T>
+LC_DEVICE void batch_load_pixel(T* rows, const T* base, const Image& s, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  const int64_t sn = s.n;  // (a pointer stepped a sample at a time)
+  const T* src = base + batch_offset(s, b);  // (formed for every pixel, read inside only)
+  uint32_t v[S];
+  if (b.in && ns == S) {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, src += sn) LC_LOAD_WORD(v[r], src);
+  } else {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, src += sn) {
+      v[r] = 0u;
+      if (b.in && r < ns) LC_LOAD_WORD(v[r], src);
+    }
+  }
+  T* dst = rows + b.slot;
+LC_UNROLL
+  for (int r = 0; r < S; ++r) {
+    dst[r * G::AS] = of_bits<T>(uint16_t(v[r]));
+    dst[G::CS + r * G::AS] = of_bits<T>(uint16_t(v[r] >> 16));
+  }
+}
+
+// Pixel b (if inside) of the block's samples (ns) from both channels' staged rows to
+// `base`: one 4-byte store a sample.
+template <class G, class T>
+LC_DEVICE void batch_store_pixel(T* base, const Image& s, const T* rows, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  if (!b.in) return;
+  const int64_t sn = s.n;
+  T* dst = base + batch_offset(s, b);
+  const T* from = rows + b.slot;
+  auto word = [&](int r) {
+    return uint32_t(bits_of<T>(from[r * G::AS])) | uint32_t(bits_of<T>(from[G::CS + r * G::AS])) << 16;
+  };
+  if (ns == S) {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, dst += sn) LC_STORE_WORD(dst, word(r));
+  } else {
+    for (int r = 0; r < ns; ++r, dst += sn) LC_STORE_WORD(dst, word(r));
+  }
+}
+
 // Pair b's samples zeroed in the staged rows (a grid's padding: stores only)
 template <class G, class T>
 LC_DEVICE void batch_zero_pairs(T* rows, const BatchPos& b) {

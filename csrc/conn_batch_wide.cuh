@@ -29,7 +29,9 @@
 // A block owns plan.h batch_wide_channels(GW, TH) channels x 16 samples x a TH x GW tile of
 // the output plane: 2 channels of a 16 x 16 grid; at GW 32 one channel of a 32 x 32 tile
 // (16 samples' grids take 82 KB), or, for channels_last images (TH 16), two channels of a
-// 16 x 32 tile (a pixel's two values staged by neighbouring lanes; 92 KB). The grid holds
+// 16 x 32 tile (92 KB). Channels_last grids of two channels move a pixel's two values as
+// one 4-byte load or store a sample where plan.h batch_pixel_pairs holds (even C,
+// aligned pixels), else by neighbouring lanes, 2 bytes each. The grid holds
 // the tile's input rows and columns with their halo (KF/2 rows above and below, 4 columns
 // left and right) from the plane where they lie inside it; a plane's tiles are
 // neighbouring blocks, so that their halos meet in L2. TH / 4 warps a channel, each warp
@@ -115,6 +117,13 @@ LC_UNROLL
         else if (f < In::kPositions / 2)
           batch_zero_pairs<In>(xs, b);
       }
+    } else if (CW == 2 && t.pixel_pairs) {
+LC_UNROLL
+      for (int k = 0; k < kInPairs; ++k) {  // (In::kPositions / 2 pixels)
+        const int f = tid + kThreads * k;
+        if (f < In::kPositions / 2)
+          batch_load_pixel<In>(xs, x, a.src_s, batch_pixel_pos<In>(f, H, W, c0, p.C, y0, x0), ns);
+      }
     } else {
 LC_UNROLL
       for (int k = 0; k < kInPos; ++k) {
@@ -149,6 +158,11 @@ LC_UNROLL
       for (int k = 0; k < kOutPos / 2; ++k)  // (Out::kPositions / 2 pairs)
         batch_store_pairs<Out>(y, a.dst_s, ys,
                                batch_pair_pos<Out>(tid + kThreads * k, H, W, c0, p.C, y0, x0), ns);
+    } else if (CW == 2 && t.pixel_pairs) {
+LC_UNROLL
+      for (int k = 0; k < kOutPos / 2; ++k)  // (Out::kPositions / 2 pixels)
+        batch_store_pixel<Out>(y, a.dst_s, ys,
+                               batch_pixel_pos<Out>(tid + kThreads * k, H, W, c0, p.C, y0, x0), ns);
     } else {
 LC_UNROLL
       for (int k = 0; k < kOutPos; ++k)

@@ -26,7 +26,8 @@
 // and every column an A block reads is written). The block zeroes both grids once; then a
 // sample group stages the positions inside the planes only (the others never change),
 // two columns a 4-byte load and store where the rows allow it (NCHW-like, 4-byte
-// aligned, an even width: plan.h CorrBatchPlan::pairs), else value by value; a sample's
+// aligned, an even width: plan.h CorrBatchPlan::pairs), channels_last G and X of an even
+// C a pixel's two channels a 4-byte load (pixel_pairs), else value by value; a sample's
 // grid is an odd number of 16-byte units long (ldmatrix's eight rows fall in distinct
 // banks).
 //
@@ -123,6 +124,14 @@ LC_UNROLL
           if (pg.in) batch_load_pairs<GGrid>(gs, g, a.a_s, pg, ns);
           const BatchPos px = batch_pair_pos<XGrid>(tid + kThreads * k, H, W, c0, p.C);
           if (px.in) batch_load_pairs<XGrid>(xs + XO, x, a.b_s, px, ns);
+        }
+      } else if (CH == 2 && t.pixel_pairs) {  // (GGrid::kPositions / 2 pixels)
+LC_UNROLL
+        for (int k = 0; k < PPT / 2; ++k) {
+          const BatchPos pg = batch_pixel_pos<GGrid>(tid + kThreads * k, H, W, c0, p.C);
+          if (pg.in) batch_load_pixel<GGrid>(gs, g, a.a_s, pg, ns);
+          const BatchPos px = batch_pixel_pos<XGrid>(tid + kThreads * k, H, W, c0, p.C);
+          if (px.in) batch_load_pixel<XGrid>(xs + XO, x, a.b_s, px, ns);
         }
       } else {
 LC_UNROLL

@@ -361,6 +361,7 @@ struct ConnBatchPlan {
   bool channels_last;  // staging order: a pixel's channels together (else a plane's rows)
   bool pairs;          // conn_batch_wide.cuh: images staged two columns a load (NCHW-like
                        // rows, 4-byte aligned, of an even width)
+  bool pixel_pairs;    // ... channels_last images staged a pixel's two channels a load
   int32_t tile_h;      // conn_batch_wide.cuh on grids 32 wide: the output tiles' rows (32, 16)
   int32_t tiles_w;     // ... a plane's tiles across
   int32_t tiles;       // ... and in all
@@ -437,6 +438,7 @@ struct CorrBatchPlan {
   bool cl_a, cl_b;     // staging order of a (G) and b (X): channels_last or not
   bool pairs;          // wide planes: G and X staged two columns a load (NCHW-like rows,
                        // 4-byte aligned, of an even width)
+  bool pixel_pairs;    // ... channels_last G and X staged a pixel's two channels a load
 };
 
 struct CorrTilePlan {
@@ -989,6 +991,14 @@ inline bool batch_pairs(const Problem& p, const void* x, const Image& xs, const 
   return p.w.in % 2 == 0 && rows_aligned(x, 2, xs.n, xs.c, xs.h, xs.w, 4) &&
          rows_aligned(y, 2, ys.n, ys.c, ys.h, ys.w, 4);
 }
+// the wide batch kernels' channels_last staging of two channels a block
+// (batch_stage.cuh batch_load_pixel): both images' pixels with unit channel stride, an
+// even C, every pixel's channel pairs 4-byte aligned
+inline bool batch_pixel_pairs(const Problem& p, const void* x, const Image& xs, const void* y,
+                              const Image& ys) {
+  return p.C % 2 == 0 && rows_aligned(x, 2, xs.n, xs.h, xs.w, xs.c, 4) &&
+         rows_aligned(y, 2, ys.n, ys.h, ys.w, ys.c, 4);
+}
 // planes of at most 8 x 8 (conn_batch.cuh, corr_batch.cuh), else up to 16 x 16
 // (conn_batch_wide.cuh)
 inline bool batch_narrow(const Problem& p) { return p.h.in <= 8 && p.w.in <= 8; }
@@ -1036,6 +1046,8 @@ inline Launch plan_conn_batch(const ConnArgs& a) {
   l.smem = narrow ? conn_batch_bytes(l.kf) : conn_batch_wide_bytes(l.kf, gw, th);
   t.groups = ceil_div(p.C, int64_t(narrow ? kBatchChannels : batch_wide_channels(gw, th)));
   t.pairs = !narrow && batch_pairs(p, a.src, a.src_s, a.dst, a.dst_s);
+  t.pixel_pairs = !narrow && t.channels_last && batch_wide_channels(gw, th) == 2 &&
+                  batch_pixel_pairs(p, a.src, a.src_s, a.dst, a.dst_s);
   t.tile_h = th;
   t.tiles_w = int32_t(ceil_div(p.w.in, int64_t(32)));
   t.tiles = gw == 32 ? int32_t(ceil_div(p.h.in, int64_t(th))) * t.tiles_w : 1;
@@ -1749,6 +1761,8 @@ inline Launch plan_corr_batch(const CorrArgs& a, int64_t sm_count, int64_t force
   t.cl_a = channels_last_image(a.a_s, p.C);
   t.cl_b = channels_last_image(a.b_s, p.C);
   t.pairs = !narrow && batch_pairs(p, a.a, a.a_s, a.b, a.b_s);
+  t.pixel_pairs = !narrow && t.cl_a && t.cl_b && corr_wide_channels(gw) == 2 &&
+                  batch_pixel_pairs(p, a.a, a.a_s, a.b, a.b_s);
   l.blocks = t.groups * t.splits;
   const int64_t numel = p.C * p.h.k * p.w.k;
   l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;

@@ -752,6 +752,44 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
             assert emulator.kernels[-3:] == expect, (nw, emulator.kernels)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_batch_channels_last_pixel_pairs(emulator: Any, dtype: torch.dtype) -> None:
+    """conn_batch_wide / conn_batch_large (and corr_batch_wide's staging of G and X) on
+    channels_last images of an even channel count move a pixel's two channels as one
+    4-byte load or store a sample (plan.h batch_pixel_pairs): 16 x 16 grids (14 x 14,
+    13 x 11) and 16 x 32 tiles (28 x 28, 19 x 25,
+    and 50 x 62 as partial tiles), 17 samples (a last group of one), 6 channels (three
+    blocks of two), with bias; an odd channel count (5) stages value by value, to the same
+    results; an Inf in x and a NaN in g (their channels' warps take the direct path) still
+    match."""
+    k = 7
+    g = gen("cuda-batch-pixel-pairs", dtype)
+    kw = window_kwargs("sliding", 1, k // 2)
+    for H, W in ((14, 14), (13, 11), (28, 28), (19, 25), (50, 62)):
+        wide = max(H, W) <= 16
+        kernel = "conn_batch_wide" if wide else "conn_batch_large"
+        views = ((rand((17, 6, H, W), g, dtype, cl=True), "pairs"),
+                 (rand((17, 5, H, W), g, dtype, cl=True), "odd C"))
+        for xs, what in views if (H, W) in ((14, 14), (28, 28)) else views[:1]:
+            C_ = xs.shape[1]
+            emulator is None or emulator.kernels.clear()
+            check(xs, rand((1, C_, k, k, 1, 1), g, dtype), rand((C_,), g, dtype), kw,
+                  f"cl {what} {H}x{W}", g=rand((17, C_, H, W), g, dtype, cl=True))
+            if emulator is not None:  # (past 16 x 16 the weight gradient is not batched)
+                assert emulator.kernels[:2] == [kernel] * 2, (what, emulator.kernels)
+                assert not wide or emulator.kernels[2] == "corr_batch_wide", emulator.kernels
+        x = rand((17, 6, H, W), g, dtype, cl=True)
+        x[16, 3, H // 2, W - 1] = float("inf")  # the last group's only sample, channel 3
+        gy = rand((17, 6, H, W), g, dtype, cl=True)
+        gy[4, 0, 0, W // 2] = float("nan")  # channel 0: the first row
+        emulator is None or emulator.kernels.clear()
+        check(x, rand((1, 6, k, k, 1, 1), g, dtype), None, kw, f"cl non-finite {H}x{W}", g=gy)
+        if emulator is not None:
+            assert emulator.kernels[:2] == [kernel] * 2, emulator.kernels
+            assert not wide or emulator.kernels[2] == "corr_batch_wide", emulator.kernels
+
+
 #: the register kernels' planes (widths 7 and 14, at most 16 rows): DWNet-T's 7 x 7 and
 #: 14 x 14, the tallest (16), one row, and rows that leave kernel rows out on both sides
 REG_PLANES = [(7, 7), (14, 14), (16, 14), (1, 7), (5, 14), (13, 7)]
@@ -1711,3 +1749,4 @@ def test_compile_fullgraph_runs_the_cuda_backend(emulator: Any) -> None:
     assert_close(w.grad, ref_w.grad, what="compiled grad weight", scale=corr_scale(2 * 56))
     if emulator is not None:  # forward, input gradient, weight gradient: all on csrc/ kernels
         assert len(emulator.kernels) == 3, emulator.kernels
+
