@@ -99,15 +99,11 @@ LC_DEVICE BatchPos batch_pair_pos(int f, int32_t H, int32_t W, int64_t c0, int64
   return b;
 }
 
-// Pair b (inside) of the block's samples (ns of kBatchSamples) from `base` into the staged
-// rows: a 4-byte load and store a sample (zeros past the batch), the loads first.
-template <class G, class T>
-LC_DEVICE void batch_load_pairs(T* rows, const T* base, const Image& s, const BatchPos& b, int ns) {
-  constexpr int S = kBatchSamples;
-  static_assert(G::AS % 2 == 0 && G::RS % 2 == 0 && G::CS % 2 == 0, "4-byte aligned pairs");
-  const int64_t sn = s.n;  // (a pointer stepped a sample at a time: one 64-bit add a load)
-  const T* src = base + batch_offset(s, b);
-  uint32_t v[S];
+// The block's samples (ns of kBatchSamples) of a 4-byte word from `src` (samples `sn`
+// values apart) into v, zeros past the batch: one 4-byte load a sample.
+template <class T>
+LC_DEVICE void batch_words(const T* src, int64_t sn, int ns, uint32_t (&v)[kBatchSamples]) {
+  constexpr int S = kBatchSamples;  // (a pointer stepped a sample at a time: one 64-bit add a load)
   if (ns == S) {
 LC_UNROLL
     for (int r = 0; r < S; ++r, src += sn) LC_LOAD_WORD(v[r], src);
@@ -118,9 +114,31 @@ LC_UNROLL
       if (r < ns) LC_LOAD_WORD(v[r], src);
     }
   }
+}
+
+// Pair b (inside) of the block's samples (ns of kBatchSamples) from `base` into the staged
+// rows: a 4-byte load and store a sample (zeros past the batch), the loads first.
+template <class G, class T>
+LC_DEVICE void batch_load_pairs(T* rows, const T* base, const Image& s, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  static_assert(G::AS % 2 == 0 && G::RS % 2 == 0 && G::CS % 2 == 0, "4-byte aligned pairs");
+  uint32_t v[S];
+  batch_words(base + batch_offset(s, b), s.n, ns, v);
   T* dst = rows + b.slot;
 LC_UNROLL
   for (int r = 0; r < S; ++r) LC_STORE_WORD(dst + r * G::AS, v[r]);
+}
+
+// The block's samples (ns) of a 4-byte word, word(r) for sample r, stored to `dst` (samples
+// `sn` values apart).
+template <class T, class Word>
+LC_DEVICE void batch_store_words(T* dst, int64_t sn, int ns, const Word& word) {
+  if (ns == kBatchSamples) {
+LC_UNROLL
+    for (int r = 0; r < kBatchSamples; ++r, dst += sn) LC_STORE_WORD(dst, word(r));
+  } else {
+    for (int r = 0; r < ns; ++r, dst += sn) LC_STORE_WORD(dst, word(r));
+  }
 }
 
 // A pixel's two channels (channels_last, grids of two channels (G::CH == 2): plan.h
@@ -145,19 +163,8 @@ LC_DEVICE BatchPos batch_pixel_pos(int f, int32_t H, int32_t W, int64_t c0, int6
 template <class G, class T>
 LC_DEVICE void batch_load_pixel(T* rows, const T* base, const Image& s, const BatchPos& b, int ns) {
   constexpr int S = kBatchSamples;
-  const int64_t sn = s.n;  // (a pointer stepped a sample at a time)
-  const T* src = base + batch_offset(s, b);  // (formed for every pixel, read inside only)
   uint32_t v[S];
-  if (b.in && ns == S) {
-LC_UNROLL
-    for (int r = 0; r < S; ++r, src += sn) LC_LOAD_WORD(v[r], src);
-  } else {
-LC_UNROLL
-    for (int r = 0; r < S; ++r, src += sn) {
-      v[r] = 0u;
-      if (b.in && r < ns) LC_LOAD_WORD(v[r], src);
-    }
-  }
+  batch_words(base + batch_offset(s, b), s.n, b.in ? ns : 0, v);  // (formed for every pixel)
   T* dst = rows + b.slot;
 LC_UNROLL
   for (int r = 0; r < S; ++r) {
@@ -170,20 +177,11 @@ LC_UNROLL
 // `base`: one 4-byte store a sample.
 template <class G, class T>
 LC_DEVICE void batch_store_pixel(T* base, const Image& s, const T* rows, const BatchPos& b, int ns) {
-  constexpr int S = kBatchSamples;
   if (!b.in) return;
-  const int64_t sn = s.n;
-  T* dst = base + batch_offset(s, b);
   const T* from = rows + b.slot;
-  auto word = [&](int r) {
+  batch_store_words(base + batch_offset(s, b), s.n, ns, [&](int r) {
     return uint32_t(bits_of<T>(from[r * G::AS])) | uint32_t(bits_of<T>(from[G::CS + r * G::AS])) << 16;
-  };
-  if (ns == S) {
-LC_UNROLL
-    for (int r = 0; r < S; ++r, dst += sn) LC_STORE_WORD(dst, word(r));
-  } else {
-    for (int r = 0; r < ns; ++r, dst += sn) LC_STORE_WORD(dst, word(r));
-  }
+  });
 }
 
 // Pair b's samples zeroed in the staged rows (a grid's padding: stores only)
@@ -198,25 +196,13 @@ LC_UNROLL
 // load and store a sample.
 template <class G, class T>
 LC_DEVICE void batch_store_pairs(T* base, const Image& s, const T* rows, const BatchPos& b, int ns) {
-  constexpr int S = kBatchSamples;
   if (!b.in) return;
-  const int64_t sn = s.n;
-  T* dst = base + batch_offset(s, b);
   const T* from = rows + b.slot;
-  if (ns == S) {
-LC_UNROLL
-    for (int r = 0; r < S; ++r, dst += sn) {
-      uint32_t v;
-      LC_LOAD_WORD(v, from + r * G::AS);
-      LC_STORE_WORD(dst, v);
-    }
-  } else {
-    for (int r = 0; r < ns; ++r, dst += sn) {
-      uint32_t v;
-      LC_LOAD_WORD(v, from + r * G::AS);
-      LC_STORE_WORD(dst, v);
-    }
-  }
+  batch_store_words(base + batch_offset(s, b), s.n, ns, [&](int r) {
+    uint32_t v;
+    LC_LOAD_WORD(v, from + r * G::AS);
+    return v;
+  });
 }
 
 // Position b of the block's samples (ns) from the staged rows to `base`, if inside.

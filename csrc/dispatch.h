@@ -516,7 +516,7 @@ int launch_corr_taps(Exec& ex, const Launch& l, const CorrArgs& a) {
     return kBadDType;  // plan.h plans tensor cores for half and bfloat16 only
   } else {
     switch (l.kf) {
-      case 7:  // channels_last per-sample results only (corr_taps_sample_fits)
+      case 7:  // channels_last per-sample results only (plan.h corr_taps_cl_fits)
         return ex.template launch<CorrTapsMmaCl<T, 7>>(l, a, l.corr_taps);
       case 13: return launch_corr_taps_kf<T, 13>(ex, l, a);
       case 31: return launch_corr_taps_kf<T, 31>(ex, l, a);

@@ -1672,21 +1672,17 @@ inline bool corr_taps_items_32(const CorrArgs& a) {
 inline bool corr_taps_fits(const CorrArgs& a) {
   return corr_mma_fits(a) && (a.p.h.k == 13 || a.p.h.k == 31) && corr_taps_items_32(a);
 }
-// corr_taps_mma_cl.cuh: the same for corr_mma_cl_fits's channels_last problems
+// corr_taps_mma_cl.cuh: the same for corr_mma_cl_fits's channels_last problems, and their
+// per-sample (Nw = N > 1: dynamic depth-wise) 7 x 7 ones on planes 17..32 wide, a warp's
+// result one sample's plane, one column tile of 32 (model, H200, 64x192x28x28 float16:
+// corr_mma_cl 22.2-27.3 -> 18.1-22.1 us). Not on narrower planes (14 x 14: 14.2 on
+// corr_reg -> 21.4, 112 instructions an output against 82, integer-bound) nor wider
+// (56 x 56: 28.4 on corr_mma_cl -> 29.6), nor NCHW (28 x 28: 19.5 on corr_mma -> 27.7: a
+// warp staging its own rows, integer-bound).
 inline bool corr_taps_cl_fits(const CorrArgs& a) {
-  return corr_mma_cl_fits(a) && (a.p.h.k == 13 || a.p.h.k == 31) && corr_taps_items_32(a);
-}
-
-// Per-sample (Nw = N > 1: dynamic depth-wise) channels_last 7 x 7 weight gradients of
-// planes 17..32 wide on corr_taps_mma_cl.cuh: a warp's result is one sample's plane, one
-// column tile of 32 (model, H200, 64x192x28x28 float16: corr_mma_cl 22.2-27.3 -> 18.1-22.1
-// us). Not on narrower planes (14 x 14: 14.2 on corr_reg -> 21.4, 112 instructions an
-// output against 82, integer-bound) nor wider (56 x 56: 28.4 on corr_mma_cl -> 29.6),
-// nor NCHW (28 x 28: 19.5 on corr_mma -> 27.7: a warp staging its own rows, integer-bound).
-inline bool corr_taps_sample_fits(const CorrArgs& a) {
   const Problem& p = a.p;
-  return p.h.k == 7 && a.Nw > 1 && p.w.out > 16 && p.w.out <= 32 && !corr_mma_fits(a) &&
-         corr_mma_cl_fits(a) && corr_taps_items_32(a);
+  const bool sample7 = p.h.k == 7 && a.Nw > 1 && p.w.out > 16 && p.w.out <= 32;
+  return corr_mma_cl_fits(a) && (p.h.k == 13 || p.h.k == 31 || sample7) && corr_taps_items_32(a);
 }
 
 static_assert(kCorrTapsWarps * corr_taps_warp_bytes(31) <= kMaxSmemOptIn &&
@@ -1891,7 +1887,6 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   if (corr_sample_fits(a)) return plan_corr_sample(a);
   if (corr_taps_fits(a)) return plan_corr_taps(a, sm_count, force_splits);
   if (corr_taps_cl_fits(a)) return plan_corr_taps(a, sm_count, force_splits, true);
-  if (corr_taps_sample_fits(a)) return plan_corr_taps(a, sm_count, force_splits, true);
   if (corr_mma_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits, true);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);
