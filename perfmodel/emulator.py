@@ -155,7 +155,7 @@ class Emulator:
             return None if t is None else t.data_ptr()
 
         if primitive.startswith("known:"):  # csrc/model/known.cuh: meta = [n, stride, blocks, threads]
-            which = ("copy", "fma_chain", "shared_stride").index(primitive.split(":")[1])
+            which = ("copy", "fma_chain", "shared_stride", "partial_units").index(primitive.split(":")[1])
             n, stride, blocks, threads = meta
             rc = self.lib.lc_emu_known(which, p("src"), p("dst"), n, stride, blocks, threads)
         elif primitive == "conn2d":
@@ -272,7 +272,7 @@ def conn_call(primitive: str, src: torch.Tensor, weight: torch.Tensor, dst: torc
 
 def known_call(kind: str, src: torch.Tensor, dst: torch.Tensor, n: int, stride: int, blocks: int,
                threads: int) -> Call:
-    """A kernel of csrc/model/known.cuh: ``copy``, ``fma_chain`` or ``shared_stride``."""
+    """A kernel of csrc/model/known.cuh: ``copy``, ``fma_chain``, ``shared_stride`` or ``partial_units``."""
     return Call(f"known:{kind}", [n, stride, blocks, threads], {"src": src, "dst": dst})
 
 

@@ -258,6 +258,17 @@ def test_known_bank_conflicts(emu, stride: int, store_wavefronts: int,
     assert c.wavefronts == pytest.approx(store_wavefronts + load_wavefronts)
 
 
+@needs_nvcc
+def test_trace_pairs_lanes_within_a_barrier_interval(emu) -> None:
+    # 4 tiles of two conflict-free stores, lanes 24..31 out of the second, a sync_warp
+    # after each: 8 stores of one wavefront, then one conflict-free load. Paired over
+    # the whole kernel, lanes 24..31's next tile's stores would meet lanes 0..7's banks.
+    k = _known(emu, "partial_units", 2, 4, 16, 32)
+    c = k.counts
+    assert c.memory["shared_st"] == pytest.approx(8.0)
+    assert c.wavefronts == pytest.approx(8.0 + 1.0)
+
+
 # ---------------------------------------------------------------- Triton
 
 # In its own process: this test session defines localconn's Triton kernels for the

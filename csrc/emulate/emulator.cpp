@@ -44,6 +44,7 @@ void lc_trace_block_begin(const void* smem, int64_t smem_bytes, int threads);
 void lc_trace_block_end();
 void lc_trace_add_buffer(const void* ptr, int64_t bytes);
 int64_t lc_trace_accesses();
+void lc_trace_barrier();
 }
 #endif
 
@@ -326,11 +327,17 @@ int thread_index() { return g_state.current; }
 int block_threads() { return g_state.threads; }
 void sync_threads() {
   Fiber& f = (*g_state.fibers)[g_state.current];
+#ifdef LC_EMU_TRACE
+  lc_trace_barrier();
+#endif
   f.wait = kAtBlockBarrier;
   switch_context(&f.ctx, &g_state.scheduler);
 }
 void sync_warp() {
   Fiber& f = (*g_state.fibers)[g_state.current];
+#ifdef LC_EMU_TRACE
+  lc_trace_barrier();
+#endif
   f.wait = kAtWarpBarrier;
   switch_context(&f.ctx, &g_state.scheduler);
 }
@@ -440,7 +447,7 @@ int lc_emu_corr2d(const int64_t* meta, const void* a, const void* b, void* out,
 
 #ifdef LC_EMU_TRACE
 // The cost model's known-cost kernels (csrc/model/known.cuh): 0 Copy, 1 FmaChain,
-// 2 SharedStride, on `blocks` blocks of `threads` threads.
+// 2 SharedStride, 3 PartialUnits, on `blocks` blocks of `threads` threads.
 int lc_emu_known(int which, const float* src, float* dst, int64_t n, int64_t stride,
                  int64_t blocks, int threads) {
   lc::EmuExec ex;
@@ -456,6 +463,9 @@ int lc_emu_known(int which, const float* src, float* dst, int64_t n, int64_t str
     case 2:
       l.smem = 32 * stride * 4;
       return ex.launch<lc::SharedStride>(l, a);
+    case 3:
+      l.smem = (72 * stride + 32 * n) * 4;
+      return ex.launch<lc::PartialUnits>(l, a);
     default: return lc::kBadDType;
   }
 }

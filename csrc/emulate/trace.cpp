@@ -19,8 +19,12 @@
 //           most distinct 4-byte words in one bank, words shared by lanes
 //           broadcast),
 //   global: 32-byte sectors touched (L1/L2 transactions of the request).
-// The i-th execution of a site by each lane is taken to be the warp's i-th
-// (exact for converged code; an approximation after divergence).
+// The lanes' executions are matched within a barrier interval (between two of the
+// warp's sync_warp() / sync_threads(), which every lane passes in the same order):
+// the i-th execution of a site by each lane in one interval is taken to be the
+// warp's i-th there (exact for converged code; an approximation after divergence
+// inside an interval). Lanes that skip an access (a partial row group) thus stop
+// pairing with their own next tile's accesses once the tile's barrier is passed.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -54,12 +58,15 @@ struct SiteTotals {
 struct Sample {
   uintptr_t addr;
   int size;
+  uint64_t key;  // (barrier interval << 32) | execution within it
 };
 
 struct PerThread {
   std::vector<uint32_t> count;
   std::vector<uint64_t> bytes;
   std::vector<std::vector<Sample>> samples;
+  uint32_t interval = 0;                     // barriers passed
+  std::vector<uint32_t> last, within;        // per site: its last interval, executions there
 };
 
 bool g_on = false;
@@ -104,10 +111,15 @@ void record(void* addr, int size, int write, void* pc) {
     th.count.resize(size_t(s) + 1, 0);
     th.bytes.resize(size_t(s) + 1, 0);
     th.samples.resize(size_t(s) + 1);
+    th.last.resize(size_t(s) + 1, UINT32_MAX);
+    th.within.resize(size_t(s) + 1, 0);
   }
+  if (th.last[size_t(s)] != th.interval) th.last[size_t(s)] = th.interval, th.within[size_t(s)] = 0;
+  const uint64_t key = (uint64_t(th.interval) << 32) | th.within[size_t(s)]++;
   const uint32_t i = th.count[size_t(s)]++;
   th.bytes[size_t(s)] += uint64_t(size);
-  if (i < uint32_t(kSamples)) th.samples[size_t(s)].push_back(Sample{space == 0 ? a - g_smem.lo : a, size});
+  if (i < uint32_t(kSamples))
+    th.samples[size_t(s)].push_back(Sample{space == 0 ? a - g_smem.lo : a, size, key});
 }
 
 // shared-memory wavefronts of one warp-wide access (lanes' offsets and sizes)
@@ -203,17 +215,29 @@ void lc_trace_block_end() {
       tot.instances += inst;
       tot.lane_bytes += double(bytes);
       tot.warps += 1;
-      for (uint32_t i = 0; i < std::min<uint32_t>(inst, kSamples); ++i) {
+      // the warp's first kSamples executions (keys): a lane's part in them is among its
+      // own first kSamples, which it keeps
+      std::vector<uint64_t> keys;
+      for (int t = w * 32; t < std::min(threads, w * 32 + 32); ++t) {
+        const PerThread& th = g_threads[size_t(t)];
+        if (th.samples.size() > s)
+          for (const Sample& x : th.samples[s]) keys.push_back(x.key);
+      }
+      std::sort(keys.begin(), keys.end());
+      keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+      if (keys.size() > size_t(kSamples)) keys.resize(size_t(kSamples));
+      for (const uint64_t key : keys) {
         std::vector<Sample> lanes;
         std::vector<int> ids;
         for (int t = w * 32; t < std::min(threads, w * 32 + 32); ++t) {
           const PerThread& th = g_threads[size_t(t)];
-          if (th.samples.size() > s && th.samples[s].size() > i) {
-            lanes.push_back(th.samples[s][i]);
-            ids.push_back(t - w * 32);
-          }
+          if (th.samples.size() <= s) continue;
+          for (const Sample& x : th.samples[s])
+            if (x.key == key) {
+              lanes.push_back(x);
+              ids.push_back(t - w * 32);
+            }
         }
-        if (lanes.empty()) continue;
         tot.cost += g_sites[s].space == 0 ? wavefronts(lanes, ids) : sectors(lanes);
         tot.sampled += 1;
       }
@@ -221,6 +245,13 @@ void lc_trace_block_end() {
   }
   g_launch_blocks[size_t(g_launch)] += 1;
   g_launch_warps[size_t(g_launch)] += warps;
+}
+
+// the calling thread passes a barrier (the emulator's sync_warp / sync_threads)
+void lc_trace_barrier() {
+  if (!g_on) return;
+  const int t = lc::thread_index();
+  if (t >= 0 && size_t(t) < g_threads.size()) ++g_threads[size_t(t)].interval;
 }
 
 int lc_trace_site_count() { return int(g_sites.size()); }

@@ -7,4 +7,5 @@ namespace lc {
 template __global__ void body_kernel<Copy, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<FmaChain, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<SharedStride, KnownArgs>(KnownArgs);
+template __global__ void body_kernel<PartialUnits, KnownArgs>(KnownArgs);
 }  // namespace lc

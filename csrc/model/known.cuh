@@ -1,12 +1,13 @@
 // Kernels whose cost is known by construction, for the cost model's own tests
-// (tests/test_perfmodel.py): a copy, a chain of multiply-adds and a strided
-// shared-memory read. They follow the kernel-body convention of csrc/ (a
+// (tests/test_perfmodel.py): a copy, a chain of multiply-adds, a strided
+// shared-memory read and stores with lanes left out. They follow the kernel-body convention of csrc/ (a
 // Body::run(smem, args) that launch.cuh wraps for the GPU and the emulator
 // runs on the CPU); they are compiled into neither the extension nor the
 // tests' emulator, only into the cost model's traced emulator (LC_EMU_TRACE)
 // and csrc/model/known.cu.
 #pragma once
 
+#include "../mma.cuh"  // sync_warp
 #include "../portable.h"
 
 namespace lc {
@@ -50,6 +51,28 @@ struct SharedStride {
     for (int64_t k = lane; k < 32 * a.stride; k += 32) s[k] = float(k);
     sync_threads();
     a.dst[block_index() * 32 + lane] = s[lane * a.stride];
+  }
+};
+
+// One warp per block stages `stride` tiles in turn, each as n = 2 units of 32 floats
+// (a loop one store site, as in a staging loop) of which the second leaves out lanes
+// 24..31 (a partial row group), a warp barrier after each tile. Lane l's word in unit u
+// of tile t is 72 t + 32 u + l: every store's lanes
+// fall in distinct banks (1 wavefront). The trace must pair lanes within a tile: taken
+// as their second store, lanes 24..31's next tile's first (banks 0..7) would conflict
+// with lanes 0..7.
+struct PartialUnits {
+  static LC_DEVICE void run(unsigned char* smem, const KnownArgs& a) {
+    float* s = reinterpret_cast<float*>(smem);
+    const int lane = thread_index();
+    for (int64_t t = 0; t < a.stride; ++t) {
+      for (int64_t u = 0; u < a.n; ++u) {
+        if (u == 1 && lane >= 24) continue;
+        s[72 * t + 32 * u + lane] = float(t);
+      }
+      sync_warp();
+    }
+    a.dst[block_index() * 32 + lane] = s[lane];
   }
 };
 
