@@ -50,9 +50,13 @@ struct ConnReg {
     F* xs = reinterpret_cast<F*>(smem);  // slot s: its input plane at 2 s planes, output after
     const T* x = static_cast<const T*>(a.src) + (n0 * a.src_s.n + c0 * a.src_s.c);
     T* out = static_cast<T*>(a.dst) + (n0 * a.dst_s.n + c0 * a.dst_s.c);
-    const RegOrder in_order = reg_order(a.src_s, p.C, W, H, x);
-    const RegOrder out_order = reg_order(a.dst_s, p.C, W, H, out);
-    for (int s = 0; s < ns; ++s) reg_stage<W>(xs + 2 * s * words, x + s * a.src_s.n, a.src_s, in_order, chans, H);
+    const RegOrder in_order = reg_order(a.src_s, p.C, W, H, x, true);
+    const RegOrder out_order = reg_order(a.dst_s, p.C, W, H, out, true);
+    // (kSpan: the walk made once for the samples, at most kThreads / 64: plan.h reg_samples)
+    if (W == 7 && in_order == RegOrder::kSpan)
+      reg_span_stage<W, kThreads / 64, 2>(xs, chans, ns, [&](int s) { return x + s * a.src_s.n; });
+    else
+      for (int s = 0; s < ns; ++s) reg_stage<W>(xs + 2 * s * words, x + s * a.src_s.n, a.src_s, in_order, chans, H);
 
     // the lane's filter (an idle lane's: the last channel's), flipped for FLIP
     const int cl = min_of(lane, chans - 1), sl = min_of(slot, ns - 1);
@@ -87,8 +91,11 @@ LC_UNROLL
       if (!FLIP && !(probe - probe == F(0))) padding(w, y_at, part, R, H);
     }
     sync_threads();
-    for (int s = 0; s < ns; ++s)
-      reg_unstage<W>(out + s * a.dst_s.n, xs + (2 * s + 1) * words, a.dst_s, out_order, chans, H);
+    if (W == 7 && out_order == RegOrder::kSpan)
+      reg_span_unstage<W, kThreads / 64, 2>(xs + words, chans, ns, [&](int s) { return out + s * a.dst_s.n; });
+    else
+      for (int s = 0; s < ns; ++s)
+        reg_unstage<W>(out + s * a.dst_s.n, xs + (2 * s + 1) * words, a.dst_s, out_order, chans, H);
   }
 
   // Where the block's filters are each sample's span of 32 channels x TAPS taps (a

@@ -13,10 +13,13 @@
 // time: the lanes' stores of value e of their quads, words (4 q + e) * 33 + channel, meet
 // 32 distinct banks; model, float32 14 x 14: about a quarter of a warp's instructions in
 // the value-by-value loops were their loads, stores and address steps); other strides
-// value by value. Offsets from the block's first value (channel c0 of the sample) fit 32
-// bits (plan.h reg_span_32). Channels past C are zeros when staged and skipped when
-// written back.
+// value by value; conn_reg walks dense 7 x 7 planes of consecutive channels as one run of
+// values for all its samples at once (kSpan: RegSpan). Offsets from the block's first
+// value (channel c0 of the sample) fit 32 bits (plan.h reg_span_32). Channels past C are
+// zeros when staged and skipped when written back.
 #pragma once
+
+#include <type_traits>
 
 #include "mma.cuh"
 #include "params.h"
@@ -25,19 +28,25 @@
 
 namespace lc {
 
-enum class RegOrder { kPixels, kPixelQuads, kPlanes, kQuads, kValues };
+enum class RegOrder { kPixels, kPixelQuads, kPlanes, kQuads, kValues, kSpan };
 
 // How an image's values are walked (the orders above), for every sample of a block whose
 // first value is `at` (planes H x W): kQuads where the planes are dense and every quad of
 // 4 values of every sample and channel is aligned for one load or store; kPixelQuads where
 // every pixel's channels come 4 at a time so
 template <class T>
-LC_DEVICE RegOrder reg_order(const Image& s, int64_t C, int W, int32_t H, const T* at) {
+LC_DEVICE RegOrder reg_order(const Image& s, int64_t C, int W, int32_t H, const T* at,
+                             bool span = false) {
   const bool at_quad = reinterpret_cast<uintptr_t>(at) % (4 * sizeof(T)) == 0;
   if (C > 1 && s.c == 1)  // (plan.h channels_last_image)
     return C % 4 == 0 && s.w % 4 == 0 && s.h % 4 == 0 && s.n % 4 == 0 && at_quad
                ? RegOrder::kPixelQuads : RegOrder::kPixels;
   if (s.h != W * s.w) return RegOrder::kValues;
+  // dense 7 x 7 planes of consecutive channels, where the caller walks them as one run of
+  // values (conn_reg: reg_span_stage / reg_span_unstage; the weight gradient's corr_reg
+  // stages its two planes a sample at a time, where the walk's setup did not pay: model,
+  // float32 7 x 7 NCHW, 10.68 -> 11.11 us with a spill)
+  if (span && W == 7 && H == W && s.w == 1 && s.c == W * W) return RegOrder::kSpan;
   // (planes 7 wide, the 7 x 7 stages: never, and no code for it)
   const bool quads = W % 2 == 0 && s.w == 1 && (H * W) % 4 == 0 && s.c % 4 == 0 &&
                      s.n % 4 == 0 && at_quad;
@@ -91,6 +100,78 @@ LC_UNROLL
       f(y * sh + x * sw + 4 * m, (y * W + x) * kRegLaneStride + 4 * m, 4 * m < chans);
     }
   }
+}
+
+// kSpan's walk (planes 7 x 7, dense and consecutive: the block's 32 channels are 32 x 49
+// values in a row; the kPlanes walk leaves 15 of 32 lanes idle in every plane's second
+// pass and steps two loops a plane): thread tid takes the values e = tid + 256 k (k =
+// 0..6, the last for warp 0 only), coalesced; value e is channel e / 49's position
+// e % 49, staged at word (e % 49) * 33 + e / 49. As 256 = 5 x 49 + 11, the k-th word is
+// the thread's first + 368 k - 1616 m, m = (pos0 + 11 k) / 49 the planes' ends passed: a
+// compare a step, made once for every image staged with it (a staged plane's words are
+// constants here, so the images' offsets are immediates). Lanes of a warp that straddle
+// two planes may meet in a bank: at most 2-way.
+template <int W>
+struct RegSpan {
+  static constexpr int32_t HW = W * W, N = 32 * HW, LS = kRegLaneStride, PLANE = HW * LS;
+  static constexpr int K = (N + kThreads - 1) / kThreads;  // steps
+  static constexpr int32_t TAIL = N - (K - 1) * kThreads;  // threads in the last step
+  static constexpr int32_t DP = kThreads % HW, DC = kThreads / HW;  // (7 x 7: 11, 5)
+  static_assert(DP < HW && DC >= 1 && TAIL % 32 == 0, "a plane's end a step; whole warps");
+  int32_t tid, word[K];  // the staged word of value tid + 256 k
+  LC_DEVICE RegSpan() : tid(thread_index()) {
+    const int32_t ch0 = tid / HW, pos0 = tid - ch0 * HW;
+LC_UNROLL
+    for (int k = 0; k < K; ++k) {
+      const int32_t q = DP * k / HW, r = DP * k % HW;  // (constants)
+      const int32_t m = q + (pos0 >= HW - r ? 1 : 0);
+      word[k] = pos0 * LS + ch0 + k * (DP * LS + DC) - m * (HW * LS - 1);
+    }
+  }
+  LC_DEVICE bool has(int k) const { return k < K - 1 || tid < TAIL; }  // (warp-uniform)
+};
+
+// kSpan: images i < count (at most I) into staged planes PSTEP i (src_of(i): image i's
+// block's first value), channels past chans zeros
+template <int W, int I, int PSTEP, class SrcOf>
+LC_DEVICE void reg_span_stage(float* to, int32_t chans, int count, SrcOf&& src_of) {
+  using S = RegSpan<W>;
+  const S sp;
+  const int32_t n = chans * S::HW;
+  auto walk = [&](auto all) {
+LC_UNROLL
+    for (int i = 0; i < I; ++i) {
+      if (i >= count) break;
+      const auto* src = src_of(i) + sp.tid;
+      float* at = to + i * PSTEP * S::PLANE;
+LC_UNROLL
+      for (int k = 0; k < S::K; ++k)
+        if (sp.has(k))
+          at[sp.word[k]] = decltype(all)::value || sp.tid + k * kThreads < n ? load_acc(src + k * kThreads) : 0.0f;
+    }
+  };
+  if (chans == 32) walk(std::true_type{}); else walk(std::false_type{});
+}
+
+// kSpan: staged planes PSTEP i + 1 -> images i < count (dst_of(i)), channels < chans only
+template <int W, int I, int PSTEP, class DstOf>
+LC_DEVICE void reg_span_unstage(const float* from, int32_t chans, int count, DstOf&& dst_of) {
+  using S = RegSpan<W>;
+  const S sp;
+  const int32_t n = chans * S::HW;
+  auto walk = [&](auto all) {
+LC_UNROLL
+    for (int i = 0; i < I; ++i) {
+      if (i >= count) break;
+      auto* dst = dst_of(i) + sp.tid;
+      const float* at = from + i * PSTEP * S::PLANE;
+LC_UNROLL
+      for (int k = 0; k < S::K; ++k)
+        if (sp.has(k) && (decltype(all)::value || sp.tid + k * kThreads < n))
+          store_acc(dst + k * kThreads, at[sp.word[k]]);
+    }
+  };
+  if (chans == 32) walk(std::true_type{}); else walk(std::false_type{});
 }
 
 // image -> staged plane (`src`: the block's first value)

@@ -1,7 +1,10 @@
 """perfmodel/targets.py: which rows meet the depth-wise kernels' targets, on made-up
-records whose ratios are known by construction."""
+records whose ratios are known by construction; perfmodel/readme.py: README's tables
+quote the committed model table."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 
@@ -72,3 +75,24 @@ def test_table_lists_summary_and_the_rows_not_met() -> None:
     assert body == ["| dw 7x7 weight-grad | dw 64x96x56x56 k7 | float16 | nchw | weight-grad | "
                     "cuda | 2.60–3.00 | 1.20 | missed |"]
     assert targets.table([_rec("dw 64x1x1x1 k3", 1.0, 1.0, 1.0)]) == []
+
+
+def test_readme_tables_quote_the_committed_model_table() -> None:
+    # README's H200 tables are rewritten from perf-model.json (python -m perfmodel.readme):
+    # a kernel change that re-runs the model and not the README fails here
+    from perfmodel import readme
+
+    text = readme.README.read_text()
+    records = json.loads(readme.TABLE.read_text())["records"]
+    new, changes = readme.refresh(text, records)
+    assert changes == [], "\n".join(changes[:10])
+    # the check can fail: a cell of the float32 table edited by hand is found and restored
+    row = next(line for line in text.split("\n")
+               if line.startswith("| depth-wise, stage 4 (7x7) | NCHW | fwd |"))
+    stale = row.split("|")
+    stale[5] = " 1.0–2.0 (99–99%) "
+    fixed, changes = readme.refresh(text.replace(row, "|".join(stale)), records)
+    assert len(changes) == 1 and fixed == text
+    assert readme.case_of("dynamic depth-wise, stage 1") == "dyn-dw 64x96x56x56 k7"
+    assert readme.case_of("involution (32 groups), stage 3") == "shared 64x384x14x14 k7 g32"
+    assert readme.case_of("whole unfused attention") is None
