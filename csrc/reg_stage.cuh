@@ -131,10 +131,11 @@ LC_UNROLL
   LC_DEVICE bool has(int k) const { return k < K - 1 || tid < TAIL; }  // (warp-uniform)
 };
 
-// kSpan: images i < count (at most I) into staged planes PSTEP i (src_of(i): image i's
-// block's first value), channels past chans zeros
-template <int W, int I, int PSTEP, class SrcOf>
-LC_DEVICE void reg_span_stage(float* to, int32_t chans, int count, SrcOf&& src_of) {
+// kSpan: f(i, e, word, in) for images i < count (at most I) and the thread's values: e
+// the value's offset from the image block's first value, `word` its staged word in plane
+// PSTEP i, `in` whether its channel is < chans (the compare only where chans < 32)
+template <int W, int I, int PSTEP, class Fn>
+LC_DEVICE void reg_span_each(int32_t chans, int count, Fn&& f) {
   using S = RegSpan<W>;
   const S sp;
   const int32_t n = chans * S::HW;
@@ -142,36 +143,29 @@ LC_DEVICE void reg_span_stage(float* to, int32_t chans, int count, SrcOf&& src_o
 LC_UNROLL
     for (int i = 0; i < I; ++i) {
       if (i >= count) break;
-      const auto* src = src_of(i) + sp.tid;
-      float* at = to + i * PSTEP * S::PLANE;
 LC_UNROLL
       for (int k = 0; k < S::K; ++k)
         if (sp.has(k))
-          at[sp.word[k]] = decltype(all)::value || sp.tid + k * kThreads < n ? load_acc(src + k * kThreads) : 0.0f;
+          f(i, sp.tid + k * kThreads, i * PSTEP * S::PLANE + sp.word[k],
+            decltype(all)::value || sp.tid + k * kThreads < n);
     }
   };
   if (chans == 32) walk(std::true_type{}); else walk(std::false_type{});
 }
 
-// kSpan: staged planes PSTEP i + 1 -> images i < count (dst_of(i)), channels < chans only
+// kSpan: images i < count into staged planes PSTEP i (src_of(i): image i's block's first
+// value), channels past chans zeros; and back, planes PSTEP i -> dst_of(i), channels < chans
+template <int W, int I, int PSTEP, class SrcOf>
+LC_DEVICE void reg_span_stage(float* to, int32_t chans, int count, SrcOf&& src_of) {
+  reg_span_each<W, I, PSTEP>(chans, count, [&](int i, int32_t e, int32_t word, bool in) {
+    to[word] = in ? load_acc(src_of(i) + e) : 0.0f;
+  });
+}
 template <int W, int I, int PSTEP, class DstOf>
 LC_DEVICE void reg_span_unstage(const float* from, int32_t chans, int count, DstOf&& dst_of) {
-  using S = RegSpan<W>;
-  const S sp;
-  const int32_t n = chans * S::HW;
-  auto walk = [&](auto all) {
-LC_UNROLL
-    for (int i = 0; i < I; ++i) {
-      if (i >= count) break;
-      auto* dst = dst_of(i) + sp.tid;
-      const float* at = from + i * PSTEP * S::PLANE;
-LC_UNROLL
-      for (int k = 0; k < S::K; ++k)
-        if (sp.has(k) && (decltype(all)::value || sp.tid + k * kThreads < n))
-          store_acc(dst + k * kThreads, at[sp.word[k]]);
-    }
-  };
-  if (chans == 32) walk(std::true_type{}); else walk(std::false_type{});
+  reg_span_each<W, I, PSTEP>(chans, count, [&](int i, int32_t e, int32_t word, bool in) {
+    if (in) store_acc(dst_of(i) + e, from[word]);
+  });
 }
 
 // image -> staged plane (`src`: the block's first value)
