@@ -41,13 +41,13 @@
 
 namespace lc {
 
-template <class T, int KF, bool FLIP, int LMAX = 7>
+template <class T, int KF, bool FLIP, int LMAX = 7, int NTT = kConnMmaNTiles>
 struct ConnMma {
   static constexpr int MT = conn_mma_mtiles(KF);  // 16-row M tiles per warp tile
-  static constexpr int NT = kConnMmaNTiles;       // 8-column N tiles per warp tile
+  static constexpr int NT = NTT;                  // 8-column N tiles per warp tile
   static constexpr int TR = 16 * MT, TC = 8 * NT;
   static constexpr int IR = TR + KF - 1;          // staged rows
-  static constexpr int NC = conn_mma_chunks(KF, LMAX);  // staged chunks of 16 columns
+  static constexpr int NC = conn_mma_chunks(KF, LMAX, NT);  // staged chunks of 16 columns
   static constexpr int SW = 16 * NC + 8;          // staged row stride (values)
   // Chunk kc and N tile n8 meet where the chunk holds some of the tile's taps (staged
   // columns 8 n8 + lead .. 8 n8 + lead + KF + 6) for some lead 0..LMAX (plan.h
@@ -64,7 +64,7 @@ struct ConnMma {
   }
   // B blocks T_i(d), d = 2 kc - n8 from D0 (chunk 0 meets tiles 0 and 1)
   static constexpr int D0 = -1, ND = last_block() - D0 + 1;
-  static constexpr int64_t kWarpBytes = conn_mma_warp_bytes(KF, LMAX);  // plan.h's, per warp
+  static constexpr int64_t kWarpBytes = conn_mma_warp_bytes(KF, LMAX, NT);  // plan.h's, per warp
   static_assert(kWarpBytes >= 16 + IR * SW * 2 + KF * (KF + 2) * 4, "shared memory per warp");
   using F = float;
   // at most 128 registers (two blocks of 256 threads): left to itself ptxas held the 3x3

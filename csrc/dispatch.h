@@ -287,9 +287,13 @@ template <class T, int KF, bool FLIP, class Exec>
 int launch_conn_mma_kf(Exec& ex, const Launch& l, const ConnArgs& a) {
   constexpr int kNarrow = conn_mma_lead_max(KF);  // 13, 31: an instance for small leads
   const bool narrow = kNarrow < 7 && l.conn_mma.lead_max == kNarrow;  // (3, 5, 7: one)
-  if (l.kernel == kConnMma)
+  if (l.kernel == kConnMma) {
+    if constexpr (KF == 7)  // (plan_conn_mma: 7 x 7 on planes 49..56 wide)
+      if (l.conn_mma.ntiles == kConnMmaWideNTiles)
+        return ex.template launch<ConnMma<T, 7, FLIP, 7, kConnMmaWideNTiles>>(l, a, l.conn_mma);
     return narrow ? ex.template launch<ConnMma<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma)
                   : ex.template launch<ConnMma<T, KF, FLIP>>(l, a, l.conn_mma);
+  }
   if constexpr (KF <= 13)
     return narrow ? ex.template launch<ConnMmaCl<T, KF, FLIP, kNarrow>>(l, a, l.conn_mma)
                   : ex.template launch<ConnMmaCl<T, KF, FLIP>>(l, a, l.conn_mma);

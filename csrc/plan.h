@@ -80,9 +80,9 @@ constexpr int corr_strip_blocks_per_sm(int elem_bytes, int kf) {
 // stages the tile's rows in chunks of 16 columns (a lead of up to `lmax` columns first:
 // 7 covers every padding, conn_mma_lead_max's instances only the small leads)
 constexpr int conn_mma_mtiles(int kf) { return kf >= 13 ? 2 : 1; }
-constexpr int kConnMmaNTiles = 4;
-constexpr int conn_mma_chunks(int kf, int lmax = 7) {
-  return (lmax + 8 * kConnMmaNTiles + kf - 1 + 15) / 16;
+constexpr int kConnMmaNTiles = 4, kConnMmaWideNTiles = 7;  // (wide: 7 x 7 on 49..56 columns)
+constexpr int conn_mma_chunks(int kf, int lmax = 7, int nt = kConnMmaNTiles) {
+  return (lmax + 8 * nt + kf - 1 + 15) / 16;
 }
 // The largest lead at which every 8-column N tile's taps (8 + kf - 1 columns from lead or
 // lead + 8) touch the fewest 16-column chunks, ceil((kf + 7) / 16): for 13 (lead <= 4) and
@@ -96,8 +96,8 @@ constexpr int conn_mma_lead_max(int kf) { return kf >= 13 ? 16 * ((kf + 22) / 16
 LC_HD constexpr int conn_mma_lead(int64_t pw) { return int(((-pw) % 8 + 8) % 8); }
 // shared memory per warp: flags, the staged rows (stride 16 chunks + 8 values), the
 // filter as kf x (kf + 2) pairs of 16-bit values, rounded to 16 bytes
-constexpr int64_t conn_mma_warp_bytes(int kf, int lmax = 7) {
-  return (16 + int64_t(16 * conn_mma_mtiles(kf) + kf - 1) * (16 * conn_mma_chunks(kf, lmax) + 8) * 2 +
+constexpr int64_t conn_mma_warp_bytes(int kf, int lmax = 7, int nt = kConnMmaNTiles) {
+  return (16 + int64_t(16 * conn_mma_mtiles(kf) + kf - 1) * (16 * conn_mma_chunks(kf, lmax, nt) + 8) * 2 +
           kf * (kf + 2) * 4 + 15) / 16 * 16;
 }
 // conn_mma_cl.cuh (channels_last input): a block is this many warps, one channel each,
@@ -353,7 +353,7 @@ struct ConnMmaPlan {
   int64_t row_tiles, col_tiles;  // a plane's warp tiles (conn_mma.cuh, conn_mma_cl.cuh)
   int32_t piece;                 // conn_mma.cuh: staged in loads of `piece` values (mma_piece)
   int32_t samples;               // conn_mma.cuh: samples per warp (one filter setup for all)
-  int32_t lead_max;              // conn_mma.cuh: its instance's largest lead (7: any)
+  int32_t lead_max, ntiles;      // conn_mma.cuh: its instance's largest lead (7: any), N tiles
 };
 
 struct ConnBatchPlan {
@@ -921,7 +921,7 @@ inline int32_t conn_mma_lead_max(const ConnArgs& a) {
 // us; float16 13 x 13 on 32 x 32 51-63 -> 44-54); larger planes keep one (their setup is
 // a small share, and halving the blocks would cost whole waves).
 inline int32_t conn_mma_samples(const ConnArgs& a, const ConnMmaPlan& t) {
-  return a.w_s.n == 0 && t.row_tiles * t.col_tiles <= 4 ? 2 : 1;
+  return a.w_s.n == 0 && t.row_tiles * t.col_tiles * t.ntiles <= 4 * kConnMmaNTiles ? 2 : 1;
 }
 
 // a block of kConnMmaClWarps channels of one image
@@ -935,7 +935,7 @@ inline Launch plan_conn_mma_cl(const ConnArgs& a) {
   t.lead_max = conn_mma_lead_max(a);
   l.smem = conn_mma_cl_bytes(l.kf, t.lead_max);
   t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(l.kf)));
-  t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
+  t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles)), t.ntiles = kConnMmaNTiles;
   t.samples = conn_mma_samples(a, t);
   l.blocks = ceil_div(p.N, int64_t(t.samples)) * (p.C / kConnMmaClWarps);
   return l;
@@ -1087,9 +1087,14 @@ inline Launch plan_conn_mma(const ConnArgs& a) {
   const int kf = int(p.h.k);
   ConnMmaPlan& t = l.conn_mma;
   t.lead_max = conn_mma_lead_max(a);
-  const int64_t warps = mma_warp_blocks(&l, conn_mma_warp_bytes(kf, t.lead_max));
+  // 7 x 7 on planes 49..56 wide (DWNet-T stage 1): one warp tile of 7 N tiles across, not
+  // two of 4 (64 columns): per kernel row 5 chunks' ldmatrix and 14 mma, not 6 and 16
+  // (model, dynamic float16 56 x 56: see NOTES 2026-12-04 (3))
+  const bool wide = kf == 7 && p.w.out > 8 * (kConnMmaWideNTiles - 1) && p.w.out <= 8 * kConnMmaWideNTiles;
+  t.ntiles = wide ? kConnMmaWideNTiles : kConnMmaNTiles;
+  const int64_t warps = mma_warp_blocks(&l, conn_mma_warp_bytes(kf, t.lead_max, t.ntiles));
   t.row_tiles = ceil_div(p.h.out, int64_t(16 * conn_mma_mtiles(kf)));
-  t.col_tiles = ceil_div(p.w.out, int64_t(8 * kConnMmaNTiles));
+  t.col_tiles = ceil_div(p.w.out, int64_t(8 * t.ntiles));
   t.piece = mma_piece(a.src, a.src_s);
   t.samples = conn_mma_samples(a, t);
   l.blocks = ceil_div(ceil_div(p.N, int64_t(t.samples)) * p.C, warps);

@@ -501,6 +501,27 @@ def test_tensor_cores(emulator: Any, k: int, dtype: torch.dtype) -> None:
             assert emulator.kernels[:2] == expect, (h, w, nw, emulator.kernels)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
+def test_tensor_cores_wide_tiles(emulator: Any, dtype: torch.dtype) -> None:
+    """7x7 conn_mma on output planes 49..56 wide takes one warp tile of 7 N tiles across
+    (plan.h kConnMmaWideNTiles; other widths two or more tiles of 4): 56 wide with aligned
+    rows (16-byte staging, whole tiles), 49 with rows cut by the plane's end (37 rows: a
+    partial M tile), 53 with padding (1, 2) (another lead; 51 outputs), each also sliced
+    (55, 48: the narrow tiles again, 52), per-sample filters (a plane a warp), a filter the
+    samples share, bias; conn2d and the flipped transpose against the reference, the
+    weight gradient with them."""
+    g = gen("cuda-mma-wide", 7, dtype)
+    for (H, W), pad in (((56, 56), 3), ((37, 49), 3), ((20, 53), (1, 2))):
+        x = rand((3, 2, H, W), g, dtype)
+        for xs, what in ((x, "aligned"), (x[..., 1:], "sliced")):
+            for nw in (3, 1):
+                emulator is None or emulator.kernels.clear()
+                check(xs, rand((nw, 2, 7, 7, 1, 1), g, dtype), rand((2,), g, dtype),
+                      window_kwargs("sliding", 1, pad), f"7x7 wide {what} {H}x{W} p={pad} Nw={nw}")
+                if emulator is not None and nw == 3:  # (per-sample filters: a plane a warp)
+                    assert emulator.kernels[:2] == ["conn_mma"] * 2, (what, H, W, emulator.kernels)
+
+
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("k", [3, 5, 7, 13, 31])
