@@ -98,26 +98,21 @@ struct ConnMma {
     const F b0 = setup(a, n0, c, flag, pairs, lead, lane, boff, bpre);
     const int32_t H = int32_t(p.h.in), W = int32_t(p.w.in), sh = int32_t(a.src_s.h);
     const int32_t Ho = int32_t(p.h.out), Wo = int32_t(p.w.out), dh = int32_t(a.dst_s.h);
-    const int32_t ns = int32_t(min_of(n0 + S, p.N) - n0);
-    for (int32_t s = 0; s < ns; ++s) {
-      const T* x = static_cast<const T*>(a.src) + (n0 + s) * a.src_s.n + c * a.src_s.c;
-      T* y = static_cast<T*>(a.dst) + (n0 + s) * a.dst_s.n + c * a.dst_s.c;
+    const int64_t n1 = min_of(n0 + S, p.N);
+    for (int64_t n = n0; n < n1; ++n) {
+      const T* x = static_cast<const T*>(a.src) + n * a.src_s.n + c * a.src_s.c;
+      T* y = static_cast<T*>(a.dst) + n * a.dst_s.n + c * a.dst_s.c;
       // output pairs (even columns) are 4-byte aligned: stored as one 32-bit word
       const bool pair_ok = (reinterpret_cast<uintptr_t>(y) & 3) == 0 && (dh & 1) == 0;
-      for (int32_t tt = 0; tt < int32_t(t.row_tiles * t.col_tiles); ++tt) {
-        const int32_t ct = NT == kConnMmaWideNTiles ? 1 : int32_t(t.col_tiles);  // (wide: 1)
-        const int32_t oh0 = int32_t(tt / ct) * TR, ow0 = int32_t(tt % ct) * TC;
+      for (int64_t tt = 0; tt < t.row_tiles * t.col_tiles; ++tt) {
+        const int32_t oh0 = int32_t(tt / t.col_tiles) * TR, ow0 = int32_t(tt % t.col_tiles) * TC;
         const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
         sync_warp();  // the previous tile's reads of the staged tile (and of pairs) are done
         stage(tile, x, sh, H, W, ih0, iw0, t.piece, lane);
         sync_warp();
         const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
         F acc[MT][NT][4];
-        // (wide tiles: the bias loaded again each tile, L1, not a register held across them;
-        // with that and 32-bit tile and sample counters ptxas fits 128 registers, no spill)
-        const T* bias = static_cast<const T*>(a.bias);
-        const F bt = NT == kConnMmaWideNTiles && bias ? load_acc(bias + c * a.bias_s) : b0;
-        if (sums(tile, bpre, pairs, boff, bt, flag, acc)) {
+        if (sums(tile, bpre, pairs, boff, b0, flag, acc)) {
           const bool whole = rows == TR && cols == TC && pair_ok;  // no per-value checks
 LC_UNROLL
           for (int m = 0; m < MT; ++m)
@@ -137,7 +132,7 @@ LC_UNROLL
                 }
               }
         } else {
-          direct(tile, lead, pairs, bt, ih0, iw0 + lead, rows, cols, H, W, lane,
+          direct(tile, lead, pairs, b0, ih0, iw0 + lead, rows, cols, H, W, lane,
                  [&](int32_t r, int32_t o, T v) { y[(oh0 + r) * dh + ow0 + o] = v; });
         }
       }
