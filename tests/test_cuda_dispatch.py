@@ -141,7 +141,8 @@ def test_argument_lists_match_meta_h() -> None:
     windows = re.findall(r"k(Sliding|Neighborhood|Block) = (\d)", params)
     assert [w.lower() for w, _ in sorted(windows, key=lambda t: t[1])] == list(
         localconn.geometry.WINDOWS)
-    kernels = re.findall(r"k(Conn\w+|Corr\w+) = (\d+),", _header("plan.h"))
+    enum = re.search(r"enum Kernel : int32_t \{(.*?)\};", _header("plan.h"), re.S)[1]
+    kernels = re.findall(r"k(Conn\w+|Corr\w+) = (\d+),", enum)
     snake = [re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower() for k, _ in sorted(kernels,
                                                                           key=lambda t: int(t[1]))]
     assert snake == list(cuda_args.KERNEL_NAMES), snake
