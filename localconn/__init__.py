@@ -29,6 +29,7 @@ from .backends import (
 )
 from .functional import local_conn2d, local_conn2d_transpose, local_corr2d
 from .layer import LocalConn2d
+from .neighborhood import na2d, na2d_av, na2d_qk
 
 register_backend(
     Backend(
@@ -90,6 +91,9 @@ __all__ = [
     "local_conn2d",
     "local_conn2d_transpose",
     "local_corr2d",
+    "na2d",
+    "na2d_av",
+    "na2d_qk",
     "register_backend",
     "use_backend",
 ]

@@ -25,15 +25,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention_masks import allowed_taps, attention_axes
+from .attention_masks import allowed_taps, attention_axes, window_softmax
 from .backends import check_backend_name
 from .functional import local_conn2d, local_corr2d
 from .geometry import IntPair, check_window, make_geometry, pair
 from .reference import memory_format_of
 from .relative_position import relative_position_bias, relative_position_index, table_rows
 from .validation import check_int, check_module_input, check_probability
-
-_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 class _Tables(NamedTuple):
@@ -238,11 +236,7 @@ class LocalAttention2d(nn.Module):
             logits = logits + relative_position_bias(
                 self.relative_position_bias_table, tables.bias_index
             )
-        if tables.excluded is not None:
-            logits = logits.masked_fill(tables.excluded, float("-inf"))
-        softmax_dtype = torch.float32 if logits.dtype in _LOW_PRECISION else None
-        attn = logits.flatten(2, 3).softmax(dim=2, dtype=softmax_dtype).unflatten(2, (Kh, Kw))
-        return attn.to(v.dtype), v, kw
+        return window_softmax(logits, tables.excluded).to(v.dtype), v, kw
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection."""

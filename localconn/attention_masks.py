@@ -117,3 +117,21 @@ def allowed_taps(
             same_region(axes[0], shift[0], device), same_region(axes[1], shift[1], device)
         )
     return None
+
+
+def window_softmax(logits: torch.Tensor, excluded: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Softmax of ``(N, heads, Kh, Kw, H, W)`` logits over the window's taps.
+
+    ``excluded`` (broadcast to the logits, ``True`` = out of the softmax) gets ``-inf``;
+    16-bit logits are normalised in float32 and the result stays float32 (callers cast).
+    ``A[n, h, kh, kw, y, x] = exp(L[.., kh, kw, y, x]) / sum_{kh', kw'} exp(L[.., kh', kw', y, x])``.
+
+    Example::
+
+        >>> window_softmax(torch.zeros(1, 1, 2, 2, 3, 3)).sum(dim=(2, 3)).unique()
+        tensor([1.])
+    """
+    if excluded is not None:
+        logits = logits.masked_fill(excluded, float("-inf"))
+    dtype = torch.float32 if logits.dtype in (torch.float16, torch.bfloat16) else None
+    return logits.flatten(2, 3).softmax(dim=2, dtype=dtype).unflatten(2, logits.shape[2:4])
