@@ -19,7 +19,7 @@ channel ``c`` in head ``c // hd``::
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +28,9 @@ from torch import Tensor, nn
 from .attention_masks import allowed_taps, attention_axes, window_softmax
 from .backends import check_backend_name
 from .functional import local_conn2d, local_corr2d
+from .fused_attention import fused_arg, fused_unavailable
 from .geometry import IntPair, check_window, make_geometry, pair
+from .neighborhood import neighborhood_attention
 from .reference import memory_format_of
 from .relative_position import relative_position_bias, relative_position_index, table_rows
 from .validation import check_int, check_module_input, check_probability
@@ -91,6 +93,12 @@ class LocalAttention2d(nn.Module):
         rel_pos_bias: learn a relative position bias.
         attn_drop: dropout probability on the attention weights.
         proj_drop: dropout probability after the output projection.
+        fused: ``"auto"`` (default): the fused kernel (:mod:`localconn.fused_attention`;
+            no ``(N, heads, Kh, Kw, H, W)`` map in memory) where it runs: the
+            ``"neighborhood"`` window, no attention dropout while training, a CUDA
+            device with Triton; the primitives otherwise, with the same result to the
+            dtype's tolerance. ``True`` demands it (``ValueError`` saying why it
+            cannot run), ``False`` always runs the primitives.
         backend: forwarded to :func:`~localconn.local_corr2d` and
             :func:`~localconn.local_conn2d`.
 
@@ -122,6 +130,7 @@ class LocalAttention2d(nn.Module):
         attn_drop: float = 0.0,
         proj_drop: float = 0.0,
         backend: Optional[str] = None,
+        fused: Union[bool, str, None] = "auto",
     ) -> None:
         super().__init__()
         check_int(dim, "dim")
@@ -143,6 +152,7 @@ class LocalAttention2d(nn.Module):
         self._check_window_args()
         self.scale = float(qk_scale) if qk_scale is not None else self.head_dim**-0.5
         self.backend = backend
+        self.fused = fused_arg(fused)
         check_backend_name(backend)
         self.qkv = nn.Conv2d(dim, 3 * dim, 1, bias=qkv_bias)
         self.proj = nn.Conv2d(dim, dim, 1)
@@ -238,10 +248,37 @@ class LocalAttention2d(nn.Module):
             )
         return window_softmax(logits, tables.excluded).to(v.dtype), v, kw
 
+    def _fused_out(self, x: Tensor) -> Optional[Tensor]:
+        """The attention's output by :func:`~localconn.neighborhood.neighborhood_attention`
+        (fused where it runs), or ``None`` where only the map-storing path applies."""
+        why = None
+        if self.window != "neighborhood":
+            why = f"window={self.window!r} (the fused kernel has the neighborhood window)"
+        elif self.training and self.attn_drop.p > 0:
+            why = "attention dropout in training"
+        if why is not None:
+            if self.fused:
+                raise ValueError(f"fused=True, but the fused kernel cannot run: {why}")
+            return None
+        if self.fused is None and fused_unavailable(x, x, self.num_heads, self.backend):
+            return None  # (the unfused path below is the same computation)
+        self._check_input(x)
+        self._tables_for(*x.shape[2:], x.device)  # validates the size
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        rpb = None
+        if self.relative_position_bias_table is not None:
+            Kh, Kw = self.kernel_size
+            rpb = self.relative_position_bias_table.T.reshape(-1, 2 * Kh - 1, 2 * Kw - 1)
+        return neighborhood_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
+                                      rpb=rpb, scale=self.scale, backend=self.backend,
+                                      fused=self.fused)
+
     def forward(self, x: Tensor) -> Tensor:
         """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection."""
-        attn, v, kw = self._attention(x)
-        out = local_conn2d(v, self.attn_drop(attn), **kw)
+        out = self._fused_out(x)
+        if out is None:
+            attn, v, kw = self._attention(x)
+            out = local_conn2d(v, self.attn_drop(attn), **kw)
         out = self.proj_drop(self.proj(out))
         if any(self.shift):
             out = torch.roll(out, shifts=self.shift, dims=(2, 3))
@@ -274,4 +311,6 @@ class LocalAttention2d(nn.Module):
             s += ", rel_pos_bias=False"
         if self.backend is not None:
             s += f", backend={self.backend!r}"
+        if self.fused is not None:
+            s += f", fused={self.fused}"
         return s

@@ -34,10 +34,14 @@ NATTEN's ``stride`` (strided neighborhoods, NATTEN >= 0.20) and
 ``additional_keys`` / ``additional_values`` are not part of localconn's
 windows and raise ``ValueError`` naming them.
 
-Everything runs through :func:`~localconn.local_corr2d`, a float32 softmax
-and :func:`~localconn.local_conn2d`, so every backend, autograd (gradients
-for query, key, value and ``rpb``), the CPU, ``torch.compile`` and
-``FlopCounterMode`` work as they do for the primitives.
+:func:`na2d` runs the fused kernel where it can (:mod:`localconn.fused_attention`:
+Triton, a CUDA device, 16-bit or float32, head dims up to 128; no
+``(B, heads, Kh, Kw, H, W)`` map in memory during the forward) and otherwise
+:func:`~localconn.local_corr2d`, a float32 softmax and
+:func:`~localconn.local_conn2d`, which every backend, autograd (gradients for
+query, key, value and ``rpb``), the CPU, ``torch.compile`` and
+``FlopCounterMode`` serve as they serve the primitives. ``na2d_qk`` and
+``na2d_av`` are the primitives themselves.
 
 Example (migrating from NATTEN)::
 
@@ -58,6 +62,7 @@ from torch import Tensor
 
 from .attention_masks import allowed_taps, attention_axes, window_softmax
 from .functional import local_conn2d, local_corr2d
+from .fused_attention import FusedNeighborhoodAttention, fused_arg, fused_unavailable
 from .geometry import Axis, IntPair, pair
 from .relative_position import relative_position_index
 from .validation import check_same, check_tensor
@@ -187,6 +192,52 @@ def _check_qkv(query: Tensor, key: Tensor, value: Optional[Tensor], layout: str)
             )
 
 
+def _unfused(qc: Tensor, kc: Tensor, vc: Tensor, rpb: Optional[Tensor], heads: int,
+             kernel: tuple[int, int], dilation: tuple[int, int], causal: bool, scale: float,
+             backend: Optional[str]) -> Tensor:
+    """The unfused path: ``local_corr2d``, the masked float32 softmax, ``local_conn2d``."""
+    logits, excluded, _ = _logits(qc * scale, kc, heads, kernel, dilation, causal, rpb, backend)
+    attn = window_softmax(logits, excluded).to(vc.dtype)
+    return _aggregate(attn, vc, kernel, dilation, causal, backend)
+
+
+def neighborhood_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    heads: int,
+    kernel: tuple[int, int],
+    dilation: tuple[int, int],
+    *,
+    causal: bool = False,
+    rpb: Optional[Tensor] = None,
+    scale: float,
+    backend: Optional[str] = None,
+    fused: Union[bool, str, None] = "auto",
+) -> Tensor:
+    """Neighborhood attention on ``(B, heads * D, H, W)`` images (validated arguments):
+    ``(B, heads * Dv, H, W)``, fused where the fused kernel runs (``fused="auto"``).
+
+    ``out[:, h Dv + e, o] = sum_k softmax_k(scale q_h[o] . k_h[i(o, k)] + rpb) v[:, h Dv + e,
+    i(o, k)]``; the entry point of :func:`na2d` and of ``LocalAttention2d``'s neighborhood
+    window.
+
+    Example::
+
+        >>> x = torch.randn(1, 8, 9, 9)
+        >>> neighborhood_attention(x, x, x, 2, (3, 3), (1, 1), scale=0.5).shape
+        torch.Size([1, 8, 9, 9])
+    """
+    fused = fused_arg(fused)
+    why = None if fused is False else fused_unavailable(q, v, heads, backend)
+    if fused is not False and why is None:
+        return FusedNeighborhoodAttention.apply(q, k, v, rpb, heads, kernel, dilation, causal,
+                                                scale, backend, _unfused)
+    if fused:
+        raise ValueError(f"fused=True, but the fused kernel cannot run this call: {why}")
+    return _unfused(q, k, v, rpb, heads, kernel, dilation, causal, scale, backend)
+
+
 def na2d(
     query: Tensor,
     key: Tensor,
@@ -201,6 +252,7 @@ def na2d(
     additional_keys: Optional[Tensor] = None,
     additional_values: Optional[Tensor] = None,
     backend: Optional[str] = None,
+    fused: Union[bool, str, None] = "auto",
 ) -> Tensor:
     """2-D neighborhood attention on heads-last tensors (NATTEN's ``na2d``).
 
@@ -217,6 +269,9 @@ def na2d(
         scale: the logit scale, default ``D ** -0.5``.
         stride, additional_keys, additional_values: NATTEN's; only the defaults.
         backend: forwarded to the primitives (``None``: the fastest available).
+        fused: ``"auto"`` the fused kernel where it runs (see :mod:`localconn.fused_attention`),
+            else the unfused primitives; ``True`` demands it (``ValueError`` saying why it
+            cannot run); ``False`` the unfused primitives.
 
     Returns:
         ``(B, H, W, heads, Dv)``, contiguous.
@@ -240,11 +295,10 @@ def na2d(
         scale = D**-0.5
     elif not isinstance(scale, (int, float)) or isinstance(scale, bool):
         raise TypeError(f"scale must be None or a float, got {type(scale).__name__} {scale!r}")
-    qc = _heads_last_image(query) * scale
-    logits, excluded, _ = _logits(qc, _heads_last_image(key), heads, kernel, dil, causal[0],
-                                  rpb, backend)
-    attn = window_softmax(logits, excluded).to(value.dtype)
-    out = _aggregate(attn, _heads_last_image(value), kernel, dil, causal[0], backend)
+    out = neighborhood_attention(_heads_last_image(query), _heads_last_image(key),
+                                 _heads_last_image(value), heads, kernel, dil,
+                                 causal=causal[0], rpb=rpb, scale=float(scale),
+                                 backend=backend, fused=fused)
     Dv = value.shape[-1]
     return out.reshape(B, heads, Dv, H, W).permute(0, 3, 4, 1, 2).contiguous()
 

@@ -145,3 +145,11 @@ def corr2d(
 ) -> torch.Tensor:
     """See :func:`launch.corr2d`."""
     return _launch().corr2d(a, b, weight_shape, geo)
+
+
+def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           rpb: Optional[torch.Tensor], heads: int, kernel: tuple[int, int],
+                           dilation: tuple[int, int], causal: bool,
+                           scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """See :func:`launch.neighborhood_attention`."""
+    return _launch().neighborhood_attention(q, k, v, rpb, heads, kernel, dilation, causal, scale)

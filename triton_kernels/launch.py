@@ -27,6 +27,7 @@ from localconn.geometry import Geometry
 from localconn.reference import memory_format_of
 
 from . import configs
+from .attention import LOG2E, na_fwd_kernel
 from .conn import conn_kernel
 from .conn_transpose import conn_transpose_kernel
 from .corr import corr_kernel
@@ -285,3 +286,69 @@ def corr2d(
     if splits > 1:
         out.copy_(target.sum(dim=0).view(out.shape))
     return out
+
+
+def _pow2(n: int, floor: int = 16) -> int:
+    return max(floor, triton.next_power_of_2(n))
+
+
+def neighborhood_attention_launch(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rpb: Optional[torch.Tensor],
+    out: torch.Tensor, lse: torch.Tensor, heads: int, kernel: tuple[int, int],
+    dilation: tuple[int, int], causal: bool, scale: float,
+) -> tuple[tuple[int, int, int], dict[str, Any], dict[str, Any]]:
+    """The fused kernel's grid, runtime arguments and constexprs (with ``num_warps``).
+
+    Tile: 8 x 8 queries (``BM = 64`` rows of ``tl.dot``) against key blocks of
+    ``KBH x KBW = 32`` keys and 8 warps (float32, whose exact IEEE dot runs on FMA
+    units: 16 keys, 4 warps): the sm_90 builds hold 112-126 registers at head dim 32
+    and no stack (larger key blocks, or 16-bit on 4 warps, spill; ptxas capped float32
+    at 128 registers and spilled on 8 warps): ``.ci/triton-resources`` checks it.
+    """
+    B, C, H, W = q.shape
+    D, Dv = C // heads, v.shape[1] // heads
+    BH = BW = 8
+    KBW = min(16, _pow2(BW + kernel[1] - 1, floor=8))
+    tiles_w = triton.cdiv(triton.cdiv(W, dilation[1]), BW)
+    tiles = triton.cdiv(triton.cdiv(H, dilation[0]), BH) * tiles_w
+    r = rpb if rpb is not None else q
+    args = {
+        "q": q, "k": k, "v": v, "rpb": r, "out": out, "lse": lse,
+        "H": H, "W": W, "HEADS": heads, "DIL_H": dilation[0], "DIL_W": dilation[1],
+        "TILES_W": tiles_w,
+        **dict(zip(("sqb", "sqc", "sqh", "sqw"), image_strides(q))),
+        **dict(zip(("skb", "skc", "skh", "skw"), image_strides(k))),
+        **dict(zip(("svb", "svc", "svh", "svw"), image_strides(v))),
+        **dict(zip(("sob", "soc", "soh", "sow"), image_strides(out))),
+        **dict(zip(("srh", "sry", "srx"), r.stride() if rpb is not None else (0, 0, 0))),
+        "qk_scale": scale * LOG2E,
+    }
+    interpreted_bf16 = INTERPRETED and q.dtype == torch.bfloat16
+    f32 = q.dtype == torch.float32
+    meta = {
+        "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
+        "CAUSAL": causal, "HAS_RPB": rpb is not None,
+        "IEEE": q.dtype == torch.float32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
+        "BH": BH, "BW": BW, "KBH": (16 if f32 else 32) // KBW, "KBW": KBW,
+        "num_warps": 4 if f32 else 8,
+    }
+    return (tiles, B * heads, dilation[0] * dilation[1]), args, meta
+
+
+def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                           rpb: Optional[torch.Tensor], heads: int, kernel: tuple[int, int],
+                           dilation: tuple[int, int], causal: bool,
+                           scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused neighborhood attention (see :mod:`attention`) on ``(B, heads * D, H, W)`` images:
+    the output ``(B, heads * Dv, H, W)`` (``v``'s memory format) and the float32 log-sum-exp
+    ``(B, heads, H, W)``."""
+    B, _, H, W = q.shape
+    out = empty(v.shape, dtype=v.dtype, device=v.device, memory_format=memory_format_of(v))
+    lse = empty((B, heads, H, W), dtype=torch.float32, device=q.device)
+    grid, args, meta = neighborhood_attention_launch(q, k, v, rpb, out, lse, heads, kernel,
+                                                     dilation, causal, scale)
+    guard = torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext()
+    serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
+    with guard, serial:
+        na_fwd_kernel[grid](**args, **meta)
+    return out, lse

@@ -1,0 +1,184 @@
+"""The fused neighborhood-attention kernel (Triton) against the float64 oracle.
+
+Runs compiled on a GPU, else through Triton's CPU interpreter (the kernels
+were defined for it by conftest.py; ``TRITON_INTERPRET=1`` is set around each
+test). Every output the kernel writes starts as NaN, sizes leave partial query
+tiles and dilation groups of unequal length, head dims are not powers of two.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterator
+from typing import Optional
+
+import pytest
+import torch
+from test_neighborhood import oracle, randn
+from tolerances import assert_close
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import localconn
+from localconn import LocalAttention2d, na2d
+from localconn.fused_attention import FusedNeighborhoodAttention
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
+                                reason="Triton is not installed")
+DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+Pair = tuple[int, int]
+
+
+@pytest.fixture(autouse=True)
+def interpreter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Triton's interpreter on CPU; every ``empty`` of the launch module NaN-filled."""
+    if DEVICE == "cpu":
+        monkeypatch.setenv("TRITON_INTERPRET", "1")
+    from localconn.triton_kernels import launch
+
+    real = launch.empty
+
+    def poisoned(*args, **kwargs) -> torch.Tensor:
+        return real(*args, **kwargs).fill_(float("nan"))
+
+    monkeypatch.setattr(launch, "empty", poisoned)
+    yield
+
+
+@pytest.fixture
+def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the fused kernel's forward calls."""
+    calls: list[int] = []
+    real = FusedNeighborhoodAttention.forward
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(FusedNeighborhoodAttention, "forward", staticmethod(counted))
+    return calls
+
+
+CASES = [  # B, (H, W), heads, D, Dv, kernel, dilation, causal, rpb, dtype
+    (2, (13, 19), 2, 24, 40, (7, 7), (1, 1), False, True, torch.float32),
+    (1, (13, 19), 1, 16, 16, (3, 5), (2, 3), False, True, torch.float16),
+    (1, (12, 9), 3, 8, 8, (4, 3), (1, 1), False, False, torch.bfloat16),  # even kernel, D < 16
+    (1, (17, 10), 1, 32, 16, (5, 3), (1, 2), True, True, torch.float32),
+    (2, (9, 9), 1, 16, 24, (3, 3), (3, 1), True, False, torch.float16),
+    (1, (8, 8), 1, 128, 128, (7, 5), (1, 1), False, True, torch.float32),  # the largest head
+]
+
+
+def _inputs(B: int, size: Pair, heads: int, D: int, Dv: int, kernel: Pair, rpb: bool,
+            dtype: torch.dtype, grad: bool = False) -> tuple[torch.Tensor, ...]:
+    q, k = (randn(B, *size, heads, D, seed=s).to(DEVICE, dtype) for s in (1, 2))
+    v = randn(B, *size, heads, Dv, seed=3).to(DEVICE, dtype)
+    bias = randn(heads, 2 * kernel[0] - 1, 2 * kernel[1] - 1, seed=4).to(DEVICE, dtype) \
+        if rpb else None
+    if grad:
+        for t in (q, k, v, bias):
+            if t is not None:
+                t.requires_grad_()
+    return q, k, v, bias
+
+
+def _oracle(q, k, v, bias, kernel, dilation, causal, scale: Optional[float] = None):
+    def wide(t):
+        return None if t is None else t.detach().cpu().double().requires_grad_(t.requires_grad)
+
+    args = [wide(t) for t in (q, k, v, bias)]
+    return oracle(args[0], args[1], args[2], kernel, dilation, causal, args[3], scale)[0], args
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[1]}k{c[5]}d{c[6]}c{int(c[7])}{c[9]}")
+def test_fused_forward_matches_the_oracle(case: tuple, fused_calls: list[int]) -> None:
+    B, size, heads, D, Dv, kernel, dilation, causal, rpb, dtype = case
+    q, k, v, bias = _inputs(B, size, heads, D, Dv, kernel, rpb, dtype)
+    out = na2d(q, k, v, kernel, dilation, is_causal=causal, rpb=bias, backend="triton",
+               fused=True)
+    assert fused_calls, "the fused kernel did not run"
+    want, _ = _oracle(q, k, v, bias, kernel, dilation, causal)
+    assert out.dtype == dtype and out.shape == (B, *size, heads, Dv)
+    # 16 bits: exact products and float32 sums, but the probabilities are rounded to the
+    # dtype before their product with v (as in flash-attention): a few ulps more
+    assert_close(out, want, dtype=dtype, what="fused na2d", scale=1.0 if dtype == torch.float32
+                 else 4.0)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_fused_gradients_match_the_oracle(causal: bool, fused_calls: list[int]) -> None:
+    kernel, dilation = (3, 5), (2, 1)
+    q, k, v, bias = _inputs(2, (11, 13), 2, 16, 8, kernel, True, torch.float32, grad=True)
+    out = na2d(q, k, v, kernel, dilation, is_causal=causal, rpb=bias, backend="triton")
+    assert fused_calls
+    want, leaves = _oracle(q, k, v, bias, kernel, dilation, causal)
+    g = randn(*out.shape, seed=9)
+    got = torch.autograd.grad(out, (q, k, v, bias), g.to(out))
+    ref = torch.autograd.grad(want, leaves, g)
+    for name, a, e in zip(["q", "k", "v", "rpb"], got, ref):
+        assert_close(a, e, dtype=torch.float32, what=f"grad {name}", scale=4.0)
+
+
+class _Largest(TorchDispatchMode):
+    """The largest tensor any aten op returns while active, in bytes (Triton's interpreter
+    copies its arguments' storages as bytes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.largest = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(t, torch.Tensor):
+                self.largest = max(self.largest, t.numel() * t.element_size())
+        return out
+
+
+def test_fused_forward_never_holds_the_map() -> None:
+    """Every tensor the fused forward allocates is at most the size of q, k or v (bytes); the unfused
+    path allocates the ``(B, heads, Kh, Kw, H, W)`` map (which the measurement sees)."""
+    kernel = (7, 7)
+    q, k, v, bias = _inputs(1, (14, 14), 2, 16, 16, kernel, True, torch.float32)
+    map_bytes = 2 * 49 * 14 * 14 * 4
+    sizes = {}
+    for fused in (True, False):
+        with _Largest() as mode:
+            na2d(q, k, v, kernel, rpb=bias, backend="triton", fused=fused)
+        sizes[fused] = mode.largest
+    assert sizes[False] >= map_bytes
+    assert sizes[True] <= q.numel() * 4 < map_bytes
+
+
+def test_module_uses_the_fused_kernel(fused_calls: list[int]) -> None:
+    """LocalAttention2d's neighborhood window runs fused ("auto") and agrees with fused=False;
+    with attention dropout in training it runs unfused."""
+    torch.manual_seed(0)
+    m = LocalAttention2d(16, 2, (5, 3), dilation=(1, 2), backend="triton").to(DEVICE)
+    with torch.no_grad():
+        m.relative_position_bias_table.normal_()
+    x = randn(2, 16, 10, 13, seed=1, dtype=torch.float32).to(DEVICE)
+    y = m(x)
+    assert len(fused_calls) == 1
+    m.fused = False
+    assert_close(y, m(x), what="fused vs unfused module")
+    assert len(fused_calls) == 1
+    m.fused, m.attn_drop.p = None, 0.1
+    m.train()(x)
+    assert len(fused_calls) == 1
+
+
+def test_fused_true_says_why_it_cannot_run() -> None:
+    q = randn(1, 9, 9, 2, 8)
+    for kwargs, word in (({"backend": "reference"}, "backend"), ({"backend": "triton"}, "float64")):
+        with pytest.raises(ValueError, match=word):
+            na2d(q, q, q, 3, fused=True, **kwargs)
+    with pytest.raises(ValueError, match="fused"):
+        na2d(q, q, q, 3, fused="yes")
+    x = randn(1, 8, 9, 9, dtype=torch.float32)
+    with pytest.raises(ValueError, match="window"):
+        LocalAttention2d(8, 2, 3, window="block", fused=True)(x)
+    m = LocalAttention2d(8, 2, 3, attn_drop=0.1, fused=True, backend="triton").train()
+    with pytest.raises(ValueError, match="dropout"):
+        m(x)
+    with localconn.use_backend("reference"):
+        assert LocalAttention2d(8, 2, 3, fused=False)(x).shape == x.shape
