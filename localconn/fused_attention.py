@@ -6,10 +6,14 @@ tiles of queries, the keys of their windows' halo, online softmax in
 float32, ``tl.dot`` on tensor cores): the ``(B, heads, Kh, Kw, H, W)`` map is
 never stored, so the forward's memory is that of q, k, v and the output.
 
-Backward (for now): recomputation through the unfused primitives
-(``local_corr2d``, softmax, ``local_conn2d`` and their autograd), which
-materialises the map during the backward only; a fused backward kernel
-(flash-attention style, from the saved log-sum-exp) is still to come.
+Backward: Triton's fused backward (``triton_kernels/attention_backward.py``,
+flash-attention style: the probabilities recomputed from the saved
+log-sum-exp, a dq kernel over query tiles and a dk / dv kernel over key tiles,
+no map in memory either). The gradient of ``rpb`` is summed with atomics
+there; in deterministic mode (``torch.use_deterministic_algorithms``) a
+backward that needs it recomputes through the unfused primitives instead
+(``local_corr2d``, softmax, ``local_conn2d`` and their autograd:
+deterministic, with the map in memory while it runs).
 
 :func:`fused_unavailable` says why the fused kernel cannot run a call (the
 caller then takes the unfused path, or raises with that reason when the
@@ -74,7 +78,8 @@ Unfused = Callable[..., Tensor]
 
 
 class FusedNeighborhoodAttention(torch.autograd.Function):
-    """Triton's fused forward; the backward recomputes through ``unfused`` (same arguments)."""
+    """Triton's fused forward and backward (``unfused``: the recomputing fallback of the
+    backward, same arguments, where the fused one does not apply)."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], heads: int,
@@ -82,25 +87,48 @@ class FusedNeighborhoodAttention(torch.autograd.Function):
                 backend: Optional[str], unfused: Unfused) -> Tensor:
         from .triton_kernels import backend as triton_backend
 
-        out, _lse = triton_backend.neighborhood_attention(q, k, v, rpb, heads, kernel, dilation,
-                                                          causal, scale)
-        ctx.save_for_backward(q, k, v, rpb)
+        out, lse = triton_backend.neighborhood_attention(q, k, v, rpb, heads, kernel, dilation,
+                                                         causal, scale)
+        ctx.save_for_backward(q, k, v, rpb, out, lse)
         ctx.args = (heads, kernel, dilation, causal, scale, backend)
         ctx.unfused = unfused
         return out
 
     @staticmethod
     def backward(ctx, dout: Tensor) -> tuple[Optional[Tensor], ...]:
-        q, k, v, rpb = ctx.saved_tensors
+        q, k, v, rpb, out, lse = ctx.saved_tensors
         heads, kernel, dilation, causal, scale, backend = ctx.args
-        leaves = [t.detach().requires_grad_(need) if t is not None else None
-                  for t, need in zip((q, k, v, rpb), ctx.needs_input_grad[:4])]
-        wanted = [t for t in leaves if t is not None and t.requires_grad]
-        grads: list[Optional[Tensor]] = [None] * 4
-        if wanted:
-            with torch.enable_grad():
-                out = ctx.unfused(leaves[0], leaves[1], leaves[2], leaves[3], heads, kernel,
-                                  dilation, causal, scale, backend)
-                found = iter(torch.autograd.grad(out, wanted, dout))
-            grads = [next(found) if t is not None and t.requires_grad else None for t in leaves]
-        return (*grads, None, None, None, None, None, None, None)
+        needs = ctx.needs_input_grad[:4]
+        rest = (None,) * 7
+        if not any(needs):
+            return (None,) * 4 + rest
+        rpb_grad = rpb is not None and needs[3]
+        if rpb_grad and torch.are_deterministic_algorithms_enabled():
+            return (*_recompute(ctx.unfused, (q, k, v, rpb), needs, dout, heads, kernel,
+                                dilation, causal, scale, backend), *rest)
+        from .triton_kernels import backend as triton_backend
+
+        dq, dk, dv, drpb = triton_backend.neighborhood_attention_backward(
+            q, k, v, rpb, out, lse, dout.contiguous(memory_format=_format(out)), heads, kernel,
+            dilation, causal, scale, rpb_grad)
+        grads = (dq, dk, dv, None if drpb is None else drpb.to(rpb.dtype))
+        return (*(g if need else None for g, need in zip(grads, needs)), *rest)
+
+
+def _format(t: Tensor) -> torch.memory_format:
+    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) and \
+        not t.is_contiguous() else torch.contiguous_format
+
+
+def _recompute(unfused: Unfused, inputs: tuple[Optional[Tensor], ...], needs: tuple[bool, ...],
+               dout: Tensor, heads: int, kernel: tuple[int, int], dilation: tuple[int, int],
+               causal: bool, scale: float, backend: Optional[str]) -> list[Optional[Tensor]]:
+    """The gradients through the unfused primitives (deterministic; the map exists while
+    they run)."""
+    leaves = [t.detach().requires_grad_(need) if t is not None else None
+              for t, need in zip(inputs, needs)]
+    wanted = [t for t in leaves if t is not None and t.requires_grad]
+    with torch.enable_grad():
+        out = unfused(*leaves, heads, kernel, dilation, causal, scale, backend)
+        found = iter(torch.autograd.grad(out, wanted, dout))
+    return [next(found) if t is not None and t.requires_grad else None for t in leaves]

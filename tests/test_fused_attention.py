@@ -104,17 +104,74 @@ def test_fused_forward_matches_the_oracle(case: tuple, fused_calls: list[int]) -
                  else 4.0)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_fused_gradients_match_the_oracle(causal: bool, fused_calls: list[int]) -> None:
-    kernel, dilation = (3, 5), (2, 1)
-    q, k, v, bias = _inputs(2, (11, 13), 2, 16, 8, kernel, True, torch.float32, grad=True)
+@pytest.fixture
+def fused_backward_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the fused backward kernels' calls."""
+    from localconn.triton_kernels import backend as triton_backend
+
+    calls: list[int] = []
+    real = triton_backend.neighborhood_attention_backward
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(triton_backend, "neighborhood_attention_backward", counted)
+    return calls
+
+
+GRAD_CASES = [  # B, (H, W), heads, D, Dv, kernel, dilation, causal, rpb, dtype
+    (2, (11, 13), 2, 16, 8, (3, 5), (2, 1), False, True, torch.float32),
+    (2, (11, 13), 2, 16, 8, (3, 5), (2, 1), True, True, torch.float32),
+    (1, (13, 19), 1, 24, 40, (7, 7), (1, 1), False, True, torch.float32),
+    (1, (10, 12), 2, 16, 16, (4, 5), (1, 2), False, False, torch.float32),
+    (1, (13, 12), 1, 16, 16, (9, 9), (1, 1), False, True, torch.float32),  # a key tile at row K - 1: seen from query 0
+    (1, (12, 9), 2, 16, 16, (5, 3), (1, 1), False, True, torch.float16),
+    (1, (12, 9), 1, 16, 16, (3, 3), (2, 2), True, True, torch.bfloat16),
+]
+
+
+@pytest.mark.parametrize("case", GRAD_CASES,
+                         ids=lambda c: f"{c[1]}k{c[5]}d{c[6]}c{int(c[7])}{c[9]}")
+def test_fused_gradients_match_the_oracle(case: tuple, fused_calls: list[int],
+                                          fused_backward_calls: list[int]) -> None:
+    """dq, dk, dv and drpb of the fused backward kernels against the oracle's autograd."""
+    B, size, heads, D, Dv, kernel, dilation, causal, rpb, dtype = case
+    q, k, v, bias = _inputs(B, size, heads, D, Dv, kernel, rpb, dtype, grad=True)
     out = na2d(q, k, v, kernel, dilation, is_causal=causal, rpb=bias, backend="triton")
-    assert fused_calls
     want, leaves = _oracle(q, k, v, bias, kernel, dilation, causal)
     g = randn(*out.shape, seed=9)
-    got = torch.autograd.grad(out, (q, k, v, bias), g.to(out))
-    ref = torch.autograd.grad(want, leaves, g)
+    inputs = [t for t in (q, k, v, bias) if t is not None]
+    got = torch.autograd.grad(out, inputs, g.to(out))
+    ref = torch.autograd.grad(want, [t for t in leaves if t is not None], g)
+    assert fused_calls and fused_backward_calls, "the fused kernels did not run"
+    # 16 bits: p and ds are rounded to the dtype before their products (as flash-attention);
+    # drpb sums up to H * W * B terms of ds
+    widen = 1.0 if dtype == torch.float32 else 8.0
     for name, a, e in zip(["q", "k", "v", "rpb"], got, ref):
+        assert_close(a, e, dtype=dtype, what=f"grad {name}",
+                     scale=widen * (4.0 if name == "rpb" else 1.0))
+
+
+def test_deterministic_mode_recomputes_the_bias_gradient(fused_backward_calls: list[int]) -> None:
+    """With deterministic algorithms on, a backward that needs drpb (summed by atomics in the
+    fused kernel) runs through the primitives: right and bitwise repeatable."""
+    kernel = (3, 3)
+    q, k, v, bias = _inputs(1, (9, 10), 2, 16, 16, kernel, True, torch.float32, grad=True)
+    torch.use_deterministic_algorithms(True)
+    try:
+        runs = []
+        for _ in range(2):
+            out = na2d(q, k, v, kernel, rpb=bias, backend="triton")
+            runs.append(torch.autograd.grad(out.square().sum(), (q, k, v, bias)))
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert not fused_backward_calls
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)
+    want, leaves = _oracle(q, k, v, bias, kernel, (1, 1), False)
+    for name, a, e in zip(["q", "k", "v", "rpb"], runs[0],
+                          torch.autograd.grad(want.square().sum(), leaves)):
         assert_close(a, e, dtype=torch.float32, what=f"grad {name}", scale=4.0)
 
 
@@ -147,6 +204,18 @@ def test_fused_forward_never_holds_the_map() -> None:
         sizes[fused] = mode.largest
     assert sizes[False] >= map_bytes
     assert sizes[True] <= q.numel() * 4 < map_bytes
+
+
+def test_fused_backward_never_holds_the_map(fused_backward_calls: list[int]) -> None:
+    """The fused backward's allocations are at most the size of q, k or v (bytes)."""
+    kernel = (7, 7)
+    q, k, v, bias = _inputs(1, (14, 14), 2, 16, 16, kernel, True, torch.float32, grad=True)
+    out = na2d(q, k, v, kernel, rpb=bias, backend="triton")
+    g = torch.ones_like(out)
+    with _Largest() as mode:
+        torch.autograd.grad(out, (q, k, v, bias), g)
+    assert fused_backward_calls
+    assert mode.largest <= q.numel() * 4 < 2 * 49 * 14 * 14 * 4
 
 
 def test_module_uses_the_fused_kernel(fused_calls: list[int]) -> None:

@@ -7,7 +7,8 @@ Files, one idea each:
   used by all three kernels;
 * ``tiles.py`` - channel tiles and weight groups;
 * ``conn.py``, ``conn_transpose.py``, ``corr.py`` - the three kernels;
-* ``attention.py`` - fused neighborhood attention (forward), beside the primitives;
+* ``attention.py``, ``attention_backward.py`` - fused neighborhood attention, forward and
+  backward, beside the primitives;
 * ``configs.py`` - tiles, autotuning and the fixed tile;
 * ``layout.py`` - strides, layouts, int64 detection on the host;
 * ``launch.py`` - allocation and launch (imports Triton);

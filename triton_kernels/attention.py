@@ -50,6 +50,80 @@ def _window_start(i, length, K: tl.constexpr, CAUSAL: tl.constexpr):
 
 
 @triton.jit
+def _program_tile(H, W, HEADS, DIL_H, DIL_W, TILES_W, BH: tl.constexpr, BW: tl.constexpr):
+    """This program's batch, head, ``bh = b * HEADS + head``, dilation group ``(gy, gx)``, the
+    group's rows and columns ``(LY, LX)`` and its tile's first row and column ``(i0, j0)``."""
+    tile, bh, grp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    gy, gx = grp // DIL_W, grp % DIL_W
+    LY = (H - gy + DIL_H - 1) // DIL_H
+    LX = (W - gx + DIL_W - 1) // DIL_W
+    return (bh // HEADS, bh % HEADS, bh, gy, gx, LY, LX, (tile // TILES_W) * BH,
+            (tile % TILES_W) * BW)
+
+
+@triton.jit
+def _pixels(ptr, b, sb, i, j, sh, sw, gy, gx, DIL_H, DIL_W, chan0, sc, BDIM: tl.constexpr):
+    """``[len(i), BDIM]`` addresses of channels ``chan0 ..`` of the group's pixels ``(i, j)``."""
+    c = tl.arange(0, BDIM)
+    pix = (gy + DIL_H * i) * sh + (gx + DIL_W * j) * sw
+    return ptr + b.to(tl.int64) * sb + pix[:, None] + (chan0 + c)[None, :] * sc
+
+
+@triton.jit
+def _load_rows(ptr, b, sb, i, j, ok, sh, sw, gy, gx, DIL_H, DIL_W, chan0, sc,
+               DIM: tl.constexpr, BDIM: tl.constexpr, DOT_F32: tl.constexpr):
+    """``[len(i), BDIM]``: a head's ``DIM`` channels of pixels ``(i, j)`` (0 where not ``ok``
+    and past ``DIM``), widened to float32 with ``DOT_F32``."""
+    c = tl.arange(0, BDIM)
+    t = tl.load(_pixels(ptr, b, sb, i, j, sh, sw, gy, gx, DIL_H, DIL_W, chan0, sc, BDIM),
+                mask=ok[:, None] & (c < DIM)[None, :], other=0.0)
+    if DOT_F32:
+        t = t.to(tl.float32)
+    return t
+
+
+@triton.jit
+def _store_rows(ptr, val, b, sb, i, j, ok, sh, sw, gy, gx, DIL_H, DIL_W, chan0, sc,
+                DIM: tl.constexpr, BDIM: tl.constexpr):
+    """Stores ``val`` (``[len(i), BDIM]``) where :func:`_load_rows` would load."""
+    c = tl.arange(0, BDIM)
+    tl.store(_pixels(ptr, b, sb, i, j, sh, sw, gy, gx, DIL_H, DIL_W, chan0, sc, BDIM),
+             val.to(ptr.dtype.element_ty), mask=ok[:, None] & (c < DIM)[None, :])
+
+
+@triton.jit
+def _key_range(first, last, L, K: tl.constexpr, CAUSAL: tl.constexpr):
+    """Keys ``[lo, hi)`` of the windows of queries ``first .. last`` (window starts never
+    decrease), clipped to the group."""
+    return (tl.maximum(_window_start(first, L, K, CAUSAL), 0),
+            _window_start(last, L, K, CAUSAL) + K)
+
+
+@triton.jit
+def _inside(qi, qj, ki, kj, LY, LX, KH: tl.constexpr, KW: tl.constexpr, CAUSAL: tl.constexpr):
+    """``[len(qi), len(ki)]``: key ``(ki, kj)`` is in the window of query ``(qi, qj)``."""
+    sy = _window_start(qi, LY, KH, CAUSAL)[:, None]
+    sx = _window_start(qj, LX, KW, CAUSAL)[:, None]
+    return ((ki[None, :] >= sy) & (ki[None, :] < sy + KH) & (ki[None, :] >= 0)
+            & (kj[None, :] >= sx) & (kj[None, :] < sx + KW) & (kj[None, :] >= 0))
+
+
+@triton.jit
+def _bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH: tl.constexpr, KW: tl.constexpr):
+    """``[len(qi), len(ki)]`` offsets of ``rpb[head, ki - qi + Kh - 1, kj - qj + Kw - 1]``."""
+    return (head * srh + (ki[None, :] - qi[:, None] + (KH - 1)) * sry
+            + (kj[None, :] - qj[:, None] + (KW - 1)) * srx)
+
+
+@triton.jit
+def _dot(a, b, IEEE: tl.constexpr):
+    """``tl.dot`` with float32 accumulation, exact IEEE products with ``IEEE`` (not TF32)."""
+    if IEEE:
+        return tl.dot(a, b, input_precision="ieee")
+    return tl.dot(a, b)
+
+
+@triton.jit
 def na_fwd_kernel(
     q, k, v, rpb, out, lse,
     H, W, HEADS, DIL_H, DIL_W, TILES_W,
@@ -65,89 +139,46 @@ def na_fwd_kernel(
     BH: tl.constexpr, BW: tl.constexpr, KBH: tl.constexpr, KBW: tl.constexpr,
 ):
     """One ``BH x BW`` query tile of one head and dilation group (see the module docstring)."""
-    tile, bh, grp = tl.program_id(0), tl.program_id(1), tl.program_id(2)
-    b, head = bh // HEADS, bh % HEADS
-    gy, gx = grp // DIL_W, grp % DIL_W
-    LY = (H - gy + DIL_H - 1) // DIL_H  # this group's rows and columns
-    LX = (W - gx + DIL_W - 1) // DIL_W
-    i0 = (tile // TILES_W) * BH
-    j0 = (tile % TILES_W) * BW
+    b, head, bh, gy, gx, LY, LX, i0, j0 = _program_tile(H, W, HEADS, DIL_H, DIL_W, TILES_W,
+                                                        BH, BW)
     if (i0 < LY) & (j0 < LX):
-        BM: tl.constexpr = BH * BW
-        BN: tl.constexpr = KBH * KBW
-        m = tl.arange(0, BM)
+        m = tl.arange(0, BH * BW)
         qi, qj = i0 + m // BW, j0 + m % BW
         q_ok = (qi < LY) & (qj < LX)
-        sy = _window_start(qi, LY, KH, CAUSAL)
-        sx = _window_start(qj, LX, KW, CAUSAL)
-        d = tl.arange(0, BD)
-        dv = tl.arange(0, BDV)
-        qb = q + b.to(tl.int64) * sqb
-        kb = k + b.to(tl.int64) * skb
-        vb = v + b.to(tl.int64) * svb
-        q_pix = (gy + DIL_H * qi) * sqh + (gx + DIL_W * qj) * sqw
-        qt = tl.load(qb + q_pix[:, None] + (head * D + d)[None, :] * sqc,
-                     mask=q_ok[:, None] & (d < D)[None, :], other=0.0)
-        if DOT_F32:
-            qt = qt.to(tl.float32)
+        qt = _load_rows(q, b, sqb, qi, qj, q_ok, sqh, sqw, gy, gx, DIL_H, DIL_W, head * D, sqc,
+                        D, BD, DOT_F32)
+        r_lo, r_hi = _key_range(i0, tl.minimum(i0 + BH, LY) - 1, LY, KH, CAUSAL)
+        c_lo, c_hi = _key_range(j0, tl.minimum(j0 + BW, LX) - 1, LX, KW, CAUSAL)
 
-        # the halo of the tile's windows, clipped to the group
-        last_i = tl.minimum(i0 + BH, LY) - 1
-        last_j = tl.minimum(j0 + BW, LX) - 1
-        r_lo = tl.maximum(_window_start(i0, LY, KH, CAUSAL), 0)
-        r_hi = _window_start(last_i, LY, KH, CAUSAL) + KH  # exclusive
-        c_lo = tl.maximum(_window_start(j0, LX, KW, CAUSAL), 0)
-        c_hi = _window_start(last_j, LX, KW, CAUSAL) + KW
-
-        m_i = tl.full([BM], float("-inf"), tl.float32)
-        l_i = tl.zeros([BM], tl.float32)
-        acc = tl.zeros([BM, BDV], tl.float32)
-        n = tl.arange(0, BN)
+        m_i = tl.full([BH * BW], float("-inf"), tl.float32)
+        l_i = tl.zeros([BH * BW], tl.float32)
+        acc = tl.zeros([BH * BW, BDV], tl.float32)
+        n = tl.arange(0, KBH * KBW)
         for r0 in range(r_lo, r_hi, KBH):
             for c0 in range(c_lo, c_hi, KBW):
                 ki, kj = r0 + n // KBW, c0 + n % KBW
                 k_ok = (ki < r_hi) & (kj < c_hi)
-                k_pix = (gy + DIL_H * ki) * skh + (gx + DIL_W * kj) * skw
-                kt = tl.load(kb + k_pix[:, None] + (head * D + d)[None, :] * skc,
-                             mask=k_ok[:, None] & (d < D)[None, :], other=0.0)
-                if DOT_F32:
-                    kt = kt.to(tl.float32)
-                if IEEE:
-                    s = tl.dot(qt, tl.trans(kt), input_precision="ieee")
-                else:
-                    s = tl.dot(qt, tl.trans(kt))
-                s = s * qk_scale  # scale * log2(e): the softmax runs in base 2
+                kt = _load_rows(k, b, skb, ki, kj, k_ok, skh, skw, gy, gx, DIL_H, DIL_W,
+                                head * D, skc, D, BD, DOT_F32)
+                s = _dot(qt, tl.trans(kt), IEEE) * qk_scale  # base 2: scale * log2(e)
                 inside = (q_ok[:, None] & k_ok[None, :]
-                          & (ki[None, :] >= sy[:, None]) & (ki[None, :] < sy[:, None] + KH)
-                          & (kj[None, :] >= sx[:, None]) & (kj[None, :] < sx[:, None] + KW))
+                          & _inside(qi, qj, ki, kj, LY, LX, KH, KW, CAUSAL))
                 if HAS_RPB:
-                    dy = ki[None, :] - qi[:, None] + (KH - 1)
-                    dx = kj[None, :] - qj[:, None] + (KW - 1)
-                    bias = tl.load(rpb + head * srh + dy * sry + dx * srx, mask=inside, other=0.0)
-                    s += bias.to(tl.float32) * _LOG2E
+                    roff = _bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH, KW)
+                    s += tl.load(rpb + roff, mask=inside, other=0.0).to(tl.float32) * _LOG2E
                 s = tl.where(inside, s, float("-inf"))
                 m_new = tl.maximum(m_i, tl.max(s, 1))
                 m_use = tl.where(m_new > float("-inf"), m_new, 0.0)  # rows with no key yet
                 p = tl.exp2(s - m_use[:, None])
                 alpha = tl.exp2(m_i - m_use)
                 l_i = l_i * alpha + tl.sum(p, 1)
-                v_pix = (gy + DIL_H * ki) * svh + (gx + DIL_W * kj) * svw
-                vt = tl.load(vb + v_pix[:, None] + (head * DV + dv)[None, :] * svc,
-                             mask=k_ok[:, None] & (dv < DV)[None, :], other=0.0)
-                if DOT_F32:
-                    vt = vt.to(tl.float32)
-                if IEEE:
-                    acc = acc * alpha[:, None] + tl.dot(p.to(vt.dtype), vt,
-                                                        input_precision="ieee")
-                else:
-                    acc = acc * alpha[:, None] + tl.dot(p.to(vt.dtype), vt)
+                vt = _load_rows(v, b, svb, ki, kj, k_ok, svh, svw, gy, gx, DIL_H, DIL_W,
+                                head * DV, svc, DV, BDV, DOT_F32)
+                acc = acc * alpha[:, None] + _dot(p.to(vt.dtype), vt, IEEE)
                 m_i = m_new
         l_i = tl.where(q_ok, l_i, 1.0)  # (rows past the group: nothing to normalise)
-        acc = acc / l_i[:, None]
-        o_pix = (gy + DIL_H * qi) * soh + (gx + DIL_W * qj) * sow
-        ob = out + b.to(tl.int64) * sob
-        tl.store(ob + o_pix[:, None] + (head * DV + dv)[None, :] * soc,
-                 acc.to(out.dtype.element_ty), mask=q_ok[:, None] & (dv < DV)[None, :])
+        _store_rows(out, acc / l_i[:, None], b, sob, qi, qj, q_ok, soh, sow, gy, gx, DIL_H,
+                    DIL_W, head * DV, soc, DV, BDV)
         # lse (B, heads, H, W), contiguous
         lse_off = (bh.to(tl.int64) * H + gy + DIL_H * qi) * W + gx + DIL_W * qj
         tl.store(lse + lse_off, (m_i + tl.log2(l_i)) * _LN2, mask=q_ok)

@@ -153,3 +153,8 @@ def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """See :func:`launch.neighborhood_attention`."""
     return _launch().neighborhood_attention(q, k, v, rpb, heads, kernel, dilation, causal, scale)
+
+
+def neighborhood_attention_backward(*args: Any) -> tuple[Any, ...]:
+    """See :func:`launch.neighborhood_attention_backward`."""
+    return _launch().neighborhood_attention_backward(*args)

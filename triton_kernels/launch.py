@@ -28,6 +28,7 @@ from localconn.reference import memory_format_of
 
 from . import configs
 from .attention import LOG2E, na_fwd_kernel
+from .attention_backward import na_bwd_dkdv_kernel, na_bwd_dq_kernel
 from .conn import conn_kernel
 from .conn_transpose import conn_transpose_kernel
 from .corr import corr_kernel
@@ -352,3 +353,80 @@ def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     with guard, serial:
         na_fwd_kernel[grid](**args, **meta)
     return out, lse
+
+
+def neighborhood_attention_backward_launch(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rpb: Optional[torch.Tensor],
+    dout: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dq: torch.Tensor,
+    dk: torch.Tensor, dv: torch.Tensor, drpb: Optional[torch.Tensor], heads: int,
+    kernel: tuple[int, int], dilation: tuple[int, int], causal: bool, scale: float,
+) -> list[tuple[Any, tuple[int, int, int], dict[str, Any], dict[str, Any]]]:
+    """The two backward kernels' (kernel, grid, arguments, constexprs): dq (and drpb), then
+    dk and dv. Tiles as the forward's (the key tile's query blocks span ``BW + 2 (Kw - 1)``
+    columns); the dk / dv kernel on 8 warps in every dtype (float32 on 4 spilled 16
+    bytes). sm_90: 86-128 registers at head dim 32, about 250 at 128, no stack
+    (``.ci/triton-resources``)."""
+    B, C, H, W = q.shape
+    D, Dv = C // heads, v.shape[1] // heads
+    BH = BW = 8
+    f32 = q.dtype == torch.float32
+    interpreted_bf16 = INTERPRETED and q.dtype == torch.bfloat16
+    tiles_w = triton.cdiv(triton.cdiv(W, dilation[1]), BW)
+    tiles = triton.cdiv(triton.cdiv(H, dilation[0]), BH) * tiles_w
+    grid = (tiles, B * heads, dilation[0] * dilation[1])
+    r = rpb if rpb is not None else q
+    common = {
+        "H": H, "W": W, "HEADS": heads, "DIL_H": dilation[0], "DIL_W": dilation[1],
+        "TILES_W": tiles_w,
+        **dict(zip(("sqb", "sqc", "sqh", "sqw"), image_strides(q))),
+        **dict(zip(("skb", "skc", "skh", "skw"), image_strides(k))),
+        **dict(zip(("svb", "svc", "svh", "svw"), image_strides(v))),
+        **dict(zip(("sgb", "sgc", "sgh", "sgw"), image_strides(dout))),
+        **dict(zip(("srh", "sry", "srx"), r.stride() if rpb is not None else (0, 0, 0))),
+        "qk_scale": scale * LOG2E, "scale": scale,
+    }
+    meta = {
+        "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
+        "CAUSAL": causal, "HAS_RPB": rpb is not None,
+        "IEEE": f32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
+        "BH": BH, "BW": BW, "num_warps": 4 if f32 else 8,
+    }
+    keys = 16 if f32 else 32
+    kbw = min(16, _pow2(BW + kernel[1] - 1, floor=8))
+    qbw = min(16, _pow2(BW + 2 * (kernel[1] - 1), floor=8))
+    dq_args = {"q": q, "k": k, "v": v, "rpb": r, "dout": dout, "lse": lse, "delta": delta,
+               "dq": dq, "drpb": drpb if drpb is not None else lse, **common,
+               **dict(zip(("sdb", "sdc", "sdh", "sdw"), image_strides(dq)))}
+    dkdv_args = {"q": q, "k": k, "v": v, "rpb": r, "dout": dout, "lse": lse, "delta": delta,
+                 "dk": dk, "dv_out": dv, **common,
+                 **dict(zip(("skgb", "skgc", "skgh", "skgw"), image_strides(dk))),
+                 **dict(zip(("svgb", "svgc", "svgh", "svgw"), image_strides(dv)))}
+    return [
+        (na_bwd_dq_kernel, grid, dq_args,
+         {**meta, "RPB_GRAD": drpb is not None, "KBH": keys // kbw, "KBW": kbw}),
+        (na_bwd_dkdv_kernel, grid, dkdv_args,
+         {**meta, "QBH": keys // qbw, "QBW": qbw, "num_warps": 8}),
+    ]
+
+
+def neighborhood_attention_backward(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rpb: Optional[torch.Tensor],
+    out: torch.Tensor, lse: torch.Tensor, dout: torch.Tensor, heads: int,
+    kernel: tuple[int, int], dilation: tuple[int, int], causal: bool, scale: float,
+    rpb_grad: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+    """dq, dk, dv (the inputs' memory formats) and the float32 drpb (or ``None``) of the fused
+    attention (see :mod:`attention_backward`)."""
+    B, _, H, W = q.shape
+    delta = (dout.float() * out.float()).unflatten(1, (heads, -1)).sum(2).contiguous()
+    dq, dk, dv = (empty(t.shape, dtype=t.dtype, device=t.device,
+                        memory_format=memory_format_of(t)) for t in (q, k, v))
+    drpb = torch.zeros(rpb.shape, dtype=torch.float32, device=q.device) if rpb_grad else None
+    launches = neighborhood_attention_backward_launch(
+        q, k, v, rpb, dout, lse, delta, dq, dk, dv, drpb, heads, kernel, dilation, causal, scale)
+    guard = torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext()
+    serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
+    with guard, serial:
+        for kernel_fn, grid, args, meta in launches:
+            kernel_fn[grid](**args, **meta)
+    return dq, dk, dv, drpb
