@@ -30,10 +30,10 @@ from .backends import check_backend_name
 from .functional import local_conn2d, local_corr2d
 from .fused_attention import fused_arg, fused_unavailable
 from .geometry import IntPair, check_window, make_geometry, pair
-from .neighborhood import neighborhood_attention
 from .reference import memory_format_of
 from .relative_position import relative_position_bias, relative_position_index, table_rows
 from .validation import check_int, check_module_input, check_probability
+from .window_attention import window_attention
 
 
 class _Tables(NamedTuple):
@@ -93,11 +93,11 @@ class LocalAttention2d(nn.Module):
         rel_pos_bias: learn a relative position bias.
         attn_drop: dropout probability on the attention weights.
         proj_drop: dropout probability after the output projection.
-        fused: ``"auto"`` (default): the fused kernel (:mod:`localconn.fused_attention`;
-            no ``(N, heads, Kh, Kw, H, W)`` map in memory) where it runs: the
-            ``"neighborhood"`` window, no attention dropout while training, a CUDA
-            device with Triton; the primitives otherwise, with the same result to the
-            dtype's tolerance. ``True`` demands it (``ValueError`` saying why it
+        fused: ``"auto"`` (default): the fused kernels (:mod:`localconn.fused_attention`;
+            no ``(N, heads, Kh, Kw, H, W)`` map in memory, forward or backward) where they
+            run: every window, no attention dropout while training, a CUDA device with
+            Triton; the primitives otherwise, with the same result to the dtype's
+            tolerance. ``True`` demands it (``ValueError`` saying why it
             cannot run), ``False`` always runs the primitives.
         backend: forwarded to :func:`~localconn.local_corr2d` and
             :func:`~localconn.local_conn2d`.
@@ -228,12 +228,13 @@ class LocalAttention2d(nn.Module):
     def _check_input(self, x: Tensor) -> None:
         check_module_input(x, self.dim, self.qkv.weight.dtype)
 
-    def _attention(self, x: Tensor) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        """Attention ``(N, heads, Kh, Kw, H, W)`` and values, in the (rolled) frame they meet."""
+    def _attention(self, x: Tensor, rolled: bool = False) -> tuple[Tensor, Tensor, dict[str, Any]]:
+        """Attention ``(N, heads, Kh, Kw, H, W)`` and values, in the (rolled) frame they meet
+        (``rolled``: ``x`` is already rolled by ``-shift``)."""
         self._check_input(x)
         N, _, H, W = x.shape
         tables = self._tables_for(H, W, x.device)
-        if any(self.shift):
+        if any(self.shift) and not rolled:
             x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
         q, k, v = self.qkv(x).chunk(3, dim=1)
         q = q * self.scale
@@ -248,36 +249,36 @@ class LocalAttention2d(nn.Module):
             )
         return window_softmax(logits, tables.excluded).to(v.dtype), v, kw
 
-    def _fused_out(self, x: Tensor) -> Optional[Tensor]:
-        """The attention's output by :func:`~localconn.neighborhood.neighborhood_attention`
-        (fused where it runs), or ``None`` where only the map-storing path applies."""
-        why = None
-        if self.window != "neighborhood":
-            why = f"window={self.window!r} (the fused kernel has the neighborhood window)"
-        elif self.training and self.attn_drop.p > 0:
-            why = "attention dropout in training"
-        if why is not None:
+    def _window_out(self, x: Tensor) -> Optional[Tensor]:
+        """The attention's output by :func:`~localconn.window_attention.window_attention`
+        (fused where it runs), in the (rolled) frame of ``x``; ``None`` where the map must be
+        stored (attention dropout while training, or "auto" where the fused kernel does not
+        run: the map-storing path below is the same computation)."""
+        if self.training and self.attn_drop.p > 0:
             if self.fused:
-                raise ValueError(f"fused=True, but the fused kernel cannot run: {why}")
+                raise ValueError("fused=True, but the fused kernel cannot run: attention "
+                                 "dropout in training (the map is needed)")
             return None
         if self.fused is None and fused_unavailable(x, x, self.num_heads, self.backend):
-            return None  # (the unfused path below is the same computation)
-        self._check_input(x)
-        self._tables_for(*x.shape[2:], x.device)  # validates the size
+            return None
         q, k, v = self.qkv(x).chunk(3, dim=1)
         rpb = None
         if self.relative_position_bias_table is not None:
             Kh, Kw = self.kernel_size
             rpb = self.relative_position_bias_table.T.reshape(-1, 2 * Kh - 1, 2 * Kw - 1)
-        return neighborhood_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
-                                      rpb=rpb, scale=self.scale, backend=self.backend,
-                                      fused=self.fused)
+        return window_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
+                                window=self.window, shift=self.shift, rpb=rpb,
+                                scale=self.scale, backend=self.backend, fused=self.fused)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection."""
-        out = self._fused_out(x)
+        self._check_input(x)
+        self._tables_for(*x.shape[2:], x.device)  # validates the size
+        if any(self.shift):
+            x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
+        out = self._window_out(x)
         if out is None:
-            attn, v, kw = self._attention(x)
+            attn, v, kw = self._attention(x, rolled=True)
             out = local_conn2d(v, self.attn_drop(attn), **kw)
         out = self.proj_drop(self.proj(out))
         if any(self.shift):

@@ -1,7 +1,8 @@
-"""The fused neighborhood-attention path: when it runs, and its autograd.
+"""The fused local-attention path: when it runs, and its autograd.
 
-``out = softmax(scale * q . k + rpb) v`` over the neighborhood (or causal)
-window, computed by Triton's fused kernel (``triton_kernels/attention.py``:
+``out = softmax(scale * q . k + rpb) v`` over any of
+:func:`~localconn.window_attention.window_attention`'s windows, computed by
+Triton's fused kernel (``triton_kernels/attention.py``:
 tiles of queries, the keys of their windows' halo, online softmax in
 float32, ``tl.dot`` on tensor cores): the ``(B, heads, Kh, Kw, H, W)`` map is
 never stored, so the forward's memory is that of q, k, v and the output.
@@ -77,40 +78,41 @@ def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str]) 
 Unfused = Callable[..., Tensor]
 
 
-class FusedNeighborhoodAttention(torch.autograd.Function):
+class FusedWindowAttention(torch.autograd.Function):
     """Triton's fused forward and backward (``unfused``: the recomputing fallback of the
     backward, same arguments, where the fused one does not apply)."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], heads: int,
-                kernel: tuple[int, int], dilation: tuple[int, int], causal: bool, scale: float,
-                backend: Optional[str], unfused: Unfused) -> Tensor:
+                kernel: tuple[int, int], dilation: tuple[int, int], window: str,
+                shift: tuple[int, int], scale: float, backend: Optional[str],
+                unfused: Unfused) -> Tensor:
         from .triton_kernels import backend as triton_backend
 
         out, lse = triton_backend.neighborhood_attention(q, k, v, rpb, heads, kernel, dilation,
-                                                         causal, scale)
+                                                         window, shift, scale)
         ctx.save_for_backward(q, k, v, rpb, out, lse)
-        ctx.args = (heads, kernel, dilation, causal, scale, backend)
+        ctx.args = (heads, kernel, dilation, window, shift, scale, backend)
         ctx.unfused = unfused
         return out
 
     @staticmethod
     def backward(ctx, dout: Tensor) -> tuple[Optional[Tensor], ...]:
         q, k, v, rpb, out, lse = ctx.saved_tensors
-        heads, kernel, dilation, causal, scale, backend = ctx.args
+        heads, kernel, dilation, window, shift, scale, backend = ctx.args
         needs = ctx.needs_input_grad[:4]
-        rest = (None,) * 7
+        rest = (None,) * 8
         if not any(needs):
             return (None,) * 4 + rest
         rpb_grad = rpb is not None and needs[3]
         if rpb_grad and torch.are_deterministic_algorithms_enabled():
             return (*_recompute(ctx.unfused, (q, k, v, rpb), needs, dout, heads, kernel,
-                                dilation, causal, scale, backend), *rest)
+                                dilation, window, shift, scale, backend), *rest)
         from .triton_kernels import backend as triton_backend
 
         dq, dk, dv, drpb = triton_backend.neighborhood_attention_backward(
             q, k, v, rpb, out, lse, dout.contiguous(memory_format=_format(out)), heads, kernel,
-            dilation, causal, scale, rpb_grad)
+            dilation, window, shift, scale, rpb_grad)
         grads = (dq, dk, dv, None if drpb is None else drpb.to(rpb.dtype))
         return (*(g if need else None for g, need in zip(grads, needs)), *rest)
 
@@ -122,13 +124,14 @@ def _format(t: Tensor) -> torch.memory_format:
 
 def _recompute(unfused: Unfused, inputs: tuple[Optional[Tensor], ...], needs: tuple[bool, ...],
                dout: Tensor, heads: int, kernel: tuple[int, int], dilation: tuple[int, int],
-               causal: bool, scale: float, backend: Optional[str]) -> list[Optional[Tensor]]:
+               window: str, shift: tuple[int, int], scale: float,
+               backend: Optional[str]) -> list[Optional[Tensor]]:
     """The gradients through the unfused primitives (deterministic; the map exists while
     they run)."""
     leaves = [t.detach().requires_grad_(need) if t is not None else None
               for t, need in zip(inputs, needs)]
     wanted = [t for t in leaves if t is not None and t.requires_grad]
     with torch.enable_grad():
-        out = unfused(*leaves, heads, kernel, dilation, causal, scale, backend)
+        out = unfused(*leaves, heads, kernel, dilation, window, shift, scale, backend)
         found = iter(torch.autograd.grad(out, wanted, dout))
     return [next(found) if t is not None and t.requires_grad else None for t in leaves]

@@ -34,7 +34,8 @@ NATTEN's ``stride`` (strided neighborhoods, NATTEN >= 0.20) and
 ``additional_keys`` / ``additional_values`` are not part of localconn's
 windows and raise ``ValueError`` naming them.
 
-:func:`na2d` runs the fused kernel where it can (:mod:`localconn.fused_attention`:
+:func:`na2d` is :func:`~localconn.window_attention.window_attention`: it runs the
+fused kernels where they can (:mod:`localconn.fused_attention`:
 Triton, a CUDA device, 16-bit or float32, head dims up to 128; no
 ``(B, heads, Kh, Kw, H, W)`` map in memory during the forward) and otherwise
 :func:`~localconn.local_corr2d`, a float32 softmax and
@@ -57,15 +58,11 @@ from __future__ import annotations
 
 from typing import Optional, Union
 
-import torch.nn.functional as F
 from torch import Tensor
 
-from .attention_masks import allowed_taps, attention_axes, window_softmax
-from .functional import local_conn2d, local_corr2d
-from .fused_attention import FusedNeighborhoodAttention, fused_arg, fused_unavailable
-from .geometry import Axis, IntPair, pair
-from .relative_position import relative_position_index
+from .geometry import IntPair, pair
 from .validation import check_same, check_tensor
+from .window_attention import window_aggregate, window_attention, window_logits
 
 Causal = Union[bool, tuple[bool, bool]]
 
@@ -109,17 +106,6 @@ def _window_args(kernel_size: IntPair, dilation: IntPair) -> tuple[tuple[int, in
     return kernel, dil
 
 
-def _axes(size: tuple[int, int], kernel: tuple[int, int], dilation: tuple[int, int],
-          causal: bool) -> tuple[Axis, Axis]:
-    """The windows along both axes: neighborhood, or causal (a sliding window whose
-    ``(K - 1) d`` padding is all before the image)."""
-    if not causal:
-        return attention_axes("neighborhood", size, kernel, dilation)
-    h, w = (Axis("sliding", L, L, K, 1, (K - 1) * d, 0, d)
-            for L, K, d in zip(size, kernel, dilation))
-    return h, w
-
-
 def _check_rpb(rpb: Optional[Tensor], heads: int, kernel: tuple[int, int], ref: Tensor) -> None:
     if rpb is None:
         return
@@ -129,37 +115,6 @@ def _check_rpb(rpb: Optional[Tensor], heads: int, kernel: tuple[int, int], ref: 
     if tuple(rpb.shape) != want:
         raise ValueError(f"rpb must have shape (heads, 2Kh - 1, 2Kw - 1) = {want}, "
                          f"got {tuple(rpb.shape)}")
-
-
-def _logits(qc: Tensor, kc: Tensor, heads: int, kernel: tuple[int, int],
-            dilation: tuple[int, int], causal: bool, rpb: Optional[Tensor],
-            backend: Optional[str]) -> tuple[Tensor, Optional[Tensor], tuple[Axis, Axis]]:
-    """``(B, heads, Kh, Kw, H, W)`` logits ``qc . kc`` (+ bias) on ``(B, heads * D, H, W)``
-    images, the mask of excluded taps (causal windows) and the axes."""
-    B, _, H, W = qc.shape
-    axes = _axes((H, W), kernel, dilation, causal)
-    kw: dict = {"dilation": dilation, "backend": backend}
-    if causal:
-        pads = [(kernel[1] - 1) * dilation[1], 0, (kernel[0] - 1) * dilation[0], 0]
-        kc, kw["window"] = F.pad(kc, pads), "sliding"
-    else:
-        kw["window"] = "neighborhood"
-    logits = local_corr2d(qc, kc, (B, heads, kernel[0], kernel[1], H, W), **kw)
-    if rpb is not None:
-        index = relative_position_index(axes, qc.device)  # (Kh, Kw, H, W) rows of rpb
-        logits = logits + rpb.flatten(1)[:, index].to(logits.dtype)
-    allowed = allowed_taps(axes, (0, 0), qc.device)
-    return logits, None if allowed is None else ~allowed, axes
-
-
-def _aggregate(attn: Tensor, vc: Tensor, kernel: tuple[int, int], dilation: tuple[int, int],
-               causal: bool, backend: Optional[str]) -> Tensor:
-    """``local_conn2d`` of ``(B, heads * Dv, H, W)`` values with the ``(B, heads, Kh, Kw, H, W)`` map."""
-    if causal:
-        pads = [(kernel[1] - 1) * dilation[1], 0, (kernel[0] - 1) * dilation[0], 0]
-        return local_conn2d(F.pad(vc, pads), attn, dilation=dilation, window="sliding",
-                            backend=backend)
-    return local_conn2d(vc, attn, dilation=dilation, window="neighborhood", backend=backend)
 
 
 def _heads_last_image(t: Tensor) -> Tensor:
@@ -190,52 +145,6 @@ def _check_qkv(query: Tensor, key: Tensor, value: Optional[Tensor], layout: str)
                 f"value must match query {tuple(query.shape)} {layout} in every dim but the head "
                 f"dim, got {tuple(value.shape)}"
             )
-
-
-def _unfused(qc: Tensor, kc: Tensor, vc: Tensor, rpb: Optional[Tensor], heads: int,
-             kernel: tuple[int, int], dilation: tuple[int, int], causal: bool, scale: float,
-             backend: Optional[str]) -> Tensor:
-    """The unfused path: ``local_corr2d``, the masked float32 softmax, ``local_conn2d``."""
-    logits, excluded, _ = _logits(qc * scale, kc, heads, kernel, dilation, causal, rpb, backend)
-    attn = window_softmax(logits, excluded).to(vc.dtype)
-    return _aggregate(attn, vc, kernel, dilation, causal, backend)
-
-
-def neighborhood_attention(
-    q: Tensor,
-    k: Tensor,
-    v: Tensor,
-    heads: int,
-    kernel: tuple[int, int],
-    dilation: tuple[int, int],
-    *,
-    causal: bool = False,
-    rpb: Optional[Tensor] = None,
-    scale: float,
-    backend: Optional[str] = None,
-    fused: Union[bool, str, None] = "auto",
-) -> Tensor:
-    """Neighborhood attention on ``(B, heads * D, H, W)`` images (validated arguments):
-    ``(B, heads * Dv, H, W)``, fused where the fused kernel runs (``fused="auto"``).
-
-    ``out[:, h Dv + e, o] = sum_k softmax_k(scale q_h[o] . k_h[i(o, k)] + rpb) v[:, h Dv + e,
-    i(o, k)]``; the entry point of :func:`na2d` and of ``LocalAttention2d``'s neighborhood
-    window.
-
-    Example::
-
-        >>> x = torch.randn(1, 8, 9, 9)
-        >>> neighborhood_attention(x, x, x, 2, (3, 3), (1, 1), scale=0.5).shape
-        torch.Size([1, 8, 9, 9])
-    """
-    fused = fused_arg(fused)
-    why = None if fused is False else fused_unavailable(q, v, heads, backend)
-    if fused is not False and why is None:
-        return FusedNeighborhoodAttention.apply(q, k, v, rpb, heads, kernel, dilation, causal,
-                                                scale, backend, _unfused)
-    if fused:
-        raise ValueError(f"fused=True, but the fused kernel cannot run this call: {why}")
-    return _unfused(q, k, v, rpb, heads, kernel, dilation, causal, scale, backend)
 
 
 def na2d(
@@ -295,10 +204,10 @@ def na2d(
         scale = D**-0.5
     elif not isinstance(scale, (int, float)) or isinstance(scale, bool):
         raise TypeError(f"scale must be None or a float, got {type(scale).__name__} {scale!r}")
-    out = neighborhood_attention(_heads_last_image(query), _heads_last_image(key),
-                                 _heads_last_image(value), heads, kernel, dil,
-                                 causal=causal[0], rpb=rpb, scale=float(scale),
-                                 backend=backend, fused=fused)
+    out = window_attention(_heads_last_image(query), _heads_last_image(key),
+                           _heads_last_image(value), heads, kernel, dil,
+                           window="causal" if causal[0] else "neighborhood", rpb=rpb,
+                           scale=float(scale), backend=backend, fused=fused)
     Dv = value.shape[-1]
     return out.reshape(B, heads, Dv, H, W).permute(0, 3, 4, 1, 2).contiguous()
 
@@ -341,8 +250,8 @@ def na2d_qk(
     kernel, dil = _window_args(kernel_size, dilation)
     B, heads, H, W, _ = query.shape
     _check_rpb(rpb, heads, kernel, query)
-    logits, _, _ = _logits(_heads_first_image(query), _heads_first_image(key), heads, kernel,
-                           dil, False, rpb, backend)
+    logits, _ = window_logits(_heads_first_image(query), _heads_first_image(key), heads,
+                              kernel, dil, rpb=rpb, backend=backend)
     return logits.permute(0, 1, 4, 5, 2, 3).reshape(B, heads, H, W, kernel[0] * kernel[1])
 
 
@@ -388,5 +297,5 @@ def na2d_av(
         raise ValueError(f"attn must have shape (B, heads, H, W, Kh * Kw) = {want}, "
                          f"got {tuple(attn.shape)}")
     weight = attn.unflatten(4, kernel).permute(0, 1, 4, 5, 2, 3)  # (B, heads, Kh, Kw, H, W)
-    out = _aggregate(weight, _heads_first_image(value), kernel, dil, False, backend)
+    out = window_aggregate(weight, _heads_first_image(value), kernel, dil, backend=backend)
     return out.reshape(B, heads, D, H, W).permute(0, 1, 3, 4, 2).contiguous()

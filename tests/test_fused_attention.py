@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 import localconn
 from localconn import LocalAttention2d, na2d
-from localconn.fused_attention import FusedNeighborhoodAttention
+from localconn.fused_attention import FusedWindowAttention
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
                                 reason="Triton is not installed")
@@ -48,13 +48,13 @@ def interpreter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the fused kernel's forward calls."""
     calls: list[int] = []
-    real = FusedNeighborhoodAttention.forward
+    real = FusedWindowAttention.forward
 
     def counted(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(FusedNeighborhoodAttention, "forward", staticmethod(counted))
+    monkeypatch.setattr(FusedWindowAttention, "forward", staticmethod(counted))
     return calls
 
 
@@ -218,19 +218,35 @@ def test_fused_backward_never_holds_the_map(fused_backward_calls: list[int]) -> 
     assert mode.largest <= q.numel() * 4 < 2 * 49 * 14 * 14 * 4
 
 
-def test_module_uses_the_fused_kernel(fused_calls: list[int]) -> None:
-    """LocalAttention2d's neighborhood window runs fused ("auto") and agrees with fused=False;
-    with attention dropout in training it runs unfused."""
+MODULE_CASES = [  # window, kernel, dilation, shift, size
+    ("neighborhood", (5, 3), (1, 2), 0, (10, 13)),
+    ("block", (4, 3), (1, 1), (2, 1), (12, 9)),  # Swin's shifted windows
+    ("block", (3, 3), (1, 1), 0, (9, 9)),
+    ("sliding", (4, 3), (2, 1), 0, (11, 9)),  # even kernel: K // 2 before, K // 2 - 1 after
+]
+
+
+@pytest.mark.parametrize("window, kernel, dilation, shift, size", MODULE_CASES)
+def test_module_windows_fused_match_unfused(window: str, kernel: Pair, dilation: Pair,
+                                            shift, size: Pair, fused_calls: list[int],
+                                            fused_backward_calls: list[int]) -> None:
+    """LocalAttention2d runs every window fused ("auto") and agrees with fused=False, output
+    and every parameter's gradient; with attention dropout in training it runs unfused."""
     torch.manual_seed(0)
-    m = LocalAttention2d(16, 2, (5, 3), dilation=(1, 2), backend="triton").to(DEVICE)
+    m = LocalAttention2d(16, 2, kernel, window=window, dilation=dilation, shift=shift,
+                         backend="triton").to(DEVICE)
     with torch.no_grad():
         m.relative_position_bias_table.normal_()
-    x = randn(2, 16, 10, 13, seed=1, dtype=torch.float32).to(DEVICE)
-    y = m(x)
-    assert len(fused_calls) == 1
-    m.fused = False
-    assert_close(y, m(x), what="fused vs unfused module")
-    assert len(fused_calls) == 1
+    x = randn(2, 16, *size, seed=1, dtype=torch.float32).to(DEVICE)
+    results = []
+    for fused in (None, False):
+        m.fused = fused
+        y = m(x)
+        results.append((y, *torch.autograd.grad(y.square().sum(), list(m.parameters()))))
+    assert len(fused_calls) == 1 and len(fused_backward_calls) == 1
+    names = ["out"] + [n for n, _ in m.named_parameters()]
+    for name, a, e in zip(names, *results):
+        assert_close(a, e, what=f"{window} {name}", scale=4.0)
     m.fused, m.attn_drop.p = None, 0.1
     m.train()(x)
     assert len(fused_calls) == 1
@@ -244,8 +260,6 @@ def test_fused_true_says_why_it_cannot_run() -> None:
     with pytest.raises(ValueError, match="fused"):
         na2d(q, q, q, 3, fused="yes")
     x = randn(1, 8, 9, 9, dtype=torch.float32)
-    with pytest.raises(ValueError, match="window"):
-        LocalAttention2d(8, 2, 3, window="block", fused=True)(x)
     m = LocalAttention2d(8, 2, 3, attn_drop=0.1, fused=True, backend="triton").train()
     with pytest.raises(ValueError, match="dropout"):
         m(x)

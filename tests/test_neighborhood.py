@@ -25,6 +25,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import localconn
 import localconn.neighborhood
+import localconn.window_attention
 from localconn import LocalAttention2d, na2d, na2d_av, na2d_qk
 
 Pair = tuple[int, int]
@@ -183,7 +184,8 @@ def test_heads_last_tensors_reach_the_primitives_as_views(monkeypatch: pytest.Mo
     """A contiguous heads-last key is handed to local_corr2d as a channels_last view of its
     own storage (no copy); the value likewise to local_conn2d."""
     seen = {}
-    corr, conn = localconn.neighborhood.local_corr2d, localconn.neighborhood.local_conn2d
+    corr = localconn.window_attention.local_corr2d
+    conn = localconn.window_attention.local_conn2d
 
     def spy_corr(a: torch.Tensor, b: torch.Tensor, *args, **kwargs) -> torch.Tensor:
         seen["key"] = b
@@ -193,10 +195,10 @@ def test_heads_last_tensors_reach_the_primitives_as_views(monkeypatch: pytest.Mo
         seen["value"] = x
         return conn(x, w, *args, **kwargs)
 
-    monkeypatch.setattr(localconn.neighborhood, "local_corr2d", spy_corr)
-    monkeypatch.setattr(localconn.neighborhood, "local_conn2d", spy_conn)
+    monkeypatch.setattr(localconn.window_attention, "local_corr2d", spy_corr)
+    monkeypatch.setattr(localconn.window_attention, "local_conn2d", spy_conn)
     k, v = randn(2, 9, 9, 2, 4, seed=1), randn(2, 9, 9, 2, 4, seed=2)
-    na2d(randn(2, 9, 9, 2, 4, seed=3), k, v, 3)
+    na2d(randn(2, 9, 9, 2, 4, seed=3), k, v, 3, fused=False)
     for name, t in (("key", k), ("value", v)):
         assert seen[name].data_ptr() == t.data_ptr(), name
         assert seen[name].is_contiguous(memory_format=torch.channels_last), name
@@ -247,7 +249,8 @@ def test_flop_counter_and_compile() -> None:
 
 
 def test_docstring_examples() -> None:
-    for module in (localconn.neighborhood, localconn.attention_masks):
+    for module in (localconn.neighborhood, localconn.attention_masks,
+                   localconn.window_attention):
         result = doctest.testmod(module, extraglobs={"torch": torch})
         assert result.attempted > 0 and result.failed == 0, module.__name__
 

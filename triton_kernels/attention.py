@@ -22,9 +22,12 @@ log) for a backward by recomputation. Keys a tile cannot reach are never
 loaded; of the keys it loads, about ``Kh Kw / ((BH + Kh - 1)(BW + Kw - 1))``
 take part (7 x 7 on 8 x 8 tiles: a quarter), the price of dense tiles.
 
-Windows: ``CAUSAL = False`` the neighborhood window, ``s = clamp(i - K // 2, 0,
-L_g - K)``; ``CAUSAL = True`` the causal one, ``s = i - (K - 1)``, keys before
-the group's start excluded. Every query keeps at least itself.
+Windows (``WINDOW``, DESIGN.md section 3 in group units): ``NEIGHBORHOOD``
+``s = clamp(i - K // 2, 0, L_g - K)``; ``CAUSAL`` ``s = i - (K - 1)``; ``SLIDING``
+``s = i - K // 2`` (keys outside the image excluded, as the unfused path masks
+its padding); ``BLOCK`` ``s = (i // K) K``, with Swin's shift: the image is
+already rolled, and a query sees only the keys of its Swin region (per axis
+``(0:-K, -K:-s, -s:)``). Every query keeps at least itself.
 
 ``DOT_F32``: the operands are widened to float32 before ``tl.dot`` (exact
 IEEE products, the same sums): set for bfloat16 in Triton's CPU interpreter,
@@ -41,12 +44,27 @@ _LOG2E = tl.constexpr(LOG2E)
 _LN2 = tl.constexpr(0.6931471805599453)
 
 
+#: the windows' codes (``WINDOW``)
+WINDOWS = {"neighborhood": 0, "causal": 1, "sliding": 2, "block": 3}
+
+
 @triton.jit
-def _window_start(i, length, K: tl.constexpr, CAUSAL: tl.constexpr):
-    """First key (group units) of the window of query ``i`` on an axis of ``length``."""
-    if CAUSAL:
+def _window_start(i, length, K: tl.constexpr, WINDOW: tl.constexpr):
+    """First key (group units) of the window of query ``i`` on an axis of ``length`` (may be
+    negative for the causal and sliding windows, whose keys outside the axis are excluded)."""
+    if WINDOW == 1:  # causal
         return i - (K - 1)
+    if WINDOW == 2:  # sliding: K // 2 keys before the query
+        return i - K // 2
+    if WINDOW == 3:  # block
+        return (i // K) * K
     return tl.minimum(tl.maximum(i - K // 2, 0), length - K)
+
+
+@triton.jit
+def _region(x, length, K: tl.constexpr, shift):
+    """Swin's region of position ``x`` of the shifted axis: slices ``(0:-K, -K:-s, -s:)``."""
+    return (x >= length - K).to(tl.int32) + (x >= length - shift).to(tl.int32)
 
 
 @triton.jit
@@ -92,20 +110,27 @@ def _store_rows(ptr, val, b, sb, i, j, ok, sh, sw, gy, gx, DIL_H, DIL_W, chan0, 
 
 
 @triton.jit
-def _key_range(first, last, L, K: tl.constexpr, CAUSAL: tl.constexpr):
+def _key_range(first, last, L, K: tl.constexpr, WINDOW: tl.constexpr):
     """Keys ``[lo, hi)`` of the windows of queries ``first .. last`` (window starts never
     decrease), clipped to the group."""
-    return (tl.maximum(_window_start(first, L, K, CAUSAL), 0),
-            _window_start(last, L, K, CAUSAL) + K)
+    return (tl.maximum(_window_start(first, L, K, WINDOW), 0),
+            tl.minimum(_window_start(last, L, K, WINDOW) + K, L))
 
 
 @triton.jit
-def _inside(qi, qj, ki, kj, LY, LX, KH: tl.constexpr, KW: tl.constexpr, CAUSAL: tl.constexpr):
-    """``[len(qi), len(ki)]``: key ``(ki, kj)`` is in the window of query ``(qi, qj)``."""
-    sy = _window_start(qi, LY, KH, CAUSAL)[:, None]
-    sx = _window_start(qj, LX, KW, CAUSAL)[:, None]
-    return ((ki[None, :] >= sy) & (ki[None, :] < sy + KH) & (ki[None, :] >= 0)
-            & (kj[None, :] >= sx) & (kj[None, :] < sx + KW) & (kj[None, :] >= 0))
+def _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH: tl.constexpr, KW: tl.constexpr,
+            WINDOW: tl.constexpr):
+    """``[len(qi), len(ki)]``: key ``(ki, kj)`` is in the window of query ``(qi, qj)`` (inside
+    the group; for the block window with a shift, in the query's Swin region too)."""
+    sy = _window_start(qi, LY, KH, WINDOW)[:, None]
+    sx = _window_start(qj, LX, KW, WINDOW)[:, None]
+    ok = ((ki[None, :] >= sy) & (ki[None, :] < sy + KH) & (ki[None, :] >= 0)
+          & (ki[None, :] < LY) & (kj[None, :] >= sx) & (kj[None, :] < sx + KW)
+          & (kj[None, :] >= 0) & (kj[None, :] < LX))
+    if WINDOW == 3:
+        ok &= (_region(qi, LY, KH, SHIFT_H)[:, None] == _region(ki, LY, KH, SHIFT_H)[None, :]) \
+            & (_region(qj, LX, KW, SHIFT_W)[:, None] == _region(kj, LX, KW, SHIFT_W)[None, :])
+    return ok
 
 
 @triton.jit
@@ -126,7 +151,7 @@ def _dot(a, b, IEEE: tl.constexpr):
 @triton.jit
 def na_fwd_kernel(
     q, k, v, rpb, out, lse,
-    H, W, HEADS, DIL_H, DIL_W, TILES_W,
+    H, W, HEADS, DIL_H, DIL_W, SHIFT_H, SHIFT_W, TILES_W,
     sqb, sqc, sqh, sqw,
     skb, skc, skh, skw,
     svb, svc, svh, svw,
@@ -134,7 +159,7 @@ def na_fwd_kernel(
     srh, sry, srx,
     qk_scale,
     D: tl.constexpr, DV: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr,
-    KH: tl.constexpr, KW: tl.constexpr, CAUSAL: tl.constexpr, HAS_RPB: tl.constexpr,
+    KH: tl.constexpr, KW: tl.constexpr, WINDOW: tl.constexpr, HAS_RPB: tl.constexpr,
     IEEE: tl.constexpr, DOT_F32: tl.constexpr,
     BH: tl.constexpr, BW: tl.constexpr, KBH: tl.constexpr, KBW: tl.constexpr,
 ):
@@ -147,8 +172,8 @@ def na_fwd_kernel(
         q_ok = (qi < LY) & (qj < LX)
         qt = _load_rows(q, b, sqb, qi, qj, q_ok, sqh, sqw, gy, gx, DIL_H, DIL_W, head * D, sqc,
                         D, BD, DOT_F32)
-        r_lo, r_hi = _key_range(i0, tl.minimum(i0 + BH, LY) - 1, LY, KH, CAUSAL)
-        c_lo, c_hi = _key_range(j0, tl.minimum(j0 + BW, LX) - 1, LX, KW, CAUSAL)
+        r_lo, r_hi = _key_range(i0, tl.minimum(i0 + BH, LY) - 1, LY, KH, WINDOW)
+        c_lo, c_hi = _key_range(j0, tl.minimum(j0 + BW, LX) - 1, LX, KW, WINDOW)
 
         m_i = tl.full([BH * BW], float("-inf"), tl.float32)
         l_i = tl.zeros([BH * BW], tl.float32)
@@ -162,7 +187,7 @@ def na_fwd_kernel(
                                 head * D, skc, D, BD, DOT_F32)
                 s = _dot(qt, tl.trans(kt), IEEE) * qk_scale  # base 2: scale * log2(e)
                 inside = (q_ok[:, None] & k_ok[None, :]
-                          & _inside(qi, qj, ki, kj, LY, LX, KH, KW, CAUSAL))
+                          & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH, KW, WINDOW))
                 if HAS_RPB:
                     roff = _bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH, KW)
                     s += tl.load(rpb + roff, mask=inside, other=0.0).to(tl.float32) * _LOG2E

@@ -52,16 +52,17 @@ def _row_stats(lse, delta, bh, H, W, gy, gx, DIL_H, DIL_W, i, j, ok):
 @triton.jit
 def na_bwd_dq_kernel(
     q, k, v, rpb, dout, lse, delta, dq, drpb,
-    H, W, HEADS, DIL_H, DIL_W, TILES_W,
+    H, W, HEADS, DIL_H, DIL_W, SHIFT_H, SHIFT_W, TILES_W,
     sqb, sqc, sqh, sqw,
     skb, skc, skh, skw,
     svb, svc, svh, svw,
     sgb, sgc, sgh, sgw,
     sdb, sdc, sdh, sdw,
     srh, sry, srx,
+    sgrh, sgry, sgrx,
     qk_scale, scale,
     D: tl.constexpr, DV: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr,
-    KH: tl.constexpr, KW: tl.constexpr, CAUSAL: tl.constexpr, HAS_RPB: tl.constexpr,
+    KH: tl.constexpr, KW: tl.constexpr, WINDOW: tl.constexpr, HAS_RPB: tl.constexpr,
     RPB_GRAD: tl.constexpr, IEEE: tl.constexpr, DOT_F32: tl.constexpr,
     BH: tl.constexpr, BW: tl.constexpr, KBH: tl.constexpr, KBW: tl.constexpr,
 ):
@@ -77,8 +78,8 @@ def na_bwd_dq_kernel(
         gt = _load_rows(dout, b, sgb, qi, qj, q_ok, sgh, sgw, gy, gx, DIL_H, DIL_W, head * DV,
                         sgc, DV, BDV, DOT_F32)
         lse2, dlt = _row_stats(lse, delta, bh, H, W, gy, gx, DIL_H, DIL_W, qi, qj, q_ok)
-        r_lo, r_hi = _key_range(i0, tl.minimum(i0 + BH, LY) - 1, LY, KH, CAUSAL)
-        c_lo, c_hi = _key_range(j0, tl.minimum(j0 + BW, LX) - 1, LX, KW, CAUSAL)
+        r_lo, r_hi = _key_range(i0, tl.minimum(i0 + BH, LY) - 1, LY, KH, WINDOW)
+        c_lo, c_hi = _key_range(j0, tl.minimum(j0 + BW, LX) - 1, LX, KW, WINDOW)
 
         acc = tl.zeros([BH * BW, BD], tl.float32)
         n = tl.arange(0, KBH * KBW)
@@ -91,7 +92,7 @@ def na_bwd_dq_kernel(
                 vt = _load_rows(v, b, svb, ki, kj, k_ok, svh, svw, gy, gx, DIL_H, DIL_W,
                                 head * DV, svc, DV, BDV, DOT_F32)
                 inside = (q_ok[:, None] & k_ok[None, :]
-                          & _inside(qi, qj, ki, kj, LY, LX, KH, KW, CAUSAL))
+                          & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH, KW, WINDOW))
                 s = _dot(qt, tl.trans(kt), IEEE) * qk_scale
                 if HAS_RPB:
                     roff = _bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH, KW)
@@ -99,8 +100,9 @@ def na_bwd_dq_kernel(
                 p = tl.where(inside, tl.exp2(s - lse2[:, None]), 0.0)
                 ds = p * (_dot(gt, tl.trans(vt), IEEE) - dlt[:, None])
                 acc += _dot(ds.to(kt.dtype), kt, IEEE)
-                if RPB_GRAD:
-                    tl.atomic_add(drpb + roff, ds, mask=inside)
+                if RPB_GRAD:  # (drpb's own strides: rpb may be any view)
+                    goff = _bias_offsets(head, qi, qj, ki, kj, sgrh, sgry, sgrx, KH, KW)
+                    tl.atomic_add(drpb + goff, ds, mask=inside)
         _store_rows(dq, acc * scale, b, sdb, qi, qj, q_ok, sdh, sdw, gy, gx, DIL_H, DIL_W,
                     head * D, sdc, D, BD)
 
@@ -108,7 +110,7 @@ def na_bwd_dq_kernel(
 @triton.jit
 def na_bwd_dkdv_kernel(
     q, k, v, rpb, dout, lse, delta, dk, dv_out,
-    H, W, HEADS, DIL_H, DIL_W, TILES_W,
+    H, W, HEADS, DIL_H, DIL_W, SHIFT_H, SHIFT_W, TILES_W,
     sqb, sqc, sqh, sqw,
     skb, skc, skh, skw,
     svb, svc, svh, svw,
@@ -118,7 +120,7 @@ def na_bwd_dkdv_kernel(
     srh, sry, srx,
     qk_scale, scale,
     D: tl.constexpr, DV: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr,
-    KH: tl.constexpr, KW: tl.constexpr, CAUSAL: tl.constexpr, HAS_RPB: tl.constexpr,
+    KH: tl.constexpr, KW: tl.constexpr, WINDOW: tl.constexpr, HAS_RPB: tl.constexpr,
     IEEE: tl.constexpr, DOT_F32: tl.constexpr,
     BH: tl.constexpr, BW: tl.constexpr, QBH: tl.constexpr, QBW: tl.constexpr,
 ):
@@ -134,7 +136,7 @@ def na_bwd_dkdv_kernel(
         vt = _load_rows(v, b, svb, ki, kj, k_ok, svh, svw, gy, gx, DIL_H, DIL_W, head * DV,
                         svc, DV, BDV, DOT_F32)
         # queries that can see these keys: within K - 1 of them (0 .. K - 1 after, causal)
-        if CAUSAL:
+        if WINDOW == 1:
             r_lo, c_lo = i0, j0
         else:
             r_lo, c_lo = tl.maximum(i0 - (KH - 1), 0), tl.maximum(j0 - (KW - 1), 0)
@@ -155,7 +157,7 @@ def na_bwd_dkdv_kernel(
                 lse2, dlt = _row_stats(lse, delta, bh, H, W, gy, gx, DIL_H, DIL_W, qi, qj, q_ok)
                 # [keys, queries]: the transpose of the dq kernel's pairs
                 inside = tl.trans(q_ok[:, None] & k_ok[None, :]
-                                  & _inside(qi, qj, ki, kj, LY, LX, KH, KW, CAUSAL))
+                                  & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH, KW, WINDOW))
                 s = _dot(kt, tl.trans(qt), IEEE) * qk_scale
                 if HAS_RPB:
                     roff = tl.trans(_bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH, KW))

@@ -147,12 +147,9 @@ def corr2d(
     return _launch().corr2d(a, b, weight_shape, geo)
 
 
-def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-                           rpb: Optional[torch.Tensor], heads: int, kernel: tuple[int, int],
-                           dilation: tuple[int, int], causal: bool,
-                           scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+def neighborhood_attention(*args: Any) -> tuple[Any, ...]:
     """See :func:`launch.neighborhood_attention`."""
-    return _launch().neighborhood_attention(q, k, v, rpb, heads, kernel, dilation, causal, scale)
+    return _launch().neighborhood_attention(*args)
 
 
 def neighborhood_attention_backward(*args: Any) -> tuple[Any, ...]:

@@ -27,7 +27,7 @@ from localconn.geometry import Geometry
 from localconn.reference import memory_format_of
 
 from . import configs
-from .attention import LOG2E, na_fwd_kernel
+from .attention import LOG2E, WINDOWS, na_fwd_kernel
 from .attention_backward import na_bwd_dkdv_kernel, na_bwd_dq_kernel
 from .conn import conn_kernel
 from .conn_transpose import conn_transpose_kernel
@@ -296,13 +296,13 @@ def _pow2(n: int, floor: int = 16) -> int:
 def neighborhood_attention_launch(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rpb: Optional[torch.Tensor],
     out: torch.Tensor, lse: torch.Tensor, heads: int, kernel: tuple[int, int],
-    dilation: tuple[int, int], causal: bool, scale: float,
+    dilation: tuple[int, int], window: str, shift: tuple[int, int], scale: float,
 ) -> tuple[tuple[int, int, int], dict[str, Any], dict[str, Any]]:
     """The fused kernel's grid, runtime arguments and constexprs (with ``num_warps``).
 
     Tile: 8 x 8 queries (``BM = 64`` rows of ``tl.dot``) against key blocks of
     ``KBH x KBW = 32`` keys and 8 warps (float32, whose exact IEEE dot runs on FMA
-    units: 16 keys, 4 warps): the sm_90 builds hold 112-126 registers at head dim 32
+    units: 16 keys, 4 warps): the sm_90 builds hold 125-156 registers at head dim 32
     and no stack (larger key blocks, or 16-bit on 4 warps, spill; ptxas capped float32
     at 128 registers and spilled on 8 warps): ``.ci/triton-resources`` checks it.
     """
@@ -316,7 +316,7 @@ def neighborhood_attention_launch(
     args = {
         "q": q, "k": k, "v": v, "rpb": r, "out": out, "lse": lse,
         "H": H, "W": W, "HEADS": heads, "DIL_H": dilation[0], "DIL_W": dilation[1],
-        "TILES_W": tiles_w,
+        "SHIFT_H": shift[0], "SHIFT_W": shift[1], "TILES_W": tiles_w,
         **dict(zip(("sqb", "sqc", "sqh", "sqw"), image_strides(q))),
         **dict(zip(("skb", "skc", "skh", "skw"), image_strides(k))),
         **dict(zip(("svb", "svc", "svh", "svw"), image_strides(v))),
@@ -328,7 +328,7 @@ def neighborhood_attention_launch(
     f32 = q.dtype == torch.float32
     meta = {
         "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
-        "CAUSAL": causal, "HAS_RPB": rpb is not None,
+        "WINDOW": WINDOWS[window], "HAS_RPB": rpb is not None,
         "IEEE": q.dtype == torch.float32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
         "BH": BH, "BW": BW, "KBH": (16 if f32 else 32) // KBW, "KBW": KBW,
         "num_warps": 4 if f32 else 8,
@@ -338,7 +338,7 @@ def neighborhood_attention_launch(
 
 def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
                            rpb: Optional[torch.Tensor], heads: int, kernel: tuple[int, int],
-                           dilation: tuple[int, int], causal: bool,
+                           dilation: tuple[int, int], window: str, shift: tuple[int, int],
                            scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Fused neighborhood attention (see :mod:`attention`) on ``(B, heads * D, H, W)`` images:
     the output ``(B, heads * Dv, H, W)`` (``v``'s memory format) and the float32 log-sum-exp
@@ -347,7 +347,7 @@ def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     out = empty(v.shape, dtype=v.dtype, device=v.device, memory_format=memory_format_of(v))
     lse = empty((B, heads, H, W), dtype=torch.float32, device=q.device)
     grid, args, meta = neighborhood_attention_launch(q, k, v, rpb, out, lse, heads, kernel,
-                                                     dilation, causal, scale)
+                                                     dilation, window, shift, scale)
     guard = torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext()
     serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
     with guard, serial:
@@ -359,13 +359,14 @@ def neighborhood_attention_backward_launch(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rpb: Optional[torch.Tensor],
     dout: torch.Tensor, lse: torch.Tensor, delta: torch.Tensor, dq: torch.Tensor,
     dk: torch.Tensor, dv: torch.Tensor, drpb: Optional[torch.Tensor], heads: int,
-    kernel: tuple[int, int], dilation: tuple[int, int], causal: bool, scale: float,
+    kernel: tuple[int, int], dilation: tuple[int, int], window: str, shift: tuple[int, int],
+    scale: float,
 ) -> list[tuple[Any, tuple[int, int, int], dict[str, Any], dict[str, Any]]]:
     """The two backward kernels' (kernel, grid, arguments, constexprs): dq (and drpb), then
     dk and dv. Tiles as the forward's (the key tile's query blocks span ``BW + 2 (Kw - 1)``
-    columns); the dk / dv kernel on 8 warps in every dtype (float32 on 4 spilled 16
-    bytes). sm_90: 86-128 registers at head dim 32, about 250 at 128, no stack
-    (``.ci/triton-resources``)."""
+    columns), 16 keys or queries a block above head dim 64; the dk / dv kernel on 8 warps
+    in every dtype (float32 on 4 spilled 16 bytes). sm_90: 86-188 registers at head dim
+    32, up to 254 at 128, no stack (``.ci/triton-resources``)."""
     B, C, H, W = q.shape
     D, Dv = C // heads, v.shape[1] // heads
     BH = BW = 8
@@ -377,7 +378,7 @@ def neighborhood_attention_backward_launch(
     r = rpb if rpb is not None else q
     common = {
         "H": H, "W": W, "HEADS": heads, "DIL_H": dilation[0], "DIL_W": dilation[1],
-        "TILES_W": tiles_w,
+        "SHIFT_H": shift[0], "SHIFT_W": shift[1], "TILES_W": tiles_w,
         **dict(zip(("sqb", "sqc", "sqh", "sqw"), image_strides(q))),
         **dict(zip(("skb", "skc", "skh", "skw"), image_strides(k))),
         **dict(zip(("svb", "svc", "svh", "svw"), image_strides(v))),
@@ -387,16 +388,18 @@ def neighborhood_attention_backward_launch(
     }
     meta = {
         "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
-        "CAUSAL": causal, "HAS_RPB": rpb is not None,
+        "WINDOW": WINDOWS[window], "HAS_RPB": rpb is not None,
         "IEEE": f32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
         "BH": BH, "BW": BW, "num_warps": 4 if f32 else 8,
     }
-    keys = 16 if f32 else 32
+    keys = 16 if f32 or D > 64 else 32  # (the dq kernel at head dim 128 spilled with 32)
     kbw = min(16, _pow2(BW + kernel[1] - 1, floor=8))
     qbw = min(16, _pow2(BW + 2 * (kernel[1] - 1), floor=8))
     dq_args = {"q": q, "k": k, "v": v, "rpb": r, "dout": dout, "lse": lse, "delta": delta,
                "dq": dq, "drpb": drpb if drpb is not None else lse, **common,
-               **dict(zip(("sdb", "sdc", "sdh", "sdw"), image_strides(dq)))}
+               **dict(zip(("sdb", "sdc", "sdh", "sdw"), image_strides(dq))),
+               **dict(zip(("sgrh", "sgry", "sgrx"),
+                          drpb.stride() if drpb is not None else (0, 0, 0)))}
     dkdv_args = {"q": q, "k": k, "v": v, "rpb": r, "dout": dout, "lse": lse, "delta": delta,
                  "dk": dk, "dv_out": dv, **common,
                  **dict(zip(("skgb", "skgc", "skgh", "skgw"), image_strides(dk))),
@@ -412,8 +415,8 @@ def neighborhood_attention_backward_launch(
 def neighborhood_attention_backward(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rpb: Optional[torch.Tensor],
     out: torch.Tensor, lse: torch.Tensor, dout: torch.Tensor, heads: int,
-    kernel: tuple[int, int], dilation: tuple[int, int], causal: bool, scale: float,
-    rpb_grad: bool,
+    kernel: tuple[int, int], dilation: tuple[int, int], window: str, shift: tuple[int, int],
+    scale: float, rpb_grad: bool,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """dq, dk, dv (the inputs' memory formats) and the float32 drpb (or ``None``) of the fused
     attention (see :mod:`attention_backward`)."""
@@ -423,7 +426,8 @@ def neighborhood_attention_backward(
                         memory_format=memory_format_of(t)) for t in (q, k, v))
     drpb = torch.zeros(rpb.shape, dtype=torch.float32, device=q.device) if rpb_grad else None
     launches = neighborhood_attention_backward_launch(
-        q, k, v, rpb, dout, lse, delta, dq, dk, dv, drpb, heads, kernel, dilation, causal, scale)
+        q, k, v, rpb, dout, lse, delta, dq, dk, dv, drpb, heads, kernel, dilation, window, shift,
+        scale)
     guard = torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext()
     serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
     with guard, serial:
