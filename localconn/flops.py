@@ -11,6 +11,14 @@ Each output element of a primitive is ``Kh * Kw`` multiply-accumulates (MACs)::
     conn2d_transpose  g (N, C, Ho, Wo) -> x̄ (N, C, H, W):   MACs = N * C * Ho * Wo * Kh * Kw
     corr2d            a (N, C, Ho, Wo), b -> Ŵ:             MACs = N * C * Ho * Wo * Kh * Kw
 
+and the fused attention counts what the unfused path would (``q . k`` and
+``p . v``; the backward's four products, not its recomputation of ``q . k``,
+as PyTorch counts flash attention)::
+
+    window_attention           q (B, heads D, H, W), v (B, heads Dv, H, W):
+                               MACs = B * H * W * Kh * Kw * heads * (D + Dv)
+    window_attention_backward  MACs = 2 * B * H * W * Kh * Kw * heads * (D + Dv)
+
 Convention: like PyTorch's own formulas (``mm``, ``convolution``), the
 registered formulas return FLOPs = 2 * MACs, so localconn's ops and PyTorch's
 add up in one unit inside ``FlopCounterMode``; :func:`count` divides the
@@ -36,7 +44,7 @@ import torch
 from torch import nn
 from torch.utils import flop_counter
 
-from . import ops  # noqa: F401  (defines torch.ops.localconn.*)
+from . import fused_attention, ops  # noqa: F401  (define torch.ops.localconn.*)
 
 
 def _taps(weight_shape: Sequence[int]) -> int:
@@ -58,8 +66,24 @@ def corr2d_flops(a_shape, b_shape, weight_shape, *args: Any, out_shape=None, **k
     return 2 * math.prod(a_shape) * _taps(weight_shape)
 
 
+def window_attention_flops(q_shape, k_shape, v_shape, rpb_shape, heads, kernel, *args: Any,
+                           out_shape=None, **kwargs: Any) -> int:
+    """FLOPs (2 * MACs) of the fused attention: ``2 * B * H * W * Kh * Kw * (C_q + C_v)``."""
+    B, C, H, W = q_shape
+    return 2 * B * H * W * int(kernel[0]) * int(kernel[1]) * (C + int(v_shape[1]))
+
+
+def window_attention_backward_flops(q_shape, k_shape, v_shape, rpb_shape, out_shape_, lse_shape,
+                                    dout_shape, heads, kernel, *args: Any, out_shape=None,
+                                    **kwargs: Any) -> int:
+    """FLOPs (2 * MACs) of the fused attention's backward: twice the forward's."""
+    return 2 * window_attention_flops(q_shape, k_shape, v_shape, rpb_shape, heads, kernel)
+
+
 #: op -> formula (taking shapes, as ``register_flop_formula`` formulas do)
 FORMULAS = {
+    torch.ops.localconn.window_attention: window_attention_flops,
+    torch.ops.localconn.window_attention_backward: window_attention_backward_flops,
     torch.ops.localconn.conn2d: conn2d_flops,
     torch.ops.localconn.conn2d_transpose: conn2d_transpose_flops,
     torch.ops.localconn.corr2d: corr2d_flops,

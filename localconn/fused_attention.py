@@ -1,20 +1,24 @@
-"""The fused local-attention path: when it runs, and its autograd.
+"""The fused local-attention path: when it runs, its custom ops and their autograd.
 
 ``out = softmax(scale * q . k + rpb) v`` over any of
 :func:`~localconn.window_attention.window_attention`'s windows, computed by
-Triton's fused kernel (``triton_kernels/attention.py``:
-tiles of queries, the keys of their windows' halo, online softmax in
-float32, ``tl.dot`` on tensor cores): the ``(B, heads, Kh, Kw, H, W)`` map is
-never stored, so the forward's memory is that of q, k, v and the output.
+Triton's fused kernel (``triton_kernels/attention.py``: tiles of queries, the
+keys of their windows' halo, online softmax in float32, ``tl.dot`` on tensor
+cores): the ``(B, heads, Kh, Kw, H, W)`` map is never stored, so the
+forward's memory is that of q, k, v and the output.
 
 Backward: Triton's fused backward (``triton_kernels/attention_backward.py``,
 flash-attention style: the probabilities recomputed from the saved
 log-sum-exp, a dq kernel over query tiles and a dk / dv kernel over key tiles,
 no map in memory either). The gradient of ``rpb`` is summed with atomics
-there; in deterministic mode (``torch.use_deterministic_algorithms``) a
-backward that needs it recomputes through the unfused primitives instead
-(``local_corr2d``, softmax, ``local_conn2d`` and their autograd:
-deterministic, with the map in memory while it runs).
+there, so in deterministic mode (``torch.use_deterministic_algorithms``) a
+call whose ``rpb`` needs a gradient takes the unfused primitives instead
+(:func:`fused_unavailable` says so).
+
+The kernels are the custom ops ``localconn::window_attention`` (``out``, ``lse``)
+and ``localconn::window_attention_backward``, with fake implementations (so
+``torch.compile(fullgraph=True)`` traces them as opaque nodes), autograd,
+and FLOP formulas for ``FlopCounterMode`` (:mod:`localconn.flops`).
 
 :func:`fused_unavailable` says why the fused kernel cannot run a call (the
 caller then takes the unfused path, or raises with that reason when the
@@ -24,12 +28,14 @@ fused path was demanded).
 from __future__ import annotations
 
 import os
-from typing import Callable, Optional
+from collections.abc import Sequence
+from typing import Optional
 
 import torch
 from torch import Tensor
 
 from .backends import backends
+from .reference import memory_format_of
 
 #: largest head dim of the fused kernel (its [64, D] tiles stay in registers)
 MAX_HEAD_DIM = 128
@@ -47,11 +53,10 @@ def fused_arg(fused: object) -> Optional[bool]:
     raise ValueError(f"fused must be 'auto', True or False, got {fused!r}")
 
 
-def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str]) -> Optional[str]:
+def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str],
+                      rpb: Optional[Tensor] = None) -> Optional[str]:
     """``None`` if the fused kernel can compute attention on the ``(B, heads * D, H, W)``
     images ``q`` and ``v``, else why not."""
-    if torch.compiler.is_compiling():
-        return "torch.compile traces the unfused primitives (the fused kernel is not a custom op)"
     if backend not in (None, "auto", "triton"):
         return f"backend={backend!r}: the fused kernel is Triton's"
     if q.dtype not in _FUSED_DTYPES:
@@ -59,6 +64,9 @@ def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str]) 
     D, Dv = q.shape[1] // heads, v.shape[1] // heads
     if max(D, Dv) > MAX_HEAD_DIM:
         return f"head dims up to {MAX_HEAD_DIM}, got {D} (query) and {Dv} (value)"
+    if rpb is not None and rpb.requires_grad and torch.are_deterministic_algorithms_enabled():
+        return ("deterministic algorithms are on and rpb needs a gradient, which the fused "
+                "backward sums with atomics")
     if q.device.type == "cpu":
         if backend != "triton" or os.environ.get("TRITON_INTERPRET") != "1":
             return ("CPU tensors run the fused kernel only through Triton's interpreter "
@@ -75,63 +83,66 @@ def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str]) 
     return None
 
 
-Unfused = Callable[..., Tensor]
+def _pair(v: Sequence[int]) -> tuple[int, int]:
+    return int(v[0]), int(v[1])
 
 
-class FusedWindowAttention(torch.autograd.Function):
-    """Triton's fused forward and backward (``unfused``: the recomputing fallback of the
-    backward, same arguments, where the fused one does not apply)."""
+@torch.library.custom_op("localconn::window_attention", mutates_args=())
+def window_attention_op(q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], heads: int,
+                        kernel: Sequence[int], dilation: Sequence[int], window: str,
+                        shift: Sequence[int], scale: float) -> tuple[Tensor, Tensor]:
+    """Fused attention on ``(B, heads * D, H, W)`` images: ``out (B, heads * Dv, H, W)`` and the
+    float32 log-sum-exp ``(B, heads, H, W)`` (see the module docstring)."""
+    from .triton_kernels import backend as triton_backend
 
-    @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], heads: int,
-                kernel: tuple[int, int], dilation: tuple[int, int], window: str,
-                shift: tuple[int, int], scale: float, backend: Optional[str],
-                unfused: Unfused) -> Tensor:
-        from .triton_kernels import backend as triton_backend
-
-        out, lse = triton_backend.neighborhood_attention(q, k, v, rpb, heads, kernel, dilation,
-                                                         window, shift, scale)
-        ctx.save_for_backward(q, k, v, rpb, out, lse)
-        ctx.args = (heads, kernel, dilation, window, shift, scale, backend)
-        ctx.unfused = unfused
-        return out
-
-    @staticmethod
-    def backward(ctx, dout: Tensor) -> tuple[Optional[Tensor], ...]:
-        q, k, v, rpb, out, lse = ctx.saved_tensors
-        heads, kernel, dilation, window, shift, scale, backend = ctx.args
-        needs = ctx.needs_input_grad[:4]
-        rest = (None,) * 8
-        if not any(needs):
-            return (None,) * 4 + rest
-        rpb_grad = rpb is not None and needs[3]
-        if rpb_grad and torch.are_deterministic_algorithms_enabled():
-            return (*_recompute(ctx.unfused, (q, k, v, rpb), needs, dout, heads, kernel,
-                                dilation, window, shift, scale, backend), *rest)
-        from .triton_kernels import backend as triton_backend
-
-        dq, dk, dv, drpb = triton_backend.neighborhood_attention_backward(
-            q, k, v, rpb, out, lse, dout.contiguous(memory_format=_format(out)), heads, kernel,
-            dilation, window, shift, scale, rpb_grad)
-        grads = (dq, dk, dv, None if drpb is None else drpb.to(rpb.dtype))
-        return (*(g if need else None for g, need in zip(grads, needs)), *rest)
+    return triton_backend.neighborhood_attention(q, k, v, rpb, heads, _pair(kernel),
+                                                 _pair(dilation), window, _pair(shift), scale)
 
 
-def _format(t: Tensor) -> torch.memory_format:
-    return torch.channels_last if t.is_contiguous(memory_format=torch.channels_last) and \
-        not t.is_contiguous() else torch.contiguous_format
+@window_attention_op.register_fake
+def _(q, k, v, rpb, heads, kernel, dilation, window, shift, scale):
+    B, _, H, W = q.shape
+    out = torch.empty(v.shape, dtype=v.dtype, device=v.device, memory_format=memory_format_of(v))
+    return out, q.new_empty((B, heads, H, W), dtype=torch.float32)
 
 
-def _recompute(unfused: Unfused, inputs: tuple[Optional[Tensor], ...], needs: tuple[bool, ...],
-               dout: Tensor, heads: int, kernel: tuple[int, int], dilation: tuple[int, int],
-               window: str, shift: tuple[int, int], scale: float,
-               backend: Optional[str]) -> list[Optional[Tensor]]:
-    """The gradients through the unfused primitives (deterministic; the map exists while
-    they run)."""
-    leaves = [t.detach().requires_grad_(need) if t is not None else None
-              for t, need in zip(inputs, needs)]
-    wanted = [t for t in leaves if t is not None and t.requires_grad]
-    with torch.enable_grad():
-        out = unfused(*leaves, heads, kernel, dilation, window, shift, scale, backend)
-        found = iter(torch.autograd.grad(out, wanted, dout))
-    return [next(found) if t is not None and t.requires_grad else None for t in leaves]
+@torch.library.custom_op("localconn::window_attention_backward", mutates_args=())
+def window_attention_backward_op(
+    q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], out: Tensor, lse: Tensor,
+    dout: Tensor, heads: int, kernel: Sequence[int], dilation: Sequence[int], window: str,
+    shift: Sequence[int], scale: float, rpb_grad: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """dq, dk, dv and drpb (``rpb``'s dtype; empty unless ``rpb_grad``) of
+    :func:`window_attention_op`."""
+    from .triton_kernels import backend as triton_backend
+
+    dq, dk, dv, drpb = triton_backend.neighborhood_attention_backward(
+        q, k, v, rpb, out, lse, dout.contiguous(memory_format=memory_format_of(out)), heads,
+        _pair(kernel), _pair(dilation), window, _pair(shift), scale, rpb_grad)
+    return dq, dk, dv, q.new_empty(0) if drpb is None else drpb.to(rpb.dtype)
+
+
+@window_attention_backward_op.register_fake
+def _(q, k, v, rpb, out, lse, dout, heads, kernel, dilation, window, shift, scale, rpb_grad):
+    grads = [torch.empty(t.shape, dtype=t.dtype, device=t.device,
+                         memory_format=memory_format_of(t)) for t in (q, k, v)]
+    return (*grads, rpb.new_empty(rpb.shape) if rpb_grad else q.new_empty(0))
+
+
+def _setup(ctx, inputs, output) -> None:
+    q, k, v, rpb, heads, kernel, dilation, window, shift, scale = inputs
+    ctx.save_for_backward(q, k, v, rpb, *output)
+    ctx.args = (heads, kernel, dilation, window, shift, scale)
+
+
+def _backward(ctx, dout: Tensor, _dlse: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
+    q, k, v, rpb, out, lse = ctx.saved_tensors
+    needs = ctx.needs_input_grad[:4]
+    rpb_grad = rpb is not None and needs[3]
+    dq, dk, dv, drpb = window_attention_backward_op(q, k, v, rpb, out, lse, dout, *ctx.args,
+                                                    rpb_grad)
+    grads = (dq, dk, dv, drpb if rpb_grad else None)
+    return (*(g if need else None for g, need in zip(grads, needs)), *(None,) * 6)
+
+
+window_attention_op.register_autograd(_backward, setup_context=_setup)

@@ -39,7 +39,7 @@ from torch import Tensor
 
 from .attention_masks import allowed_taps, attention_axes, window_softmax
 from .functional import local_conn2d, local_corr2d
-from .fused_attention import FusedWindowAttention, fused_arg, fused_unavailable
+from .fused_attention import fused_arg, fused_unavailable, window_attention_op
 from .geometry import Axis
 from .relative_position import relative_position_index
 
@@ -141,10 +141,10 @@ def window_attention(
             saying why not; ``False``: the primitives.
     """
     fused = fused_arg(fused)
-    why = None if fused is False else fused_unavailable(q, v, heads, backend)
+    why = None if fused is False else fused_unavailable(q, v, heads, backend, rpb)
     if fused is not False and why is None:
-        return FusedWindowAttention.apply(q, k, v, rpb, heads, kernel, dilation, window,
-                                          shift, scale, backend, _unfused)
+        return window_attention_op(q, k, v, rpb, heads, kernel, dilation, window, shift,
+                                   scale)[0]
     if fused:
         raise ValueError(f"fused=True, but the fused kernel cannot run this call: {why}")
     return _unfused(q, k, v, rpb, heads, kernel, dilation, window, shift, scale, backend)

@@ -17,10 +17,10 @@ import torch
 from test_neighborhood import oracle, randn
 from tolerances import assert_close
 from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import FlopCounterMode
 
 import localconn
 from localconn import LocalAttention2d, na2d
-from localconn.fused_attention import FusedWindowAttention
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("triton") is None,
                                 reason="Triton is not installed")
@@ -44,18 +44,30 @@ def interpreter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
+def _count(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
+    from localconn.triton_kernels import backend as triton_backend
+
+    calls: list[int] = []
+    real = getattr(triton_backend, name)
+
+    def counted(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(triton_backend, name, counted)
+    return calls
+
+
 @pytest.fixture
 def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the fused kernel's forward calls."""
-    calls: list[int] = []
-    real = FusedWindowAttention.forward
+    """Counts the fused forward kernel's launches."""
+    return _count(monkeypatch, "neighborhood_attention")
 
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
 
-    monkeypatch.setattr(FusedWindowAttention, "forward", staticmethod(counted))
-    return calls
+@pytest.fixture
+def fused_backward_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the fused backward kernels' launches."""
+    return _count(monkeypatch, "neighborhood_attention_backward")
 
 
 CASES = [  # B, (H, W), heads, D, Dv, kernel, dilation, causal, rpb, dtype
@@ -104,22 +116,6 @@ def test_fused_forward_matches_the_oracle(case: tuple, fused_calls: list[int]) -
                  else 4.0)
 
 
-@pytest.fixture
-def fused_backward_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts the fused backward kernels' calls."""
-    from localconn.triton_kernels import backend as triton_backend
-
-    calls: list[int] = []
-    real = triton_backend.neighborhood_attention_backward
-
-    def counted(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(triton_backend, "neighborhood_attention_backward", counted)
-    return calls
-
-
 GRAD_CASES = [  # B, (H, W), heads, D, Dv, kernel, dilation, causal, rpb, dtype
     (2, (11, 13), 2, 16, 8, (3, 5), (2, 1), False, True, torch.float32),
     (2, (11, 13), 2, 16, 8, (3, 5), (2, 1), True, True, torch.float32),
@@ -153,9 +149,10 @@ def test_fused_gradients_match_the_oracle(case: tuple, fused_calls: list[int],
                      scale=widen * (4.0 if name == "rpb" else 1.0))
 
 
-def test_deterministic_mode_recomputes_the_bias_gradient(fused_backward_calls: list[int]) -> None:
-    """With deterministic algorithms on, a backward that needs drpb (summed by atomics in the
-    fused kernel) runs through the primitives: right and bitwise repeatable."""
+def test_deterministic_mode_takes_the_primitives_for_a_bias_gradient(
+        fused_calls: list[int], fused_backward_calls: list[int]) -> None:
+    """With deterministic algorithms on, a call whose rpb needs a gradient (summed by atomics
+    in the fused backward) runs through the primitives: right and bitwise repeatable."""
     kernel = (3, 3)
     q, k, v, bias = _inputs(1, (9, 10), 2, 16, 16, kernel, True, torch.float32, grad=True)
     torch.use_deterministic_algorithms(True)
@@ -166,7 +163,7 @@ def test_deterministic_mode_recomputes_the_bias_gradient(fused_backward_calls: l
             runs.append(torch.autograd.grad(out.square().sum(), (q, k, v, bias)))
     finally:
         torch.use_deterministic_algorithms(False)
-    assert not fused_backward_calls
+    assert not fused_calls and not fused_backward_calls
     for a, b in zip(*runs):
         assert torch.equal(a, b)
     want, leaves = _oracle(q, k, v, bias, kernel, (1, 1), False)
@@ -265,3 +262,29 @@ def test_fused_true_says_why_it_cannot_run() -> None:
         m(x)
     with localconn.use_backend("reference"):
         assert LocalAttention2d(8, 2, 3, fused=False)(x).shape == x.shape
+
+
+def test_fused_ops_compile_and_count(fused_calls: list[int],
+                                     fused_backward_calls: list[int]) -> None:
+    """The fused ops are custom ops: ``torch.compile(fullgraph=True)`` traces them (forward and
+    backward) with the eager result, and FlopCounterMode counts them as the unfused path."""
+    B, size, heads, D, kernel = 2, (9, 10), 3, 16, (3, 5)
+    q, k, v, bias = _inputs(B, size, heads, D, D, kernel, True, torch.float32, grad=True)
+
+    def attend(q, k, v, bias):
+        return na2d(q, k, v, kernel, rpb=bias, backend="triton")
+
+    compiled = torch.compile(attend, backend="aot_eager", fullgraph=True)
+    results = []
+    for fn in (attend, compiled):
+        out = fn(q, k, v, bias)
+        results.append((out, *torch.autograd.grad(out.square().sum(), (q, k, v, bias))))
+    for name, a, e in zip(["out", "q", "k", "v", "rpb"], *results):
+        assert_close(a, e, what=f"compiled {name}")
+    assert len(fused_calls) == 2 and len(fused_backward_calls) == 2
+    with FlopCounterMode(display=False) as counter:
+        attend(q, k, v, bias).sum().backward()
+    forward = 2 * B * size[0] * size[1] * kernel[0] * kernel[1] * heads * (D + D)
+    ops = {str(op): n for op, n in counter.get_flop_counts()["Global"].items()}
+    assert ops == {"localconn.window_attention": forward,
+                   "localconn.window_attention_backward": 2 * forward}
