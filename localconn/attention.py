@@ -95,8 +95,8 @@ class LocalAttention2d(nn.Module):
         proj_drop: dropout probability after the output projection.
         fused: ``"auto"`` (default): the fused kernels (:mod:`localconn.fused_attention`;
             no ``(N, heads, Kh, Kw, H, W)`` map in memory, forward or backward) where they
-            run: every window, no attention dropout while training, a CUDA device with
-            Triton; the primitives otherwise, with the same result to the dtype's
+            run: every window, no attention dropout while training, float16 / bfloat16
+            on a CUDA device with Triton (float32 with ``True``); the primitives otherwise, with the same result to the dtype's
             tolerance. ``True`` demands it (``ValueError`` saying why it
             cannot run), ``False`` always runs the primitives.
         backend: forwarded to :func:`~localconn.local_corr2d` and

@@ -54,13 +54,17 @@ def fused_arg(fused: object) -> Optional[bool]:
 
 
 def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str],
-                      rpb: Optional[Tensor] = None) -> Optional[str]:
+                      rpb: Optional[Tensor] = None, auto: bool = True) -> Optional[str]:
     """``None`` if the fused kernel can compute attention on the ``(B, heads * D, H, W)``
-    images ``q`` and ``v``, else why not."""
+    images ``q`` and ``v`` (``auto``: and is the one to pick), else why not."""
     if backend not in (None, "auto", "triton"):
         return f"backend={backend!r}: the fused kernel is Triton's"
     if q.dtype not in _FUSED_DTYPES:
         return f"the fused kernel takes float16, bfloat16 and float32, got {q.dtype}"
+    if auto and q.dtype == torch.float32:
+        return ("float32: the fused kernels' exact IEEE products run on FMA units through shared "
+                "memory, which the cost model predicts slower than the primitives in the backward "
+                "(DWNet-T stage 1: 2.8 against 1.9 ms); fused=True runs them")
     D, Dv = q.shape[1] // heads, v.shape[1] // heads
     if max(D, Dv) > MAX_HEAD_DIM:
         return f"head dims up to {MAX_HEAD_DIM}, got {D} (query) and {Dv} (value)"

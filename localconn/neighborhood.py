@@ -36,8 +36,8 @@ windows and raise ``ValueError`` naming them.
 
 :func:`na2d` is :func:`~localconn.window_attention.window_attention`: it runs the
 fused kernels where they can (:mod:`localconn.fused_attention`:
-Triton, a CUDA device, 16-bit or float32, head dims up to 128; no
-``(B, heads, Kh, Kw, H, W)`` map in memory during the forward) and otherwise
+Triton, a CUDA device, 16-bit (float32 with ``fused=True``), head dims up to 128;
+no ``(B, heads, Kh, Kw, H, W)`` map in memory, forward or backward) and otherwise
 :func:`~localconn.local_corr2d`, a float32 softmax and
 :func:`~localconn.local_conn2d`, which every backend, autograd (gradients for
 query, key, value and ``rpb``), the CPU, ``torch.compile`` and

@@ -141,7 +141,8 @@ def window_attention(
             saying why not; ``False``: the primitives.
     """
     fused = fused_arg(fused)
-    why = None if fused is False else fused_unavailable(q, v, heads, backend, rpb)
+    why = None if fused is False else fused_unavailable(q, v, heads, backend, rpb,
+                                                        auto=fused is None)
     if fused is not False and why is None:
         return window_attention_op(q, k, v, rpb, heads, kernel, dilation, window, shift,
                                    scale)[0]

@@ -78,7 +78,7 @@ def _why_not(backend: str) -> Optional[str]:
         from .torch_native import why_not
 
         return why_not()
-    if backend == "triton":
+    if backend in ("triton", "fused"):
         try:
             from triton.backends.nvidia.compiler import get_ptxas  # noqa: F401
         except Exception as e:

@@ -93,7 +93,7 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
             continue
         for ins in b.instrs:
             c.issued += n
-            c.by_class[ins.cls] += n
+            c.by_class[ins.cls] += n * ins.mma_units if ins.cls == "tensor" else n
             c.mul_lanes += n * ins.mul_lanes
             k = _kind(ins)
             if k is None:

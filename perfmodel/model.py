@@ -20,8 +20,10 @@ from .hardware import Gpu
 from .predict import KernelCost, Prediction, combine, predict
 from .workload import PrimitiveCall, TorchStep, Work, elem, geometry, numel, operand, result_role
 
-#: ours, then the peer: PyTorch's native depth-wise kernels (:mod:`perfmodel.torch_native`)
-BACKENDS = ("cuda", "triton", "torch")
+#: ours (``fused``: the fused attention kernels, :mod:`perfmodel.fused_costs`, rows of the
+#: ``attention`` suite only), then the peer: PyTorch's native depth-wise kernels
+#: (:mod:`perfmodel.torch_native`)
+BACKENDS = ("cuda", "triton", "fused", "torch")
 
 
 @dataclass
@@ -141,7 +143,14 @@ def evaluate(emu: Optional[Emulator], work: Work, backend: str, gpus: dict[str, 
     kernels: list[KernelCost] = []
     fixed: list[KernelCost] = []  # the same call on Triton's fixed tiles
     tiles: list[dict] = []
-    for step in work.steps:
+    if backend == "fused":
+        from .fused_costs import kernel_costs
+        from .torch_native import Declined
+
+        if work.case.op != "attention":
+            raise Declined("the fused kernels compute whole attention only")
+        kernels = kernel_costs(work)
+    for step in work.steps if backend != "fused" else ():
         if isinstance(step, TorchStep):
             k = KernelCost(f"torch {step.name}", 0, 0, dram_bytes=step.bytes)
             kernels.append(k)

@@ -148,6 +148,27 @@ class Instr:
         return 0
 
     @property
+    def mma_macs(self) -> int:
+        """Multiply-adds a warp issues with one tensor instruction (0 for the others):
+        ``HMMA.MNK`` (``16816``, ``1688``: m16 n8 k16 / k8) ``M * N * K``; Hopper's warpgroup
+        ``HGMMA.64xNxK`` ``64 * N * K / 4`` (each of the 4 warps issues it)."""
+        if self.cls != "tensor":
+            return 0
+        parts = self.opcode.split(".")
+        if self.base == "HGMMA" and len(parts) > 1 and parts[1].count("x") == 2:
+            m, n, k = (int(x) for x in parts[1].split("x"))
+            return m * n * k // 4
+        if self.base == "HMMA" and len(parts) > 1 and parts[1] in ("16816", "1688"):
+            return 16 * 8 * (16 if parts[1] == "16816" else 8)
+        return 16 * 8 * 16
+
+    @property
+    def mma_units(self) -> float:
+        """A tensor instruction in ``HMMA.16816`` warp-instructions (the unit of the GPU's
+        ``mma_per_sm`` rate); 0 for the others."""
+        return self.mma_macs / 2048
+
+    @property
     def mul_lanes(self) -> int:
         """Multiplies one lane does, fused or not: FFMA/FMUL/DFMA/DMUL 1, HFMA2/HMUL2 2.
 

@@ -86,6 +86,36 @@ def test_sass_blocks_edges_and_classes() -> None:
     assert ldg.site == "portable.h:5<a.cuh:12" and ffma.site == "a.cuh:13"
 
 
+def test_tensor_instructions_in_hmma_units() -> None:
+    """HMMA.16816 is the tensor term's unit; Hopper's warpgroup HGMMA.64xNxK does 64 N K
+    multiply-adds over its 4 warps (N / 8 units a warp); the rest none."""
+    def ins(op: str) -> sass.Instr:
+        return sass.Instr(0, op, "")
+
+    assert ins("HMMA.16816.F32").mma_macs == 2048 and ins("HMMA.16816.F32").mma_units == 1
+    assert ins("HMMA.1688.F32").mma_units == 0.5
+    assert ins("HGMMA.64x16x16.F32").mma_macs == 64 * 16 * 16 // 4
+    assert ins("HGMMA.64x64x16.F32").mma_units == 8
+    assert ins("FFMA").mma_macs == 0
+
+
+def test_fused_attention_rows_are_in_the_table() -> None:
+    """The committed table has the fused attention rows of both directions, dtypes and layouts,
+    each with its multiply-add anchor met (no note: the host's replay of the halo blocks
+    matches the SASS loops)."""
+    import json
+    from pathlib import Path
+
+    table = Path(__file__).resolve().parent.parent / "benchmarks/results/model/perf-model.json"
+    rows = [r for r in json.loads(table.read_text())["records"] if r["backend"] == "fused"]
+    assert {(r["dtype"], r["layout"], r["direction"]) for r in rows} == {
+        (d, lay, dr) for d in ("float16", "float32") for lay in ("nchw", "channels_last")
+        for dr in ("fwd", "bwd")}
+    for r in rows:
+        for k in r["kernels"]:
+            assert not k["notes"], (r["direction"], k["name"], k["notes"])
+
+
 def test_flow_pins_a_loop_with_an_anchor() -> None:
     f = _kernel()
     # 40 bytes per lane from the LDG.E.128 at portable.h:5 (16 B each): 2.5 turns per warp

@@ -118,15 +118,34 @@ def _key_range(first, last, L, K: tl.constexpr, WINDOW: tl.constexpr):
 
 
 @triton.jit
+def _query_range(first, last, L, K: tl.constexpr, WINDOW: tl.constexpr):
+    """Queries ``[lo, hi)`` whose windows hold some of the keys ``first .. last``: the least
+    ``i`` with ``s(i) + K - 1 >= first`` and the largest with ``s(i) <= last``."""
+    if WINDOW == 1:  # causal: s(i) = i - (K - 1)
+        lo, hi = first, last + K
+    elif WINDOW == 2:  # sliding: s(i) = i - K // 2
+        lo, hi = first - (K - 1 - K // 2), last + K // 2 + 1
+    elif WINDOW == 3:  # block
+        lo, hi = (first // K) * K, (last // K) * K + K
+    else:  # neighborhood: s(i) = clamp(i - K // 2, 0, L - K)
+        lo = tl.where(first >= K, first - (K - 1 - K // 2), 0)
+        hi = tl.where(last >= L - K, L, last + K // 2 + 1)
+    return tl.maximum(lo, 0), tl.minimum(hi, L)
+
+
+@triton.jit
 def _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH: tl.constexpr, KW: tl.constexpr,
             WINDOW: tl.constexpr):
-    """``[len(qi), len(ki)]``: key ``(ki, kj)`` is in the window of query ``(qi, qj)`` (inside
-    the group; for the block window with a shift, in the query's Swin region too)."""
-    sy = _window_start(qi, LY, KH, WINDOW)[:, None]
-    sx = _window_start(qj, LX, KW, WINDOW)[:, None]
-    ok = ((ki[None, :] >= sy) & (ki[None, :] < sy + KH) & (ki[None, :] >= 0)
-          & (ki[None, :] < LY) & (kj[None, :] >= sx) & (kj[None, :] < sx + KW)
-          & (kj[None, :] >= 0) & (kj[None, :] < LX))
+    """``[len(qi), len(ki)]``: key ``(ki, kj)`` is in the window of query ``(qi, qj)``, for
+    keys of :func:`_key_range` (inside the group and past no window's end, so only the
+    sliding window, whose windows reach past the group, checks the group's end; the block
+    window with a shift checks the query's Swin region too). Two unsigned compares a pair:
+    ``0 <= ki - s(qi) < Kh`` and the same for columns."""
+    dy = ki[None, :] - _window_start(qi, LY, KH, WINDOW)[:, None]
+    dx = kj[None, :] - _window_start(qj, LX, KW, WINDOW)[:, None]
+    ok = (dy.to(tl.uint32) < KH) & (dx.to(tl.uint32) < KW)
+    if WINDOW == 2:
+        ok &= (ki < LY)[None, :] & (kj < LX)[None, :]
     if WINDOW == 3:
         ok &= (_region(qi, LY, KH, SHIFT_H)[:, None] == _region(ki, LY, KH, SHIFT_H)[None, :]) \
             & (_region(qj, LX, KW, SHIFT_W)[:, None] == _region(kj, LX, KW, SHIFT_W)[None, :])
@@ -185,17 +204,21 @@ def na_fwd_kernel(
                 k_ok = (ki < r_hi) & (kj < c_hi)
                 kt = _load_rows(k, b, skb, ki, kj, k_ok, skh, skw, gy, gx, DIL_H, DIL_W,
                                 head * D, skc, D, BD, DOT_F32)
-                s = _dot(qt, tl.trans(kt), IEEE) * qk_scale  # base 2: scale * log2(e)
-                inside = (q_ok[:, None] & k_ok[None, :]
-                          & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH, KW, WINDOW))
-                if HAS_RPB:
+                s = _dot(qt, tl.trans(kt), IEEE)
+                # (rows of queries past the group are computed but never stored)
+                inside = _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH, KW, WINDOW)
+                if HAS_RPB:  # base 2: scale * log2(e) on the logits, then the bias
                     roff = _bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH, KW)
-                    s += tl.load(rpb + roff, mask=inside, other=0.0).to(tl.float32) * _LOG2E
+                    bias = tl.load(rpb + roff, mask=inside, other=0.0).to(tl.float32)
+                    s = s * qk_scale + bias * _LOG2E
+                    c = 1.0
+                else:  # the scale folded into the exponent's multiply-add
+                    c = qk_scale
                 s = tl.where(inside, s, float("-inf"))
                 m_new = tl.maximum(m_i, tl.max(s, 1))
                 m_use = tl.where(m_new > float("-inf"), m_new, 0.0)  # rows with no key yet
-                p = tl.exp2(s - m_use[:, None])
-                alpha = tl.exp2(m_i - m_use)
+                p = tl.exp2(s * c - (m_use * c)[:, None])
+                alpha = tl.exp2((m_i - m_use) * c)
                 l_i = l_i * alpha + tl.sum(p, 1)
                 vt = _load_rows(v, b, svb, ki, kj, k_ok, svh, svw, gy, gx, DIL_H, DIL_W,
                                 head * DV, svc, DV, BDV, DOT_F32)
@@ -206,4 +229,5 @@ def na_fwd_kernel(
                     DIL_W, head * DV, soc, DV, BDV)
         # lse (B, heads, H, W), contiguous
         lse_off = (bh.to(tl.int64) * H + gy + DIL_H * qi) * W + gx + DIL_W * qj
-        tl.store(lse + lse_off, (m_i + tl.log2(l_i)) * _LN2, mask=q_ok)
+        c_lse = 1.0 if HAS_RPB else qk_scale  # m_i in the units of the exponent's input
+        tl.store(lse + lse_off, (m_i * c_lse + tl.log2(l_i)) * _LN2, mask=q_ok)

@@ -14,9 +14,9 @@ Two kernels, each writing its outputs once (no atomics for dq, dk, dv):
   with atomics (the order of those adds is not fixed: deterministic mode takes
   the unfused backward instead when ``rpb`` needs a gradient);
 * ``na_bwd_dkdv_kernel``: a program per key tile of one head and dilation
-  group; the queries that can see a key lie within ``K - 1`` of it along each
-  axis (``0 .. K - 1`` after it for the causal window), so it walks that
-  query halo in blocks, recomputes ``p`` and ``ds`` transposed (keys as rows)
+  group; the queries whose windows hold its keys form a range along each axis
+  (``attention._query_range``, the inverse of the window starts: 14 rows for a
+  tile of 8 and a 7x7 window), so it walks that query halo in blocks, recomputes ``p`` and ``ds`` transposed (keys as rows)
   and accumulates ``dk``, ``dv`` in float32.
 
 Both recompute the pair masks of the forward exactly (``attention._inside``),
@@ -37,6 +37,7 @@ from .attention import (
     _key_range,
     _load_rows,
     _program_tile,
+    _query_range,
     _store_rows,
 )
 
@@ -91,8 +92,9 @@ def na_bwd_dq_kernel(
                                 head * D, skc, D, BD, DOT_F32)
                 vt = _load_rows(v, b, svb, ki, kj, k_ok, svh, svw, gy, gx, DIL_H, DIL_W,
                                 head * DV, svc, DV, BDV, DOT_F32)
-                inside = (q_ok[:, None] & k_ok[None, :]
-                          & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH, KW, WINDOW))
+                # (queries past the group would add to drpb: masked)
+                inside = q_ok[:, None] & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W,
+                                                 KH, KW, WINDOW)
                 s = _dot(qt, tl.trans(kt), IEEE) * qk_scale
                 if HAS_RPB:
                     roff = _bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH, KW)
@@ -135,13 +137,9 @@ def na_bwd_dkdv_kernel(
                         D, BD, DOT_F32)
         vt = _load_rows(v, b, svb, ki, kj, k_ok, svh, svw, gy, gx, DIL_H, DIL_W, head * DV,
                         svc, DV, BDV, DOT_F32)
-        # queries that can see these keys: within K - 1 of them (0 .. K - 1 after, causal)
-        if WINDOW == 1:
-            r_lo, c_lo = i0, j0
-        else:
-            r_lo, c_lo = tl.maximum(i0 - (KH - 1), 0), tl.maximum(j0 - (KW - 1), 0)
-        r_hi = tl.minimum(tl.minimum(i0 + BH, LY) + KH - 1, LY)
-        c_hi = tl.minimum(tl.minimum(j0 + BW, LX) + KW - 1, LX)
+        # the queries whose windows hold some of these keys
+        r_lo, r_hi = _query_range(i0, tl.minimum(i0 + BH, LY) - 1, LY, KH, WINDOW)
+        c_lo, c_hi = _query_range(j0, tl.minimum(j0 + BW, LX) - 1, LX, KW, WINDOW)
 
         acc_k = tl.zeros([BH * BW, BD], tl.float32)
         acc_v = tl.zeros([BH * BW, BDV], tl.float32)
@@ -156,8 +154,9 @@ def na_bwd_dkdv_kernel(
                                 head * DV, sgc, DV, BDV, DOT_F32)
                 lse2, dlt = _row_stats(lse, delta, bh, H, W, gy, gx, DIL_H, DIL_W, qi, qj, q_ok)
                 # [keys, queries]: the transpose of the dq kernel's pairs
-                inside = tl.trans(q_ok[:, None] & k_ok[None, :]
-                                  & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H, SHIFT_W, KH, KW, WINDOW))
+                # (queries past the group would add to dk, dv: masked)
+                inside = tl.trans(q_ok[:, None] & _inside(qi, qj, ki, kj, LY, LX, SHIFT_H,
+                                                          SHIFT_W, KH, KW, WINDOW))
                 s = _dot(kt, tl.trans(qt), IEEE) * qk_scale
                 if HAS_RPB:
                     roff = tl.trans(_bias_offsets(head, qi, qj, ki, kj, srh, sry, srx, KH, KW))

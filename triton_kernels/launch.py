@@ -363,7 +363,7 @@ def neighborhood_attention_backward_launch(
     scale: float,
 ) -> list[tuple[Any, tuple[int, int, int], dict[str, Any], dict[str, Any]]]:
     """The two backward kernels' (kernel, grid, arguments, constexprs): dq (and drpb), then
-    dk and dv. Tiles as the forward's (the key tile's query blocks span ``BW + 2 (Kw - 1)``
+    dk and dv. Tiles as the forward's (the key tile's query halo spans ``BW + Kw - 1``
     columns), 16 keys or queries a block above head dim 64; the dk / dv kernel on 8 warps
     in every dtype (float32 on 4 spilled 16 bytes). sm_90: 86-188 registers at head dim
     32, up to 254 at 128, no stack (``.ci/triton-resources``)."""
@@ -394,7 +394,7 @@ def neighborhood_attention_backward_launch(
     }
     keys = 16 if f32 or D > 64 else 32  # (the dq kernel at head dim 128 spilled with 32)
     kbw = min(16, _pow2(BW + kernel[1] - 1, floor=8))
-    qbw = min(16, _pow2(BW + 2 * (kernel[1] - 1), floor=8))
+    qbw = min(16, _pow2(BW + kernel[1] - 1, floor=8))
     dq_args = {"q": q, "k": k, "v": v, "rpb": r, "dout": dout, "lse": lse, "delta": delta,
                "dq": dq, "drpb": drpb if drpb is not None else lse, **common,
                **dict(zip(("sdb", "sdc", "sdh", "sdw"), image_strides(dq))),
