@@ -28,7 +28,7 @@ from typing import Callable, Optional
 
 from . import compiled_reference, flex, torch_baselines
 from .cases import Case
-from .workload import Fn, Setting, localconn_op
+from .workload import Fn, Setting, fused_attention_op, localconn_op
 
 Check = Callable[[Case, Setting], Optional[str]]
 Build = Callable[[Case, Setting], Fn]
@@ -70,6 +70,14 @@ def _auto_supports(case: Case, setting: Setting) -> Optional[str]:
     return None
 
 
+def _fused_supports(case: Case, setting: Setting) -> Optional[str]:
+    if case.mode != "attention":
+        return "unsupported: the fused kernels run the whole attention (mode attention) only"
+    if setting.device.type != "cuda":
+        return "skipped: the fused kernels run on CUDA (Triton; the CPU interpreter is for tests)"
+    return None
+
+
 def _localconn_providers() -> list[Provider]:
     try:
         import localconn
@@ -98,6 +106,16 @@ def _localconn_providers() -> list[Provider]:
                 lambda case, setting, n=name: localconn_op(case, n),
             )
         )
+    out.append(
+        Provider(
+            "localconn-fused",
+            "localconn",
+            "localconn's fused attention kernels (Triton; window_attention(fused=True)): the "
+            "whole attention without the map",
+            _fused_supports,
+            lambda case, setting: fused_attention_op(case),
+        )
+    )
     out.append(
         Provider(
             "localconn-auto",

@@ -106,6 +106,19 @@ def unfused_attention(case: Case, corr: Fn, conn: Fn) -> Fn:
     return attention
 
 
+def fused_attention_op(case: Case) -> Fn:
+    """The attention case through localconn's fused kernels (``fused=True``: no fallback)."""
+    from localconn.window_attention import window_attention
+
+    kernel = (case.kernel, case.kernel)
+
+    def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return window_attention(q, k, v, case.cw, kernel, (1, 1), window=case.window,
+                                scale=case.scale, backend="triton", fused=True)
+
+    return attention
+
+
 def localconn_op(case: Case, backend: str) -> Fn:
     """The case's op through the public localconn API, forced onto ``backend``."""
     import localconn
