@@ -64,7 +64,7 @@ def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str],
     if auto and q.dtype == torch.float32:
         return ("float32: the fused kernels' exact IEEE products run on FMA units through shared "
                 "memory, which the cost model predicts slower than the primitives in the backward "
-                "(DWNet-T stage 1: 2.8 against 1.9 ms); fused=True runs them")
+                "(DWNet-T stage 1: 3.3 against 1.9 ms); fused=True runs them")
     D, Dv = q.shape[1] // heads, v.shape[1] // heads
     if max(D, Dv) > MAX_HEAD_DIM:
         return f"head dims up to {MAX_HEAD_DIM}, got {D} (query) and {Dv} (value)"

@@ -364,8 +364,9 @@ def neighborhood_attention_backward_launch(
 ) -> list[tuple[Any, tuple[int, int, int], dict[str, Any], dict[str, Any]]]:
     """The two backward kernels' (kernel, grid, arguments, constexprs): dq (and drpb), then
     dk and dv. Tiles as the forward's (the key tile's query halo spans ``BW + Kw - 1``
-    columns), 16 keys or queries a block above head dim 64; the dk / dv kernel on 8 warps
-    in every dtype (float32 on 4 spilled 16 bytes). sm_90: 86-188 registers at head dim
+    columns), 16 keys or queries a block above head dim 64 (float32: 16 keys, 8 queries);
+    the dk / dv kernel on 8 warps in every dtype (float32 on 4, or with 16 queries a
+    block, spilled 16-24 bytes). sm_90: 86-188 registers at head dim
     32, up to 254 at 128, no stack (``.ci/triton-resources``)."""
     B, C, H, W = q.shape
     D, Dv = C // heads, v.shape[1] // heads
@@ -407,8 +408,8 @@ def neighborhood_attention_backward_launch(
     return [
         (na_bwd_dq_kernel, grid, dq_args,
          {**meta, "RPB_GRAD": drpb is not None, "KBH": keys // kbw, "KBW": kbw}),
-        (na_bwd_dkdv_kernel, grid, dkdv_args,
-         {**meta, "QBH": keys // qbw, "QBW": qbw, "num_warps": 8}),
+        (na_bwd_dkdv_kernel, grid, dkdv_args,  # (float32: 8 queries a block, 16 spilled)
+         {**meta, "QBH": 1 if f32 else keys // qbw, "QBW": 8 if f32 else qbw, "num_warps": 8}),
     ]
 
 
