@@ -35,7 +35,8 @@ from .triton_jit import compile_jit
 from .workload import Work, elem
 
 
-def _blocks(L: int, d: int, K: int, B: int, window: str, queries: bool) -> list[int]:
+def _blocks(L: int, d: int, K: int, B: int, window: str, queries: bool,
+            tile: int = 8) -> list[int]:
     """Per tile along one axis (every dilation group): key (or, ``queries``, query) blocks of
     size ``B`` its halo spans, as the kernels compute it."""
     out = []
@@ -50,8 +51,8 @@ def _blocks(L: int, d: int, K: int, B: int, window: str, queries: bool) -> list[
 
     for g in range(d):
         Lg = (L - g + d - 1) // d
-        for i0 in range(0, Lg, 8):
-            last = min(i0 + 8, Lg) - 1
+        for i0 in range(0, Lg, tile):
+            last = min(i0 + tile, Lg) - 1
             if queries:  # attention._query_range
                 if window == "causal":
                     lo, hi = i0, last + K
@@ -73,8 +74,8 @@ def _mean_blocks(H: int, W: int, dil: tuple[int, int], kernel: tuple[int, int], 
                  window: str, queries: bool) -> float:
     """Key (query) blocks per program, averaged over the grid's programs that run."""
     bh, bw = ("QBH", "QBW") if queries else ("KBH", "KBW")
-    rows = _blocks(H, dil[0], kernel[0], meta[bh], window, queries)
-    cols = _blocks(W, dil[1], kernel[1], meta[bw], window, queries)
+    rows = _blocks(H, dil[0], kernel[0], meta[bh], window, queries, meta["BH"])
+    cols = _blocks(W, dil[1], kernel[1], meta[bw], window, queries, meta["BW"])
     return (sum(rows) / len(rows)) * (sum(cols) / len(cols))
 
 
@@ -132,7 +133,7 @@ def kernel_costs(work: Work) -> list[KernelCost]:
         per_block = meta["BH"] * meta["BW"] * meta["KBH"] * meta["KBW"] * (meta["BD"] + meta["BDV"])
         macs = per_block * _mean_blocks(H, W, dil, kernel, meta, window, False)
         return [_cost("window_attention", launch.na_fwd_kernel, args, meta,
-                      _programs(grid, H, W, dil), macs, 4 * image + stats)]
+                      _programs(grid, H, W, dil, meta), macs, 4 * image + stats)]
     kernels = [KernelCost("torch delta = dout . out", 0, 0, dram_bytes=2 * image + stats)]
     launches = launch.neighborhood_attention_backward_launch(
         q, k, v, None, out, lse, lse, q, k, v, None, heads, kernel, dil, window, (0, 0), scale)
@@ -146,12 +147,14 @@ def kernel_costs(work: Work) -> list[KernelCost]:
         macs = per_block * _mean_blocks(H, W, dil, kernel, meta, window, not dq)
         dram = 4 * image + 2 * stats + (image if dq else 2 * image)
         kernels.append(_cost("window_attention_backward " + ("dq" if dq else "dk dv"), fn, args,
-                             meta, _programs(grid, H, W, dil), macs, dram))
+                             meta, _programs(grid, H, W, dil, meta), macs, dram))
     return kernels
 
 
-def _programs(grid: tuple[int, int, int], H: int, W: int, dil: tuple[int, int]) -> int:
+def _programs(grid: tuple[int, int, int], H: int, W: int, dil: tuple[int, int],
+              meta: dict) -> int:
     """Programs that run (the grid's tiles past a shorter dilation group return at once)."""
+    bh, bw = meta["BH"], meta["BW"]
     return int(grid[0] * grid[1] * grid[2]) if dil == (1, 1) else int(
-        sum(triton.cdiv(triton.cdiv(H - gy, dil[0]), 8) * triton.cdiv(triton.cdiv(W - gx, dil[1]), 8)
+        sum(triton.cdiv(triton.cdiv(H - gy, dil[0]), bh) * triton.cdiv(triton.cdiv(W - gx, dil[1]), bw)
             for gy in range(dil[0]) for gx in range(dil[1])) * grid[1])

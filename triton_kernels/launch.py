@@ -301,10 +301,11 @@ def neighborhood_attention_launch(
     """The fused kernel's grid, runtime arguments and constexprs (with ``num_warps``).
 
     Tile: 8 x 8 queries (``BM = 64`` rows of ``tl.dot``) against key blocks of
-    ``KBH x KBW = 32`` keys and 8 warps (float32, whose exact IEEE dot runs on FMA
-    units: 16 keys, 4 warps): the sm_90 builds hold 125-156 registers at head dim 32
-    and no stack (larger key blocks, or 16-bit on 4 warps, spill; ptxas capped float32
-    at 128 registers and spilled on 8 warps): ``.ci/triton-resources`` checks it.
+    ``KBH x KBW = 32`` keys (float32, whose exact IEEE dot runs on FMA units: 16), 4
+    warps (8 for head dims above 64): the sm_90 builds hold 121-146 registers at head
+    dim 32, about 220 at 128, and no stack (``.ci/triton-resources`` checks it). The
+    model preferred 4 warps to 8 (float16 channels_last stage 1: 70-88 against 99-123
+    us predicted; NOTES 2026-12-04 (5)).
     """
     B, C, H, W = q.shape
     D, Dv = C // heads, v.shape[1] // heads
@@ -331,7 +332,7 @@ def neighborhood_attention_launch(
         "WINDOW": WINDOWS[window], "HAS_RPB": rpb is not None,
         "IEEE": q.dtype == torch.float32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
         "BH": BH, "BW": BW, "KBH": (16 if f32 else 32) // KBW, "KBW": KBW,
-        "num_warps": 4 if f32 else 8,
+        "num_warps": 8 if max(D, Dv) > 64 and not f32 else 4,
     }
     return (tiles, B * heads, dilation[0] * dilation[1]), args, meta
 
@@ -365,9 +366,9 @@ def neighborhood_attention_backward_launch(
     """The two backward kernels' (kernel, grid, arguments, constexprs): dq (and drpb), then
     dk and dv. Tiles as the forward's (the key tile's query halo spans ``BW + Kw - 1``
     columns), 16 keys or queries a block above head dim 64 (float32: 16 keys, 8 queries);
-    the dk / dv kernel on 8 warps in every dtype (float32 on 4, or with 16 queries a
-    block, spilled 16-24 bytes). sm_90: 86-188 registers at head dim
-    32, up to 254 at 128, no stack (``.ci/triton-resources``)."""
+    4 warps up to head dim 64, else 8 (the float32 dk / dv kernel on 8: on 4, or with 16
+    queries a block, it spilled 16-24 bytes). sm_90: 98-179 registers at head dim 32,
+    up to 217 at 128, no stack (``.ci/triton-resources``)."""
     B, C, H, W = q.shape
     D, Dv = C // heads, v.shape[1] // heads
     BH = BW = 8
@@ -391,7 +392,7 @@ def neighborhood_attention_backward_launch(
         "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
         "WINDOW": WINDOWS[window], "HAS_RPB": rpb is not None,
         "IEEE": f32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
-        "BH": BH, "BW": BW, "num_warps": 4 if f32 else 8,
+        "BH": BH, "BW": BW, "num_warps": 8 if max(D, Dv) > 64 else 4,
     }
     keys = 16 if f32 or D > 64 else 32  # (the dq kernel at head dim 128 spilled with 32)
     kbw = min(16, _pow2(BW + kernel[1] - 1, floor=8))
@@ -409,7 +410,8 @@ def neighborhood_attention_backward_launch(
         (na_bwd_dq_kernel, grid, dq_args,
          {**meta, "RPB_GRAD": drpb is not None, "KBH": keys // kbw, "KBW": kbw}),
         (na_bwd_dkdv_kernel, grid, dkdv_args,  # (float32: 8 queries a block, 16 spilled)
-         {**meta, "QBH": 1 if f32 else keys // qbw, "QBW": 8 if f32 else qbw, "num_warps": 8}),
+         {**meta, "QBH": 1 if f32 else keys // qbw, "QBW": 8 if f32 else qbw,
+          "num_warps": 8 if f32 or max(D, Dv) > 64 else 4}),
     ]
 
 
