@@ -70,6 +70,8 @@ class Case:
         name = f"{self.mode} {N}x{C}x{H}x{W} k{self.kernel}"
         if self.mode in ("shared", "attn-corr", "attn-conn", "attention"):
             name += f" g{self.cw}"
+        if self.mode == "attention" and self.window != "neighborhood":
+            name += f" {self.window}"  # e.g. Swin's windows: "... g3 block"
         return name
 
     @property
@@ -187,9 +189,11 @@ SUITE_TABLE: dict[str, list[tuple]] = {
         ("dw", (64, 384, 32, 32), 13, 6, _SLIDE, 0),
         ("dw", (64, 384, 32, 32), 31, 15, _SLIDE, 0),
     ],
-    # whole unfused neighborhood attention, 3 heads of 32, against FlexAttention
+    # whole attention, 3 heads of 32, against FlexAttention: NAT / DWNet-T stage 1
+    # (neighborhood) and Swin-T stage 1 (7x7 blocks)
     "attention": [
         ("attention", (64, 96, 56, 56), 7, 0, _NBHD, 3),
+        ("attention", (64, 96, 56, 56), 7, 0, "block", 3),
     ],
     # small shapes for a CPU run of about a minute
     "cpu": [

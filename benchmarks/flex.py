@@ -1,4 +1,4 @@
-"""FlexAttention with the 2-D neighborhood (NATTEN) block mask.
+"""FlexAttention with the 2-D neighborhood (NATTEN) or Swin block mask.
 
 Tokens are the ``H*W`` positions in raster order; head ``h`` holds
 channels ``h*d .. (h+1)*d - 1`` (``d = C / heads``), as localconn's
@@ -44,8 +44,17 @@ def neighborhood_mask_mod(H: int, W: int, K: int) -> Callable:
     return mask_mod
 
 
+def block_mask_mod(K: int, W: int) -> Callable:
+    """``mask_mod``: key in the query's ``K x K`` block (Swin's windows, no shift)."""
+
+    def mask_mod(b, h, q_idx, kv_idx):
+        return ((q_idx // W) // K == (kv_idx // W) // K) & ((q_idx % W) // K == (kv_idx % W) // K)
+
+    return mask_mod
+
+
 def flex_attention_op(case: Case, device: torch.device, compile: bool = True) -> Fn:
-    """``f(q, k, v) -> y`` for the case: FlexAttention with the neighborhood block mask."""
+    """``f(q, k, v) -> y`` for the case: FlexAttention with the case's window as block mask."""
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     from .compiled_reference import configure_dynamo
@@ -55,10 +64,9 @@ def flex_attention_op(case: Case, device: torch.device, compile: bool = True) ->
     N, C, H, W = case.shape
     heads, L = case.cw, H * W
     d = C // heads
-    mask = create_block_mask(
-        neighborhood_mask_mod(H, W, case.kernel), B=None, H=None, Q_LEN=L, KV_LEN=L,
-        device=device,
-    )
+    mod = (block_mask_mod(case.kernel, W) if case.window == "block"
+           else neighborhood_mask_mod(H, W, case.kernel))
+    mask = create_block_mask(mod, B=None, H=None, Q_LEN=L, KV_LEN=L, device=device)
     attend = torch.compile(flex_attention, dynamic=False) if compile else flex_attention
 
     def tokens(t: torch.Tensor) -> torch.Tensor:

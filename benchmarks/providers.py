@@ -179,6 +179,8 @@ _TORCH = [
 
 
 def _naive_check(case: Case, setting: Setting) -> Optional[str]:
+    if case.window == "block":
+        return "unsupported: the naive kernel has the sliding and neighborhood windows"
     interpret = os.environ.get("TRITON_INTERPRET") == "1"
     if setting.device.type != "cuda" and not interpret:
         return "unavailable: the naive Triton kernel runs on CUDA only"

@@ -50,11 +50,16 @@ def batchfold_dw(case: Case) -> Fn:
 
 
 def _neighborhood_index(case: Case, device: torch.device) -> torch.Tensor:
-    """Flat positions of the valid unfold at the clamped NATTEN window starts."""
+    """Flat positions of the valid unfold at the window starts: the clamped NATTEN start, or
+    the block's first row / column (Swin)."""
     _, _, H, W = case.shape
     K = case.kernel
-    hs = (torch.arange(H, device=device) - K // 2).clamp(0, H - K)
-    ws = (torch.arange(W, device=device) - K // 2).clamp(0, W - K)
+    if case.window == "block":
+        hs = torch.arange(H, device=device) // K * K
+        ws = torch.arange(W, device=device) // K * K
+    else:
+        hs = (torch.arange(H, device=device) - K // 2).clamp(0, H - K)
+        ws = (torch.arange(W, device=device) - K // 2).clamp(0, W - K)
     return (hs[:, None] * (W - K + 1) + ws[None, :]).flatten()
 
 
@@ -72,7 +77,7 @@ def unfold_patches(case: Case, t: torch.Tensor, index: Optional[torch.Tensor]) -
 
 def unfold_conn(case: Case, device: torch.device) -> Fn:
     """``y = sum_k unfold(x)[k] * w[k]``, broadcasting the 6-D weight."""
-    index = _neighborhood_index(case, device) if case.window == "neighborhood" else None
+    index = _neighborhood_index(case, device) if case.window != "sliding" else None
     G, K = case.cw, case.kernel
     Ho, Wo = case.out_size
 
@@ -87,7 +92,7 @@ def unfold_conn(case: Case, device: torch.device) -> Fn:
 
 def unfold_corr(case: Case, device: torch.device) -> Fn:
     """``w[k] = sum_{c in group} a * unfold(b)[k]`` (all weight dims are kept)."""
-    index = _neighborhood_index(case, device) if case.window == "neighborhood" else None
+    index = _neighborhood_index(case, device) if case.window != "sliding" else None
     shape = case.weight_shape
 
     def corr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

@@ -108,9 +108,9 @@ def test_fused_attention_rows_are_in_the_table() -> None:
 
     table = Path(__file__).resolve().parent.parent / "benchmarks/results/model/perf-model.json"
     rows = [r for r in json.loads(table.read_text())["records"] if r["backend"] == "fused"]
-    assert {(r["dtype"], r["layout"], r["direction"]) for r in rows} == {
-        (d, lay, dr) for d in ("float16", "float32") for lay in ("nchw", "channels_last")
-        for dr in ("fwd", "bwd")}
+    assert {(r["case"], r["dtype"], r["layout"], r["direction"]) for r in rows} == {
+        (c, d, lay, dr) for c in ("attention 64x96x56x56 k7 g3", "attention 64x96x56x56 k7 g3 block")
+        for d in ("float16", "float32") for lay in ("nchw", "channels_last") for dr in ("fwd", "bwd")}
     for r in rows:
         for k in r["kernels"]:
             assert not k["notes"], (r["direction"], k["name"], k["notes"])
