@@ -12,28 +12,29 @@ channel ``c`` in head ``c // hd``::
     y[n, c, o] = sum_{kh, kw} dropout(A)[n, h(c), kh, kw, o] v[n, c, i(o, kh, kw)]
     out = W_proj y + b_proj                                     (1x1 conv, dim -> dim)
 
-``L`` is ``local_corr2d(q, k, (N, heads, Kh, Kw, H, W))`` and ``y`` is
-``local_conn2d(v, A)``: there is no other path, so every backend's kernels
-(and their autograd, DESIGN.md section 4) serve attention.
+Where the fused kernels run (:mod:`localconn.fused_attention`, no dropout
+while training), ``y`` comes from them without storing ``A``; otherwise ``L``
+is ``local_corr2d(q, k, (N, heads, Kh, Kw, H, W))`` and ``y`` is
+``local_conn2d(v, A)`` (:mod:`localconn.window_attention`, shared with
+``na2d``), so every backend's kernels (and their autograd, DESIGN.md section 4)
+serve attention.
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention_masks import allowed_taps, attention_axes, window_softmax
 from .backends import check_backend_name
-from .functional import local_conn2d, local_corr2d
 from .fused_attention import fused_arg, fused_unavailable
 from .geometry import IntPair, check_window, make_geometry, pair
 from .reference import memory_format_of
-from .relative_position import relative_position_bias, relative_position_index, table_rows
+from .relative_position import relative_position_index, table_rows
 from .validation import check_int, check_module_input, check_probability
-from .window_attention import window_attention
+from .window_attention import window_aggregate, window_attention, window_logits
 
 
 class _Tables(NamedTuple):
@@ -210,65 +211,41 @@ class LocalAttention2d(nn.Module):
 
     # ------------------------------------------------------------ forward
 
-    def _window_kwargs(self) -> dict[str, Any]:
-        kw: dict[str, Any] = {"window": self.window, "backend": self.backend}
-        if self.window != "block":
-            kw["dilation"] = self.dilation
-        if self.window == "sliding":
-            kw["padding"] = tuple(K // 2 * d for K, d in zip(self.kernel_size, self.dilation))
-        return kw
-
-    def _pad_even(self, t: Tensor) -> Tensor:
-        """Sliding window with an even kernel: pad ``(K//2*d, (K//2-1)*d)`` explicitly."""
-        pads: list[int] = []
-        for K, d in zip(reversed(self.kernel_size), reversed(self.dilation)):
-            pads += [K // 2 * d, (K - 1) * d - K // 2 * d]
-        return F.pad(t, pads)
-
     def _check_input(self, x: Tensor) -> None:
         check_module_input(x, self.dim, self.qkv.weight.dtype)
 
-    def _attention(self, x: Tensor, rolled: bool = False) -> tuple[Tensor, Tensor, dict[str, Any]]:
+    def _rpb(self) -> Optional[Tensor]:
+        """The bias table as NATTEN's ``(heads, 2Kh - 1, 2Kw - 1)`` (a view)."""
+        if self.relative_position_bias_table is None:
+            return None
+        Kh, Kw = self.kernel_size
+        return self.relative_position_bias_table.T.reshape(-1, 2 * Kh - 1, 2 * Kw - 1)
+
+    def _attention(self, x: Tensor, rolled: bool = False) -> tuple[Tensor, Tensor]:
         """Attention ``(N, heads, Kh, Kw, H, W)`` and values, in the (rolled) frame they meet
         (``rolled``: ``x`` is already rolled by ``-shift``)."""
         self._check_input(x)
-        N, _, H, W = x.shape
-        tables = self._tables_for(H, W, x.device)
+        tables = self._tables_for(*x.shape[2:], x.device)
         if any(self.shift) and not rolled:
             x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
         q, k, v = self.qkv(x).chunk(3, dim=1)
-        q = q * self.scale
-        kw = self._window_kwargs()
-        if self.window == "sliding" and not all(K % 2 for K in self.kernel_size):
-            k, v, kw["padding"] = self._pad_even(k), self._pad_even(v), 0
-        Kh, Kw = self.kernel_size
-        logits = local_corr2d(q, k, (N, self.num_heads, Kh, Kw, H, W), **kw)
-        if self.relative_position_bias_table is not None:
-            logits = logits + relative_position_bias(
-                self.relative_position_bias_table, tables.bias_index
-            )
-        return window_softmax(logits, tables.excluded).to(v.dtype), v, kw
+        logits, excluded = window_logits(q * self.scale, k, self.num_heads, self.kernel_size,
+                                         self.dilation, self.window, self.shift, self._rpb(),
+                                         self.backend, tables)
+        return window_softmax(logits, excluded).to(v.dtype), v
 
-    def _window_out(self, x: Tensor) -> Optional[Tensor]:
-        """The attention's output by :func:`~localconn.window_attention.window_attention`
-        (fused where it runs), in the (rolled) frame of ``x``; ``None`` where the map must be
-        stored (attention dropout while training, or "auto" where the fused kernel does not
-        run: the map-storing path below is the same computation)."""
-        if self.training and self.attn_drop.p > 0:
-            if self.fused:
-                raise ValueError("fused=True, but the fused kernel cannot run: attention "
-                                 "dropout in training (the map is needed)")
-            return None
-        if self.fused is None and fused_unavailable(x, x, self.num_heads, self.backend):
-            return None
-        q, k, v = self.qkv(x).chunk(3, dim=1)
-        rpb = None
-        if self.relative_position_bias_table is not None:
-            Kh, Kw = self.kernel_size
-            rpb = self.relative_position_bias_table.T.reshape(-1, 2 * Kh - 1, 2 * Kw - 1)
-        return window_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
-                                window=self.window, shift=self.shift, rpb=rpb,
-                                scale=self.scale, backend=self.backend, fused=self.fused)
+    def _fused_runs(self, x: Tensor) -> bool:
+        """Whether the fused kernels run this call (``fused=True`` and they cannot: ValueError
+        saying why)."""
+        if self.fused is False:
+            return False
+        why = fused_unavailable(x, x, self.num_heads, self.backend,
+                                self.relative_position_bias_table, auto=self.fused is None)
+        if why is None and self.training and self.attn_drop.p > 0:
+            why = "attention dropout in training (the map is needed)"
+        if why is not None and self.fused:
+            raise ValueError(f"fused=True, but the fused kernel cannot run: {why}")
+        return why is None
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection."""
@@ -276,10 +253,15 @@ class LocalAttention2d(nn.Module):
         self._tables_for(*x.shape[2:], x.device)  # validates the size
         if any(self.shift):
             x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
-        out = self._window_out(x)
-        if out is None:
-            attn, v, kw = self._attention(x, rolled=True)
-            out = local_conn2d(v, self.attn_drop(attn), **kw)
+        if self._fused_runs(x):
+            q, k, v = self.qkv(x).chunk(3, dim=1)
+            out = window_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
+                                   window=self.window, shift=self.shift, rpb=self._rpb(),
+                                   scale=self.scale, backend=self.backend, fused=True)
+        else:
+            attn, v = self._attention(x, rolled=True)
+            out = window_aggregate(self.attn_drop(attn), v, self.kernel_size, self.dilation,
+                                   self.window, self.backend)
         out = self.proj_drop(self.proj(out))
         if any(self.shift):
             out = torch.roll(out, shifts=self.shift, dims=(2, 3))

@@ -34,7 +34,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .backends import backends
+from .backends import _unavailable_reason
 from .reference import memory_format_of
 
 #: largest head dim of the fused kernel (its [64, D] tiles stay in registers)
@@ -77,9 +77,9 @@ def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str],
                     "(backend='triton' with TRITON_INTERPRET=1)")
     elif q.device.type != "cuda":
         return f"needs a CUDA tensor, got a {q.device.type} tensor"
-    status = backends().get("triton")
-    if status is None or not status.available:
-        return f"the Triton backend is unavailable ({status.reason if status else 'not known'})"
+    why = _unavailable_reason("triton")  # (one backend's check, not backends()'s every one)
+    if why is not None:
+        return f"the Triton backend is unavailable ({why})"
     if q.device.type == "cuda" and torch.version.hip is None:
         major, minor = torch.cuda.get_device_capability(q.device)
         if major < 8:

@@ -41,7 +41,7 @@ from .attention_masks import allowed_taps, attention_axes, window_softmax
 from .functional import local_conn2d, local_corr2d
 from .fused_attention import fused_arg, fused_unavailable, window_attention_op
 from .geometry import Axis
-from .relative_position import relative_position_index
+from .relative_position import relative_position_bias, relative_position_index
 
 #: window_attention's windows
 WINDOWS = ("neighborhood", "block", "sliding", "causal")
@@ -59,36 +59,51 @@ def attention_window_axes(window: str, size: tuple[int, int], kernel: tuple[int,
     return h, w
 
 
-def _pads(axes: tuple[Axis, Axis]) -> list[int]:
-    """``F.pad`` widths of a sliding window's zero padding (last dim first)."""
-    return [axes[1].pad_begin, axes[1].pad_end, axes[0].pad_begin, axes[0].pad_end]
+def _padded(t: Tensor, axes: tuple[Axis, Axis], window: str) -> tuple[Tensor, object]:
+    """``t`` and the primitives' ``padding`` for ``window``: a sliding window's even padding
+    is the primitives' own (no copy), uneven padding (even kernels, causal) is ``F.pad``."""
+    if window not in ("sliding", "causal"):
+        return t, 0
+    h, w = axes
+    if h.pad_begin == h.pad_end and w.pad_begin == w.pad_end:
+        return t, (h.pad_begin, w.pad_begin)
+    return F.pad(t, [w.pad_begin, w.pad_end, h.pad_begin, h.pad_end]), 0
 
 
-def _primitive_kwargs(axes: tuple[Axis, Axis], window: str, dilation: tuple[int, int],
+def _primitive_kwargs(window: str, dilation: tuple[int, int], padding: object,
                       backend: Optional[str]) -> dict:
     if window == "block":
         return {"window": "block", "backend": backend}
-    return {"window": "sliding" if window in ("sliding", "causal") else window,
-            "dilation": dilation, "backend": backend}
+    if window in ("sliding", "causal"):
+        return {"window": "sliding", "padding": padding, "dilation": dilation,
+                "backend": backend}
+    return {"window": window, "dilation": dilation, "backend": backend}
 
 
 def window_logits(qc: Tensor, kc: Tensor, heads: int, kernel: tuple[int, int],
                   dilation: tuple[int, int], window: str = "neighborhood",
                   shift: tuple[int, int] = (0, 0), rpb: Optional[Tensor] = None,
-                  backend: Optional[str] = None) -> tuple[Tensor, Optional[Tensor]]:
+                  backend: Optional[str] = None,
+                  tables: Optional[tuple[Optional[Tensor], Optional[Tensor]]] = None,
+                  ) -> tuple[Tensor, Optional[Tensor]]:
     """``(B, heads, Kh, Kw, H, W)`` logits ``qc . kc + rpb`` (unscaled) and the mask of the
-    excluded taps (``None`` if none is), through :func:`~localconn.local_corr2d`."""
+    excluded taps (``None`` if none is), through :func:`~localconn.local_corr2d`.
+
+    ``tables``: the ``(Kh, Kw, H, W)`` bias index and excluded-tap mask when the caller
+    keeps them (``LocalAttention2d`` caches them per input size); built here otherwise.
+    """
     B, _, H, W = qc.shape
     axes = attention_window_axes(window, (H, W), kernel, dilation)
-    kw = _primitive_kwargs(axes, window, dilation, backend)
-    if window in ("sliding", "causal"):  # explicit padding: it may be uneven
-        kc = F.pad(kc, _pads(axes))
-    logits = local_corr2d(qc, kc, (B, heads, kernel[0], kernel[1], H, W), **kw)
-    if rpb is not None:
-        index = relative_position_index(axes, qc.device)  # (Kh, Kw, H, W) rows of rpb
-        logits = logits + rpb.flatten(1)[:, index].to(logits.dtype)
-    allowed = allowed_taps(axes, shift, qc.device)
-    return logits, None if allowed is None else ~allowed
+    if tables is None:
+        allowed = allowed_taps(axes, shift, qc.device)
+        index = relative_position_index(axes, qc.device) if rpb is not None else None
+        tables = (index, None if allowed is None else ~allowed)
+    kc, padding = _padded(kc, axes, window)
+    logits = local_corr2d(qc, kc, (B, heads, kernel[0], kernel[1], H, W),
+                          **_primitive_kwargs(window, dilation, padding, backend))
+    if rpb is not None:  # NATTEN's (heads, 2Kh - 1, 2Kw - 1) is the (rows, heads) table's .T
+        logits = logits + relative_position_bias(rpb.flatten(1).T, tables[0]).to(logits.dtype)
+    return logits, tables[1]
 
 
 def window_aggregate(attn: Tensor, vc: Tensor, kernel: tuple[int, int],
@@ -97,9 +112,8 @@ def window_aggregate(attn: Tensor, vc: Tensor, kernel: tuple[int, int],
     """``local_conn2d`` of ``(B, heads * Dv, H, W)`` values with a ``(B, heads, Kh, Kw, H, W)``
     map over ``window``."""
     axes = attention_window_axes(window, tuple(vc.shape[2:]), kernel, dilation)
-    if window in ("sliding", "causal"):
-        vc = F.pad(vc, _pads(axes))
-    return local_conn2d(vc, attn, **_primitive_kwargs(axes, window, dilation, backend))
+    vc, padding = _padded(vc, axes, window)
+    return local_conn2d(vc, attn, **_primitive_kwargs(window, dilation, padding, backend))
 
 
 def _unfused(qc: Tensor, kc: Tensor, vc: Tensor, rpb: Optional[Tensor], heads: int,

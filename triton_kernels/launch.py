@@ -90,10 +90,8 @@ def _launch(kernel: Any, tuned: Any, grid: Grid, args: dict[str, Any], fixed: di
     Runs on ``device`` (Triton launches on the current CUDA device).
     """
     global LAST_TILE
-    guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
-    # Triton's interpreter patches triton.language while a kernel runs: one at a time
-    serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
-    with guard, serial:
+    # (Triton's interpreter patches triton.language while a kernel runs: one at a time)
+    with _running(device):
         if tune and configs.tuning_enabled():
             tuned[grid](**args)
             LAST_TILE = f"tuned {tuned.best_config}"
@@ -293,6 +291,51 @@ def _pow2(n: int, floor: int = 16) -> int:
     return max(floor, triton.next_power_of_2(n))
 
 
+@contextlib.contextmanager
+def _running(device: torch.device):
+    """Kernels launched inside run on ``device``, one at a time under the interpreter."""
+    guard = torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+    serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
+    with guard, serial:
+        yield
+
+
+def _attention_common(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      rpb: Optional[torch.Tensor], heads: int, kernel: tuple[int, int],
+                      dilation: tuple[int, int], window: str, shift: tuple[int, int],
+                      scale: float) -> tuple[tuple[int, int, int], dict[str, Any], dict[str, Any]]:
+    """What the fused kernels share: the grid (8 x 8 tiles of each dilation group, per batch
+    and head), the runtime arguments of q, k, v and rpb, and the constexprs."""
+    B, C, H, W = q.shape
+    D, Dv = C // heads, v.shape[1] // heads
+    BH = BW = 8
+    tiles_w = triton.cdiv(triton.cdiv(W, dilation[1]), BW)
+    tiles = triton.cdiv(triton.cdiv(H, dilation[0]), BH) * tiles_w
+    args = {
+        "q": q, "k": k, "v": v, "rpb": rpb if rpb is not None else q,
+        "H": H, "W": W, "HEADS": heads, "DIL_H": dilation[0], "DIL_W": dilation[1],
+        "SHIFT_H": shift[0], "SHIFT_W": shift[1], "TILES_W": tiles_w,
+        **dict(zip(("sqb", "sqc", "sqh", "sqw"), image_strides(q))),
+        **dict(zip(("skb", "skc", "skh", "skw"), image_strides(k))),
+        **dict(zip(("svb", "svc", "svh", "svw"), image_strides(v))),
+        **dict(zip(("srh", "sry", "srx"), rpb.stride() if rpb is not None else (0, 0, 0))),
+        "qk_scale": scale * LOG2E,
+    }
+    interpreted_bf16 = INTERPRETED and q.dtype == torch.bfloat16
+    meta = {
+        "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
+        "WINDOW": WINDOWS[window], "HAS_RPB": rpb is not None,
+        "IEEE": q.dtype == torch.float32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
+        "BH": BH, "BW": BW,
+    }
+    return (tiles, B * heads, dilation[0] * dilation[1]), args, meta
+
+
+def _span(kernel: tuple[int, int]) -> int:
+    """Columns of a key (query) block: the halo of 8 columns' windows, at most 16."""
+    return min(16, _pow2(8 + kernel[1] - 1, floor=8))
+
+
 def neighborhood_attention_launch(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, rpb: Optional[torch.Tensor],
     out: torch.Tensor, lse: torch.Tensor, heads: int, kernel: tuple[int, int],
@@ -307,34 +350,15 @@ def neighborhood_attention_launch(
     model preferred 4 warps to 8 (float16 channels_last stage 1: 70-88 against 99-123
     us predicted; NOTES 2026-12-04 (5)).
     """
-    B, C, H, W = q.shape
-    D, Dv = C // heads, v.shape[1] // heads
-    BH = BW = 8
-    KBW = min(16, _pow2(BW + kernel[1] - 1, floor=8))
-    tiles_w = triton.cdiv(triton.cdiv(W, dilation[1]), BW)
-    tiles = triton.cdiv(triton.cdiv(H, dilation[0]), BH) * tiles_w
-    r = rpb if rpb is not None else q
-    args = {
-        "q": q, "k": k, "v": v, "rpb": r, "out": out, "lse": lse,
-        "H": H, "W": W, "HEADS": heads, "DIL_H": dilation[0], "DIL_W": dilation[1],
-        "SHIFT_H": shift[0], "SHIFT_W": shift[1], "TILES_W": tiles_w,
-        **dict(zip(("sqb", "sqc", "sqh", "sqw"), image_strides(q))),
-        **dict(zip(("skb", "skc", "skh", "skw"), image_strides(k))),
-        **dict(zip(("svb", "svc", "svh", "svw"), image_strides(v))),
-        **dict(zip(("sob", "soc", "soh", "sow"), image_strides(out))),
-        **dict(zip(("srh", "sry", "srx"), r.stride() if rpb is not None else (0, 0, 0))),
-        "qk_scale": scale * LOG2E,
-    }
-    interpreted_bf16 = INTERPRETED and q.dtype == torch.bfloat16
+    grid, args, meta = _attention_common(q, k, v, rpb, heads, kernel, dilation, window, shift,
+                                         scale)
     f32 = q.dtype == torch.float32
-    meta = {
-        "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
-        "WINDOW": WINDOWS[window], "HAS_RPB": rpb is not None,
-        "IEEE": q.dtype == torch.float32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
-        "BH": BH, "BW": BW, "KBH": (16 if f32 else 32) // KBW, "KBW": KBW,
-        "num_warps": 8 if max(D, Dv) > 64 and not f32 else 4,
-    }
-    return (tiles, B * heads, dilation[0] * dilation[1]), args, meta
+    kbw = _span(kernel)
+    args.update({"out": out, "lse": lse,
+                 **dict(zip(("sob", "soc", "soh", "sow"), image_strides(out)))})
+    meta.update({"KBH": (16 if f32 else 32) // kbw, "KBW": kbw,
+                 "num_warps": 8 if max(meta["D"], meta["DV"]) > 64 and not f32 else 4})
+    return grid, args, meta
 
 
 def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -349,9 +373,7 @@ def neighborhood_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
     lse = empty((B, heads, H, W), dtype=torch.float32, device=q.device)
     grid, args, meta = neighborhood_attention_launch(q, k, v, rpb, out, lse, heads, kernel,
                                                      dilation, window, shift, scale)
-    guard = torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext()
-    serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
-    with guard, serial:
+    with _running(q.device):
         na_fwd_kernel[grid](**args, **meta)
     return out, lse
 
@@ -369,48 +391,27 @@ def neighborhood_attention_backward_launch(
     4 warps up to head dim 64, else 8 (the float32 dk / dv kernel on 8: on 4, or with 16
     queries a block, it spilled 16-24 bytes). sm_90: 98-179 registers at head dim 32,
     up to 217 at 128, no stack (``.ci/triton-resources``)."""
-    B, C, H, W = q.shape
-    D, Dv = C // heads, v.shape[1] // heads
-    BH = BW = 8
+    grid, common, meta = _attention_common(q, k, v, rpb, heads, kernel, dilation, window,
+                                           shift, scale)
     f32 = q.dtype == torch.float32
-    interpreted_bf16 = INTERPRETED and q.dtype == torch.bfloat16
-    tiles_w = triton.cdiv(triton.cdiv(W, dilation[1]), BW)
-    tiles = triton.cdiv(triton.cdiv(H, dilation[0]), BH) * tiles_w
-    grid = (tiles, B * heads, dilation[0] * dilation[1])
-    r = rpb if rpb is not None else q
-    common = {
-        "H": H, "W": W, "HEADS": heads, "DIL_H": dilation[0], "DIL_W": dilation[1],
-        "SHIFT_H": shift[0], "SHIFT_W": shift[1], "TILES_W": tiles_w,
-        **dict(zip(("sqb", "sqc", "sqh", "sqw"), image_strides(q))),
-        **dict(zip(("skb", "skc", "skh", "skw"), image_strides(k))),
-        **dict(zip(("svb", "svc", "svh", "svw"), image_strides(v))),
-        **dict(zip(("sgb", "sgc", "sgh", "sgw"), image_strides(dout))),
-        **dict(zip(("srh", "sry", "srx"), r.stride() if rpb is not None else (0, 0, 0))),
-        "qk_scale": scale * LOG2E, "scale": scale,
-    }
-    meta = {
-        "D": D, "DV": Dv, "BD": _pow2(D), "BDV": _pow2(Dv), "KH": kernel[0], "KW": kernel[1],
-        "WINDOW": WINDOWS[window], "HAS_RPB": rpb is not None,
-        "IEEE": f32 or interpreted_bf16, "DOT_F32": interpreted_bf16,
-        "BH": BH, "BW": BW, "num_warps": 8 if max(D, Dv) > 64 else 4,
-    }
+    D, Dv = meta["D"], meta["DV"]
+    common.update({"dout": dout, "lse": lse, "delta": delta, "scale": scale,
+                   **dict(zip(("sgb", "sgc", "sgh", "sgw"), image_strides(dout)))})
+    meta["num_warps"] = 8 if max(D, Dv) > 64 else 4
     keys = 16 if f32 or D > 64 else 32  # (the dq kernel at head dim 128 spilled with 32)
-    kbw = min(16, _pow2(BW + kernel[1] - 1, floor=8))
-    qbw = min(16, _pow2(BW + kernel[1] - 1, floor=8))
-    dq_args = {"q": q, "k": k, "v": v, "rpb": r, "dout": dout, "lse": lse, "delta": delta,
-               "dq": dq, "drpb": drpb if drpb is not None else lse, **common,
+    span = _span(kernel)
+    dq_args = {**common, "dq": dq, "drpb": drpb if drpb is not None else lse,
                **dict(zip(("sdb", "sdc", "sdh", "sdw"), image_strides(dq))),
                **dict(zip(("sgrh", "sgry", "sgrx"),
                           drpb.stride() if drpb is not None else (0, 0, 0)))}
-    dkdv_args = {"q": q, "k": k, "v": v, "rpb": r, "dout": dout, "lse": lse, "delta": delta,
-                 "dk": dk, "dv_out": dv, **common,
+    dkdv_args = {**common, "dk": dk, "dv_out": dv,
                  **dict(zip(("skgb", "skgc", "skgh", "skgw"), image_strides(dk))),
                  **dict(zip(("svgb", "svgc", "svgh", "svgw"), image_strides(dv)))}
     return [
         (na_bwd_dq_kernel, grid, dq_args,
-         {**meta, "RPB_GRAD": drpb is not None, "KBH": keys // kbw, "KBW": kbw}),
+         {**meta, "RPB_GRAD": drpb is not None, "KBH": keys // span, "KBW": span}),
         (na_bwd_dkdv_kernel, grid, dkdv_args,  # (float32: 8 queries a block, 16 spilled)
-         {**meta, "QBH": 1 if f32 else keys // qbw, "QBW": 8 if f32 else qbw,
+         {**meta, "QBH": 1 if f32 else keys // span, "QBW": 8 if f32 else span,
           "num_warps": 8 if f32 or max(D, Dv) > 64 else 4}),
     ]
 
@@ -423,7 +424,6 @@ def neighborhood_attention_backward(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
     """dq, dk, dv (the inputs' memory formats) and the float32 drpb (or ``None``) of the fused
     attention (see :mod:`attention_backward`)."""
-    B, _, H, W = q.shape
     delta = (dout.float() * out.float()).unflatten(1, (heads, -1)).sum(2).contiguous()
     dq, dk, dv = (empty(t.shape, dtype=t.dtype, device=t.device,
                         memory_format=memory_format_of(t)) for t in (q, k, v))
@@ -431,9 +431,7 @@ def neighborhood_attention_backward(
     launches = neighborhood_attention_backward_launch(
         q, k, v, rpb, dout, lse, delta, dq, dk, dv, drpb, heads, kernel, dilation, window, shift,
         scale)
-    guard = torch.cuda.device(q.device) if q.device.type == "cuda" else contextlib.nullcontext()
-    serial = _INTERPRETER_LOCK if INTERPRETED else contextlib.nullcontext()
-    with guard, serial:
+    with _running(q.device):
         for kernel_fn, grid, args, meta in launches:
             kernel_fn[grid](**args, **meta)
     return dq, dk, dv, drpb
