@@ -851,8 +851,8 @@ def test_registers(emulator: Any, k: int, dtype: torch.dtype,
         x = rand((3, 38, H, W + 1), g, dtype)
         # (dense planes, and pixels of 36 channels, at an address no 4-value load may
         # take: value by value)
-        odd = torch.empty(3 * 37 * H * W + 1, dtype=dtype)[1:].view(3, 37, H, W)
-        odd_cl = torch.empty(3 * 36 * H * W + 1, dtype=dtype)[1:].view(3, H, W, 36).permute(0, 3, 1, 2)
+        odd = torch.empty(3 * 37 * H * W + 1, dtype=dtype, device=DEVICE)[1:].view(3, 37, H, W)
+        odd_cl = torch.empty(3 * 36 * H * W + 1, dtype=dtype, device=DEVICE)[1:].view(3, H, W, 36).permute(0, 3, 1, 2)
         views = ((x[:, :37, :, :W].contiguous(), "NCHW"),
                  (x[:, :37, :, :W].contiguous(memory_format=torch.channels_last), "channels_last"),
                  (x[:, :36, :, :W].contiguous(memory_format=torch.channels_last),
