@@ -1022,6 +1022,13 @@ inline bool batch_fits(const ConnArgs& a) {
   // batch_large_rows x 32; planes past 32 x 32 where the tiles' outputs are at least three
   // quarters inside the plane (56 x 56: 77%; a 33-wide plane would be half empty). The
   // block's offsets (16 samples, 2 channels, the plane) within 32 bits.
+  // Channels_last images whose pixels conn_mma_cl takes (16-byte groups) go there instead.
+  // Measured on an H200 (benchmarks/results/nvidia-h200, float16, 7 x 7): these tiles of
+  // two channels ran 258 us on 56 x 56 planes and 115 us on 28 x 28, against PyTorch's 138
+  // and 82 us; conn_mma_cl ran the same planes with per-sample filters in 101 and 55 us.
+  // The likely cause is that each 4-byte load or store takes a 32-byte sector of 16
+  // channels. That is L2 traffic, which the cost model does not count (NOTES.md 2026-12-04 (6)).
+  if (channels_last_image(a.src_s, p.C) && mma_cl_fits(a)) return false;
   const int64_t side = max_of(p.h.in, p.w.in), span = max_of(side, int64_t(32));
   const int64_t th = batch_large_rows(a);
   const int64_t tiles = ceil_div(p.h.in, th) * ceil_div(p.w.in, int64_t(32));

@@ -717,8 +717,9 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
     input rows, two 16-column halves): 17 samples (a group of 16 and one of 1, in one split
     or two), 3 channels, dense views (two columns a load) and sliced ones (odd columns
     cut: value by value; rows and channels cut: NCHW-like strides) and channels_last ones
-    (16 x 32 tiles of two channels; the weight gradient on corr_mma_cl, or the strips where
-    pixels are not 16-byte groups); per-sample filters go to conn_mma(_cl) / corr_mma(_cl)
+    whose pixels are not 16-byte groups (16 x 32 tiles of two channels; the weight gradient
+    on the strips); channels_last 16-byte pixels, with a shared filter too, and per-sample
+    filters go to conn_mma(_cl) / corr_mma(_cl)
     (a channels_last 7 x 7 weight gradient 17..32 wide: corr_taps_mma_cl); an Inf / NaN in
     x or g sends only its channel (its warps) to the direct path (a -inf of g at a corner
     meets the padding's zeros). Planes past 32 x 32 run conn_batch_large as 32 x 32 tiles
@@ -764,13 +765,17 @@ def test_batch_large(emulator: Any, k: int, dtype: torch.dtype,
         taps_cl = "corr_taps_mma_cl" if k == 7 and 16 < W <= 32 else "corr_mma_cl"
         for xs, nw, expect in ((rand((2, 8, H, W), g, dtype, cl=True), 2,
                                 ["conn_mma_cl"] * 2 + [taps_cl]),
+                               # (a shared filter on 16-byte pixels: conn_mma_cl too, not the
+                               # tiles of two channels; 56 x 56 as well)
+                               (rand((17, 8, H, W), g, dtype, cl=True), 1, ["conn_mma_cl"] * 2),
+                               (rand((3, 16, 56, 56), g, dtype, cl=True), 1, ["conn_mma_cl"] * 2),
                                (x[:2, :, :H, :W], 2, ["conn_mma"] * 2 + ["corr_mma"]),
                                (rand((2, 3, 33, 64), g, dtype), 1,
                                 ["conn_mma"] * 2 + ["corr_mma"])):  # (half empty tiles)
             emulator.kernels.clear()
             check(xs, rand((nw, xs.shape[1], k, k, 1, 1), g, dtype), None, kw,
                   f"{k}x{k} {tuple(xs.shape)} Nw={nw}")
-            assert emulator.kernels[-3:] == expect, (nw, emulator.kernels)
+            assert emulator.kernels[:len(expect)] == expect, (nw, emulator.kernels)
 
 
 @pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
