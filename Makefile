@@ -89,7 +89,7 @@ perf-model-baseline: install-test
 
 # The GPU check in one device call. First, here: make gpu-prebuild (the CUDA extension for
 # the GPU machine's Python 3.12 + torch 2.11.0+cu130, into build/gpu-prebuilt/); then on
-# the machine, carrying build/gpu-prebuilt: bash .ci/gpu-check $OUT (at most ~8.5 minutes;
+# the machine, carrying build/gpu-prebuilt: bash .ci/gpu-check $OUT (at most about 10 minutes;
 # logs, kernel times and benchmark results under OUT). gpu-check-dry runs the same script
 # on the CPU at tiny sizes (CI).
 gpu-prebuild:
