@@ -12,6 +12,8 @@ once, with three primitives that close under differentiation:
 and the module :class:`LocalConn2d`. See DESIGN.md for the contract.
 """
 
+import torch
+
 from . import (
     autoselect,  # noqa: F401  (auto's measured choice: localconn.autoselect.choices())
     flops,  # noqa: F401  (FLOP formulas of the localconn:: ops for torch.utils.flop_counter)
@@ -30,6 +32,13 @@ from .backends import (
 from .functional import local_conn2d, local_conn2d_transpose, local_corr2d
 from .layer import LocalConn2d
 from .neighborhood import na2d, na2d_av, na2d_qk
+
+# FX leaf calls: `localconn.local_conn2d(...)` in user code is recorded as one call by
+# torch.fx.symbolic_trace (and torchvision's create_feature_extractor), not traced into
+for _name in ("local_conn2d", "local_conn2d_transpose", "local_corr2d", "na2d", "na2d_qk",
+              "na2d_av"):
+    torch.fx.wrap(_name)
+del _name
 
 register_backend(
     Backend(

@@ -37,6 +37,27 @@ from .validation import check_int, check_module_input, check_probability
 from .window_attention import window_aggregate, window_attention, window_logits
 
 
+def like_input(out: Tensor, x: Tensor) -> Tensor:
+    """``out`` in ``x``'s memory format (NCHW or channels_last): the module's result.
+
+    Example::
+
+        >>> x = torch.randn(1, 4, 3, 3).contiguous(memory_format=torch.channels_last)
+        >>> like_input(torch.randn(1, 4, 3, 3), x).is_contiguous(memory_format=torch.channels_last)
+        True
+    """
+    return out.contiguous(memory_format=memory_format_of(x))
+
+
+# FX leaf calls (torch.fx.symbolic_trace, torchvision's create_feature_extractor): the
+# attention itself is recorded as calls; the projections, dropout and rolls are traced
+torch.fx.wrap("window_attention")
+torch.fx.wrap("window_logits")
+torch.fx.wrap("window_softmax")
+torch.fx.wrap("window_aggregate")
+torch.fx.wrap("like_input")
+
+
 class _Tables(NamedTuple):
     """Per-input-size constants: bias-table rows and the mask of excluded taps."""
 
@@ -247,8 +268,35 @@ class LocalAttention2d(nn.Module):
             raise ValueError(f"fused=True, but the fused kernel cannot run: {why}")
         return why is None
 
+    def _forward_fx(self, x: Tensor) -> Tensor:
+        """The forward pass as ``torch.fx.symbolic_trace`` records it (``x`` a Proxy): the
+        same computation, with the attention as one leaf call (:func:`window_attention`,
+        which picks fused or not when the graph runs) or, with attention dropout in
+        training, the logits, softmax and aggregation as leaf calls around the dropout."""
+        if any(self.shift):
+            x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        if self.training and self.attn_drop.p > 0:
+            logits, excluded = window_logits(q * self.scale, k, self.num_heads, self.kernel_size,
+                                             self.dilation, self.window, self.shift, self._rpb(),
+                                             self.backend)
+            attn = window_softmax(logits, excluded).to(v.dtype)
+            out = window_aggregate(self.attn_drop(attn), v, self.kernel_size, self.dilation,
+                                   self.window, self.backend)
+        else:
+            out = window_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
+                                   window=self.window, shift=self.shift, rpb=self._rpb(),
+                                   scale=self.scale, backend=self.backend,
+                                   fused="auto" if self.fused is None else self.fused)
+        out = self.proj_drop(self.proj(out))
+        if any(self.shift):
+            out = torch.roll(out, shifts=self.shift, dims=(2, 3))
+        return like_input(out, x)
+
     def forward(self, x: Tensor) -> Tensor:
         """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection."""
+        if isinstance(x, torch.fx.Proxy):
+            return self._forward_fx(x)
         self._check_input(x)
         self._tables_for(*x.shape[2:], x.device)  # validates the size
         if any(self.shift):
@@ -265,7 +313,7 @@ class LocalAttention2d(nn.Module):
         out = self.proj_drop(self.proj(out))
         if any(self.shift):
             out = torch.roll(out, shifts=self.shift, dims=(2, 3))
-        return out.contiguous(memory_format=memory_format_of(x))
+        return like_input(out, x)
 
     def attention_weights(self, x: Tensor) -> Tensor:
         """The attention ``(N, heads, Kh, Kw, H, W)`` after the softmax, before dropout.

@@ -18,6 +18,7 @@ import math
 from typing import Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .backends import check_backend_name
@@ -27,6 +28,59 @@ from .geometry import IntPair, Padding, check_window, make_geometry, pair
 from .validation import check_int, check_module_input
 
 SHARES = ("spatial", "channel", "none")
+#: nn.Conv2d's padding modes (the sliding window's padding filled with zeros, or F.pad's)
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def window_centres(x: Tensor, kernel_size: tuple[int, int], stride: tuple[int, int],
+                   padding: Padding, dilation: tuple[int, int]) -> Tensor:
+    """``x`` at the centre of each sliding window (:func:`~localconn.generators.sample_at_centres`
+    on ``x``'s own size): the per-position generator's input.
+
+    Example::
+
+        >>> window_centres(torch.randn(1, 4, 9, 9), (3, 3), (2, 2), 1, (1, 1)).shape
+        torch.Size([1, 4, 5, 5])
+    """
+    geo = make_geometry(tuple(x.shape[-2:]), kernel_size, stride, padding, dilation)
+    return sample_at_centres(x, geo)
+
+
+def pad_input(x: Tensor, kernel_size: tuple[int, int], stride: tuple[int, int],
+              padding: Padding, dilation: tuple[int, int], mode: str) -> Tensor:
+    """``x`` padded as the sliding window's ``padding`` says, by ``F.pad``'s ``mode``
+    (``"reflect"``, ``"replicate"`` or ``"circular"``): ``nn.Conv2d``'s ``padding_mode``.
+
+    ``local_conn2d(pad_input(x, ..., mode), w, padding=0)`` is then the layer with that
+    padding. Example::
+
+        >>> pad_input(torch.randn(1, 2, 5, 5), (3, 3), (1, 1), "same", (1, 1), "reflect").shape
+        torch.Size([1, 2, 7, 7])
+    """
+    top, bottom, left, right = make_geometry(
+        tuple(x.shape[-2:]), kernel_size, stride, padding, dilation).padding
+    return F.pad(x, (left, right, top, bottom), mode=mode)
+
+
+def weight_or(weight: Optional[Tensor], default: Tensor) -> Tensor:
+    """``weight`` if given, else ``default``: the optional weight of
+    :meth:`LocalConn2d.forward` as an FX graph records it (a placeholder whose value is
+    known only when the graph runs).
+
+    Example::
+
+        >>> weight_or(None, torch.ones(1)).item()
+        1.0
+    """
+    return default if weight is None else weight
+
+
+# FX leaf calls (torch.fx.symbolic_trace, torchvision's create_feature_extractor): the
+# shape-dependent parts of the forward pass are recorded as calls, not traced into
+torch.fx.wrap("local_conn2d")
+torch.fx.wrap("window_centres")
+torch.fx.wrap("pad_input")
+torch.fx.wrap("weight_or")
 
 
 class LocalConn2d(nn.Module):
@@ -60,6 +114,13 @@ class LocalConn2d(nn.Module):
         window: ``"sliding"``, ``"neighborhood"`` or ``"block"``.
         reduction: ``r`` of the generators.
         backend: forwarded to :func:`~localconn.local_conn2d`.
+        padding_mode: as ``nn.Conv2d``'s: ``"zeros"`` (default), ``"reflect"``,
+            ``"replicate"`` or ``"circular"`` (the sliding window only: the input is
+            padded by ``F.pad``, then the layer runs without padding).
+        device, dtype: where and in which floating dtype the parameters are made (as
+            ``nn.Conv2d``'s factory arguments; ``device="meta"`` allocates nothing).
+
+    Input ``(N, C, H, W)``, or ``(C, H, W)`` for one unbatched image (as ``nn.Conv2d``).
 
     Initialisation: static weights and the bias are drawn from
     ``U(-1/sqrt(Kh*Kw), 1/sqrt(Kh*Kw))``, which for ``share="spatial"`` is
@@ -96,9 +157,20 @@ class LocalConn2d(nn.Module):
         window: str = "sliding",
         reduction: int = 4,
         backend: Optional[str] = None,
+        padding_mode: str = "zeros",
+        device: Optional[Union[torch.device, str, int]] = None,
+        dtype: Optional[torch.dtype] = None,
     ) -> None:
         super().__init__()
         check_int(channels, "channels")
+        if padding_mode not in PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+        if padding_mode != "zeros" and window != "sliding":
+            raise ValueError(f"padding_mode={padding_mode!r} needs the sliding window (the "
+                             f"{window!r} window has no padding), got window={window!r}")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+        factory = {"device": device, "dtype": dtype}
         if share not in SHARES:
             raise ValueError(f"share must be one of {SHARES}, got {share!r}")
         check_int(reduction, "reduction")
@@ -132,7 +204,8 @@ class LocalConn2d(nn.Module):
             size, self.kernel_size, self.stride, self.padding, self.dilation, window
         ).out_size
         self.reduction = reduction
-        self._build(out_size, bias)
+        self.padding_mode = padding_mode
+        self._build(out_size, bias, factory)
 
     def _check_groups(self, groups: Optional[int]) -> int:
         C = self.channels
@@ -147,19 +220,21 @@ class LocalConn2d(nn.Module):
             raise ValueError(f"groups must be a divisor of channels={C}, got {groups!r}")
         return groups
 
-    def _build(self, out_size: tuple[int, int], bias: bool) -> None:
+    def _build(self, out_size: tuple[int, int], bias: bool, factory: dict) -> None:
         C, G, (Kh, Kw) = self.channels, self.groups, self.kernel_size
         if self.dynamic:
             if self.share == "spatial":
                 self.generator = GlobalWeightGenerator(C, self.kernel_size, self.reduction)
             else:
                 self.generator = PositionWeightGenerator(C, G, self.kernel_size, self.reduction)
+            if factory["device"] is not None or factory["dtype"] is not None:
+                self.generator.to(**{k: v for k, v in factory.items() if v is not None})
             self.register_parameter("weight", None)
         elif self.share == "spatial":
-            self.weight = nn.Parameter(torch.empty(C, 1, Kh, Kw))
+            self.weight = nn.Parameter(torch.empty(C, 1, Kh, Kw, **factory))
         else:
-            self.weight = nn.Parameter(torch.empty(1, G, Kh, Kw, *out_size))
-        self.bias = nn.Parameter(torch.empty(C)) if bias else None
+            self.weight = nn.Parameter(torch.empty(1, G, Kh, Kw, *out_size, **factory))
+        self.bias = nn.Parameter(torch.empty(C, **factory)) if bias else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -178,34 +253,46 @@ class LocalConn2d(nn.Module):
         if self.share == "spatial":
             return self.generator(x)
         if self.window == "sliding":  # generate at the output positions
-            geo = make_geometry(
-                tuple(x.shape[-2:]), self.kernel_size, self.stride, self.padding, self.dilation
-            )
-            x = sample_at_centres(x, geo)
+            x = window_centres(x, self.kernel_size, self.stride, self.padding, self.dilation)
         return self.generator(x)
 
     def forward(self, x: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         """``local_conn2d(x, weight or self.make_weight(x), self.bias, ...)``.
 
-        ``x`` must have this layer's channels (and, for position-specific static
-        weights, its ``input_size``) and, outside ``torch.autocast``, the dtype of
-        its parameters: anything else is a ValueError / TypeError naming ``x``.
+        ``x`` is ``(N, C, H, W)`` or one unbatched image ``(C, H, W)``. It must have
+        this layer's channels (and, for position-specific static weights, its
+        ``input_size``) and, outside ``torch.autocast``, the dtype of its parameters:
+        anything else is a ValueError / TypeError naming ``x``. A ``padding_mode``
+        other than ``"zeros"`` pads ``x`` first (:func:`pad_input`); the weight
+        generators see the unpadded input.
         """
+        unbatched = isinstance(x, Tensor) and x.dim() == 3  # (an FX Proxy: batched)
+        if unbatched:
+            x = x.unsqueeze(0)
         param = next(self.parameters(), None)
         size = self.input_size if (not self.dynamic and self.share != "spatial") else None
-        check_module_input(x, self.channels, None if param is None else param.dtype, size)
-        if weight is None:
+        check_module_input(x, self.channels, None if param is None else param.dtype, size,
+                           unbatched=True)
+        if isinstance(weight, torch.fx.Proxy):  # FX: a placeholder, None unless given
+            weight = weight_or(weight, self.make_weight(x))
+        elif weight is None:
             weight = self.make_weight(x)
-        return local_conn2d(
+        padding = self.padding
+        if self.padding_mode != "zeros":
+            x = pad_input(x, self.kernel_size, self.stride, padding, self.dilation,
+                          self.padding_mode)
+            padding = 0
+        y = local_conn2d(
             x,
             weight,
             self.bias,
             stride=self.stride,
-            padding=self.padding,
+            padding=padding,
             dilation=self.dilation,
             window=self.window,
             backend=self.backend,
         )
+        return y.squeeze(0) if unbatched else y
 
     def extra_repr(self) -> str:
         s = (
@@ -219,6 +306,8 @@ class LocalConn2d(nn.Module):
             s += f", input_size={self.input_size}"
         if self.bias is None:
             s += ", bias=False"
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         if self.backend is not None:
             s += f", backend={self.backend!r}"
         return s
@@ -227,8 +316,8 @@ class LocalConn2d(nn.Module):
     def from_conv2d(cls, conv: nn.Conv2d, backend: Optional[str] = None) -> LocalConn2d:
         """A static ``share="spatial"`` layer with the same outputs as depth-wise ``conv``.
 
-        ``conv`` must have ``groups == in_channels == out_channels`` and
-        ``padding_mode="zeros"``; the weights are copied (same device/dtype).
+        ``conv`` must have ``groups == in_channels == out_channels``; its
+        ``padding_mode`` is kept and the weights are copied (same device/dtype).
 
         Example::
 
@@ -246,8 +335,6 @@ class LocalConn2d(nn.Module):
                 "conv must be depth-wise (groups == in_channels == out_channels), got "
                 f"in_channels={C}, out_channels={conv.out_channels}, groups={conv.groups}"
             )
-        if conv.padding_mode != "zeros":
-            raise ValueError(f"conv must have padding_mode='zeros', got {conv.padding_mode!r}")
         padding: Union[str, tuple[int, ...]] = conv.padding
         m = cls(
             C,
@@ -257,7 +344,9 @@ class LocalConn2d(nn.Module):
             dilation=conv.dilation,
             bias=conv.bias is not None,
             backend=backend,
+            padding_mode=conv.padding_mode,
+            device=conv.weight.device,
+            dtype=conv.weight.dtype,
         )
-        m = m.to(device=conv.weight.device, dtype=conv.weight.dtype)
         m.load_state_dict(conv.state_dict())
         return m

@@ -225,15 +225,23 @@ def check_corr(
 
 
 def check_module_input(x: object, channels: int, param_dtype: Optional[torch.dtype],
-                       size: Optional[tuple[int, int]] = None) -> torch.Tensor:
+                       size: Optional[tuple[int, int]] = None,
+                       unbatched: bool = False) -> torch.Tensor:
     """A module's input ``x``: a dense float ``(N, channels, H, W)`` tensor.
 
     ``size``: the ``(H, W)`` a module with position-specific static weights was
     built for. ``param_dtype``: the dtype of the module's parameters, which ``x``
     must share outside ``torch.autocast`` (a float64 input to a float32 module
     is refused with the fix in the message, as ``conv2d`` refuses it).
+    ``unbatched``: the module also takes ``(channels, H, W)`` (given here with its
+    batch dimension added; the message names both forms). An FX ``Proxy``
+    (``torch.fx.symbolic_trace``) passes unchecked: its values are checked when the
+    traced graph runs the module's leaf calls.
     """
-    x = check_tensor(x, "x", 4, f"(N, {channels}, H, W)")
+    if isinstance(x, torch.fx.Proxy):
+        return x  # type: ignore[return-value]
+    layout = f"(N, {channels}, H, W)" + (f" or ({channels}, H, W)" if unbatched else "")
+    x = check_tensor(x, "x", 4, layout)
     if not _is(x.shape[1], channels):
         raise ValueError(f"x must have {channels} channels, shape (N, {channels}, H, W), "
                          f"got shape {tuple(x.shape)}")

@@ -187,8 +187,14 @@ def _cases() -> list[Case]:
             nn.Linear(4, 4), backend=be), T, "conv"),
         Case("from_conv2d dense conv", lambda be: localconn.LocalConn2d.from_conv2d(
             nn.Conv2d(4, 4, 3), backend=be), V, "conv"),
-        Case("from_conv2d padding_mode", lambda be: localconn.LocalConn2d.from_conv2d(
-            nn.Conv2d(4, 4, 3, groups=4, padding_mode="reflect"), backend=be), V, "padding_mode"),
+        Case("padding_mode unknown", lambda be: localconn.LocalConn2d(
+            4, 3, padding_mode="mirror", backend=be), V, "padding_mode"),
+        Case("padding_mode block window", lambda be: localconn.LocalConn2d(
+            4, 2, window="block", padding_mode="reflect", backend=be), V, "padding_mode"),
+        Case("module dtype int", lambda be: localconn.LocalConn2d(
+            4, 3, dtype=torch.int32, backend=be), T, "dtype"),
+        Case("module x 2-D", lambda be: localconn.LocalConn2d(4, 3, backend=be)(t(9, 9)), V,
+             "(4, H, W)"),
         Case("use_backend name", lambda be: localconn.use_backend("nope").__enter__(), V,
              "backend"),
         Case("use_backend int", lambda be: localconn.use_backend(3).__enter__(), T, "backend"),

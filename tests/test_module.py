@@ -303,14 +303,11 @@ def test_from_conv2d_keeps_dtype() -> None:
         (nn.Conv2d(4, 4, 3), r"(?i)group|depth"),
         (nn.Conv2d(4, 8, 3, groups=4), r"(?i)group|depth|out_channels|channel"),
         (nn.Conv2d(4, 4, 3, groups=2), r"(?i)group|depth"),
-        (nn.Conv2d(4, 4, 3, padding=1, groups=4, padding_mode="reflect"), "padding_mode"),
-        (nn.Conv2d(4, 4, 3, padding=1, groups=4, padding_mode="circular"), "padding_mode"),
-        (nn.Conv2d(4, 4, 3, padding=1, groups=4, padding_mode="replicate"), "padding_mode"),
     ],
-    ids=["groups1", "multiplier2", "groups2", "reflect", "circular", "replicate"],
+    ids=["groups1", "multiplier2", "groups2"],
 )
 def test_from_conv2d_refuses(conv: nn.Conv2d, match: str) -> None:
-    """Only depth-wise zero-padded convolutions convert."""
+    """Only depth-wise convolutions convert."""
     with pytest.raises(ValueError, match=match):
         LocalConn2d.from_conv2d(conv)
 
@@ -447,3 +444,65 @@ def test_module_float64_and_deepcopy() -> None:
         y = m(x)
         assert y.dtype == torch.float64
         assert_close(copy.deepcopy(m)(x), y, what=f"deepcopy {mode_id(mode)}")
+
+
+# --------------------------------------------------------------------------- #
+# nn.Conv2d's conventions: padding_mode, unbatched input, device= / dtype=
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect", "replicate", "circular"])
+@pytest.mark.parametrize(("kernel", "stride", "padding", "dilation"),
+                         [(3, 1, "same", 1), (5, 2, (2, 1), 1), ((3, 5), 1, (1, 3), (2, 1))],
+                         ids=["same", "stride2-asym", "rect-dilated"])
+def test_padding_mode_matches_conv2d(mode: str, kernel: Any, stride: Any, padding: Any,
+                                     dilation: Any) -> None:
+    """Each padding mode equals nn.Conv2d(groups=C, padding_mode=mode) in float64, on an odd
+    image (also when converted with from_conv2d)."""
+    conv = nn.Conv2d(6, 6, kernel, stride, padding, dilation, groups=6,
+                     padding_mode=mode).double()
+    randomize(conv, seed=5)
+    m = LocalConn2d(6, kernel, stride, padding, dilation, padding_mode=mode, dtype=torch.float64)
+    m.load_state_dict(conv.state_dict())
+    x = randn(2, 6, 11, 9, seed=6, dtype=torch.float64)
+    assert_close(m(x), conv(x), what=f"padding_mode={mode}")
+    assert_close(LocalConn2d.from_conv2d(conv)(x), conv(x), what=f"from_conv2d {mode}")
+    assert LocalConn2d.from_conv2d(conv).padding_mode == mode
+
+
+@pytest.mark.parametrize("mode", ["reflect", "circular"])
+def test_padding_mode_dynamic(mode: str) -> None:
+    """A dynamic per-position layer pads only the conv's input: its generator reads the
+    unpadded image at the window centres, and the layer equals local_conn2d of the padded
+    image without padding, with the weight the module generates."""
+    m = randomize(LocalConn2d(8, 3, share="channel", groups=2, dynamic=True, padding_mode=mode),
+                  seed=7).double().eval()
+    x = randn(2, 8, 9, 10, seed=8, dtype=torch.float64)
+    w = m.make_weight(x)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode=mode)
+    want = localconn.local_conn2d(padded, w, m.bias, padding=0, backend="reference")
+    assert_close(m(x), want, what=f"dynamic {mode}")
+    assert f"padding_mode={mode!r}" in repr(m)
+
+
+@pytest.mark.parametrize("kw", [{}, {"dynamic": True}, {"share": "channel", "groups": 2,
+                                                        "dynamic": True, "stride": 2}],
+                         ids=["static", "dynamic", "involution"])
+def test_unbatched_input(kw: dict) -> None:
+    """(C, H, W) gives the (C, H', W') of the same image as a batch of one, like nn.Conv2d."""
+    m = randomize(LocalConn2d(8, 3, **kw), seed=9).double().eval()
+    x = randn(3, 8, 9, 7, seed=10, dtype=torch.float64)
+    y = m(x[1])
+    assert y.dim() == 3
+    assert_close(y, m(x[1:2])[0], what="unbatched")
+
+
+def test_factory_kwargs() -> None:
+    """device= / dtype= make the parameters (and generators) there: nothing allocated on the
+    meta device, float64 everywhere for dtype=torch.float64."""
+    m = LocalConn2d(16, 7, device="meta", dtype=torch.float16)
+    assert m.weight.is_meta and m.weight.dtype == torch.float16 and m.bias.is_meta
+    m = LocalConn2d(8, 3, share="channel", groups=2, dynamic=True, dtype=torch.float64)
+    assert {p.dtype for p in m.parameters()} == {torch.float64}
+    m = LocalConn2d(8, 3, share="none", input_size=(5, 6), dtype=torch.float64, bias=False)
+    assert m.weight.shape == (1, 8, 3, 3, 5, 6) and m.weight.dtype == torch.float64
