@@ -257,3 +257,89 @@ def test_real_timm() -> None:
     model = timm.create_model("localconn_dynamic_dwnet_tiny", **tiny_kwargs("dwnet_tiny"))
     assert isinstance(model, localconn.models.LocalNet)
     assert "localconn_swin_tiny" in timm.list_models("localconn_*")
+
+
+# --------------------------------------------------------------------------- #
+# timm's model interface: intermediates, checkpointing, parameter groups, no weight decay
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("name", ["dwnet_tiny", "swin_tiny", "nat_tiny"])
+def test_forward_intermediates(name: str) -> None:
+    """The stages' maps before their merging equal what hooks on each stage's last block see
+    (feature_info's modules), the final output is forward_features, and indices,
+    output_fmt, norm and stop_early select as timm's API says."""
+    m = randomize(localconn.models.create(name, **tiny_kwargs(name)), seed=1).double().eval()
+    x = randn(2, 3, 64, 64, seed=2, dtype=torch.float64)
+    seen: list[torch.Tensor] = []
+    named = dict(m.named_modules())
+    hooks = [named[f["module"]].register_forward_hook(lambda mod, i, o: seen.append(o))
+             for f in m.feature_info]
+    final, maps = m.forward_intermediates(x)
+    for h in hooks:
+        h.remove()
+    assert len(maps) == 4 and len(seen) == 4
+    for f, s, info in zip(maps, seen, m.feature_info):
+        assert_close(f, s, what=f"{name} intermediate")
+        assert f.shape[1] == info["num_chs"] and 64 // f.shape[-1] == info["reduction"]
+    assert_close(final, m.forward_features(x), what=f"{name} final")
+    last2 = m.forward_intermediates(x, indices=2, intermediates_only=True)
+    assert [t.shape for t in last2] == [t.shape for t in maps[2:]]
+    nhwc = m.forward_intermediates(x, indices=[0, -1], output_fmt="NHWC", norm=True,
+                                   intermediates_only=True, stop_early=True)
+    assert_close(nhwc[0], maps[0].permute(0, 2, 3, 1), what="NHWC")
+    assert_close(nhwc[1], m.norm(maps[3]).permute(0, 2, 3, 1), what="norm on the last")
+    with pytest.raises(ValueError, match="indices"):
+        m.forward_intermediates(x, indices=[4])
+    with pytest.raises(ValueError, match="output_fmt"):
+        m.forward_intermediates(x, output_fmt="NDHWC")
+    taken = m.prune_intermediate_layers(indices=[1])
+    assert taken == [1] and len(m.layers) == 2 and isinstance(m.head, nn.Identity)
+
+
+@pytest.mark.parametrize("name", KINDS + ["swin_tiny"])
+def test_grad_checkpointing_same_gradients(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """set_grad_checkpointing recomputes every block in the backward pass (each block runs
+    through torch.utils.checkpoint) and leaves outputs and gradients unchanged."""
+    kw = dict(tiny_kwargs(name), drop_path_rate=0.0)
+    m = randomize(localconn.models.create(name, **kw), seed=3).double().train()
+    x = randn(2, 3, 64, 64, seed=4, dtype=torch.float64)
+
+    def grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        m.zero_grad()
+        y = m(x)
+        y.square().sum().backward()
+        return y.detach(), [p.grad.clone() for p in m.parameters() if p.grad is not None]
+
+    y0, g0 = grads()
+    calls = []
+    real = torch.utils.checkpoint.checkpoint
+    monkeypatch.setattr(torch.utils.checkpoint, "checkpoint",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
+    m.set_grad_checkpointing(True)
+    y1, g1 = grads()
+    assert len(calls) == sum(len(layer.blocks) for layer in m.layers)
+    assert_close(y1, y0, what="checkpointed output")
+    assert len(g1) == len(g0)
+    for a, b in zip(g1, g0):
+        assert_close(a, b, what="checkpointed gradient")
+
+
+def test_no_weight_decay_and_group_matcher() -> None:
+    """no_weight_decay names exactly the relative position tables (Swin's recipe; 1-D
+    parameters are left to timm's rule); group_matcher's patterns cover every parameter but
+    the head, stage by stage and block by block."""
+    import re
+
+    swin = localconn.models.create("swin_tiny", **tiny_kwargs("swin_tiny"))
+    tables = {n for n, _ in swin.named_parameters() if "relative_position_bias_table" in n}
+    assert tables and swin.no_weight_decay() == tables
+    dw = localconn.models.create("dwnet_tiny", **tiny_kwargs("dwnet_tiny"))
+    assert dw.no_weight_decay() == set()
+    for m in (swin, dw):
+        for coarse in (True, False):
+            g = m.group_matcher(coarse)
+            patterns = [g["stem"]] + [p for p, _ in g["blocks"]]
+            for n, _ in m.named_parameters():
+                if not n.startswith("head."):
+                    assert any(re.match(p, n) for p in patterns), (coarse, n)

@@ -27,9 +27,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable, Optional, Union
 
 import torch
+import torch.utils.checkpoint
 from torch import Tensor, nn
 
 from .layers import LayerNorm2d, from_tokens, init_linear_and_norm, to_tokens
@@ -100,10 +101,20 @@ class Stage(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(blocks)
         self.downsample = downsample
+        self.grad_checkpointing = False
+
+    def forward_blocks(self, x: Tensor) -> Tensor:
+        """The blocks (each recomputed in the backward pass when ``grad_checkpointing``):
+        the stage's feature map before the merging."""
+        for block in self.blocks:
+            if self.grad_checkpointing and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(block, x, use_reentrant=False)
+            else:
+                x = block(x)
+        return x
 
     def forward(self, x: Tensor) -> Tensor:
-        for block in self.blocks:
-            x = block(x)
+        x = self.forward_blocks(x)
         return x if self.downsample is None else self.downsample(x)
 
 
@@ -207,6 +218,115 @@ class LocalNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``(N, num_classes)`` (pooled features if ``num_classes == 0``)."""
         return self.forward_head(self.forward_features(x))
+
+    # ------------------------------------------------------------ timm's model interface
+
+    @property
+    def feature_info(self) -> list[dict[str, Any]]:
+        """Each stage's feature map before its merging: channels, reduction from the input,
+        and the module whose output it is (the stage's last block)."""
+        dim = self.patch_embed.proj.out_channels
+        stride = self.patch_embed.proj.stride[0]
+        return [{"num_chs": dim * 2 ** i, "reduction": stride * 2 ** i,
+                 "module": f"layers.{i}.blocks.{len(layer.blocks) - 1}"}
+                for i, layer in enumerate(self.layers)]
+
+    def forward_intermediates(
+        self,
+        x: Tensor,
+        indices: Optional[Union[int, Sequence[int]]] = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> Union[list[Tensor], tuple[Tensor, list[Tensor]]]:
+        """The stages' feature maps before their merging (timm's ``forward_intermediates``).
+
+        Args:
+            indices: stages to return: ``n`` for the last ``n``, or a list of stage
+                indices (negative from the end); ``None``: all.
+            norm: apply the final norm to the last stage's map.
+            stop_early: stop after the last stage asked for (``intermediates_only``).
+            output_fmt: ``"NCHW"`` or ``"NHWC"``.
+            intermediates_only: return only the list.
+
+        Returns ``(forward_features(x), maps)`` or ``maps``. Example::
+
+            >>> from localconn.models.blocks import dwnet_blocks
+            >>> net = LocalNet(dwnet_blocks("static"), img_size=64, embed_dim=16,
+            ...                depths=(1, 1, 1, 1), num_classes=10)
+            >>> [tuple(f.shape) for f in net.forward_intermediates(torch.randn(1, 3, 64, 64),
+            ...                                                   intermediates_only=True)]
+            [(1, 16, 16, 16), (1, 32, 8, 8), (1, 64, 4, 4), (1, 128, 2, 2)]
+        """
+        take = self._take_indices(indices)
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+        last = len(self.layers) - 1
+        stages = self.layers[: max(take) + 1] if stop_early and intermediates_only else self.layers
+        maps = []
+        x = self.patch_embed(x)
+        for i, layer in enumerate(stages):
+            x = layer.forward_blocks(x)
+            if i in take:
+                f = self.norm(x) if norm and i == last else x
+                maps.append(f.permute(0, 2, 3, 1) if output_fmt == "NHWC" else f)
+            if layer.downsample is not None:
+                x = layer.downsample(x)
+        if intermediates_only:
+            return maps
+        return self.norm(x), maps
+
+    def _take_indices(self, indices: Optional[Union[int, Sequence[int]]]) -> list[int]:
+        n = len(self.layers)
+        if indices is None:
+            return list(range(n))
+        if isinstance(indices, int):
+            if not 1 <= indices <= n:
+                raise ValueError(f"indices must be 1..{n} (the last n stages), got {indices}")
+            return list(range(n - indices, n))
+        take = [i + n if i < 0 else i for i in indices]
+        if not take or min(take) < 0 or max(take) >= n:
+            raise ValueError(f"indices must be stage indices in -{n}..{n - 1}, got {list(indices)}")
+        return sorted(set(take))
+
+    def prune_intermediate_layers(self, indices: Optional[Union[int, Sequence[int]]] = None,
+                                  prune_norm: bool = False, prune_head: bool = True) -> list[int]:
+        """Drop the stages after the last of ``indices`` (timm's feature extraction), the
+        final norm if ``prune_norm``, the head if ``prune_head``; the kept indices."""
+        take = self._take_indices(indices)
+        self.layers = self.layers[: max(take) + 1]
+        if prune_norm:
+            self.norm = nn.Identity()  # type: ignore[assignment]
+        if prune_head:
+            self.reset_classifier(0)
+        return take
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each block in the backward pass (activation checkpointing)."""
+        for layer in self.layers:
+            layer.grad_checkpointing = enable
+
+    def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
+        """Parameter groups for layer-wise learning-rate decay (timm's ``group_matcher``):
+        the patch embedding, then stage by stage (``coarse``) or block by block with each
+        stage's merging after its blocks, the final norm last."""
+        if coarse:
+            return {"stem": r"^patch_embed",
+                    "blocks": [(r"^layers\.(\d+)", None), (r"^norm", (99999,))]}
+        return {"stem": r"^patch_embed",
+                "blocks": [(r"^layers\.(\d+)\.blocks\.(\d+)", None),
+                           (r"^layers\.(\d+)\.downsample", (99998,)),
+                           (r"^norm", (99999,))]}
+
+    def no_weight_decay(self) -> set[str]:
+        """Parameters that timm's optimizers keep out of weight decay besides the 1-D ones
+        (norms, biases): the relative position bias tables, as Swin's recipe does."""
+        return {n for n, _ in self.named_parameters() if n.endswith("relative_position_bias_table")}
+
+    def no_weight_decay_keywords(self) -> set[str]:
+        """The same by keyword (older timm and Swin code)."""
+        return {"relative_position_bias_table"}
 
     def get_classifier(self) -> nn.Module:
         """The head (timm's model interface)."""
