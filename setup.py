@@ -114,9 +114,11 @@ setup(
     python_requires=">=3.9",
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
-        "test": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy"],
+        "test": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "onnx",
+                 "onnxscript", "onnxruntime"],
+        "onnx": ["onnx", "onnxscript", "onnxruntime"],
         "bench": ["tqdm", "matplotlib"],
         "dev": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "ruff", "tqdm",
-                "matplotlib"],
+                "matplotlib", "onnx", "onnxscript", "onnxruntime"],
     },
 )

@@ -16,6 +16,7 @@ import torch
 
 from . import (
     autoselect,  # noqa: F401  (auto's measured choice: localconn.autoselect.choices())
+    decompositions,  # noqa: F401  (the ops in standard ATen ops, for export: export_onnx)
     flops,  # noqa: F401  (FLOP formulas of the localconn:: ops for torch.utils.flop_counter)
     ops,  # noqa: F401  (registers the localconn:: custom ops)
     reference,
@@ -29,6 +30,7 @@ from .backends import (
     register_backend,
     use_backend,
 )
+from .decompositions import export_onnx
 from .functional import local_conn2d, local_conn2d_transpose, local_corr2d
 from .layer import LocalConn2d
 from .neighborhood import na2d, na2d_av, na2d_qk
@@ -39,6 +41,7 @@ for _name in ("local_conn2d", "local_conn2d_transpose", "local_corr2d", "na2d", 
               "na2d_av"):
     torch.fx.wrap(_name)
 del _name
+
 
 register_backend(
     Backend(
@@ -97,6 +100,7 @@ __all__ = [
     "LocalAttention2d",
     "LocalConn2d",
     "backends",
+    "export_onnx",
     "local_conn2d",
     "local_conn2d_transpose",
     "local_corr2d",

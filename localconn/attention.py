@@ -329,6 +329,13 @@ class LocalAttention2d(nn.Module):
             attn = torch.roll(attn, shifts=self.shift, dims=(4, 5))
         return attn
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` cannot compile this module (its ops dispatch in Python):
+        a TypeError that says what to use instead."""
+        raise TypeError(f"torch.jit.script does not support {type(self).__name__}: use "
+                        "torch.jit.trace, torch.export.export, torch.compile or "
+                        "torch.onnx.export instead")
+
     def extra_repr(self) -> str:
         s = (
             f"{self.dim}, num_heads={self.num_heads}, kernel_size={self.kernel_size}, "

@@ -294,6 +294,13 @@ class LocalConn2d(nn.Module):
         )
         return y.squeeze(0) if unbatched else y
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` cannot compile this module (its ops dispatch in Python):
+        a TypeError that says what to use instead."""
+        raise TypeError(f"torch.jit.script does not support {type(self).__name__}: use "
+                        "torch.jit.trace, torch.export.export, torch.compile or "
+                        "torch.onnx.export instead")
+
     def extra_repr(self) -> str:
         s = (
             f"{self.channels}, kernel_size={self.kernel_size}, stride={self.stride}, "

@@ -328,6 +328,13 @@ class LocalNet(nn.Module):
         """The same by keyword (older timm and Swin code)."""
         return {"relative_position_bias_table"}
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` cannot compile this module (its ops dispatch in Python):
+        a TypeError that says what to use instead."""
+        raise TypeError(f"torch.jit.script does not support {type(self).__name__}: use "
+                        "torch.jit.trace, torch.export.export, torch.compile or "
+                        "torch.onnx.export instead")
+
     def get_classifier(self) -> nn.Module:
         """The head (timm's model interface)."""
         return self.head
