@@ -115,7 +115,7 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
         "test": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "onnx",
-                 "onnxscript", "onnxruntime"],
+                 "onnxscript", "onnxruntime", "fvcore", "thop", "ptflops"],
         "onnx": ["onnx", "onnxscript", "onnxruntime"],
         "bench": ["tqdm", "matplotlib"],
         "dev": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "ruff", "tqdm",
