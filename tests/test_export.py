@@ -99,13 +99,11 @@ def test_export_decomposes_the_custom_ops() -> None:
     assert_close(ep.module()(x), m(x), what="decomposed program")
 
 
-onnxruntime = pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
-
-
 def run_onnx(model: torch.nn.Module, x: torch.Tensor, tmp_path: Any, name: str,
              inputs: tuple[torch.Tensor, ...] = (), **export_kw: Any) -> list[Any]:
     """``model`` exported by the dynamo exporter, run in onnxruntime on ``inputs`` (or x)."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
     path = str(tmp_path / f"{name}.onnx")
     localconn.export_onnx(model, (x,), path, **export_kw)
     session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
@@ -190,3 +188,15 @@ def test_jit_trace_matches() -> None:
         traced = torch.jit.trace(m, (x,))
     assert_close(traced(x), m(x), what="jit.trace")
     assert localconn.local_conn2d is not None
+
+
+def test_docstring_examples() -> None:
+    """The examples in the docstrings of the export, counting, module and model code run."""
+    import doctest
+
+    from localconn import attention, flop_counters, layer
+    from localconn.models import skeleton, timm_registry
+
+    for module in (decompositions, flop_counters, layer, attention, skeleton, timm_registry):
+        result = doctest.testmod(module, extraglobs={"torch": torch})
+        assert result.attempted > 0 and result.failed == 0, module.__name__

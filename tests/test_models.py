@@ -343,3 +343,26 @@ def test_no_weight_decay_and_group_matcher() -> None:
             for n, _ in m.named_parameters():
                 if not n.startswith("head."):
                     assert any(re.match(p, n) for p in patterns), (coarse, n)
+
+
+@pytest.mark.parametrize("name", ["dwnet_tiny", "swin_tiny"])
+def test_features_only(name: str) -> None:
+    """timm's features_only=True through the entry point: the chosen stages' maps equal the
+    full model's forward_intermediates on the same weights, with timm's feature_info."""
+    kw = tiny_kwargs(name)
+    full = randomize(localconn.models.create(name, **kw), seed=5).double().eval()
+    net = timm_registry.entrypoint(name)(features_only=True, out_indices=(1, -1), **kw)
+    net.model.load_state_dict(full.state_dict(), strict=False)  # (its head and norm dropped)
+    net = net.double().eval()
+    x = randn(2, 3, 64, 64, seed=6, dtype=torch.float64)
+    maps = full.forward_intermediates(x, intermediates_only=True)
+    got = net(x)
+    assert len(got) == 2
+    assert_close(got[0], maps[1], what="stage 1")
+    assert_close(got[1], maps[3], what="stage 3")
+    assert net.feature_info.channels() == [maps[1].shape[1], maps[3].shape[1]]
+    assert net.feature_info.reduction() == [8, 32]
+    nhwc = timm_registry.entrypoint(name)(features_only=True, output_fmt="NHWC", **kw)
+    assert [tuple(f.shape[1:3]) for f in nhwc(x.float())] == [(16, 16), (8, 8), (4, 4), (2, 2)]
+    with pytest.raises(ValueError, match="output_fmt"):
+        timm_registry.entrypoint(name)(features_only=True, output_fmt="NCDHW", **kw)

@@ -7,7 +7,8 @@ installed and importable; without timm nothing happens (timm stays an
 optional dependency), and a timm that fails to import gives one warning.
 
 The entry points take timm's arguments (``pretrained``, ``pretrained_cfg``,
-``pretrained_cfg_overlay``, ``cache_dir``; ``device``, ``dtype``) and pass
+``pretrained_cfg_overlay``, ``cache_dir``; ``device``, ``dtype``;
+``features_only``, ``out_indices``, ``output_fmt``: a :class:`FeatureNet`) and pass
 the rest to :func:`localconn.models.create`. There are no pretrained
 weights: ``pretrained=True`` raises ``ValueError``. The model carries a
 ``pretrained_cfg`` (input size, ImageNet mean/std) for timm's data pipeline.
@@ -64,6 +65,9 @@ def entrypoint(name: str) -> Callable[..., nn.Module]:
             raise ValueError(f"{timm_name(name)}: localconn ships no pretrained weights")
         for key in ("pretrained_cfg", "pretrained_cfg_overlay", "cache_dir"):
             kwargs.pop(key, None)
+        features_only = kwargs.pop("features_only", False)
+        out_indices = kwargs.pop("out_indices", None)
+        output_fmt = kwargs.pop("output_fmt", "NCHW")
         device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
         with torch.device(device) if device is not None else contextlib.nullcontext():
             model = create(name, **kwargs)
@@ -79,6 +83,8 @@ def entrypoint(name: str) -> Callable[..., nn.Module]:
             "interpolation": "bicubic",
             "classifier": "head",
         }
+        if features_only:
+            return FeatureNet(model, out_indices, output_fmt)
         return model
 
     fn.__name__ = fn.__qualname__ = timm_name(name)
@@ -86,6 +92,56 @@ def entrypoint(name: str) -> Callable[..., nn.Module]:
     fn.__doc__ = f"localconn's {name} (see localconn.models.create)."
     setattr(sys.modules[__name__], fn.__name__, fn)  # importable by its name, as timm expects
     return fn
+
+
+class FeatureInfo(list):
+    """The stages a :class:`FeatureNet` returns: dicts of ``num_chs``, ``reduction``,
+    ``module``, with timm's ``FeatureInfo`` accessors."""
+
+    def channels(self) -> list[int]:
+        return [f["num_chs"] for f in self]
+
+    def reduction(self) -> list[int]:
+        return [f["reduction"] for f in self]
+
+    def module_name(self) -> list[str]:
+        return [f["module"] for f in self]
+
+
+class FeatureNet(nn.Module):
+    """timm's ``features_only=True``: the model's stage maps (before each merging) as a list,
+    the stages past the last one asked for and the head dropped.
+
+    Args:
+        model: a :class:`~localconn.models.skeleton.LocalNet`.
+        out_indices: stages (default all; ``n``: the last ``n``; negative from the end).
+        output_fmt: ``"NCHW"`` or ``"NHWC"``.
+
+    Example::
+
+        >>> net = entrypoint("dwnet_tiny")(features_only=True, out_indices=(1, 3), img_size=64,
+        ...                                embed_dim=16, depths=(1, 1, 1, 1))
+        >>> [tuple(f.shape) for f in net(torch.randn(1, 3, 64, 64))], net.feature_info.channels()
+        ([(1, 32, 8, 8), (1, 128, 2, 2)], [32, 128])
+    """
+
+    def __init__(self, model: nn.Module, out_indices: Any = None,
+                 output_fmt: str = "NCHW") -> None:
+        super().__init__()
+        if output_fmt not in ("NCHW", "NHWC"):
+            raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
+        info = model.feature_info
+        self.out_indices = model.prune_intermediate_layers(out_indices, prune_norm=True,
+                                                           prune_head=True)
+        self.model = model
+        self.output_fmt = output_fmt
+        self.feature_info = FeatureInfo(info[i] for i in self.out_indices)
+        self.pretrained_cfg = self.default_cfg = model.pretrained_cfg
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.model.forward_intermediates(x, indices=self.out_indices,
+                                                output_fmt=self.output_fmt,
+                                                intermediates_only=True, stop_early=True)
 
 
 def register_with_timm(register_model: Optional[Callable[[Callable], Any]] = None) -> list[str]:
