@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple, Optional, Union
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention_masks import allowed_taps, attention_axes, window_softmax
@@ -49,6 +50,35 @@ def like_input(out: Tensor, x: Tensor) -> Tensor:
     return out.contiguous(memory_format=memory_format_of(x))
 
 
+def pad_to_blocks(x: Tensor, kernel: tuple[int, int]) -> Tensor:
+    """``x`` zero-padded at the bottom and right to multiples of the block ``kernel`` (as
+    Swin and timm pad a stage whose size the window does not divide); ``x`` itself when
+    it is one already.
+
+    Example::
+
+        >>> pad_to_blocks(torch.randn(1, 4, 9, 7), (7, 7)).shape
+        torch.Size([1, 4, 14, 7])
+    """
+    ph, pw = (-x.shape[-2]) % kernel[0], (-x.shape[-1]) % kernel[1]
+    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+
+
+def crop_like(out: Tensor, x: Tensor) -> Tensor:
+    """``out``'s top-left ``x.shape[-2:]`` in ``x``'s memory format (the inverse of
+    :func:`pad_to_blocks` on the result).
+
+    Example::
+
+        >>> crop_like(torch.randn(1, 4, 14, 7), torch.randn(1, 4, 9, 7)).shape
+        torch.Size([1, 4, 9, 7])
+    """
+    H, W = x.shape[-2:]
+    if out.shape[-2] == H and out.shape[-1] == W:
+        return out
+    return like_input(out[..., :H, :W], x)
+
+
 # FX leaf calls (torch.fx.symbolic_trace, torchvision's create_feature_extractor): the
 # attention itself is recorded as calls; the projections, dropout and rolls are traced
 torch.fx.wrap("window_attention")
@@ -56,6 +86,8 @@ torch.fx.wrap("window_logits")
 torch.fx.wrap("window_softmax")
 torch.fx.wrap("window_aggregate")
 torch.fx.wrap("like_input")
+torch.fx.wrap("pad_to_blocks")
+torch.fx.wrap("crop_like")
 
 
 class _Tables(NamedTuple):
@@ -123,6 +155,10 @@ class LocalAttention2d(nn.Module):
             cannot run), ``False`` always runs the primitives.
         backend: forwarded to :func:`~localconn.local_corr2d` and
             :func:`~localconn.local_conn2d`.
+        pad_to_blocks: ``"block"`` only: an image whose size the window does not divide
+            is zero-padded at the bottom and right to whole blocks and the result cropped
+            (:func:`pad_to_blocks`; the padded tokens are attended, as Swin and timm do);
+            ``False`` (default): such an image is a ``ValueError``.
 
     Low precision: under ``torch.autocast`` the projections and primitives run
     in the autocast dtype; the softmax is computed in float32.
@@ -153,6 +189,7 @@ class LocalAttention2d(nn.Module):
         proj_drop: float = 0.0,
         backend: Optional[str] = None,
         fused: Union[bool, str, None] = "auto",
+        pad_to_blocks: bool = False,
     ) -> None:
         super().__init__()
         check_int(dim, "dim")
@@ -176,6 +213,11 @@ class LocalAttention2d(nn.Module):
         self.backend = backend
         self.fused = fused_arg(fused)
         check_backend_name(backend)
+        if not isinstance(pad_to_blocks, bool):
+            raise TypeError(f"pad_to_blocks must be a bool, got {type(pad_to_blocks).__name__}")
+        if pad_to_blocks and self.window != "block":
+            raise ValueError(f"pad_to_blocks needs window='block', got window={self.window!r}")
+        self.pad_to_blocks = pad_to_blocks
         self.qkv = nn.Conv2d(dim, 3 * dim, 1, bias=qkv_bias)
         self.proj = nn.Conv2d(dim, dim, 1)
         self.attn_drop = nn.Dropout(attn_drop)
@@ -269,6 +311,11 @@ class LocalAttention2d(nn.Module):
         return why is None
 
     def _forward_fx(self, x: Tensor) -> Tensor:
+        if self.pad_to_blocks:
+            return crop_like(self._forward_fx_padded(pad_to_blocks(x, self.kernel_size)), x)
+        return self._forward_fx_padded(x)
+
+    def _forward_fx_padded(self, x: Tensor) -> Tensor:
         """The forward pass as ``torch.fx.symbolic_trace`` records it (``x`` a Proxy): the
         same computation, with the attention as one leaf call (:func:`window_attention`,
         which picks fused or not when the graph runs) or, with attention dropout in
@@ -294,9 +341,19 @@ class LocalAttention2d(nn.Module):
         return like_input(out, x)
 
     def forward(self, x: Tensor) -> Tensor:
-        """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection."""
+        """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection.
+
+        With ``pad_to_blocks`` an image whose size the blocks do not divide is zero-padded
+        at the bottom and right first (the padding attended like any key, Swin's and timm's
+        rule; shifted windows' masks on the padded size) and the result cropped back."""
         if isinstance(x, torch.fx.Proxy):
             return self._forward_fx(x)
+        if self.pad_to_blocks:
+            self._check_input(x)
+            return crop_like(self._forward(pad_to_blocks(x, self.kernel_size)), x)
+        return self._forward(x)
+
+    def _forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
         self._tables_for(*x.shape[2:], x.device)  # validates the size
         if any(self.shift):
@@ -351,4 +408,6 @@ class LocalAttention2d(nn.Module):
             s += f", backend={self.backend!r}"
         if self.fused is not None:
             s += f", fused={self.fused}"
+        if self.pad_to_blocks:
+            s += ", pad_to_blocks=True"
         return s

@@ -507,3 +507,31 @@ def test_gradient_flow_every_backend(
         assert p.grad is not None and torch.isfinite(p.grad).all(), f"{backend}: {name}"
         assert p.grad.abs().sum() > 0, f"{backend}: {name} has a zero gradient"
         assert_close(p.grad, ref_params[name].grad, what=f"{backend} grad of {name}", scale=10)
+
+
+@pytest.mark.parametrize("shift", [0, 2], ids=["blocks", "shifted"])
+def test_pad_to_blocks_is_swin_on_the_padded_image(shift: int) -> None:
+    """pad_to_blocks: the written-out attention on the image zero-padded at the bottom and
+    right to whole blocks (masks of the shifted windows on the padded size), cropped; input
+    gradient too; channels_last kept; without it such an image is a ValueError."""
+    m = randomize(LocalAttention2d(8, 2, 4, window="block", shift=shift, pad_to_blocks=True),
+                  seed=3).double()
+    naive = NaiveLocalAttention(m)
+    x = randn(2, 8, 9, 10, seed=4)
+    xm, xn = x.clone().requires_grad_(), x.clone().requires_grad_()
+    y = m(xm)
+    y_ref = naive(torch.nn.functional.pad(xn, (0, 2, 0, 3)))[0][..., :9, :10]
+    assert y.shape == x.shape
+    assert_close(y, y_ref, what="padded blocks")
+    gy = randn(*y.shape, seed=5)
+    y.backward(gy)
+    y_ref.backward(gy)
+    assert_close(xm.grad, xn.grad, what="padded blocks, grad of x")
+    assert m(x.contiguous(memory_format=torch.channels_last)).is_contiguous(
+        memory_format=torch.channels_last)
+    assert "pad_to_blocks=True" in repr(m)
+    plain = LocalAttention2d(8, 2, 4, window="block", shift=shift).double()
+    with pytest.raises(ValueError, match="divisible"):
+        plain(x)
+    with pytest.raises(ValueError, match="pad_to_blocks"):
+        LocalAttention2d(8, 2, 3, pad_to_blocks=True)

@@ -120,6 +120,8 @@ MODULES = {
     "shifted-block-attention": lambda: LocalAttention2d(8, 2, kernel_size=3, window="block",
                                                         shift=1),
     "sliding-attention": lambda: LocalAttention2d(8, 2, kernel_size=3, window="sliding"),
+    "padded-block-attention": lambda: LocalAttention2d(8, 2, kernel_size=5, window="block",
+                                                       shift=2, pad_to_blocks=True),
 }
 
 

@@ -43,9 +43,11 @@ def test_local_conn2d_traces(kw: dict) -> None:
 @pytest.mark.parametrize("kw", [
     {}, {"window": "block", "shift": (1, 1)}, {"window": "sliding"}, {"rel_pos_bias": False},
     {"dilation": 2}, {"fused": False},
-], ids=["neighborhood", "shifted-block", "sliding", "no-rpb", "dilated", "unfused"])
+    {"window": "block", "kernel_size": 5, "shift": 2, "pad_to_blocks": True},
+], ids=["neighborhood", "shifted-block", "sliding", "no-rpb", "dilated", "unfused", "padded"])
 def test_local_attention_traces(kw: dict) -> None:
-    m = randomize(LocalAttention2d(8, 2, kernel_size=3, **kw), seed=4).double().eval()
+    kw = {"kernel_size": 3, **kw}
+    m = randomize(LocalAttention2d(8, 2, **kw), seed=4).double().eval()
     gm = torch.fx.symbolic_trace(m)
     assert "window_attention" in leaf_calls(gm)
     x = randn(2, 8, 12, 12, seed=5, dtype=torch.float64)

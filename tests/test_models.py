@@ -366,3 +366,19 @@ def test_features_only(name: str) -> None:
     assert [tuple(f.shape[1:3]) for f in nhwc(x.float())] == [(16, 16), (8, 8), (4, 4), (2, 2)]
     with pytest.raises(ValueError, match="output_fmt"):
         timm_registry.entrypoint(name)(features_only=True, output_fmt="NCDHW", **kw)
+
+
+def test_swin_pads_stages_the_window_does_not_divide() -> None:
+    """As timm's Swin: a stage whose resolution the window does not divide is padded to
+    whole windows (pad_to_blocks), a smaller one gets one window of its size; the model runs
+    on such an image size and traces."""
+    kw = dict(tiny_kwargs("swin_tiny"), window_size=3)  # stages 16, 8, 4, 2
+    m = randomize(localconn.models.create("swin_tiny", **kw), seed=7).eval()
+    attns = [blk.attn for layer in m.layers for blk in layer.blocks]
+    assert [a.pad_to_blocks for a in attns] == [True, True, True, True, False]
+    assert [a.kernel_size[0] for a in attns] == [3, 3, 3, 3, 2]
+    x = randn(1, 3, 64, 64, seed=8)
+    with torch.no_grad():
+        y = m(x)
+        assert y.shape == (1, 10) and torch.isfinite(y).all()
+        assert_close(torch.fx.symbolic_trace(m)(x), y, what="traced padded swin")

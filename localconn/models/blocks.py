@@ -245,7 +245,9 @@ def swin_blocks(
 
     Per stage of resolution ``R``: window ``min(window_size, R)``; blocks
     with an odd index are shifted by ``window // 2`` when ``R >
-    window_size`` (Swin's rule). ``R`` must be divisible by the window.
+    window_size`` (Swin's rule). A stage that the window does not divide is
+    zero-padded to whole windows and cropped back (``pad_to_blocks``, as timm's
+    Swin does; e.g. ``img_size=256`` with window 7).
 
     Example::
 
@@ -257,15 +259,11 @@ def swin_blocks(
     def make(spec: BlockSpec) -> nn.Module:
         res = min(spec.resolution)
         window = min(window_size, res)
-        if any(r % window for r in spec.resolution):
-            raise ValueError(
-                f"stage {spec.stage} has resolution {spec.resolution}, not divisible by the "
-                f"window {window}: choose img_size / window_size so that it is"
-            )
         shift = window // 2 if spec.index % 2 and res > window_size else 0
         heads = _per_stage(num_heads, spec)
         attn = LocalAttention2d(
-            spec.dim, heads, window, window="block", shift=shift, backend=backend
+            spec.dim, heads, window, window="block", shift=shift, backend=backend,
+            pad_to_blocks=any(r % window for r in spec.resolution),
         )
         return AttentionBlock(spec, attn)
 
