@@ -17,6 +17,7 @@ Install for development with ``pip install -e . --no-build-isolation``.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -102,9 +103,18 @@ def cuda_extension() -> tuple[list, dict]:
 
 ext_modules, cmdclass = cuda_extension()
 
+
+def _version() -> str:
+    """localconn/version.py's ``__version__`` (read, not imported: no torch needed)."""
+    text = (Path(__file__).parent / "localconn" / "version.py").read_text()
+    return re.search(r'^__version__ = "([^"]+)"', text, re.M).group(1)
+
+
 setup(
     name="localconn",
-    version="0.1.0",
+    version=_version(),
+    license="MIT",
+    package_data={"localconn": ["py.typed"]},
     description="Fast channel-wise locally-connected layers: depth-wise conv, "
     "dynamic depth-wise conv, involution and local attention in one operator",
     packages=find_packages(include=["localconn", "localconn.*"]) + ["localconn.triton_kernels"],

@@ -91,7 +91,7 @@ register_backend(
     )
 )
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402, F401  (the one place it is written)
 
 __all__ = [
     "Backend",

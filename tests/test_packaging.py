@@ -1,0 +1,49 @@
+"""The package as a stranger gets it: one version, a license, typing marker, and a source
+distribution that holds what building and testing need (csrc/ and its emulators, the
+Triton kernels, tests, benchmarks, the cost model, the CI scripts, the Makefile)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import localconn
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_one_version() -> None:
+    setup_py = (ROOT / "setup.py").read_text()
+    assert '"0.' not in re.sub(r"#.*", "", setup_py.split("setup(")[1]), "a version in setup()"
+    out = subprocess.run([sys.executable, "setup.py", "--version"], cwd=ROOT, check=True,
+                         capture_output=True, text=True, env={"LOCALCONN_BUILD_CUDA": "0",
+                                                              "PATH": "/usr/bin:/bin"})
+    assert out.stdout.strip().splitlines()[-1] == localconn.__version__
+
+
+def test_license_and_typing_marker() -> None:
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert (Path(localconn.__file__).parent / "py.typed").exists()
+
+
+def test_sdist_holds_what_the_tests_need(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "--dist-dir", str(tmp_path)],
+                   cwd=ROOT, check=True, capture_output=True,
+                   env={"LOCALCONN_BUILD_CUDA": "0", "PATH": "/usr/bin:/bin"})
+    (sdist,) = tmp_path.glob("localconn-*.tar.gz")
+    with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
+    for required in ("LICENSE", "Makefile", "setup.py", "pyproject.toml", "localconn/py.typed",
+                     "csrc/binding.cpp", "csrc/conn.cu", "csrc/emulate/emulator.cpp",
+                     "triton_kernels/attention.py", "tests/test_cuda.py",
+                     "tests/cuda_emulator.py", "benchmarks/kernel_times.py",
+                     "perfmodel/predict.py", ".ci/run", ".ci/gpu-check"):
+        assert required in names, required
+    headers = {n for n in names if n.startswith("csrc/") and n.endswith((".cuh", ".h"))}
+    on_disk = {str(p.relative_to(ROOT)) for p in (ROOT / "csrc").rglob("*")
+               if p.suffix in (".cuh", ".h")}
+    assert headers == on_disk
+    assert not [n for n in names if n.startswith("build/") or "__pycache__" in n]
