@@ -1,7 +1,7 @@
 """The benchmark cases: one registry, written as data.
 
 A :class:`Case` is one operator call on fixed shapes. ``mode`` says which
-row of DESIGN.md's table it is (and so the weight's 6-D shape); ``op`` is
+row of docs/design.md's table it is (and so the weight's 6-D shape); ``op`` is
 the primitive (or composite) that runs. The suites are plain tables in
 :data:`SUITE_TABLE`; nothing else in the package adds cases.
 
@@ -20,7 +20,7 @@ attention   attention  logits/probs as above            corr, softmax over taps,
 
 For ``attn-conn`` the weight is stored in the attention layout
 ``(N, G, H, W, K, K)`` and passed as ``.permute(0, 1, 4, 5, 2, 3)``
-(``weight_layout = "attention"``), as DESIGN.md section 2 describes.
+(``weight_layout = "attention"``), as docs/design.md section 2 describes.
 """
 
 from __future__ import annotations

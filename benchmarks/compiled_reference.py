@@ -4,7 +4,7 @@ The public ops are opaque custom ops to the compiler (it cannot fuse into
 them), so this compiles the reference *functions* of
 :mod:`localconn.reference` directly: an ``autograd.Function`` per primitive
 whose forward and backward are the reference's ``conn2d`` /
-``conn2d_transpose`` / ``corr2d`` with DESIGN.md section 4's derivative
+``conn2d_transpose`` / ``corr2d`` with docs/design.md section 4's derivative
 rules, traced and fused by Inductor. The reference loops over the taps in
 Python, so the traced graph has ``K*K`` steps: large kernels are declined
 (compilation would take minutes).

@@ -4,7 +4,7 @@ Tokens are the ``H*W`` positions in raster order; head ``h`` holds
 channels ``h*d .. (h+1)*d - 1`` (``d = C / heads``), as localconn's
 groups do. For a query at ``(qh, qw)`` the key window starts at
 ``clamp(qh - K//2, 0, H - K)`` (and likewise along ``w``) and is ``K``
-long: the clamped neighborhood window of DESIGN.md section 3 (dilation 1).
+long: the clamped neighborhood window of docs/design.md section 3 (dilation 1).
 The default scale ``1/sqrt(d)`` is the one the unfused attention uses.
 
 The ``(N, C, H, W)`` tensors are reshaped to ``(N, heads, H*W, d)`` inside

@@ -14,7 +14,7 @@ channels of a group), reading everything from global memory.
   then a PyTorch ``sum`` over the dims the weight broadcasts - as
   involution's backward did.
 
-Autograd follows DESIGN.md section 4. Only used on CUDA (or on the CPU
+Autograd follows docs/design.md section 4. Only used on CUDA (or on the CPU
 with ``TRITON_INTERPRET=1``, for testing); this module imports Triton at
 import time, so import it lazily.
 """

@@ -17,7 +17,7 @@
 // leads, 2 and 1) skip the blocks only larger leads fill and stage a chunk fewer (31:
 // 12 mma a kernel row and M tile, not 14; model, float16 64x384x32x32: 168-278 -> 143-179
 // us with the plan's blocks of 2 warps). plan.h picks them only for leads <= LMAX.
-// Sums are float32 (exact products), as DESIGN.md requires.
+// Sums are float32 (exact products), as docs/design.md requires.
 //
 // A warp owns one plane (n, c) and walks its tiles of TR = 16 MT rows x TC = 8 NT
 // columns; per tile it stages TR + KF - 1 input rows x 16 NC columns in its own

@@ -38,7 +38,7 @@
 // exact while the staged image and the weights are finite. Otherwise some sum of the M
 // tile is not finite; the warp then recomputes the tile on the direct path (each lane its
 // outputs' taps from the same staged values, float32, the padding's zeros multiplied like
-// the reference). Sums are float32 (exact products), as DESIGN.md requires. A GPU without
+// the reference). Sums are float32 (exact products), as docs/design.md requires. A GPU without
 // mma.sync (below sm_80) always takes the direct path.
 #pragma once
 

@@ -21,7 +21,7 @@ enum Status : int32_t {
 
 enum Window : int32_t { kSliding = 0, kNeighborhood = 1, kBlock = 2 };
 
-// One spatial axis (DESIGN.md section 3): input length, output length,
+// One spatial axis (docs/design.md section 3): input length, output length,
 // kernel, stride, leading padding, dilation.
 struct Axis {
   int64_t in, out, k, s, p, d;

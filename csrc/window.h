@@ -1,4 +1,4 @@
-// The window index arithmetic of DESIGN.md section 3, written once for the
+// The window index arithmetic of docs/design.md section 3, written once for the
 // CUDA backend (device code and the CPU emulator alike). Along one axis:
 //
 //   forward  i(o, k) = start(o) + k * d, with

@@ -9,7 +9,7 @@ once, with three primitives that close under differentiation:
 * :func:`local_conn2d_transpose` - its gradient with respect to the input,
 * :func:`local_corr2d` - its gradient with respect to the weight (attention's ``q . k``),
 
-and the module :class:`LocalConn2d`. See DESIGN.md for the contract.
+and the module :class:`LocalConn2d`. See docs/design.md for the contract.
 """
 
 import torch

@@ -1,6 +1,6 @@
 """``LocalAttention2d``: multi-head local attention built from the primitives.
 
-Local attention is the channel-shared dynamic case of the layer (DESIGN.md
+Local attention is the channel-shared dynamic case of the layer (docs/design.md
 section 1): its weights are the softmax of ``q . k`` over the window, one
 map per head shared by the head's channels. With ``hd = dim / heads`` and
 channel ``c`` in head ``c // hd``::
@@ -16,7 +16,7 @@ Where the fused kernels run (:mod:`localconn.fused_attention`, no dropout
 while training), ``y`` comes from them without storing ``A``; otherwise ``L``
 is ``local_corr2d(q, k, (N, heads, Kh, Kw, H, W))`` and ``y`` is
 ``local_conn2d(v, A)`` (:mod:`localconn.window_attention`, shared with
-``na2d``), so every backend's kernels (and their autograd, DESIGN.md section 4)
+``na2d``), so every backend's kernels (and their autograd, docs/design.md section 4)
 serve attention.
 """
 
@@ -109,7 +109,7 @@ class LocalAttention2d(nn.Module):
     projection are 1x1 convolutions (the ``qkv`` output channels are ``q``,
     ``k``, ``v``, each ordered head by head, as Swin's ``nn.Linear``).
 
-    Windows (``i(o, k) = start(o) + k * d``, DESIGN.md section 3):
+    Windows (``i(o, k) = start(o) + k * d``, docs/design.md section 3):
 
     * ``"neighborhood"`` (NATTEN): centred on the query and shifted inside
       the image at the border, with ``dilation``; needs ``H, W >= K * d``.

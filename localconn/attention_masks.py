@@ -1,10 +1,10 @@
 """Which (query, tap) pairs of a local-attention window take part in the softmax.
 
 Along one axis of length ``L`` a query at ``o`` reads, at tap ``k``, the key
-at ``i(o, k) = start(o) + k * d`` (DESIGN.md section 3). The attention
+at ``i(o, k) = start(o) + k * d`` (docs/design.md section 3). The attention
 windows of :class:`~localconn.LocalAttention2d` are
 
-* ``"neighborhood"`` and ``"block"``: the windows of DESIGN.md section 3;
+* ``"neighborhood"`` and ``"block"``: the windows of docs/design.md section 3;
   every tap reads a key inside the image;
 * ``"sliding"``: stride 1, zero padding ``K // 2 * d`` before and
   ``(K - 1) * d - K // 2 * d`` after (symmetric for odd ``K``; for even ``K``

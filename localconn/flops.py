@@ -2,7 +2,7 @@
 
 ``torch.utils.flop_counter`` counts the FLOPs of convolutions and matrix
 products; this module registers formulas for localconn's custom ops
-(DESIGN.md section 4) when it is imported, so ``FlopCounterMode`` counts any
+(docs/design.md section 4) when it is imported, so ``FlopCounterMode`` counts any
 model that uses :func:`~localconn.local_conn2d`, :class:`~localconn.LocalConn2d`
 or :class:`~localconn.LocalAttention2d`, in the forward and in the backward.
 Each output element of a primitive is ``Kh * Kw`` multiply-accumulates (MACs)::

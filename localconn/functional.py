@@ -1,4 +1,4 @@
-"""The public functional API: the three primitives of DESIGN.md section 4.
+"""The public functional API: the three primitives of docs/design.md section 4.
 
 Each function validates its arguments (raising ``ValueError``/``TypeError``
 that name the argument), applies ``torch.autocast`` like ``conv2d`` does,

@@ -8,7 +8,7 @@
   involution): per output position, 1x1 conv ``C -> C/r`` -> BatchNorm ->
   ReLU -> 1x1 conv ``C/r -> G*Kh*Kw``; weight ``(N, G, Kh, Kw, Ho, Wo)``.
 
-Both return the 6-D weight of DESIGN.md section 2 as a view of the last
+Both return the 6-D weight of docs/design.md section 2 as a view of the last
 convolution's output (no copy).
 """
 

@@ -1,6 +1,6 @@
 """The window: which input index each (output index, tap) pair reads.
 
-This file holds the index arithmetic of DESIGN.md section 3, written once
+This file holds the index arithmetic of docs/design.md section 3, written once
 for the Python side: argument normalisation (ints, pairs, ``"same"``,
 ``"valid"``), the per-axis output size, and the input index
 ``i(o, k) = start(o) + k * d`` of each window. Backends that run in Python
@@ -175,7 +175,7 @@ def make_geometry(
 ) -> Geometry:
     """Validate the window arguments for an input of spatial size ``in_size``.
 
-    Raises ValueError naming the argument for anything DESIGN.md section 3
+    Raises ValueError naming the argument for anything docs/design.md section 3
     does not allow (stride/dilation < 1, negative padding, an empty output,
     ``neighborhood`` with ``L < K*d``, ``block`` with ``L % K != 0`` or with
     non-default stride/padding/dilation, an unknown window).

@@ -84,7 +84,7 @@ torch.fx.wrap("weight_or")
 
 
 class LocalConn2d(nn.Module):
-    """Channel-wise locally-connected layer (DESIGN.md section 5).
+    """Channel-wise locally-connected layer (docs/design.md section 5).
 
     ``y[n, c, o] = bias[c] + sum_k W[n', g(c), k, o'] * x[n, c, i(o, k)]``
     with the weight from the module (a parameter or a generator) or given

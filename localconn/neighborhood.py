@@ -2,7 +2,7 @@
 
 NATTEN's functional API on localconn's primitives, so that a NATTEN user
 changes one import. With ``i(o, k) = start(o) + k * d`` the neighborhood
-window of DESIGN.md section 3 along each axis, query ``o = (y, x)`` of head
+window of docs/design.md section 3 along each axis, query ``o = (y, x)`` of head
 ``h`` attends to the ``Kh x Kw`` keys of its window::
 
     L[o, k] = scale * q[o] . k[i(o, k)] + rpb[h, delta_h + Kh - 1, delta_w + Kw - 1]
@@ -91,7 +91,7 @@ def _check_unsupported(stride: IntPair, additional_keys: object,
     if pair(stride, "stride") != (1, 1):
         raise ValueError(
             f"stride must be 1, got {stride!r}: strided neighborhoods (NATTEN >= 0.20) are not "
-            "one of localconn's windows (DESIGN.md section 3)"
+            "one of localconn's windows (docs/design.md section 3)"
         )
     _refuse("additional_keys", additional_keys, "cross-attention to extra keys is not a local window")
     _refuse("additional_values", additional_values, "cross-attention to extra keys is not a local window")

@@ -9,7 +9,7 @@ builds a :class:`~localconn.problem.Problem`, lets
 :func:`~localconn.autoselect.choose` pick a backend (the requested one, else
 the fastest measured compiled backend, else by priority) and runs its kernel.
 
-Their derivatives are again the three ops (DESIGN.md section 4), so first
+Their derivatives are again the three ops (docs/design.md section 4), so first
 and second derivatives work on every backend, and ``torch.compile`` sees
 opaque ops with fake (meta) implementations: no graph breaks.
 """

@@ -1,6 +1,6 @@
 """The pure-PyTorch implementation of the three primitives: the executable spec.
 
-Notation (DESIGN.md sections 2-4): input ``x`` is ``(N, C, H, W)``, the weight
+Notation (docs/design.md sections 2-4): input ``x`` is ``(N, C, H, W)``, the weight
 ``W`` is ``(Nw, G, Kh, Kw, Hw, Ww)`` and broadcasts over batch, the ``C // G``
 channels of each group and positions; ``i(o, k)`` is the window's input index
 (:mod:`localconn.geometry`), and taps outside the image read 0::

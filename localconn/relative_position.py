@@ -1,7 +1,7 @@
 """Relative position bias of local attention, indexed by the true key - query offset.
 
 Along one axis a query at ``o`` reads at tap ``k`` the key at
-``i(o, k) = start(o) + k * d`` (DESIGN.md section 3). Its offset, in units
+``i(o, k) = start(o) + k * d`` (docs/design.md section 3). Its offset, in units
 of the dilation, is
 
     delta(o, k) = (i(o, k) - o) / d        in [-(K - 1), K - 1]

@@ -1,7 +1,7 @@
 """Where one tap of a window reads, along one axis, as strided runs (the reference's views).
 
 For a tap ``k`` the input index ``i(o, k)`` of every window is piecewise
-affine in the output index ``o`` (DESIGN.md section 3):
+affine in the output index ``o`` (docs/design.md section 3):
 
 * ``sliding``: ``i = o*s - p + k*d``, one run over the outputs whose tap
   lands inside the image (the others read the zero padding);

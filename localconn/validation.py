@@ -1,4 +1,4 @@
-"""Validation of the public entry points (DESIGN.md section 7).
+"""Validation of the public entry points (docs/design.md section 7).
 
 Every public op calls one of :func:`check_conn`, :func:`check_conn_transpose`
 or :func:`check_corr` before anything runs. They raise ``TypeError`` for
@@ -58,7 +58,7 @@ def check_same(ref: torch.Tensor, ref_name: str, t: torch.Tensor, name: str) -> 
 def check_weight_shape(
     shape: Sequence[int], name: str, batch: int, channels: int, out_size: tuple[int, int]
 ) -> None:
-    """The broadcast rules of DESIGN.md section 2 for a 6-D weight shape."""
+    """The broadcast rules of docs/design.md section 2 for a 6-D weight shape."""
     Nw, Cw, _, _, Hw, Ww = shape
     Ho, Wo = out_size
     shape = tuple(shape)

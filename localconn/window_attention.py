@@ -8,7 +8,7 @@
     L[o, k] = scale * q_h[o] . k_h[i(o, k)] + rpb[h, delta_h + Kh - 1, delta_w + Kw - 1]
     out_h[o] = sum_k softmax_k(L[o, :]) v_h[i(o, k)]       (masked taps excluded)
 
-with the windows of DESIGN.md section 3 (``i(o, k) = start(o) + k * d``,
+with the windows of docs/design.md section 3 (``i(o, k) = start(o) + k * d``,
 ``delta`` the true key - query offset per axis) and their masks
 (:mod:`localconn.attention_masks`):
 

@@ -1,4 +1,4 @@
-"""Independent float64 oracle for the three primitives, written from DESIGN.md.
+"""Independent float64 oracle for the three primitives, written from docs/design.md.
 
 Plain Python loops over output positions and taps (numpy vectorises only over
 batch and channels), so that it shares no code and no cleverness with the

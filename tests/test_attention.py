@@ -2,7 +2,7 @@
 
 The naive module below shares nothing with the package but the parameter
 names: it gathers each query's keys with index tensors computed here from
-the formulas of DESIGN.md section 3, builds Swin's region mask with Swin's
+the formulas of docs/design.md section 3, builds Swin's region mask with Swin's
 own slice loop, adds the relative position bias indexed by key - query,
 runs a masked softmax and a weighted sum.
 """

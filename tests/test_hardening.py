@@ -1,4 +1,4 @@
-"""Hardening (DESIGN.md section 7): each way the contract was found broken, as a test.
+"""Hardening (docs/design.md section 7): each way the contract was found broken, as a test.
 
 * no silent wrong answer: an empty input with a non-empty output (the bias),
   a module given an input of other channels or size;

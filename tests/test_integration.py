@@ -1,4 +1,4 @@
-"""PyTorch integration (DESIGN.md sections 5-7): compile, autocast, layouts, backends."""
+"""PyTorch integration (docs/design.md sections 5-7): compile, autocast, layouts, backends."""
 
 from __future__ import annotations
 

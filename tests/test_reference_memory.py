@@ -4,7 +4,7 @@ A ``TorchDispatchMode`` counts the bytes of every new storage the reference
 allocates while it runs (views, in-place and ``out=`` results share an input's storage and add nothing) and frees
 them when their tensors die, giving the peak of extra live memory. With a
 7x7 kernel a full ``unfold`` would need 49 times the input; the reference must
-stay within a few output-sized buffers (DESIGN.md / README: "of the order of
+stay within a few output-sized buffers (docs/design.md / README: "of the order of
 one output tensor").
 """
 

@@ -1,9 +1,9 @@
-"""Bad input gives a clear error (DESIGN.md section 7); edge values behave.
+"""Bad input gives a clear error (docs/design.md section 7); edge values behave.
 
 Every invalid call checks the exception type *and* that the message names
 the offending argument. Valid edge cases (empty batch, NaN, Inf) are
 compared with a small independent gather-based oracle written here from the
-formulas of DESIGN.md sections 2-4, itself checked against ``F.conv2d``.
+formulas of docs/design.md sections 2-4, itself checked against ``F.conv2d``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ AB_ARG = r"\ba\b|\bb\b"
 
 
 # --------------------------------------------------------------------------- #
-# independent oracle (DESIGN.md sections 2-4)
+# independent oracle (docs/design.md sections 2-4)
 # --------------------------------------------------------------------------- #
 
 

@@ -1,7 +1,7 @@
 """Fused neighborhood attention, forward: softmax(scale q . k + rpb) v without the map.
 
 For one head ``h`` and a query ``o = (y, x)`` with window start ``s(o)`` per axis
-(DESIGN.md section 3, in units of the dilation inside the query's dilation group)::
+(docs/design.md section 3, in units of the dilation inside the query's dilation group)::
 
     L[o, j] = scale * q[o] . k[j] + rpb[h, jy - oy + Kh - 1, jx - ox + Kw - 1]
               for the keys j of the window, -inf for every other key
@@ -22,7 +22,7 @@ log) for a backward by recomputation. Keys a tile cannot reach are never
 loaded; of the keys it loads, about ``Kh Kw / ((BH + Kh - 1)(BW + Kw - 1))``
 take part (7 x 7 on 8 x 8 tiles: a quarter), the price of dense tiles.
 
-Windows (``WINDOW``, DESIGN.md section 3 in group units): ``NEIGHBORHOOD``
+Windows (``WINDOW``, docs/design.md section 3 in group units): ``NEIGHBORHOOD``
 ``s = clamp(i - K // 2, 0, L_g - K)``; ``CAUSAL`` ``s = i - (K - 1)``; ``SLIDING``
 ``s = i - K // 2`` (keys outside the image excluded, as the unfused path masks
 its padding); ``BLOCK`` ``s = (i // K) K``, with Swin's shift: the image is

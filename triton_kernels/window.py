@@ -1,4 +1,4 @@
-"""The window index arithmetic of DESIGN.md section 3, written once for Triton.
+"""The window index arithmetic of docs/design.md section 3, written once for Triton.
 
 Every kernel of this backend reads input positions through these helpers,
 so the three windows exist in exactly one place on the device side. Along
