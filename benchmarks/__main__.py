@@ -112,6 +112,29 @@ def options(args: argparse.Namespace, command: str) -> Options:
     )
 
 
+#: the suites sized for a GPU (64-image batches of DWNet-T's stages, 31x31 kernels)
+GPU_SUITES = ("paper", "large-kernel", "attention")
+
+
+def cpu_warning(opts: Options) -> Optional[str]:
+    """A warning when GPU-sized suites are asked for on the CPU (they run for hours there),
+    with the command that fits; None otherwise.
+
+    Example::
+
+        >>> o = options(parse(["--suite", "paper", "--device", "cpu"]), "")
+        >>> "hours" in cpu_warning(o)
+        True
+    """
+    gpu = [s for s in opts.suites if s in GPU_SUITES]
+    if opts.device.type != "cpu" or not gpu:
+        return None
+    items = sum(1 for _ in cases(gpu, opts.case_filter)) * len(opts.dtypes) * len(opts.layouts)
+    return (f"warning: suite {','.join(gpu)} is sized for a GPU ({items} case settings of "
+            f"64-image batches); on the CPU it runs for hours. The CPU suite: python -m "
+            f"benchmarks --suite cpu --quick (about a minute); --case narrows a suite.")
+
+
 def list_registry(opts: Options) -> str:
     """The cases and providers a run with these options would use."""
     lines = ["cases:"]
@@ -135,6 +158,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.list:
         print(list_registry(opts))
         return 0
+    warning = cpu_warning(opts)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     opts.partial = Path(args.out) / PARTIAL
     env, records = run(opts)
     notes = write_all(args.out, env, records)

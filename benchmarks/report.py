@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import textwrap
 from collections import defaultdict
 from typing import Optional
 
@@ -125,8 +126,29 @@ def write_json(path: str, env: dict, records: list[dict]) -> None:
         json.dump({"env": env, "records": records}, f, indent=1)
 
 
-def write_png(path: str, records: list[dict]) -> Optional[str]:
-    """Speed-up and % of copy bandwidth per case and provider; a reason if skipped."""
+def _speedup_range(r: dict) -> Optional[tuple[float, float]]:
+    """The speed-up at the provider's p80 and p20 times (its error bar)."""
+    s, ms, lo, hi = r.get("speedup_vs_best_torch"), r["ms"], r.get("ms_p20"), r.get("ms_p80")
+    if s is None or not lo or not hi:
+        return None
+    return s * ms / hi, s * ms / lo
+
+
+def plot_title(env: dict) -> str:
+    """The plot's title: what ran where and when (device, versions, date, command)."""
+    parts = [str(env.get("device", "?")), f"torch {env.get('torch', '?')}"]
+    if env.get("triton"):
+        parts.append(f"triton {env['triton']}")
+    parts.append(str(env.get("date", ""))[:16].replace("T", " "))
+    command = "\n".join(textwrap.wrap(env["command"], 140)) if env.get("command") else ""
+    return "localconn kernel benchmarks: " + ", ".join(p for p in parts if p) + \
+        (f"\n{command}" if command else "")
+
+
+def write_png(path: str, records: list[dict], env: Optional[dict] = None) -> Optional[str]:
+    """Speed-up and % of copy bandwidth per case and provider (error bars: the speed-up at
+    the provider's p20 and p80 times), titled with the device and date; a reason if
+    skipped."""
     try:
         import matplotlib
 
@@ -144,25 +166,38 @@ def write_png(path: str, records: list[dict]) -> Optional[str]:
             labels.append(label)
     x = {label: i for i, label in enumerate(labels)}
     providers = list(dict.fromkeys(r["provider"] for r in timed))
-    width = min(60.0, max(10.0, 0.28 * len(labels)))
-    fig, axes = plt.subplots(2, 1, figsize=(width, 10), sharex=True)
+    width = min(60.0, max(12.0, 0.32 * len(labels)))
+    fig, axes = plt.subplots(2, 1, figsize=(width, 11), sharex=True)
     markers = "os^vD<>pP*Xh"
     for i, p in enumerate(providers):
         rs = [r for r in timed if r["provider"] == p]
         for ax, key in zip(axes, ("speedup_vs_best_torch", "pct_of_copy_bw")):
-            pts = [(x[f"{r['case']} {r['dtype']} {r['layout']} {r['direction']}"], r[key])
+            pts = [(x[f"{r['case']} {r['dtype']} {r['layout']} {r['direction']}"], r[key], r)
                    for r in rs if r[key] is not None]
-            if pts:
-                ax.scatter(*zip(*pts), label=p, marker=markers[i % len(markers)], s=18)
+            if not pts:
+                continue
+            xs, ys = [p_[0] for p_ in pts], [p_[1] for p_ in pts]
+            mk = markers[i % len(markers)]
+            ax.scatter(xs, ys, label=p, marker=mk, s=22)
+            if key == "speedup_vs_best_torch":
+                bars = [(xx, yy, _speedup_range(r)) for xx, yy, r in pts]
+                bars = [(xx, yy, rg) for xx, yy, rg in bars if rg is not None]
+                if bars:
+                    ax.errorbar([b[0] for b in bars], [b[1] for b in bars],
+                                yerr=[[b[1] - b[2][0] for b in bars], [b[2][1] - b[1] for b in bars]],
+                                fmt="none", ecolor="grey", elinewidth=0.8, capsize=2)
     axes[0].set_yscale("log")
     axes[0].axhline(1.0, color="grey", lw=0.8)
-    axes[0].set_ylabel("speed-up vs best PyTorch")
-    axes[1].set_ylabel("% of copy bandwidth")
-    axes[0].legend(fontsize=8, ncol=4)
+    axes[0].set_ylabel("speed-up vs best PyTorch (> 1: faster)", fontsize=10)
+    axes[1].set_ylabel("% of copy bandwidth", fontsize=10)
+    if any(ax.get_legend_handles_labels()[0] for ax in axes):
+        axes[0].legend(fontsize=9, ncol=4)
     axes[1].set_xticks(range(len(labels)))
-    axes[1].set_xticklabels(labels, rotation=90, fontsize=6)
+    axes[1].set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
+    if env:
+        fig.suptitle(plot_title(env), fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -175,5 +210,5 @@ def write_all(out_dir: str, env: dict, records: list[dict]) -> list[str]:
     write_json(os.path.join(out_dir, "results.json"), env, records)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(format_markdown(env, records))
-    note = write_png(os.path.join(out_dir, "results.png"), records)
+    note = write_png(os.path.join(out_dir, "results.png"), records, env)
     return [note] if note else []

@@ -33,3 +33,46 @@ def test_no_choices_no_section(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(autoselect, "choices", lambda: {})
     assert runner.auto_choices() == []
     assert "auto's choices" not in report.format_markdown({"device": "test"}, [])
+
+
+def test_progress_counts_only_work_that_runs_and_writes_lines_in_logs() -> None:
+    """skip() takes declined items out of the total; a stream that is not a terminal gets
+    whole lines (no carriage returns), about one a tenth of the work and the last one."""
+    import io
+
+    from benchmarks.progress import Progress
+
+    out = io.StringIO()
+    p = Progress(100, stream=out)
+    for i in range(100):
+        if i % 2:
+            p.skip()
+        else:
+            p.update(f"item {i}")
+    p.close()
+    text = out.getvalue()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert 8 <= len(lines) <= 12 and lines[-1] == "[50/50] item 98"
+
+
+def test_gpu_suites_on_the_cpu_warn() -> None:
+    from benchmarks.__main__ import cpu_warning, options, parse
+
+    warning = cpu_warning(options(parse(["--suite", "paper,cpu", "--device", "cpu"]), ""))
+    assert warning and "paper" in warning and "--suite cpu" in warning
+    assert cpu_warning(options(parse(["--suite", "cpu", "--device", "cpu"]), "")) is None
+
+
+def test_plot_is_titled_and_has_error_bars(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    env = {"device": "NVIDIA H200", "torch": "2.11.0", "triton": "3.6.0",
+           "date": "2026-12-04T12:09:15+00:00", "command": "python -m benchmarks --quick"}
+    title = report.plot_title(env)
+    assert "NVIDIA H200" in title and "2026-12-04 12:09" in title and "--quick" in title
+    rec = {"case": "dw 8x64x28x28 k7", "dtype": "float32", "layout": "nchw", "direction": "fwd",
+           "provider": "localconn-reference", "ms": 2.0, "ms_p20": 1.6, "ms_p80": 2.5,
+           "speedup_vs_best_torch": 1.5, "pct_of_copy_bw": 10.0}
+    assert report._speedup_range(rec) == pytest.approx((1.2, 1.875))
+    assert report.write_png(str(tmp_path / "r.png"), [rec], env) is None
+    assert (tmp_path / "r.png").stat().st_size > 10_000
