@@ -28,6 +28,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Any, Callable, Optional
 
@@ -91,10 +92,31 @@ def extension() -> Optional[Any]:
     return None if isinstance(ext, Exception) else ext
 
 
+_warned_unbuilt: list[bool] = []
+
+
+def _warn_unbuilt(why: str) -> None:
+    """Once per process, on a machine with a CUDA device: the extension is missing, which
+    ``pip install .`` (build isolation: a second PyTorch, often without CUDA) does silently
+    unless ``-v`` shows the build's output."""
+    if _warned_unbuilt or os.environ.get("LOCALCONN_BUILD_CUDA") == "0":
+        return
+    _warned_unbuilt.append(True)
+    warnings.warn(
+        f"localconn: a CUDA device is present but {why}. The Triton and reference backends "
+        "run instead. Build the CUDA kernels with `pip install --no-build-isolation .` (or "
+        "`-e .`) in an environment whose PyTorch has CUDA and whose PATH has nvcc.",
+        RuntimeWarning, stacklevel=3)
+
+
 def available() -> Optional[str]:
-    """``None`` if the extension is built and a CUDA device is present, else why not."""
+    """``None`` if the extension is built and a CUDA device is present, else why not
+    (a CUDA device without the extension also warns, once)."""
     if extension() is None:
-        return _why_not_built(_extension[0])
+        why = _why_not_built(_extension[0])
+        if torch.cuda.is_available():
+            _warn_unbuilt(why)
+        return why
     if not torch.cuda.is_available():
         return "no CUDA device (torch.cuda.is_available() is False)"
     return None

@@ -64,3 +64,35 @@ def test_design_references_resolve() -> None:
             assert "DESIGN" + ".md" not in text, path
             cited |= {int(n) for n in re.findall(r"docs/design\.md,? sections? (\d+)", text)}
     assert cited and cited <= sections, cited - sections
+
+
+def test_missing_extension_on_a_cuda_machine_warns_once(monkeypatch) -> None:
+    """`pip install .` (build isolation) leaves the CUDA extension out without a word unless
+    -v; on a machine with a CUDA device the first availability check says so, once, with the
+    command that builds it; without a device, or with LOCALCONN_BUILD_CUDA=0, it is quiet."""
+    import warnings
+
+    import pytest
+    import torch
+
+    from localconn import cuda_backend
+
+    monkeypatch.setattr(cuda_backend, "_extension", [ImportError("No module named 'localconn._C'")])
+    monkeypatch.setattr(cuda_backend, "_warned_unbuilt", [])
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.delenv("LOCALCONN_BUILD_CUDA", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert "not importable" in cuda_backend.available()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    with pytest.warns(RuntimeWarning, match="--no-build-isolation"):
+        assert "not importable" in cuda_backend.available()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cuda_backend.available()  # (once)
+    monkeypatch.setattr(cuda_backend, "_warned_unbuilt", [])
+    monkeypatch.setenv("LOCALCONN_BUILD_CUDA", "0")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cuda_backend.available()
