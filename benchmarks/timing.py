@@ -40,7 +40,9 @@ def budget(device: torch.device, quick: bool) -> Budget:
     """The measurement budget for ``device`` (``quick``: fewer repetitions)."""
     if device.type == "cuda":
         return Budget(10, 40, 10, 1000) if quick else Budget(25, 150, 20, 10000)
-    return Budget(0, 100, 2, 10) if quick else Budget(200, 1000, 5, 200)
+    # (CPU --quick: a warm-up and at least 5 samples; 2 samples without one made the median
+    # a coin toss on a shared machine, e.g. fwd slower than fwd+bwd in the same run)
+    return Budget(50, 300, 5, 50) if quick else Budget(200, 1000, 7, 200)
 
 
 def _quantiles(samples: list[float]) -> Timing:

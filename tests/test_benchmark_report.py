@@ -76,3 +76,15 @@ def test_plot_is_titled_and_has_error_bars(tmp_path: Path) -> None:
     assert report._speedup_range(rec) == pytest.approx((1.2, 1.875))
     assert report.write_png(str(tmp_path / "r.png"), [rec], env) is None
     assert (tmp_path / "r.png").stat().st_size > 10_000
+
+
+def test_cpu_timing_budget_warms_up_and_samples_enough() -> None:
+    """CPU timings (quick or not) warm up first and take at least 5 samples for the median
+    (the budget, not a timed test)."""
+    import torch
+
+    from benchmarks.timing import budget
+
+    for quick in (True, False):
+        b = budget(torch.device("cpu"), quick)
+        assert b.warmup_ms > 0 and b.min_reps >= 5 and b.max_reps >= b.min_reps
