@@ -1,6 +1,22 @@
 # localconn: `make bench` (the main job) and `make test` work on a fresh machine
 # with nothing but Python: they install what they need first.
+# PEP 668: where the interpreter refuses installs (a distribution's system Python, outside
+# any venv), or with LOCALCONN_VENV=1, everything goes into a project venv, .venv, made
+# with --system-site-packages so that an installed PyTorch (a GPU machine's) is reused.
+# An explicit PYTHON=... (or one in the environment, as CI sets) is always used as given.
+SYS_PYTHON ?= python3
+ifeq ($(origin PYTHON),undefined)
+NEED_VENV := $(shell $(SYS_PYTHON) -c "import os, sys, sysconfig; \
+	managed = os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')); \
+	print(int((managed and sys.prefix == sys.base_prefix) or os.environ.get('LOCALCONN_VENV') == '1'))")
+endif
+ifeq ($(NEED_VENV),1)
+PYTHON := .venv/bin/python
+VENV := .venv/bin/python
+else
 PYTHON ?= python3
+VENV :=
+endif
 PIP := $(PYTHON) -m pip
 # torch is installed only when missing (never replaced: a GPU machine has its own)
 TORCH_SPEC ?= torch==2.13.0
@@ -22,9 +38,13 @@ help:
 
 # build requirements first: the editable install runs without build isolation,
 # so no second PyTorch is downloaded into a build environment
-deps:
+deps: $(VENV)
 	@$(PYTHON) -c "import torch" 2>/dev/null || $(PIP) install "$(TORCH_SPEC)"
 	@$(PYTHON) -c "import setuptools, wheel" 2>/dev/null || $(PIP) install -q "setuptools>=64" wheel
+
+.venv/bin/python:
+	@echo "make: $(SYS_PYTHON) refuses installs (PEP 668) or LOCALCONN_VENV=1: using the project venv .venv (--system-site-packages: an installed PyTorch is reused)"
+	$(SYS_PYTHON) -m venv --system-site-packages .venv
 
 install: deps
 	$(PIP) install -q --no-build-isolation -e .

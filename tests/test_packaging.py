@@ -96,3 +96,25 @@ def test_missing_extension_on_a_cuda_machine_warns_once(monkeypatch) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cuda_backend.available()
+
+
+def test_makefile_uses_a_project_venv_where_installs_are_refused() -> None:
+    """PEP 668 (or LOCALCONN_VENV=1): make's commands go through .venv, made with
+    --system-site-packages; an explicit PYTHON is used as given (make -n: nothing runs)."""
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHON", "MAKEFLAGS", "MAKELEVEL")}
+
+    def dry(**extra: str) -> str:
+        return subprocess.run(["make", "-n", "deps"], cwd=ROOT, check=True, capture_output=True,
+                              text=True, env={**env, **extra}).stdout
+
+    venv = dry(LOCALCONN_VENV="1")
+    assert "-m venv --system-site-packages .venv" in venv
+    assert '.venv/bin/python -c "import torch"' in venv
+    assert ".venv" not in dry(LOCALCONN_VENV="1", PYTHON=sys.executable)
