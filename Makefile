@@ -23,7 +23,7 @@ TORCH_SPEC ?= torch==2.13.0
 BENCH_OUT ?= out/bench
 
 .PHONY: emulators check-cuda-sm90 check-cuda-sm80 help deps install install-test install-bench test bench lint format gpu-check check-cuda check-triton \
-	perf-model perf-model-check perf-model-baseline gpu-prebuild gpu-check-dry
+	perf-model perf-model-check perf-model-baseline gpu-prebuild gpu-check-dry sdist-check
 
 help:
 	@echo "make bench   - run the kernel benchmark suite (GPU suites on a GPU, the cpu suite otherwise)"
@@ -35,6 +35,7 @@ help:
 	@echo "make perf-model-check - its CI subset against benchmarks/results/model/baseline.json"
 	@echo "make gpu-prebuild - build the CUDA extension here for the lent GPU machine"
 	@echo "make gpu-check OUT=dir - the one-call GPU check (on the GPU machine)"
+	@echo "make sdist-check - build the sdist, install it in a fresh venv, run tests from it"
 
 # build requirements first: the editable install runs without build isolation,
 # so no second PyTorch is downloaded into a build environment
@@ -117,6 +118,10 @@ gpu-prebuild:
 
 gpu-check:
 	bash .ci/gpu-check $(if $(OUT),$(OUT),out/gpu-check)
+
+# the sdist built, installed into a fresh venv and tested there (.ci/sdist-check)
+sdist-check: install-test
+	PYTHON=$(PYTHON) bash .ci/sdist-check
 
 gpu-check-dry: install-test install-bench
 	bash .ci/gpu-check --dry-run out/gpu-check-dry

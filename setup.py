@@ -125,7 +125,7 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
         "test": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "onnx",
-                 "onnxscript", "onnxruntime", "fvcore", "thop", "ptflops"],
+                 "onnxscript", "onnxruntime", "fvcore", "thop", "ptflops", "build"],
         "onnx": ["onnx", "onnxscript", "onnxruntime"],
         "bench": ["tqdm", "matplotlib"],
         "dev": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "ruff", "tqdm",
