@@ -119,3 +119,11 @@ def test_makefile_uses_a_project_venv_where_installs_are_refused() -> None:
     assert "-m venv --system-site-packages .venv" in venv
     assert '.venv/bin/python -c "import torch"' in venv
     assert ".venv" not in dry(LOCALCONN_VENV="1", PYTHON=sys.executable)
+
+
+def test_every_cuda_kernel_is_described() -> None:
+    """docs/kernels.md names every kernel the CUDA backend can launch (cuda_args.KERNEL_NAMES)."""
+    from localconn.cuda_args import KERNEL_NAMES
+
+    doc = (ROOT / "docs" / "kernels.md").read_text()
+    assert not [k for k in KERNEL_NAMES if f"`{k}`" not in doc]
