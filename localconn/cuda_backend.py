@@ -30,6 +30,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
@@ -76,18 +77,64 @@ def _load(path: str) -> Any:
     return module
 
 
+def jit_sources() -> Optional[Path]:
+    """The ``csrc/`` folder beside the package (an editable install or a source tree), or
+    ``None`` (a wheel ships the built library, not the sources)."""
+    csrc = Path(__file__).resolve().parent.parent / "csrc"
+    return csrc if (csrc / "binding.cpp").exists() else None
+
+
+def jit_build() -> Any:
+    """``LOCALCONN_JIT=1``: compile ``csrc/`` on first use with
+    ``torch.utils.cpp_extension.load`` (cached by PyTorch under ``TORCH_EXTENSIONS_DIR``,
+    rebuilt when a source changes) for the architectures of ``TORCH_CUDA_ARCH_LIST`` or of
+    the devices present: the extension without ``pip install --no-build-isolation``.
+    Raises ``ImportError`` saying why it cannot (no CUDA PyTorch, no toolkit, no sources)."""
+    if torch.version.cuda is None:
+        raise ImportError("LOCALCONN_JIT=1 needs a PyTorch built with CUDA "
+                          "(torch.version.cuda is None)")
+    from torch.utils import cpp_extension
+
+    if cpp_extension.CUDA_HOME is None:
+        raise ImportError("LOCALCONN_JIT=1 needs a CUDA toolkit (nvcc on the PATH or CUDA_HOME)")
+    csrc = jit_sources()
+    if csrc is None:
+        raise ImportError("LOCALCONN_JIT=1 needs the csrc/ sources beside the package (an "
+                          "editable install or a source tree; a wheel has none)")
+    archs = os.environ.get("TORCH_CUDA_ARCH_LIST") or ";".join(
+        f"{a}.{b}" for a, b in sorted({torch.cuda.get_device_capability(i)
+                                        for i in range(torch.cuda.device_count())}))
+    codes = "_".join(sorted({a.replace("+PTX", "").replace(".", "").strip()
+                             for a in archs.split(";") if a.strip()}, key=int)) or "0"
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", archs)
+    sources = [str(csrc / f) for f in ("binding.cpp", "conn.cu", "conn_transpose.cu", "corr.cu")]
+    cpp_extension.load(name="localconn_jit", sources=sources, extra_include_paths=[str(csrc)],
+                       extra_cflags=["-O3", f"-DLOCALCONN_ARCHS={codes}"],
+                       extra_cuda_cflags=["-O3", "-std=c++17", "-lineinfo"],
+                       is_python_module=False, verbose=False)
+    return torch.ops.localconn_cuda
+
+
 def extension() -> Optional[Any]:
     """The loaded ``localconn._C`` (registers the ops), or ``None`` if it is not built.
 
     ``LOCALCONN_EXTENSION=/path/to/_C.cpython-312-x86_64-linux-gnu.so`` loads a
     library built by ``make gpu-prebuild`` instead of the installed one.
+    ``LOCALCONN_JIT=1`` compiles ``csrc/`` on first use where no built library loads
+    (:func:`jit_build`).
     """
     if not _extension:
         try:
             path = os.environ.get("LOCALCONN_EXTENSION")
             _extension.append(_load(path) if path else importlib.import_module("localconn._C"))
         except Exception as e:  # ImportError, or a build for another PyTorch / CUDA
-            _extension.append(e)
+            if os.environ.get("LOCALCONN_JIT") == "1" and not os.environ.get("LOCALCONN_EXTENSION"):
+                try:
+                    _extension.append(jit_build())
+                except Exception as jit_error:
+                    _extension.append(ImportError(f"{e}; and the JIT build failed: {jit_error}"))
+            else:
+                _extension.append(e)
     ext = _extension[0]
     return None if isinstance(ext, Exception) else ext
 

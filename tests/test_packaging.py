@@ -127,3 +127,34 @@ def test_every_cuda_kernel_is_described() -> None:
 
     doc = (ROOT / "docs" / "kernels.md").read_text()
     assert not [k for k in KERNEL_NAMES if f"`{k}`" not in doc]
+
+
+def test_jit_build_says_why_it_cannot(monkeypatch) -> None:
+    """LOCALCONN_JIT=1 where no built library loads: the JIT build is tried, and where it
+    cannot run the backend's reason names both failures (here: a PyTorch without CUDA, or
+    no toolkit). The successful build needs a CUDA toolkit and PyTorch: the GPU check."""
+    import pytest
+    import torch
+
+    from localconn import cuda_backend
+
+    assert cuda_backend.jit_sources() == ROOT / "csrc"
+    monkeypatch.setenv("LOCALCONN_JIT", "1")
+    monkeypatch.delenv("LOCALCONN_EXTENSION", raising=False)
+    monkeypatch.setattr(cuda_backend, "_warned_unbuilt", [True])
+    if torch.version.cuda is None:
+        monkeypatch.setattr(cuda_backend, "_extension", [])
+        assert cuda_backend.extension() is None
+        assert "JIT build failed: LOCALCONN_JIT=1 needs a PyTorch built with CUDA" in str(
+            cuda_backend._extension[0])
+    from torch.utils import cpp_extension
+
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", None)
+    monkeypatch.setattr(cuda_backend, "_extension", [])
+    with pytest.raises(ImportError, match="CUDA toolkit"):
+        cuda_backend.jit_build()
+    monkeypatch.setattr(cpp_extension, "CUDA_HOME", "/usr/local/cuda")
+    monkeypatch.setattr(cuda_backend, "jit_sources", lambda: None)
+    with pytest.raises(ImportError, match="csrc/ sources"):
+        cuda_backend.jit_build()
