@@ -16,10 +16,9 @@ Install for development with ``pip install -e . --no-build-isolation``.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 from setuptools import find_packages, setup
@@ -40,27 +39,13 @@ def _arch_codes(archs: str) -> str:
 
 
 def _toolkit_of_nvcc() -> None:
-    """Set ``CUDA_HOME`` from where ``nvcc`` really lives, if it is not set.
-
-    PyTorch guesses the toolkit as the parent of nvcc's directory, which is
-    wrong when ``nvcc`` on the PATH is a wrapper script (e.g. /usr/local/bin/nvcc
-    running /usr/local/cuda-13.0/bin/nvcc); nvcc itself reports its ``TOP``.
-    """
-    if os.environ.get("CUDA_HOME") or os.environ.get("CUDA_PATH") or not shutil.which("nvcc"):
-        return
-    try:
-        out = subprocess.run(["nvcc", "-v", "-x", "cu", "-E", os.devnull, "-o", os.devnull],
-                             capture_output=True, text=True, timeout=60).stderr
-    except (OSError, subprocess.SubprocessError):
-        return
-    for line in out.splitlines():
-        if line.startswith("#$ TOP="):
-            top = Path(line.split("=", 1)[1].strip()).resolve()
-            if (top / "include" / "cuda_runtime.h").exists() or list(
-                top.glob("targets/*/include/cuda_runtime.h")
-            ):
-                os.environ["CUDA_HOME"] = str(top)
-            return
+    """``CUDA_HOME`` from where ``nvcc`` really lives (localconn/toolkit.py, loaded by path:
+    the package itself imports PyTorch)."""
+    spec = importlib.util.spec_from_file_location("localconn_toolkit",
+                                                  ROOT / "localconn" / "toolkit.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.set_cuda_home_from_nvcc()
 
 
 def cuda_extension() -> tuple[list, dict]:

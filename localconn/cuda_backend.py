@@ -39,6 +39,7 @@ from .cuda_args import DTYPE_CODES, conn_meta, corr_meta
 from .geometry import Geometry
 from .problem import Problem
 from .reference import memory_format_of
+from .toolkit import set_cuda_home_from_nvcc
 
 #: tests set this to force a number of ``corr2d`` reduction splits (0: planned)
 FORCE_SPLITS = 0
@@ -93,8 +94,11 @@ def jit_build() -> Any:
     if torch.version.cuda is None:
         raise ImportError("LOCALCONN_JIT=1 needs a PyTorch built with CUDA "
                           "(torch.version.cuda is None)")
+    set_cuda_home_from_nvcc()
     from torch.utils import cpp_extension
 
+    if os.environ.get("CUDA_HOME") and cpp_extension.CUDA_HOME != os.environ["CUDA_HOME"]:
+        cpp_extension.CUDA_HOME = os.environ["CUDA_HOME"]  # (imported before it was set)
     if cpp_extension.CUDA_HOME is None:
         raise ImportError("LOCALCONN_JIT=1 needs a CUDA toolkit (nvcc on the PATH or CUDA_HOME)")
     csrc = jit_sources()

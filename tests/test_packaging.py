@@ -150,6 +150,8 @@ def test_jit_build_says_why_it_cannot(monkeypatch) -> None:
     from torch.utils import cpp_extension
 
     monkeypatch.setattr(torch.version, "cuda", "13.0")
+    monkeypatch.setattr(cuda_backend, "set_cuda_home_from_nvcc", lambda: None)
+    monkeypatch.delenv("CUDA_HOME", raising=False)
     monkeypatch.setattr(cpp_extension, "CUDA_HOME", None)
     monkeypatch.setattr(cuda_backend, "_extension", [])
     with pytest.raises(ImportError, match="CUDA toolkit"):
