@@ -20,6 +20,7 @@ import importlib.util
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from setuptools import find_packages, setup
 
@@ -28,24 +29,17 @@ CSRC = ROOT / "csrc"
 DEFAULT_ARCHS = "8.0;9.0+PTX"
 
 
-def _arch_codes(archs: str) -> str:
-    """``"8.0;9.0+PTX"`` -> ``"80_90"`` (for the extension's build_info)."""
-    codes = set()
-    for a in archs.replace(" ", ";").split(";"):
-        a = a.replace("+PTX", "").strip()
-        if a.replace(".", "").isdigit():
-            codes.add(a.replace(".", ""))
-    return "_".join(sorted(codes, key=int))
-
-
-def _toolkit_of_nvcc() -> None:
-    """``CUDA_HOME`` from where ``nvcc`` really lives (localconn/toolkit.py, loaded by path:
-    the package itself imports PyTorch)."""
+def _toolkit() -> Any:
+    """localconn/toolkit.py (the CUDA toolkit and architecture helpers), loaded by path:
+    the package itself imports PyTorch."""
     spec = importlib.util.spec_from_file_location("localconn_toolkit",
                                                   ROOT / "localconn" / "toolkit.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    module.set_cuda_home_from_nvcc()
+    return module
+
+
+TOOLKIT = _toolkit()
 
 
 def cuda_extension() -> tuple[list, dict]:
@@ -54,7 +48,7 @@ def cuda_extension() -> tuple[list, dict]:
     if flag == "0":
         print("localconn: LOCALCONN_BUILD_CUDA=0, not building the CUDA extension")
         return [], {}
-    _toolkit_of_nvcc()
+    TOOLKIT.set_cuda_home_from_nvcc()
     try:
         import torch
         from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CUDAExtension
@@ -79,7 +73,7 @@ def cuda_extension() -> tuple[list, dict]:
         sources=sources,
         include_dirs=[str(CSRC)],
         extra_compile_args={
-            "cxx": ["-O3", f"-DLOCALCONN_ARCHS={_arch_codes(archs)}"],
+            "cxx": ["-O3", f"-DLOCALCONN_ARCHS={TOOLKIT.arch_codes(archs)}"],
             "nvcc": ["-O3", "-std=c++17", "-lineinfo", "--threads=4"],
         },
     )

@@ -258,14 +258,12 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
             ref = _Oracle(case, inputs)
             for p in providers:
                 label = f"{case.name} {dtype} {layout} {p.name}"
-                if p.supports(case, setting) is not None:  # (recorded as such, not timed)
+                declined = p.supports(case, setting) is not None  # (recorded, not timed)
+                if declined:
                     bar.skip()
-                    new = bench_provider(p, case, setting, inputs, ref, opts.directions)
-                    records += new
-                    _append(opts.partial, new)
-                    continue
-                bar.describe(label)
-                skipped = budget.exhausted() if p.kind == "compile" else None
+                else:
+                    bar.describe(label)
+                skipped = budget.exhausted() if p.kind == "compile" and not declined else None
                 if skipped:
                     records += [
                         _record(case, setting, d, p.name, status=skipped)
@@ -278,7 +276,8 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
                     _append(opts.partial, new)
                     if p.kind == "compile":
                         budget.spent += time.perf_counter() - t0
-                bar.update(label)
+                if not declined:
+                    bar.update(label)
             del inputs, ref
             _free(device, collect=True)
     finally:

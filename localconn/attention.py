@@ -34,6 +34,7 @@ from .fused_attention import fused_arg, fused_unavailable
 from .geometry import IntPair, check_window, make_geometry, pair
 from .reference import memory_format_of
 from .relative_position import relative_position_index, table_rows
+from .scripting import NotScriptable
 from .validation import check_int, check_module_input, check_probability
 from .window_attention import window_aggregate, window_attention, window_logits
 
@@ -97,7 +98,7 @@ class _Tables(NamedTuple):
     excluded: Optional[Tensor]  # (Kh, Kw, H, W) bool, True = masked out of the softmax
 
 
-class LocalAttention2d(nn.Module):
+class LocalAttention2d(NotScriptable, nn.Module):
     """Multi-head local self-attention on NCHW feature maps (Swin / neighborhood attention).
 
     Input ``(N, dim, H, W)`` (NCHW; a ``channels_last`` input gives a
@@ -310,55 +311,29 @@ class LocalAttention2d(nn.Module):
             raise ValueError(f"fused=True, but the fused kernel cannot run: {why}")
         return why is None
 
-    def _forward_fx(self, x: Tensor) -> Tensor:
-        if self.pad_to_blocks:
-            return crop_like(self._forward_fx_padded(pad_to_blocks(x, self.kernel_size)), x)
-        return self._forward_fx_padded(x)
-
-    def _forward_fx_padded(self, x: Tensor) -> Tensor:
-        """The forward pass as ``torch.fx.symbolic_trace`` records it (``x`` a Proxy): the
-        same computation, with the attention as one leaf call (:func:`window_attention`,
-        which picks fused or not when the graph runs) or, with attention dropout in
-        training, the logits, softmax and aggregation as leaf calls around the dropout."""
-        if any(self.shift):
-            x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
-        q, k, v = self.qkv(x).chunk(3, dim=1)
-        if self.training and self.attn_drop.p > 0:
-            logits, excluded = window_logits(q * self.scale, k, self.num_heads, self.kernel_size,
-                                             self.dilation, self.window, self.shift, self._rpb(),
-                                             self.backend)
-            attn = window_softmax(logits, excluded).to(v.dtype)
-            out = window_aggregate(self.attn_drop(attn), v, self.kernel_size, self.dilation,
-                                   self.window, self.backend)
-        else:
-            out = window_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
-                                   window=self.window, shift=self.shift, rpb=self._rpb(),
-                                   scale=self.scale, backend=self.backend,
-                                   fused="auto" if self.fused is None else self.fused)
-        out = self.proj_drop(self.proj(out))
-        if any(self.shift):
-            out = torch.roll(out, shifts=self.shift, dims=(2, 3))
-        return like_input(out, x)
-
     def forward(self, x: Tensor) -> Tensor:
         """``(N, dim, H, W) -> (N, dim, H, W)``: attention, aggregation, projection.
 
         With ``pad_to_blocks`` an image whose size the blocks do not divide is zero-padded
         at the bottom and right first (the padding attended like any key, Swin's and timm's
-        rule; shifted windows' masks on the padded size) and the result cropped back."""
-        if isinstance(x, torch.fx.Proxy):
-            return self._forward_fx(x)
-        if self.pad_to_blocks:
+        rule; shifted windows' masks on the padded size) and the result cropped back.
+        Under ``torch.fx.symbolic_trace`` (``x`` a Proxy) the same computation is recorded
+        with the attention as leaf calls (:meth:`_attend_traced`)."""
+        traced = isinstance(x, torch.fx.Proxy)
+        if not traced:
             self._check_input(x)
-            return crop_like(self._forward(pad_to_blocks(x, self.kernel_size)), x)
-        return self._forward(x)
+        if self.pad_to_blocks:
+            return crop_like(self._forward(pad_to_blocks(x, self.kernel_size), traced), x)
+        return self._forward(x, traced)
 
-    def _forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        self._tables_for(*x.shape[2:], x.device)  # validates the size
+    def _forward(self, x: Tensor, traced: bool) -> Tensor:
+        if not traced:
+            self._tables_for(*x.shape[2:], x.device)  # validates the size
         if any(self.shift):
             x = torch.roll(x, shifts=(-self.shift[0], -self.shift[1]), dims=(2, 3))
-        if self._fused_runs(x):
+        if traced:
+            out = self._attend_traced(x)
+        elif self._fused_runs(x):
             q, k, v = self.qkv(x).chunk(3, dim=1)
             out = window_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
                                    window=self.window, shift=self.shift, rpb=self._rpb(),
@@ -371,6 +346,23 @@ class LocalAttention2d(nn.Module):
         if any(self.shift):
             out = torch.roll(out, shifts=self.shift, dims=(2, 3))
         return like_input(out, x)
+
+    def _attend_traced(self, x: Tensor) -> Tensor:
+        """The attention of a (rolled) Proxy as FX leaf calls: :func:`window_attention`, which
+        picks fused or not when the graph runs, or, with attention dropout in training, the
+        logits, softmax and aggregation around the traced dropout."""
+        q, k, v = self.qkv(x).chunk(3, dim=1)
+        if self.training and self.attn_drop.p > 0:
+            logits, excluded = window_logits(q * self.scale, k, self.num_heads, self.kernel_size,
+                                             self.dilation, self.window, self.shift, self._rpb(),
+                                             self.backend)
+            attn = window_softmax(logits, excluded).to(v.dtype)
+            return window_aggregate(self.attn_drop(attn), v, self.kernel_size, self.dilation,
+                                    self.window, self.backend)
+        return window_attention(q, k, v, self.num_heads, self.kernel_size, self.dilation,
+                                window=self.window, shift=self.shift, rpb=self._rpb(),
+                                scale=self.scale, backend=self.backend,
+                                fused="auto" if self.fused is None else self.fused)
 
     def attention_weights(self, x: Tensor) -> Tensor:
         """The attention ``(N, heads, Kh, Kw, H, W)`` after the softmax, before dropout.
@@ -385,13 +377,6 @@ class LocalAttention2d(nn.Module):
         if any(self.shift):
             attn = torch.roll(attn, shifts=self.shift, dims=(4, 5))
         return attn
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        """``torch.jit.script`` cannot compile this module (its ops dispatch in Python):
-        a TypeError that says what to use instead."""
-        raise TypeError(f"torch.jit.script does not support {type(self).__name__}: use "
-                        "torch.jit.trace, torch.export.export, torch.compile or "
-                        "torch.onnx.export instead")
 
     def extra_repr(self) -> str:
         s = (

@@ -39,7 +39,7 @@ from .cuda_args import DTYPE_CODES, conn_meta, corr_meta
 from .geometry import Geometry
 from .problem import Problem
 from .reference import memory_format_of
-from .toolkit import set_cuda_home_from_nvcc
+from .toolkit import arch_codes, set_cuda_home_from_nvcc
 
 #: tests set this to force a number of ``corr2d`` reduction splits (0: planned)
 FORCE_SPLITS = 0
@@ -108,8 +108,7 @@ def jit_build() -> Any:
     archs = os.environ.get("TORCH_CUDA_ARCH_LIST") or ";".join(
         f"{a}.{b}" for a, b in sorted({torch.cuda.get_device_capability(i)
                                         for i in range(torch.cuda.device_count())}))
-    codes = "_".join(sorted({a.replace("+PTX", "").replace(".", "").strip()
-                             for a in archs.split(";") if a.strip()}, key=int)) or "0"
+    codes = arch_codes(archs) or "0"
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", archs)
     sources = [str(csrc / f) for f in ("binding.cpp", "conn.cu", "conn_transpose.cu", "corr.cu")]
     cpp_extension.load(name="localconn_jit", sources=sources, extra_include_paths=[str(csrc)],

@@ -161,11 +161,11 @@ def table() -> dict[torch._ops.OpOverload, Callable[..., Tensor]]:
     """``torch.export.default_decompositions()`` with the three ``localconn::`` ops added:
     ``ep.run_decompositions(table())`` leaves no custom op in an exported program."""
     t = torch.export.default_decompositions()
-    t.update(_OPS())
+    t.update(_custom_ops())
     return t
 
 
-def _OPS() -> dict[torch._ops.OpOverload, Callable[..., Tensor]]:
+def _custom_ops() -> dict[torch._ops.OpOverload, Callable[..., Tensor]]:
     ops = torch.ops.localconn
     return {ops.conn2d.default: _conn2d_op, ops.conn2d_transpose.default: _conn2d_transpose_op,
             ops.corr2d.default: _corr2d_op}
@@ -184,8 +184,8 @@ def registered() -> Iterator[None]:
     """
     from torch._decomp import decomposition_table
 
-    added = [op for op in _OPS() if op not in decomposition_table]
-    decomposition_table.update({op: fn for op, fn in _OPS().items() if op in added})
+    added = {op: fn for op, fn in _custom_ops().items() if op not in decomposition_table}
+    decomposition_table.update(added)
     try:
         yield
     finally:

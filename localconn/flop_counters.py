@@ -31,32 +31,28 @@ Example::
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from . import flops
 from .attention import LocalAttention2d
 from .layer import LocalConn2d
 
 
-def _numel(shape: Any) -> int:
-    return math.prod(int(s) for s in shape)
-
-
 def module_macs(module: nn.Module, inputs: tuple, output: torch.Tensor) -> int:
     """The MACs of ``module``'s own localconn primitives for ``inputs`` -> ``output``
-    (a :class:`LocalConn2d` or :class:`LocalAttention2d`; 0 for any other module)."""
+    (a :class:`LocalConn2d` or :class:`LocalAttention2d`; 0 for any other module), by
+    :mod:`localconn.flops`' formulas."""
     if isinstance(module, LocalConn2d):
-        Kh, Kw = module.kernel_size
-        return _numel(output.shape) * Kh * Kw
+        kernel_only = (1, 1, *module.kernel_size)
+        return flops.conn2d_flops(None, kernel_only, out_shape=output.shape) // 2
     if isinstance(module, LocalAttention2d):
-        Kh, Kw = module.kernel_size
-        x = inputs[0]
-        B, C, H, W = x.shape
-        return B * H * W * Kh * Kw * 2 * C  # (logits q.k and aggregation A.v, C each)
+        x = inputs[0].shape  # (q, k and v have the input's channels)
+        return flops.window_attention_flops(x, x, x, None, module.num_heads,
+                                            module.kernel_size) // 2
     return 0
 
 
@@ -80,22 +76,21 @@ def fvcore_handles() -> dict[str, Callable[[list, list], int]]:
     ``localconn::`` ops of a traced model."""
 
     def conn2d(inputs: list, outputs: list) -> int:
-        Kh, Kw = _jit_shape(inputs[1])[2:4]
-        return _numel(_jit_shape(outputs[0])) * Kh * Kw
+        return flops.conn2d_flops(_jit_shape(inputs[0]), _jit_shape(inputs[1]),
+                                  out_shape=_jit_shape(outputs[0])) // 2
 
     def conn2d_transpose(inputs: list, outputs: list) -> int:
-        Kh, Kw = _jit_shape(inputs[1])[2:4]
-        return _numel(_jit_shape(inputs[0])) * Kh * Kw
+        return flops.conn2d_transpose_flops(_jit_shape(inputs[0]), _jit_shape(inputs[1])) // 2
 
     def corr2d(inputs: list, outputs: list) -> int:
-        Kh, Kw = _jit_shape(outputs[0])[2:4]  # (the result has the weight's shape)
-        return _numel(_jit_shape(inputs[0])) * Kh * Kw
+        # (the result has the weight's shape)
+        return flops.corr2d_flops(_jit_shape(inputs[0]), _jit_shape(inputs[1]),
+                                  _jit_shape(outputs[0])) // 2
 
     def window_attention(inputs: list, outputs: list) -> int:
-        B, Cq, H, W = _jit_shape(inputs[0])
-        Cv = _jit_shape(inputs[2])[1]
-        Kh, Kw = _jit_list(inputs[5])
-        return B * H * W * Kh * Kw * (Cq + Cv)
+        return flops.window_attention_flops(_jit_shape(inputs[0]), _jit_shape(inputs[1]),
+                                            _jit_shape(inputs[2]), None, None,
+                                            _jit_list(inputs[5])) // 2
 
     return {"localconn::conn2d": conn2d, "localconn::conn2d_transpose": conn2d_transpose,
             "localconn::corr2d": corr2d, "localconn::window_attention": window_attention}

@@ -25,6 +25,7 @@ from .backends import check_backend_name
 from .functional import local_conn2d
 from .generators import GlobalWeightGenerator, PositionWeightGenerator, sample_at_centres
 from .geometry import IntPair, Padding, check_window, make_geometry, pair
+from .scripting import NotScriptable
 from .validation import check_int, check_module_input
 
 SHARES = ("spatial", "channel", "none")
@@ -83,7 +84,7 @@ torch.fx.wrap("pad_input")
 torch.fx.wrap("weight_or")
 
 
-class LocalConn2d(nn.Module):
+class LocalConn2d(NotScriptable, nn.Module):
     """Channel-wise locally-connected layer (docs/design.md section 5).
 
     ``y[n, c, o] = bias[c] + sum_k W[n', g(c), k, o'] * x[n, c, i(o, k)]``
@@ -293,13 +294,6 @@ class LocalConn2d(nn.Module):
             backend=self.backend,
         )
         return y.squeeze(0) if unbatched else y
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        """``torch.jit.script`` cannot compile this module (its ops dispatch in Python):
-        a TypeError that says what to use instead."""
-        raise TypeError(f"torch.jit.script does not support {type(self).__name__}: use "
-                        "torch.jit.trace, torch.export.export, torch.compile or "
-                        "torch.onnx.export instead")
 
     def extra_repr(self) -> str:
         s = (

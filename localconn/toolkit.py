@@ -8,6 +8,8 @@ Example::
 
     >>> set_cuda_home_from_nvcc() in (None, True, False)
     True
+    >>> arch_codes("8.0;9.0+PTX")
+    '80_90'
 """
 
 from __future__ import annotations
@@ -44,3 +46,14 @@ def set_cuda_home_from_nvcc() -> Optional[bool]:
                 return True
             return False
     return False
+
+
+def arch_codes(archs: str) -> str:
+    """``TORCH_CUDA_ARCH_LIST``'s architectures as the extension's ``build_info`` codes:
+    ``"8.0;9.0+PTX"`` -> ``"80_90"``."""
+    codes = set()
+    for a in archs.replace(" ", ";").split(";"):
+        a = a.replace("+PTX", "").strip()
+        if a.replace(".", "").isdigit():
+            codes.add(a.replace(".", ""))
+    return "_".join(sorted(codes, key=int))

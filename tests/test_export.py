@@ -196,9 +196,10 @@ def test_docstring_examples() -> None:
     """The examples in the docstrings of the export, counting, module and model code run."""
     import doctest
 
-    from localconn import attention, flop_counters, layer
+    from localconn import attention, flop_counters, layer, scripting, toolkit
     from localconn.models import skeleton, timm_registry
 
-    for module in (decompositions, flop_counters, layer, attention, skeleton, timm_registry):
+    for module in (decompositions, flop_counters, layer, attention, skeleton, timm_registry,
+                   scripting, toolkit):
         result = doctest.testmod(module, extraglobs={"torch": torch})
         assert result.attempted > 0 and result.failed == 0, module.__name__

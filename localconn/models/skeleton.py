@@ -33,6 +33,7 @@ import torch
 import torch.utils.checkpoint
 from torch import Tensor, nn
 
+from ..scripting import NotScriptable
 from .layers import LayerNorm2d, from_tokens, init_linear_and_norm, to_tokens
 
 
@@ -131,7 +132,7 @@ def drop_path_rates(rate: float, count: int) -> list[float]:
     return [rate * i / (count - 1) for i in range(count)]
 
 
-class LocalNet(nn.Module):
+class LocalNet(NotScriptable, nn.Module):
     """The Swin-style hierarchical classifier with pluggable blocks (module docstring).
 
     Args:
@@ -327,13 +328,6 @@ class LocalNet(nn.Module):
     def no_weight_decay_keywords(self) -> set[str]:
         """The same by keyword (older timm and Swin code)."""
         return {"relative_position_bias_table"}
-
-    def __prepare_scriptable__(self) -> nn.Module:
-        """``torch.jit.script`` cannot compile this module (its ops dispatch in Python):
-        a TypeError that says what to use instead."""
-        raise TypeError(f"torch.jit.script does not support {type(self).__name__}: use "
-                        "torch.jit.trace, torch.export.export, torch.compile or "
-                        "torch.onnx.export instead")
 
     def get_classifier(self) -> nn.Module:
         """The head (timm's model interface)."""
