@@ -83,6 +83,9 @@ bench: install-bench
 		$(PYTHON) -m benchmarks --suite paper,large-kernel --out $(BENCH_OUT); \
 	else \
 		$(PYTHON) -m benchmarks --suite cpu --quick --out $(BENCH_OUT); \
+		$(PYTHON) -m benchmarks --suite cpu-targets --quick --dtype float32,bfloat16 \
+			--layout nchw,channels_last --direction fwd,fwdbwd \
+			--provider 'localconn-cpu,torch-*,flex-attention' --out $(BENCH_OUT)/cpu-targets; \
 	fi
 
 lint:

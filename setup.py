@@ -4,6 +4,10 @@ The package is pure Python on a machine without CUDA; compiled backends
 plug into ``localconn.backends`` when present:
 
 * ``triton_kernels/`` is installed as ``localconn.triton_kernels``;
+* ``csrc/cpu/`` is compiled into the extension ``localconn._cpu`` (the ``cpu``
+  backend) on any machine with PyTorch and a C++ compiler (``LOCALCONN_BUILD_CPU=0``
+  skips it, ``=1`` fails loudly if it cannot be built); its kernels are compiled once
+  per instruction set (baseline, AVX2, AVX-512) and chosen at run time;
 * ``csrc/`` is compiled into the extension ``localconn._C`` (the ``cuda``
   backend) with ``torch.utils.cpp_extension`` and ninja when PyTorch has
   CUDA and a CUDA toolkit is found. ``LOCALCONN_BUILD_CUDA=0`` skips it,
@@ -80,7 +84,34 @@ def cuda_extension() -> tuple[list, dict]:
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 
+CPU_SOURCES = ["csrc/cpu/binding.cpp", "csrc/cpu/kernels_default.cpp",
+               "csrc/cpu/kernels_avx2.cpp", "csrc/cpu/kernels_avx512.cpp"]
+
+
+def cpu_extension() -> list:
+    """``[localconn._cpu]``, or empty if it is not built (no PyTorch, or LOCALCONN_BUILD_CPU=0)."""
+    flag = os.environ.get("LOCALCONN_BUILD_CPU", "")
+    if flag == "0":
+        print("localconn: LOCALCONN_BUILD_CPU=0, not building the CPU extension")
+        return []
+    try:
+        from torch.utils.cpp_extension import CppExtension
+    except ImportError as e:
+        why = f"PyTorch is not importable ({e})"
+        if flag == "1":
+            raise SystemExit(f"localconn: LOCALCONN_BUILD_CPU=1 but {why}") from e
+        print(f"localconn: not building the CPU extension: {why}")
+        return []
+    return [CppExtension("localconn._cpu", sources=CPU_SOURCES, include_dirs=[str(CSRC)],
+                         extra_compile_args=["-O3"])]
+
+
 ext_modules, cmdclass = cuda_extension()
+ext_modules = cpu_extension() + ext_modules
+if ext_modules and not cmdclass:
+    from torch.utils.cpp_extension import BuildExtension
+
+    cmdclass = {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 
 def _version() -> str:

@@ -205,6 +205,16 @@ SUITE_TABLE: dict[str, list[tuple]] = {
         ("attention", (4, 64, 28, 28), 7, 0, _NBHD, 64 // HEAD_DIM),
         ("dw", (8, 64, 32, 32), 13, 6, _SLIDE, 0),
     ],
+    # the CPU backend's targets (issue 18): DWNet-T stage 1 and 3 depth-wise 7x7, dynamic
+    # depth-wise, involution with 32 groups of 16 channels, neighborhood attention 7x7
+    "cpu-targets": [
+        ("dw", (8, 96, 56, 56), 7, 3, _SLIDE, 0),
+        ("dw", (8, 384, 14, 14), 7, 3, _SLIDE, 0),
+        ("dyn-dw", (8, 96, 56, 56), 7, 3, _SLIDE, 0),
+        ("dyn-dw", (8, 384, 14, 14), 7, 3, _SLIDE, 0),
+        ("shared", (8, 512, 14, 14), 7, 3, _SLIDE, 32),
+        ("attention", (8, 96, 28, 28), 7, 0, _NBHD, 3),
+    ],
 }
 
 

@@ -66,7 +66,11 @@ def _no_compile_on_quick_cpu(setting: Setting) -> Optional[str]:
 
 def _auto_supports(case: Case, setting: Setting) -> Optional[str]:
     if setting.device.type != "cuda":
-        return "skipped: off CUDA, auto runs the reference backend (see localconn-reference)"
+        import localconn
+
+        cpu = localconn.backends()["cpu"].available
+        return (f"skipped: off CUDA, auto runs the {'cpu' if cpu else 'reference'} backend "
+                f"(see localconn-{'cpu' if cpu else 'reference'})")
     return None
 
 

@@ -91,6 +91,23 @@ register_backend(
     )
 )
 
+# The CPU backend: kernels of csrc/cpu/ in the extension localconn._cpu (when built),
+# preferred over the reference for CPU tensors.
+from . import cpu_backend as _cpu  # noqa: E402  (imports no extension yet)
+
+register_backend(
+    Backend(
+        "cpu",
+        _cpu.conn2d,
+        _cpu.conn2d_transpose,
+        _cpu.corr2d,
+        priority=3,
+        available=_cpu.available,
+        supports=_cpu.supports,
+        auto_devices=("cpu",),
+    )
+)
+
 from .version import __version__  # noqa: E402, F401  (the one place it is written)
 
 __all__ = [

@@ -17,6 +17,8 @@ from localconn.geometry import make_geometry
 from localconn.reference import memory_format_of
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+#: the backend ``auto`` runs CPU tensors on: the compiled cpu backend where it is built
+CPU_AUTO = "cpu" if localconn.backends()["cpu"].available else "reference"
 
 
 def gen(*key: Any) -> torch.Generator:

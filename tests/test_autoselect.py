@@ -60,6 +60,7 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> Iterator[Bench]:
     monkeypatch.delenv("LOCALCONN_BACKEND", raising=False)
     monkeypatch.delenv(autoselect.ENV_VAR, raising=False)
     saved = dict(_REGISTRY)
+    _REGISTRY.pop("cpu", None)  # (the stand-ins are the only compiled backends)
     b = Bench()
     localconn.register_backend(b.backend("triton", 10))
     localconn.register_backend(b.backend("cuda", 5))

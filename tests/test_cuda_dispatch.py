@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from backend_checks import CPU_AUTO
 
 import localconn
 from localconn import cuda_args, cuda_backend
@@ -51,8 +52,8 @@ def test_unavailable_with_a_reason() -> None:
         localconn.local_conn2d(x, w, padding=1, backend="cuda")
     assert "backend='cuda'" in str(info.value)
     y = localconn.local_conn2d(x, w, padding=1)  # auto
-    assert torch.equal(y, localconn.local_conn2d(x, w, padding=1, backend="reference"))
-    assert select(_problem("cpu")).name == "reference"
+    assert torch.equal(y, localconn.local_conn2d(x, w, padding=1, backend=CPU_AUTO))
+    assert select(_problem("cpu")).name == CPU_AUTO
 
 
 def test_reason_names_the_fix_when_the_build_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -98,7 +99,7 @@ def test_auto_never_picks_cuda_for_cpu_tensors() -> None:
     saved = registry["cuda"]
     registry["cuda"] = backend
     try:
-        assert select(_problem("cpu")).name == "reference"
+        assert select(_problem("cpu")).name == CPU_AUTO
     finally:
         registry["cuda"] = saved
 

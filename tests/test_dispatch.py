@@ -24,6 +24,7 @@ def stand_in(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """Register a recording 'cuda' stand-in; yield its settings to tweak per test."""
     monkeypatch.delenv("LOCALCONN_BACKEND", raising=False)
     saved = dict(_REGISTRY)
+    _REGISTRY.pop("cpu", None)  # (the stand-in is the only compiled backend)
     settings: dict = {"calls": [], "decline": None, "unavailable": None, "auto_devices": None}
 
     def recorded(kernel):

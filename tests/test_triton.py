@@ -37,6 +37,7 @@ from backend_cases import (
     weight_views,
 )
 from backend_checks import (
+    CPU_AUTO,
     DEVICE,
     check_primitives,
     corr_scale,
@@ -319,7 +320,7 @@ def test_auto_prefers_triton_on_cuda_only() -> None:
     assert localconn.backends()["triton"].available
     if DEVICE == "cuda":
         assert select(_problem("cuda")).name == "triton"
-    assert select(_problem("cpu")).name == "reference"
+    assert select(_problem("cpu")).name == CPU_AUTO
     assert select(_problem(DEVICE), "triton").name == "triton"
 
 
@@ -342,14 +343,15 @@ def test_declines_cpu_without_interpreter() -> None:
         else:
             raise AssertionError("triton accepted a CPU tensor without TRITON_INTERPRET")
         y = localconn.local_conn2d(x, w, padding=1)
-        ref = localconn.local_conn2d(x, w, padding=1, backend="reference")
+        cpu_auto = "cpu" if localconn.backends()["cpu"].available else "reference"
+        ref = localconn.local_conn2d(x, w, padding=1, backend=cpu_auto)
         assert torch.equal(y, ref)
         from localconn.backends import select
         from localconn.geometry import make_geometry
         from localconn.problem import Problem
         geo = make_geometry((6, 6), (3, 3), 1, 1, 1, "sliding")
         p = Problem("conn2d", geo, 2, 4, (1, 4, 3, 3, 1, 1), torch.float32, torch.device("cpu"))
-        assert select(p).name == "reference"
+        assert select(p).name == cpu_auto
         print("ok")
     """
     r = _run_python(code, env)

@@ -1,0 +1,26 @@
+// The entry points of one instruction set's kernels (included last by kernels_<isa>.cpp):
+// the accumulator type chosen at run time. Declared for every ISA in isa.h.
+#pragma once
+
+namespace lc_cpu {
+inline namespace CPU_CAPABILITY {
+
+void conn2d_entry(const Conn& p, bool f64) { f64 ? conn2d<double>(p) : conn2d<float>(p); }
+
+void scatter_entry(const Conn& p, bool f64) {
+  f64 ? conn2d_transpose_scatter<double>(p) : conn2d_transpose_scatter<float>(p);
+}
+
+void corr2d_entry(const Corr& p, bool f64, bool positions) {
+  if (positions) f64 ? corr2d_positions<double>(p) : corr2d_positions<float>(p);
+  else f64 ? corr2d_shared<double>(p) : corr2d_shared<float>(p);
+}
+
+void conn2d_cl_entry(const ConnCl& p, bool f64) { f64 ? conn2d_cl<double>(p) : conn2d_cl<float>(p); }
+
+void corr2d_cl_entry(const CorrCl& p, bool f64) { f64 ? corr2d_cl<double>(p) : corr2d_cl<float>(p); }
+
+int vector_bytes() { return int(at::vec::Vectorized<float>::size() * sizeof(float)); }
+
+}  // namespace CPU_CAPABILITY
+}  // namespace lc_cpu

@@ -1,0 +1,234 @@
+// The channels_last kernels: NHWC tensors, vectorised along the channels (contiguous), a
+// weight shared across positions (depth-wise, static or per sample). Included by
+// kernels_<isa>.cpp after kernels.h (same namespace and helpers).
+//
+//  * conn2d: a block of P output pixels x CB channel vectors held in registers across all
+//    taps; each tap loads the block's CB filter vectors once (a tap-major copy of the
+//    filter, binding.cpp) and one input vector per pixel. A tap on the padding is
+//    skipped: the binding sends a filter that is not finite to the NCHW kernels, which
+//    form W * 0 as conv2d does.
+//  * corr2d: per channel, tasks of (sample, 8 output rows); up to 8 taps of a kernel row
+//    accumulate in registers from one load of `a` per pixel; each task's partial sums are
+//    added in task order (deterministic for any thread count). A tap on the padding reads
+//    zeros (a * 0, as the reference forms it).
+#pragma once
+
+namespace lc_cpu {
+inline namespace CPU_CAPABILITY {
+
+// v-th vector of a channel block: a whole vector, or the `count` channels left.
+template <class A>
+inline Vectorized<A> load_c(const A* p, int64_t count) {
+  return count >= lanes<A>() ? Vectorized<A>::loadu(p) : Vectorized<A>::loadu(p, count);
+}
+
+template <class A>
+inline void store_c(const Vectorized<A>& v, A* p, int64_t count) {
+  if (count >= lanes<A>()) v.store(p);
+  else v.store(p, int(count));
+}
+
+template <class A, int P, int CB>
+inline void conn_cl_block(const ConnCl& p, const A* x, const A* w, const A* bias, const A* zeros,
+                          int64_t n, int64_t oh, int64_t ow0, int64_t c0, A* y) {
+  using Vec = Vectorized<A>;
+  constexpr int64_t L = lanes<A>();
+  Vec acc[P][CB];
+  for (int v = 0; v < CB; ++v) {
+    const int64_t cnt = p.C - c0 - v * L;
+    const Vec b0 = bias ? load_c(bias + c0 + v * L, cnt) : Vec(A(0));
+    for (int q = 0; q < P; ++q) acc[q][v] = b0;
+  }
+  for (int64_t kh = 0; kh < p.Kh; ++kh) {
+    const int64_t ih = p.rows[kh * p.Ho + oh];
+    if (ih < 0) continue;
+    const A* xrow = x + ((n * p.H + ih) * p.W) * p.C + c0;
+    for (int64_t kw = 0; kw < p.Kw; ++kw) {
+      Vec wv[CB];
+      const A* wt = w + (kh * p.Kw + kw) * p.C + c0;
+      for (int v = 0; v < CB; ++v) wv[v] = Vec::loadu(wt + v * L);  // (slack past the end)
+      const int64_t* cols = p.cols + kw * p.Wo + ow0;
+      for (int q = 0; q < P; ++q) {
+        const A* s = cols[q] < 0 ? zeros : xrow + cols[q] * p.C;
+        for (int v = 0; v < CB; ++v)
+          acc[q][v] = at::vec::fmadd(wv[v], load_c(s + v * L, p.C - c0 - v * L), acc[q][v]);
+      }
+    }
+  }
+  for (int q = 0; q < P; ++q) {
+    A* out = y + ((n * p.Ho + oh) * p.Wo + ow0 + q) * p.C + c0;
+    for (int v = 0; v < CB; ++v) store_c(acc[q][v], out + v * L, p.C - c0 - v * L);
+  }
+}
+
+// The register-blocked window along a row (AVX-512, K x K filter, columns sliding with
+// stride 1): output pixel ow0 + q reads input pixel j = q + kw of the block's window, so
+// each of the P + K - 1 input vectors is loaded once per kernel row and feeds up to K
+// outputs, the K filter vectors of the kernel row staying in registers (P = 16: 16 sums,
+// 7 filter vectors, one input). One channel vector (C a multiple of the vector length).
+template <class A, int K, int P>
+inline void conn_cl_block_k(const ConnCl& p, const A* x, const A* w, const A* bias,
+                            const A* zeros, int64_t n, int64_t oh, int64_t ow0, int64_t c0,
+                            A* y) {
+  using Vec = Vectorized<A>;
+  Vec acc[P];
+  const Vec b0 = bias ? Vec::loadu(bias + c0) : Vec(A(0));
+  for (int q = 0; q < P; ++q) acc[q] = b0;
+  for (int64_t kh = 0; kh < p.Kh; ++kh) {
+    const int64_t ih = p.rows[kh * p.Ho + oh];
+    if (ih < 0) continue;
+    const A* xrow = x + ((n * p.H + ih) * p.W) * p.C + c0;
+    Vec wv[K];
+    for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(w + (kh * K + kw) * p.C + c0);
+    const int64_t iw0 = ow0 - p.pad_w;
+    static_for<P + K - 1>([&](auto j) __attribute__((always_inline)) {
+      const int64_t iw = iw0 + j;
+      const Vec xj = Vec::loadu(iw >= 0 && iw < p.W ? xrow + iw * p.C : zeros);
+      static_for<P>([&](auto q) __attribute__((always_inline)) {
+        constexpr int kw = int(j) - int(q);
+        if constexpr (kw >= 0 && kw < K) acc[q] = at::vec::fmadd(wv[kw], xj, acc[q]);
+      });
+    });
+  }
+  A* out = y + ((n * p.Ho + oh) * p.Wo + ow0) * p.C + c0;
+  for (int q = 0; q < P; ++q) acc[q].store(out + q * p.C);
+}
+
+template <class A>
+void conn2d_cl(const ConnCl& p) {
+  constexpr int64_t L = lanes<A>();
+  constexpr int P = lanes<A>() * int64_t(sizeof(A)) >= 64 ? 8 : 4;  // (16 or 8 sums)
+  const A* x = static_cast<const A*>(p.x);
+  A* y = static_cast<A*>(p.y);
+  const A* bias = static_cast<const A*>(p.bias);
+  const int64_t vectors = (p.C + L - 1) / L;
+  at::parallel_for(0, p.N * p.Ho, 1, [&](int64_t begin, int64_t end) {
+    Scratch<A> zeros(p.C + 2 * kSlack);
+    std::fill(zeros.p, zeros.p + p.C + 2 * kSlack, A(0));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / p.Ho, oh = task % p.Ho;
+      const A* w = static_cast<const A*>(p.w) + n * p.w_n;
+      const int fixed = kFixedBlocks && p.cols_slide && p.Kh == p.Kw && p.C % L == 0 &&
+                        (p.Kh == 3 || p.Kh == 5 || p.Kh == 7) ? int(p.Kh) : 0;
+      if constexpr (kFixedBlocks) {
+        if (fixed) {
+          // blocks of 16 pixels, then 8, 4, 2 and 1 for the rest of the row
+          auto blocks = [&](auto k) {
+            constexpr int K = decltype(k)::value;
+            for (int64_t c0 = 0; c0 < p.C; c0 += L) {
+              int64_t ow0 = 0;
+              for (; ow0 + 16 <= p.Wo; ow0 += 16)
+                conn_cl_block_k<A, K, 16>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
+              if (ow0 + 8 <= p.Wo) conn_cl_block_k<A, K, 8>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y), ow0 += 8;
+              if (ow0 + 4 <= p.Wo) conn_cl_block_k<A, K, 4>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y), ow0 += 4;
+              if (ow0 + 2 <= p.Wo) conn_cl_block_k<A, K, 2>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y), ow0 += 2;
+              if (ow0 < p.Wo) conn_cl_block_k<A, K, 1>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
+            }
+          };
+          if (fixed == 3) blocks(std::integral_constant<int, 3>{});
+          else if (fixed == 5) blocks(std::integral_constant<int, 5>{});
+          else blocks(std::integral_constant<int, 7>{});
+          continue;
+        }
+      }
+      for (int64_t c0 = 0; c0 < p.C; c0 += 2 * L) {
+        const bool two = c0 / L + 1 < vectors;
+        int64_t ow0 = 0;
+        for (; ow0 + P <= p.Wo; ow0 += P) {
+          if (two) conn_cl_block<A, P, 2>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
+          else conn_cl_block<A, P, 1>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
+        }
+        for (; ow0 < p.Wo; ++ow0) {
+          if (two) conn_cl_block<A, 1, 2>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
+          else conn_cl_block<A, 1, 1>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
+        }
+      }
+    }
+  });
+}
+
+// Per-channel sums of up to NK taps (kw0 ..) of kernel row kh over output rows [oh0, oh1)
+// of sample n, for channels [c0, c0 + CB L): acc[j][v].
+template <class A, int NK, int CB>
+inline void corr_cl_taps(const CorrCl& p, const A* a, const A* b, const A* zeros, int64_t n,
+                         int64_t oh0, int64_t oh1, int64_t kh, int64_t kw0, int64_t nk,
+                         int64_t c0, Vectorized<A> (*acc)[CB]) {
+  using Vec = Vectorized<A>;
+  constexpr int64_t L = lanes<A>();
+  for (int j = 0; j < NK; ++j)
+    for (int v = 0; v < CB; ++v) acc[j][v] = Vec(A(0));
+  for (int64_t oh = oh0; oh < oh1; ++oh) {
+    const int64_t ih = p.rows[kh * p.Ho + oh];
+    const A* brow = ih < 0 ? nullptr : b + ((n * p.H + ih) * p.W) * p.C + c0;
+    const A* arow = a + ((n * p.Ho + oh) * p.Wo) * p.C + c0;
+    for (int64_t ow = 0; ow < p.Wo; ++ow) {
+      Vec av[CB];
+      for (int v = 0; v < CB; ++v) av[v] = load_c(arow + ow * p.C + v * L, p.C - c0 - v * L);
+      for (int j = 0; j < NK; ++j) {
+        if (j >= nk) break;
+        const int64_t iw = p.cols[(kw0 + j) * p.Wo + ow];
+        const A* s = (brow == nullptr || iw < 0) ? zeros : brow + iw * p.C;
+        for (int v = 0; v < CB; ++v)
+          acc[j][v] = at::vec::fmadd(av[v], load_c(s + v * L, p.C - c0 - v * L), acc[j][v]);
+      }
+    }
+  }
+}
+
+template <class A>
+void corr2d_cl(const CorrCl& p) {
+  constexpr int64_t L = lanes<A>();
+  constexpr int NK = 7;  // a 7-wide kernel row at once (14 sums with two channel vectors)
+  constexpr int64_t kRows = 8;  // output rows a task: fixed, so the sums' order is too
+  const int64_t chunks = (p.Ho + kRows - 1) / kRows, T = p.Kh * p.Kw;
+  const A* a = static_cast<const A*>(p.a);
+  const A* b = static_cast<const A*>(p.b);
+  const int64_t vectors = (p.C + L - 1) / L;
+  Scratch<A> part(p.N * chunks * T * p.C);
+  at::parallel_for(0, p.N * chunks, 1, [&](int64_t begin, int64_t end) {
+    Scratch<A> zeros(p.C + 2 * kSlack);
+    std::fill(zeros.p, zeros.p + p.C + 2 * kSlack, A(0));
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / chunks, ch = task % chunks;
+      const int64_t oh0 = ch * kRows, oh1 = std::min(p.Ho, oh0 + kRows);
+      A* out = part.p + task * T * p.C;
+      for (int64_t c0 = 0; c0 < p.C; c0 += 2 * L) {
+        const bool two = c0 / L + 1 < vectors;
+        for (int64_t kh = 0; kh < p.Kh; ++kh)
+          for (int64_t kw0 = 0; kw0 < p.Kw; kw0 += NK) {
+            const int64_t nk = std::min<int64_t>(NK, p.Kw - kw0);
+            A* o = out + (kh * p.Kw + kw0) * p.C + c0;
+            if (two) {
+              Vectorized<A> acc[NK][2];
+              corr_cl_taps<A, NK, 2>(p, a, b, zeros.p, n, oh0, oh1, kh, kw0, nk, c0, acc);
+              for (int64_t j = 0; j < nk; ++j) {
+                acc[j][0].store(o + j * p.C);
+                store_c(acc[j][1], o + j * p.C + L, p.C - c0 - L);
+              }
+            } else {
+              Vectorized<A> acc[NK][1];
+              corr_cl_taps<A, NK, 1>(p, a, b, zeros.p, n, oh0, oh1, kh, kw0, nk, c0, acc);
+              for (int64_t j = 0; j < nk; ++j) store_c(acc[j][0], o + j * p.C, p.C - c0);
+            }
+          }
+      }
+    }
+  });
+  // out[n', t, c] = the partials of its tasks in task order
+  A* out = static_cast<A*>(p.out);
+  const int64_t per = p.Nw == 1 ? p.N * chunks : chunks;
+  at::parallel_for(0, p.Nw * T, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t nw = i / T, t = i % T;
+      A* o = out + i * p.C;
+      std::fill(o, o + p.C, A(0));
+      for (int64_t k = 0; k < per; ++k) {
+        const A* q = part.p + ((nw * (p.Nw == 1 ? 0 : chunks) + k) * T + t) * p.C;
+        for (int64_t c = 0; c < p.C; ++c) o[c] += q[c];
+      }
+    }
+  });
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace lc_cpu

@@ -1,0 +1,11 @@
+// The kernels for any CPU (ATen's DEFAULT vectors: plain arrays the compiler vectorises
+// for the baseline instruction set).
+#include "cpu/prelude.h"
+
+#define CPU_CAPABILITY DEFAULT
+#define CPU_CAPABILITY_DEFAULT
+#include <ATen/cpu/vec/vec.h>
+
+#include "cpu/kernels.h"
+#include "cpu/kernels_cl.h"
+#include "cpu/entry.h"
