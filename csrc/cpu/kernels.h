@@ -512,13 +512,10 @@ void corr2d_shared(const Corr& p) {
             for (int64_t j = 0; j < nk; ++j) s[j] = tap_source<A>(p.cols, p.Wo, row, kw0 + j);
             dot_taps<A, NK>(arows.p[oh], s, nk, p.Wo, acc);
           }
-          for (int64_t j = 0; j < nk; ++j) {
-            A lanes_of[L];
-            acc[j].store(lanes_of);
-            A sum = 0;
-            for (int64_t l = 0; l < L; ++l) sum += lanes_of[l];
-            out[kh * p.Kw + kw0 + j] = sum;
-          }
+          // each tap's lanes summed by shuffles (a fixed order: deterministic)
+          for (int64_t j = 0; j < nk; ++j)
+            out[kh * p.Kw + kw0 + j] = at::vec::vec_reduce_all<A>(
+                [](const Vec& x, const Vec& y) { return x + y; }, acc[j]);
         }
       }
     }

@@ -4,6 +4,7 @@
 
 #define CPU_CAPABILITY DEFAULT
 #define CPU_CAPABILITY_DEFAULT
+#include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include "cpu/kernels.h"
