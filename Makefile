@@ -58,8 +58,15 @@ install-test: deps
 	$(PIP) install -q --no-build-isolation -e ".[test]"
 	@$(PYTHON) -c "import triton" 2>/dev/null || $(PIP) install -q "$(TRITON_SPEC)"
 
+# (after install-test, as in CI, localconn is installed from this tree: only the bench
+# extras are added, without building the extensions a second time)
 install-bench: deps
-	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	@if $(PYTHON) -c "import localconn, pathlib, sys; \
+		sys.exit(0 if pathlib.Path(localconn.__file__).resolve().parent.parent == pathlib.Path('.').resolve() else 1)" 2>/dev/null; then \
+		$(PIP) install -q tqdm matplotlib; \
+	else \
+		$(PIP) install -q --no-build-isolation -e ".[bench]"; \
+	fi
 
 # the suite in TEST_WORKERS processes (pytest-xdist; auto: one per CPU, 1: in this process;
 # pytest-benchmark is for benchmarks/, not tests/); idle workers take tests queued on busy
