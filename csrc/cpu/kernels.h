@@ -36,14 +36,14 @@ using at::vec::Vectorized;
 
 template <class A> constexpr int64_t lanes() { return int64_t(Vectorized<A>::size()); }
 
-// n <= lanes() elements: a whole vector, or n under a mask (AVX-512) / through a copy
+// A whole vector when n >= lanes(), else n elements under a mask (AVX-512) / through a copy
 template <class A>
 inline Vectorized<A> load_n(const A* p, int64_t n) {
-  return n == lanes<A>() ? Vectorized<A>::loadu(p) : Vectorized<A>::loadu(p, n);
+  return n >= lanes<A>() ? Vectorized<A>::loadu(p) : Vectorized<A>::loadu(p, n);
 }
 template <class A>
 inline void store_n(const Vectorized<A>& v, A* p, int64_t n) {
-  if (n == lanes<A>()) v.store(p);
+  if (n >= lanes<A>()) v.store(p);
   else v.store(p, int(n));
 }
 
@@ -72,7 +72,7 @@ inline int64_t row_len(const Columns& c, int64_t, int64_t Wo) {
 
 template <class A>
 void prepare_rows(const Columns& c, int64_t W, int64_t Kw, int64_t Wo, const A* plane,
-                  int64_t sh, int64_t sw, int64_t r0, int64_t r1, A* buf, A* /*pad*/) {
+                  int64_t sh, int64_t sw, int64_t r0, int64_t r1, A* buf) {
   const int64_t Wv = slot_len(Wo), len = row_len<A>(c, Kw, Wo);
   for (int64_t ih = r0; ih < r1; ++ih) {
     const A* in = plane + ih * sh;
@@ -340,7 +340,7 @@ void conn2d(const Conn& p) {
   const A* bias = static_cast<const A*>(p.bias);
   at::parallel_for(0, planes * tasks.chunks, 1, [&](int64_t begin, int64_t end) {
     // the prepared rows, then the zero row (a tap on the padding reads zeros)
-    Scratch<A> rows((p.H + 1) * len + kSlack), out(8 * (vectors * L)), pad(p.cols.Wp + kSlack);
+    Scratch<A> rows((p.H + 1) * len + kSlack), out(8 * (vectors * L));
     Scratch<int64_t> cols(p.Kw);
     Scratch<A*> dst(8);
     std::fill(rows.p + p.H * len, rows.p + (p.H + 1) * len + kSlack, A(0));
@@ -351,7 +351,7 @@ void conn2d(const Conn& p) {
       const int64_t n = plane / p.C, c = plane % p.C;
       const int64_t oh0 = chunk * tasks.rows_per, oh1 = std::min(p.Ho, oh0 + tasks.rows_per);
       prepare_rows<A>(p.cols, p.W, p.Kw, p.Wo, x + n * p.src.n + c * p.src.c, p.src.h, p.src.w,
-                      tasks.first.p[chunk], tasks.last.p[chunk], rows.p, pad.p);
+                      tasks.first.p[chunk], tasks.last.p[chunk], rows.p);
       taps.w = w + (p.w.n ? n * p.w.n : 0) + (c / p.cpg) * p.w.g;
       const A b = bias ? bias[c] : A(0);
       A* yp = y + n * p.dst.n + c * p.dst.c;
@@ -489,14 +489,13 @@ void corr2d_shared(const Corr& p) {
   const A* b = static_cast<const A*>(p.b.data);
   A* part = static_cast<A*>(p.partial);
   at::parallel_for(0, planes, 1, [&](int64_t begin, int64_t end) {
-    Scratch<A> rows(p.H * len + kSlack), zero(len + kSlack), abuf(p.Ho * p.Wo),
-        pad(p.cols.Wp + kSlack);
+    Scratch<A> rows(p.H * len + kSlack), zero(len + kSlack), abuf(p.Ho * p.Wo);
     Scratch<const A*> arows(p.Ho);
     std::fill(zero.p, zero.p + len + kSlack, A(0));
     for (int64_t plane = begin; plane < end; ++plane) {
       const int64_t n = plane / p.C, c = plane % p.C;
       prepare_rows<A>(p.cols, p.W, p.Kw, p.Wo, b + n * p.b.n + c * p.b.c, p.b.h, p.b.w, 0, p.H,
-                      rows.p, pad.p);
+                      rows.p);
       const A* ap = a + n * p.a.n + c * p.a.c;
       for (int64_t oh = 0; oh < p.Ho; ++oh) arows.p[oh] = a_row<A>(p.a, ap, oh, p.Wo, abuf.p + oh * p.Wo);
       A* out = part + plane * T;
@@ -555,8 +554,7 @@ void corr2d_positions(const Corr& p) {
   at::parallel_for(0, p.Nw * p.G * tasks.chunks, 1, [&](int64_t begin, int64_t end) {
     // per channel of the group: its prepared rows, then the zero row
     const int64_t plane_len = (p.H + 1) * len;
-    Scratch<A> rows(p.cpg * plane_len + kSlack), abuf(p.cpg * p.Wo + kSlack),
-        pad(p.cols.Wp + kSlack);
+    Scratch<A> rows(p.cpg * plane_len + kSlack), abuf(p.cpg * p.Wo + kSlack);
     Scratch<const A*> arow(p.cpg);
     for (int64_t c = 0; c < p.cpg; ++c)
       std::fill(rows.p + c * plane_len + p.H * len, rows.p + (c + 1) * plane_len, A(0));
@@ -571,7 +569,7 @@ void corr2d_positions(const Corr& p) {
         for (int64_t c = 0; c < p.cpg; ++c) {
           const int64_t ch = g * p.cpg + c;
           prepare_rows<A>(p.cols, p.W, p.Kw, p.Wo, b + n * p.b.n + ch * p.b.c, p.b.h, p.b.w,
-                          r0, r1, rows.p + c * plane_len, pad.p);
+                          r0, r1, rows.p + c * plane_len);
         }
         for (int64_t oh = oh0; oh < oh1; ++oh) {
           for (int64_t c = 0; c < p.cpg; ++c)

@@ -16,18 +16,6 @@
 namespace lc_cpu {
 inline namespace CPU_CAPABILITY {
 
-// v-th vector of a channel block: a whole vector, or the `count` channels left.
-template <class A>
-inline Vectorized<A> load_c(const A* p, int64_t count) {
-  return count >= lanes<A>() ? Vectorized<A>::loadu(p) : Vectorized<A>::loadu(p, count);
-}
-
-template <class A>
-inline void store_c(const Vectorized<A>& v, A* p, int64_t count) {
-  if (count >= lanes<A>()) v.store(p);
-  else v.store(p, int(count));
-}
-
 template <class A, int P, int CB>
 inline void conn_cl_block(const ConnCl& p, const A* x, const A* w, const A* bias, const A* zeros,
                           int64_t n, int64_t oh, int64_t ow0, int64_t c0, A* y) {
@@ -36,7 +24,7 @@ inline void conn_cl_block(const ConnCl& p, const A* x, const A* w, const A* bias
   Vec acc[P][CB];
   for (int v = 0; v < CB; ++v) {
     const int64_t cnt = p.C - c0 - v * L;
-    const Vec b0 = bias ? load_c(bias + c0 + v * L, cnt) : Vec(A(0));
+    const Vec b0 = bias ? load_n(bias + c0 + v * L, cnt) : Vec(A(0));
     for (int q = 0; q < P; ++q) acc[q][v] = b0;
   }
   for (int64_t kh = 0; kh < p.Kh; ++kh) {
@@ -51,13 +39,13 @@ inline void conn_cl_block(const ConnCl& p, const A* x, const A* w, const A* bias
       for (int q = 0; q < P; ++q) {
         const A* s = cols[q] < 0 ? zeros : xrow + cols[q] * p.C;
         for (int v = 0; v < CB; ++v)
-          acc[q][v] = at::vec::fmadd(wv[v], load_c(s + v * L, p.C - c0 - v * L), acc[q][v]);
+          acc[q][v] = at::vec::fmadd(wv[v], load_n(s + v * L, p.C - c0 - v * L), acc[q][v]);
       }
     }
   }
   for (int q = 0; q < P; ++q) {
     A* out = y + ((n * p.Ho + oh) * p.Wo + ow0 + q) * p.C + c0;
-    for (int v = 0; v < CB; ++v) store_c(acc[q][v], out + v * L, p.C - c0 - v * L);
+    for (int v = 0; v < CB; ++v) store_n(acc[q][v], out + v * L, p.C - c0 - v * L);
   }
 }
 
@@ -163,13 +151,13 @@ inline void corr_cl_taps(const CorrCl& p, const A* a, const A* b, const A* zeros
     const A* arow = a + ((n * p.Ho + oh) * p.Wo) * p.C + c0;
     for (int64_t ow = 0; ow < p.Wo; ++ow) {
       Vec av[CB];
-      for (int v = 0; v < CB; ++v) av[v] = load_c(arow + ow * p.C + v * L, p.C - c0 - v * L);
+      for (int v = 0; v < CB; ++v) av[v] = load_n(arow + ow * p.C + v * L, p.C - c0 - v * L);
       for (int j = 0; j < NK; ++j) {
         if (j >= nk) break;
         const int64_t iw = p.cols[(kw0 + j) * p.Wo + ow];
         const A* s = (brow == nullptr || iw < 0) ? zeros : brow + iw * p.C;
         for (int v = 0; v < CB; ++v)
-          acc[j][v] = at::vec::fmadd(av[v], load_c(s + v * L, p.C - c0 - v * L), acc[j][v]);
+          acc[j][v] = at::vec::fmadd(av[v], load_n(s + v * L, p.C - c0 - v * L), acc[j][v]);
       }
     }
   }
@@ -203,12 +191,12 @@ void corr2d_cl(const CorrCl& p) {
               corr_cl_taps<A, NK, 2>(p, a, b, zeros.p, n, oh0, oh1, kh, kw0, nk, c0, acc);
               for (int64_t j = 0; j < nk; ++j) {
                 acc[j][0].store(o + j * p.C);
-                store_c(acc[j][1], o + j * p.C + L, p.C - c0 - L);
+                store_n(acc[j][1], o + j * p.C + L, p.C - c0 - L);
               }
             } else {
               Vectorized<A> acc[NK][1];
               corr_cl_taps<A, NK, 1>(p, a, b, zeros.p, n, oh0, oh1, kh, kw0, nk, c0, acc);
-              for (int64_t j = 0; j < nk; ++j) store_c(acc[j][0], o + j * p.C, p.C - c0);
+              for (int64_t j = 0; j < nk; ++j) store_n(acc[j][0], o + j * p.C, p.C - c0);
             }
           }
       }
