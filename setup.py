@@ -102,8 +102,21 @@ def cpu_extension() -> list:
             raise SystemExit(f"localconn: LOCALCONN_BUILD_CPU=1 but {why}") from e
         print(f"localconn: not building the CPU extension: {why}")
         return []
+    omp = openmp_flags()
     return [CppExtension("localconn._cpu", sources=CPU_SOURCES, include_dirs=[str(CSRC)],
-                         extra_compile_args=["-O3"])]
+                         extra_compile_args=["-O3", *omp], extra_link_args=omp)]
+
+
+def openmp_flags() -> list[str]:
+    """``["-fopenmp"]`` when PyTorch's ATen runs ``at::parallel_for`` on OpenMP (Linux
+    wheels): that function is inline in ATen's headers, and compiled without OpenMP it
+    runs every loop on one thread. The library it links is PyTorch's own libgomp (the
+    same soname, already loaded). Empty for ATen's native thread pool (out of line)."""
+    import torch
+
+    if "parallel backend: OpenMP" in torch.__config__.parallel_info() and os.name == "posix":
+        return ["-fopenmp"]
+    return []
 
 
 ext_modules, cmdclass = cuda_extension()

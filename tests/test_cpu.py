@@ -130,6 +130,30 @@ def test_kernel_sizes(k: int, dynamic: bool, cl: bool) -> None:
         check(x, w, rand((3,), g), window_kwargs("sliding", 1, pad), f"k={k} pad={pad} {size}")
 
 
+#: widths that end a channels_last row in each block size of the row window (16 pixels,
+#: then 14, 12, 8, 7, 4, 2, 1) and in several of them at once
+CL_WINDOW_WIDTHS = (1, 3, 7, 13, 14, 16, 23, 27, 29, 30, 34, 37, 56)
+
+
+@pytest.mark.parametrize("k", [3, 5, 7])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_channels_last_row_window(k: int, dtype: torch.dtype) -> None:
+    """The channels_last row window (kernels_cl.h, C a multiple of the vector length):
+    every block size, blocks inside the image and across its left/right/top/bottom
+    borders (padding below, at and above K // 2), static and per-sample filters."""
+    for width in CL_WINDOW_WIDTHS:
+        for pad in (0, k // 2, k // 2 + 1):
+            if width + 2 * pad < k:
+                continue
+            for dynamic in (False, True):
+                g = gen("cpu-cl-window", k, dtype, width, pad, dynamic)
+                C = 32
+                x = rand((2, C, k + 2, width), g, dtype, cl=True)
+                w = rand((2 if dynamic else 1, C, k, k, 1, 1), g, dtype)
+                check(x, w, rand((C,), g, dtype), window_kwargs("sliding", 1, pad),
+                      f"k={k} width={width} pad={pad} dynamic={dynamic}")
+
+
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
                          ids=["f32", "f16", "bf16"])

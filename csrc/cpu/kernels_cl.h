@@ -54,32 +54,55 @@ inline void conn_cl_block(const ConnCl& p, const A* x, const A* w, const A* bias
 // each of the P + K - 1 input vectors is loaded once per kernel row and feeds up to K
 // outputs, the K filter vectors of the kernel row staying in registers (P = 16: 16 sums,
 // 7 filter vectors, one input). One channel vector (C a multiple of the vector length).
-template <class A, int K, int P>
+// EDGE: the window crosses the left or right border; its pixels outside the image are
+// masked loads that read zeros (no branch, so the sums stay in registers; a block inside
+// the image has no test at all).
+template <class A>
+inline Vectorized<A> load_or_zero(const A* s, bool ok) {
+  if constexpr (std::is_same_v<A, float>)
+    return _mm512_maskz_loadu_ps(__mmask16(-int(ok)), s);
+  else
+    return _mm512_maskz_loadu_pd(__mmask8(-int(ok)), s);
+}
+
+template <class A, int K, int P, bool EDGE>
 inline void conn_cl_block_k(const ConnCl& p, const A* x, const A* w, const A* bias,
-                            const A* zeros, int64_t n, int64_t oh, int64_t ow0, int64_t c0,
-                            A* y) {
+                            int64_t n, int64_t oh, int64_t ow0, int64_t c0, A* y) {
   using Vec = Vectorized<A>;
   Vec acc[P];
   const Vec b0 = bias ? Vec::loadu(bias + c0) : Vec(A(0));
   for (int q = 0; q < P; ++q) acc[q] = b0;
-  for (int64_t kh = 0; kh < p.Kh; ++kh) {
+  const int64_t iw0 = ow0 - p.pad_w, C = p.C, W = p.W;
+  // every loop unrolled (the sums stay in registers); a kernel row above or below the
+  // image is a mask of zeros, not a branch
+  static_for<K>([&](auto kh) __attribute__((always_inline)) {
     const int64_t ih = p.rows[kh * p.Ho + oh];
-    if (ih < 0) continue;
-    const A* xrow = x + ((n * p.H + ih) * p.W) * p.C + c0;
+    const bool row_ok = ih >= 0;
+    const A* xrow = x + ((n * p.H + (row_ok ? ih : 0)) * W + iw0) * C + c0;
     Vec wv[K];
-    for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(w + (kh * K + kw) * p.C + c0);
-    const int64_t iw0 = ow0 - p.pad_w;
+    for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(w + (kh * K + kw) * C + c0);
     static_for<P + K - 1>([&](auto j) __attribute__((always_inline)) {
-      const int64_t iw = iw0 + j;
-      const Vec xj = Vec::loadu(iw >= 0 && iw < p.W ? xrow + iw * p.C : zeros);
+      const bool ok = EDGE ? bool(row_ok & (uint64_t(iw0 + j) < uint64_t(W))) : row_ok;
+      const Vec xj = load_or_zero(xrow + j * C, ok);
       static_for<P>([&](auto q) __attribute__((always_inline)) {
         constexpr int kw = int(j) - int(q);
         if constexpr (kw >= 0 && kw < K) acc[q] = at::vec::fmadd(wv[kw], xj, acc[q]);
       });
     });
-  }
-  A* out = y + ((n * p.Ho + oh) * p.Wo + ow0) * p.C + c0;
-  for (int q = 0; q < P; ++q) acc[q].store(out + q * p.C);
+  });
+  A* out = y + ((n * p.Ho + oh) * p.Wo + ow0) * C + c0;
+  for (int q = 0; q < P; ++q) acc[q].store(out + q * C);
+}
+
+// One block of P pixels from ow0, the edge variant only where its window leaves the row.
+template <class A, int K, int P>
+inline void conn_cl_block_kp(const ConnCl& p, const A* x, const A* w, const A* bias,
+                             int64_t n, int64_t oh, int64_t ow0, int64_t c0, A* y) {
+  const int64_t iw0 = ow0 - p.pad_w;
+  if (iw0 >= 0 && iw0 + P + K - 1 <= p.W)
+    conn_cl_block_k<A, K, P, false>(p, x, w, bias, n, oh, ow0, c0, y);
+  else
+    conn_cl_block_k<A, K, P, true>(p, x, w, bias, n, oh, ow0, c0, y);
 }
 
 template <class A>
@@ -100,17 +123,18 @@ void conn2d_cl(const ConnCl& p) {
                         (p.Kh == 3 || p.Kh == 5 || p.Kh == 7) ? int(p.Kh) : 0;
       if constexpr (kFixedBlocks) {
         if (fixed) {
-          // blocks of 16 pixels, then 8, 4, 2 and 1 for the rest of the row
+          // blocks of 16 pixels, then the rest of the row in blocks of 14, 12, 8, 7, 4,
+          // 2, 1 (a 14-, 28- or 7-wide row in one or two blocks)
           auto blocks = [&](auto k) {
             constexpr int K = decltype(k)::value;
             for (int64_t c0 = 0; c0 < p.C; c0 += L) {
               int64_t ow0 = 0;
               for (; ow0 + 16 <= p.Wo; ow0 += 16)
-                conn_cl_block_k<A, K, 16>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
-              if (ow0 + 8 <= p.Wo) conn_cl_block_k<A, K, 8>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y), ow0 += 8;
-              if (ow0 + 4 <= p.Wo) conn_cl_block_k<A, K, 4>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y), ow0 += 4;
-              if (ow0 + 2 <= p.Wo) conn_cl_block_k<A, K, 2>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y), ow0 += 2;
-              if (ow0 < p.Wo) conn_cl_block_k<A, K, 1>(p, x, w, bias, zeros.p, n, oh, ow0, c0, y);
+                conn_cl_block_kp<A, K, 16>(p, x, w, bias, n, oh, ow0, c0, y);
+              static_for<7>([&](auto i) __attribute__((always_inline)) {
+                constexpr int P = std::array<int, 7>{14, 12, 8, 7, 4, 2, 1}[i];
+                if (ow0 + P <= p.Wo) conn_cl_block_kp<A, K, P>(p, x, w, bias, n, oh, ow0, c0, y), ow0 += P;
+              });
             }
           };
           if (fixed == 3) blocks(std::integral_constant<int, 3>{});

@@ -9,6 +9,7 @@
 #include <c10/util/irange.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <functional>
