@@ -131,16 +131,18 @@ def test_kernel_sizes(k: int, dynamic: bool, cl: bool) -> None:
 
 
 #: widths that end a channels_last row in each block size of the row window (16 pixels,
-#: then 14, 12, 8, 7, 4, 2, 1) and in several of them at once
+#: then 14, 8, 7, 4, single pixels) and in several of them at once
 CL_WINDOW_WIDTHS = (1, 3, 7, 13, 14, 16, 23, 27, 29, 30, 34, 37, 56)
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16],
+                         ids=["f32", "f64", "bf16", "f16"])
 def test_channels_last_row_window(k: int, dtype: torch.dtype) -> None:
     """The channels_last row window (kernels_cl.h, C a multiple of the vector length):
     every block size, blocks inside the image and across its left/right/top/bottom
-    borders (padding below, at and above K // 2), static and per-sample filters."""
+    borders (padding below, at and above K // 2), static and per-sample filters; 16-bit
+    tensors are read and written as they are (converted in registers)."""
     for width in CL_WINDOW_WIDTHS:
         for pad in (0, k // 2, k // 2 + 1):
             if width + 2 * pad < k:

@@ -7,6 +7,8 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
+#include <type_traits>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -127,12 +129,14 @@ at::Tensor writable(const at::Tensor& out, at::ScalarType acc) {
 using ConnFn = void (*)(const lc_cpu::Conn&, bool);
 using CorrFn = void (*)(const lc_cpu::Corr&, bool, bool);
 using ConnClFn = void (*)(const lc_cpu::ConnCl&, bool);
+using ConnCl16Fn = bool (*)(const lc_cpu::ConnCl&);
 using CorrClFn = void (*)(const lc_cpu::CorrCl&, bool);
 
 struct Isa {
   ConnFn conn, scatter;
   CorrFn corr;
   ConnClFn conn_cl;
+  ConnCl16Fn conn_cl16;
   CorrClFn corr_cl;
   int (*bytes)();
   const char* name;
@@ -141,7 +145,8 @@ struct Isa {
 #define LC_ISA(NS, NAME)                                                                  \
   Isa {                                                                                   \
     lc_cpu::NS::conn2d_entry, lc_cpu::NS::scatter_entry, lc_cpu::NS::corr2d_entry,        \
-        lc_cpu::NS::conn2d_cl_entry, lc_cpu::NS::corr2d_cl_entry, lc_cpu::NS::vector_bytes, \
+        lc_cpu::NS::conn2d_cl_entry, lc_cpu::NS::conn2d_cl16_entry,                        \
+        lc_cpu::NS::corr2d_cl_entry, lc_cpu::NS::vector_bytes,                              \
         NAME                                                                              \
   }
 
@@ -215,16 +220,43 @@ bool is_channels_last(const at::Tensor& t) {
          t.is_contiguous(at::MemoryFormat::ChannelsLast);
 }
 
+// Every element of `w` is finite (a loop over a contiguous weight: the ATen expression
+// costs tens of microseconds a call, as much as a 14x14 layer's kernel in places).
+bool all_finite(const at::Tensor& w) {
+  if (!w.is_contiguous()) return at::isfinite(w).all().item<bool>();
+  bool ok = true;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, w.scalar_type(), "all_finite", [&] {
+    const scalar_t* p = w.const_data_ptr<scalar_t>();
+    for (int64_t i = 0, n = w.numel(); i < n; ++i) ok &= std::isfinite(static_cast<double>(p[i]));
+  });
+  return ok;
+}
+
 // A weight (Nw, G, Kh, Kw, 1, 1) as the channels_last kernels read it: (Nw, Kh, Kw, C) in
-// the accumulator type, channel c's filter that of its group, kSlack elements after it.
+// the accumulator type, channel c's filter that of its group, kSlack zeros after it; one
+// loop over the weight's strides (flipped along Kh and Kw for the transpose).
 at::Tensor filter_tap_major(const at::Tensor& w, int64_t cpg, at::ScalarType acc, bool flip) {
-  at::Tensor f = w.to(acc).flatten(3).flatten(2, 3).unflatten(2, {w.size(2), w.size(3)});
-  if (flip) f = f.flip({2, 3});
-  f = f.repeat_interleave(cpg, 1).permute({0, 2, 3, 1});  // (Nw, Kh, Kw, C)
-  at::Tensor buf = at::zeros({f.numel() + lc_cpu::kSlack}, w.options().dtype(acc));
-  at::Tensor out = buf.narrow(0, 0, f.numel()).view(f.sizes());
-  out.copy_(f);
-  return out;
+  const int64_t Nw = w.size(0), G = w.size(1), Kh = w.size(2), Kw = w.size(3), C = G * cpg;
+  const int64_t n = Nw * Kh * Kw * C;
+  at::Tensor buf = at::empty({n + lc_cpu::kSlack}, w.options().dtype(acc));
+  AT_DISPATCH_FLOATING_TYPES(acc, "filter_tap_major", [&] {
+    scalar_t* out = buf.data_ptr<scalar_t>();
+    std::fill(out + n, out + n + lc_cpu::kSlack, scalar_t(0));
+    const int64_t s0 = w.stride(0), s1 = w.stride(1), s2 = w.stride(2), s3 = w.stride(3);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, w.scalar_type(), "filter_tap_major", [&] {
+      const scalar_t* src = w.const_data_ptr<scalar_t>();
+      using O = std::remove_pointer_t<decltype(out)>;
+      for (int64_t nw = 0; nw < Nw; ++nw)
+        for (int64_t kh = 0; kh < Kh; ++kh)
+          for (int64_t kw = 0; kw < Kw; ++kw) {
+            const scalar_t* tap = src + nw * s0 + (flip ? Kh - 1 - kh : kh) * s2 +
+                                  (flip ? Kw - 1 - kw : kw) * s3;
+            O* o = out + ((nw * Kh + kh) * Kw + kw) * C;
+            for (int64_t c = 0; c < C; ++c) o[c] = O(tap[(c / cpg) * s1]);
+          }
+    });
+  });
+  return buf.narrow(0, 0, n).view({Nw, Kh, Kw, C});
 }
 
 // The channels_last forward: src (N, C, Hi, Wi) -> dst (N, C, Ho, Wo) along axes h, w with
@@ -232,22 +264,32 @@ at::Tensor filter_tap_major(const at::Tensor& w, int64_t cpg, at::ScalarType acc
 void run_conn_cl(const at::Tensor& src, const at::Tensor& f, const at::Tensor& bias_acc,
                  const at::Tensor& dst, const lc::Axis& h, const lc::Axis& w, const Tables& t,
                  at::ScalarType acc, int32_t window) {
-  const at::Tensor xa = src.to(acc).contiguous(at::MemoryFormat::ChannelsLast);
-  at::Tensor ya = dst;
-  if (dst.scalar_type() != acc || !is_channels_last(dst))
-    ya = at::empty(dst.sizes(), dst.options().dtype(acc).memory_format(at::MemoryFormat::ChannelsLast));
   lc_cpu::ConnCl c{};
   c.N = src.size(0); c.C = src.size(1); c.H = h.in; c.W = w.in; c.Ho = h.out; c.Wo = w.out;
   c.Kh = h.k; c.Kw = w.k;
   c.rows = t.rows.data();
   c.cols = t.idx.data();
-  c.x = xa.data_ptr();
-  c.y = ya.data_ptr();
   c.w = f.data_ptr();
   c.w_n = f.size(0) > 1 ? f.stride(0) : 0;
   c.bias = bias_acc.defined() ? bias_acc.data_ptr() : nullptr;
   c.cols_slide = window == lc::kSliding && w.s == 1 && w.d == 1;
   c.pad_w = w.p;
+  // 16-bit in and out: read and written as they are where the row window runs
+  const at::ScalarType st = src.scalar_type();
+  if ((st == at::kBFloat16 || st == at::kHalf) && dst.scalar_type() == st &&
+      is_channels_last(src) && is_channels_last(dst)) {
+    c.x = src.data_ptr();
+    c.y = dst.data_ptr();
+    c.io16 = st == at::kBFloat16 ? 1 : 2;
+    if (isa().conn_cl16(c)) return;
+    c.io16 = 0;
+  }
+  const at::Tensor xa = src.to(acc).contiguous(at::MemoryFormat::ChannelsLast);
+  at::Tensor ya = dst;
+  if (dst.scalar_type() != acc || !is_channels_last(dst))
+    ya = at::empty(dst.sizes(), dst.options().dtype(acc).memory_format(at::MemoryFormat::ChannelsLast));
+  c.x = xa.data_ptr();
+  c.y = ya.data_ptr();
   isa().conn_cl(c, acc == at::kDouble);
   if (!ya.is_same(dst)) dst.copy_(ya);
 }
@@ -262,7 +304,7 @@ void conn2d(const at::Tensor& x, const at::Tensor& weight, const c10::optional<a
   const Tables t(a.p.h, a.p.w, a.p.window);
   // channels_last with a filter per channel (or group) that is finite (the kernel skips
   // the padding: W * 0 is nothing there)
-  if (is_channels_last(x) && !a.pos_h && !a.pos_w && at::isfinite(weight).all().item<bool>()) {
+  if (is_channels_last(x) && !a.pos_h && !a.pos_w && all_finite(weight)) {
     run_conn_cl(x, filter_tap_major(weight, a.p.cpg, acc, false), ba, y, a.p.h, a.p.w, t, acc,
                 a.p.window);
     return;
@@ -284,7 +326,7 @@ void conn2d_transpose(const at::Tensor& g, const at::Tensor& weight, const at::T
   // the filter flipped, reading g with padding (K - 1) d - p, when the filter is finite
   // (the forward forms W * 0 on the padding, which the transpose never does)
   const bool flip = p.window == lc::kSliding && p.h.s == 1 && p.w.s == 1 && !a.pos_h &&
-                    !a.pos_w && at::isfinite(weight).all().item<bool>();
+                    !a.pos_w && all_finite(weight);
   if (flip) {
     const lc::Axis h{p.h.out, p.h.in, p.h.k, 1, (p.h.k - 1) * p.h.d - p.h.p, p.h.d};
     const lc::Axis w{p.w.out, p.w.in, p.w.k, 1, (p.w.k - 1) * p.w.d - p.w.p, p.w.d};

@@ -18,6 +18,15 @@ void corr2d_entry(const Corr& p, bool f64, bool positions) {
 
 void conn2d_cl_entry(const ConnCl& p, bool f64) { f64 ? conn2d_cl<double>(p) : conn2d_cl<float>(p); }
 
+// The channels_last forward on bfloat16 x and y (io16 = 1), converted in registers: false
+// when this instruction set's row window does not run the problem (the caller converts).
+bool conn2d_cl16_entry(const ConnCl& p) {
+  const int k = row_window_k<float>(p);
+  if (!k || p.io16 != 1) return false;  // (bfloat16 only)
+  conn2d_cl_window<float, c10::BFloat16>(p, k);
+  return true;
+}
+
 void corr2d_cl_entry(const CorrCl& p, bool f64) { f64 ? corr2d_cl<double>(p) : corr2d_cl<float>(p); }
 
 int vector_bytes() { return int(at::vec::Vectorized<float>::size() * sizeof(float)); }

@@ -13,6 +13,7 @@
   void scatter_entry(const Conn& p, bool f64);                      \
   void corr2d_entry(const Corr& p, bool f64, bool positions);       \
   void conn2d_cl_entry(const ConnCl& p, bool f64);                  \
+  bool conn2d_cl16_entry(const ConnCl& p);                          \
   void corr2d_cl_entry(const CorrCl& p, bool f64);                  \
   int vector_bytes();                                               \
   }

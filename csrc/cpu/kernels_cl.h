@@ -57,17 +57,39 @@ inline void conn_cl_block(const ConnCl& p, const A* x, const A* w, const A* bias
 // EDGE: the window crosses the left or right border; its pixels outside the image are
 // masked loads that read zeros (no branch, so the sums stay in registers; a block inside
 // the image has no test at all).
-template <class A>
-inline Vectorized<A> load_or_zero(const A* s, bool ok) {
-  if constexpr (std::is_same_v<A, float>)
+#if defined(CPU_CAPABILITY_AVX512)
+// The input vector at s (storage type T: A, or bfloat16/float16 for A = float, converted
+// in registers), or zeros when !ok: a masked load, which reads nothing then.
+template <class A, class T>
+inline Vectorized<A> load_or_zero(const T* s, bool ok) {
+  if constexpr (std::is_same_v<T, float>) {
     return _mm512_maskz_loadu_ps(__mmask16(-int(ok)), s);
-  else
+  } else if constexpr (std::is_same_v<T, double>) {
     return _mm512_maskz_loadu_pd(__mmask8(-int(ok)), s);
+  } else {
+    static_assert(std::is_same_v<A, float>, "16-bit storage accumulates in float");
+    const __m256i h = _mm256_maskz_loadu_epi16(__mmask16(-int(ok)), s);
+    if constexpr (std::is_same_v<T, c10::BFloat16>)
+      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    else
+      return _mm512_cvtph_ps(h);
+  }
 }
 
-template <class A, int K, int P, bool EDGE>
-inline void conn_cl_block_k(const ConnCl& p, const A* x, const A* w, const A* bias,
-                            int64_t n, int64_t oh, int64_t ow0, int64_t c0, A* y) {
+// v stored at out as T (16-bit: rounded to nearest even, as ATen converts)
+template <class A, class T>
+inline void store_as(const Vectorized<A>& v, T* out) {
+  if constexpr (std::is_same_v<T, A>)
+    v.store(out);
+  else if constexpr (std::is_same_v<T, c10::BFloat16>)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), at::vec::cvtfp32_bf16(__m512(v)));
+  else
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), at::vec::cvtfp32_fp16(__m512(v)));
+}
+
+template <class A, class T, int K, int P, bool EDGE>
+inline void conn_cl_block_k(const ConnCl& p, const T* x, const A* w, const A* bias,
+                            int64_t n, int64_t oh, int64_t ow0, int64_t c0, T* y) {
   using Vec = Vectorized<A>;
   Vec acc[P];
   const Vec b0 = bias ? Vec::loadu(bias + c0) : Vec(A(0));
@@ -78,37 +100,92 @@ inline void conn_cl_block_k(const ConnCl& p, const A* x, const A* w, const A* bi
   static_for<K>([&](auto kh) __attribute__((always_inline)) {
     const int64_t ih = p.rows[kh * p.Ho + oh];
     const bool row_ok = ih >= 0;
-    const A* xrow = x + ((n * p.H + (row_ok ? ih : 0)) * W + iw0) * C + c0;
+    const T* xrow = x + ((n * p.H + (row_ok ? ih : 0)) * W + iw0) * C + c0;
     Vec wv[K];
     for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(w + (kh * K + kw) * C + c0);
     static_for<P + K - 1>([&](auto j) __attribute__((always_inline)) {
       const bool ok = EDGE ? bool(row_ok & (uint64_t(iw0 + j) < uint64_t(W))) : row_ok;
-      const Vec xj = load_or_zero(xrow + j * C, ok);
+      const Vec xj = load_or_zero<A>(xrow + j * C, ok);
       static_for<P>([&](auto q) __attribute__((always_inline)) {
         constexpr int kw = int(j) - int(q);
         if constexpr (kw >= 0 && kw < K) acc[q] = at::vec::fmadd(wv[kw], xj, acc[q]);
       });
     });
   });
-  A* out = y + ((n * p.Ho + oh) * p.Wo + ow0) * C + c0;
-  for (int q = 0; q < P; ++q) acc[q].store(out + q * C);
+  T* out = y + ((n * p.Ho + oh) * p.Wo + ow0) * C + c0;
+  for (int q = 0; q < P; ++q) store_as(acc[q], out + q * C);
 }
 
 // One block of P pixels from ow0, the edge variant only where its window leaves the row.
-template <class A, int K, int P>
-inline void conn_cl_block_kp(const ConnCl& p, const A* x, const A* w, const A* bias,
-                             int64_t n, int64_t oh, int64_t ow0, int64_t c0, A* y) {
+template <class A, class T, int K, int P>
+inline void conn_cl_block_kp(const ConnCl& p, const T* x, const A* w, const A* bias,
+                             int64_t n, int64_t oh, int64_t ow0, int64_t c0, T* y) {
   const int64_t iw0 = ow0 - p.pad_w;
   if (iw0 >= 0 && iw0 + P + K - 1 <= p.W)
-    conn_cl_block_k<A, K, P, false>(p, x, w, bias, n, oh, ow0, c0, y);
+    conn_cl_block_k<A, T, K, P, false>(p, x, w, bias, n, oh, ow0, c0, y);
   else
-    conn_cl_block_k<A, K, P, true>(p, x, w, bias, n, oh, ow0, c0, y);
+    conn_cl_block_k<A, T, K, P, true>(p, x, w, bias, n, oh, ow0, c0, y);
+}
+
+#endif  // CPU_CAPABILITY_AVX512
+
+// K when the row window runs this problem (AVX-512, float; a K x K filter, K = 3, 5 or 7,
+// sliding with stride 1 along the columns; C whole vectors), else 0. (float only, and
+// float16 through a float copy: each type of the unrolled blocks costs a minute of build.)
+template <class A>
+inline int row_window_k(const ConnCl& p) {
+  return kFixedBlocks && std::is_same_v<A, float> && p.cols_slide && p.Kh == p.Kw && p.C % lanes<A>() == 0 &&
+                 (p.Kh == 3 || p.Kh == 5 || p.Kh == 7)
+             ? int(p.Kh)
+             : 0;
+}
+
+// The forward through the row window: per (sample, output row), each channel vector's
+// row in blocks of 16 pixels, then 14, 8, 7, 4 and single pixels (a 14- or 7-wide row in
+// one block, 56 = 3 x 16 + 8, 28 = 16 + 8 + 4). x and y in T (A, or 16-bit converted in registers).
+template <class A, class T>
+void conn2d_cl_window(const ConnCl& p, int k) {
+#if defined(CPU_CAPABILITY_AVX512)
+  {
+    constexpr int64_t L = lanes<A>();
+    const T* x = static_cast<const T*>(p.x);
+    T* y = static_cast<T*>(p.y);
+    const A* bias = static_cast<const A*>(p.bias);
+    auto rows = [&](auto kc, int64_t begin, int64_t end) {
+      constexpr int K = decltype(kc)::value;
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / p.Ho, oh = task % p.Ho;
+        const A* w = static_cast<const A*>(p.w) + n * p.w_n;
+        for (int64_t c0 = 0; c0 < p.C; c0 += L) {
+          int64_t ow0 = 0;
+          for (; ow0 + 16 <= p.Wo; ow0 += 16)
+            conn_cl_block_kp<A, T, K, 16>(p, x, w, bias, n, oh, ow0, c0, y);
+          static_for<5>([&](auto i) __attribute__((always_inline)) {
+            constexpr int P = std::array<int, 5>{14, 8, 7, 4, 1}[i];
+            if (ow0 + P <= p.Wo) conn_cl_block_kp<A, T, K, P>(p, x, w, bias, n, oh, ow0, c0, y), ow0 += P;
+            if (P == 1)  // (up to three single pixels)
+              for (; ow0 < p.Wo; ++ow0) conn_cl_block_kp<A, T, K, 1>(p, x, w, bias, n, oh, ow0, c0, y);
+          });
+        }
+      }
+    };
+    at::parallel_for(0, p.N * p.Ho, 1, [&](int64_t begin, int64_t end) {
+      if (k == 3) rows(std::integral_constant<int, 3>{}, begin, end);
+      else if (k == 5) rows(std::integral_constant<int, 5>{}, begin, end);
+      else rows(std::integral_constant<int, 7>{}, begin, end);
+    });
+  }
+#else
+  (void)p, (void)k;
+#endif
 }
 
 template <class A>
 void conn2d_cl(const ConnCl& p) {
   constexpr int64_t L = lanes<A>();
   constexpr int P = lanes<A>() * int64_t(sizeof(A)) >= 64 ? 8 : 4;  // (16 or 8 sums)
+  if constexpr (std::is_same_v<A, float>)
+    if (const int k = row_window_k<A>(p)) return conn2d_cl_window<A, A>(p, k);
   const A* x = static_cast<const A*>(p.x);
   A* y = static_cast<A*>(p.y);
   const A* bias = static_cast<const A*>(p.bias);
@@ -119,30 +196,6 @@ void conn2d_cl(const ConnCl& p) {
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / p.Ho, oh = task % p.Ho;
       const A* w = static_cast<const A*>(p.w) + n * p.w_n;
-      const int fixed = kFixedBlocks && p.cols_slide && p.Kh == p.Kw && p.C % L == 0 &&
-                        (p.Kh == 3 || p.Kh == 5 || p.Kh == 7) ? int(p.Kh) : 0;
-      if constexpr (kFixedBlocks) {
-        if (fixed) {
-          // blocks of 16 pixels, then the rest of the row in blocks of 14, 12, 8, 7, 4,
-          // 2, 1 (a 14-, 28- or 7-wide row in one or two blocks)
-          auto blocks = [&](auto k) {
-            constexpr int K = decltype(k)::value;
-            for (int64_t c0 = 0; c0 < p.C; c0 += L) {
-              int64_t ow0 = 0;
-              for (; ow0 + 16 <= p.Wo; ow0 += 16)
-                conn_cl_block_kp<A, K, 16>(p, x, w, bias, n, oh, ow0, c0, y);
-              static_for<7>([&](auto i) __attribute__((always_inline)) {
-                constexpr int P = std::array<int, 7>{14, 12, 8, 7, 4, 2, 1}[i];
-                if (ow0 + P <= p.Wo) conn_cl_block_kp<A, K, P>(p, x, w, bias, n, oh, ow0, c0, y), ow0 += P;
-              });
-            }
-          };
-          if (fixed == 3) blocks(std::integral_constant<int, 3>{});
-          else if (fixed == 5) blocks(std::integral_constant<int, 5>{});
-          else blocks(std::integral_constant<int, 7>{});
-          continue;
-        }
-      }
       for (int64_t c0 = 0; c0 < p.C; c0 += 2 * L) {
         const bool two = c0 / L + 1 < vectors;
         int64_t ow0 = 0;

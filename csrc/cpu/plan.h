@@ -81,6 +81,7 @@ struct ConnCl {
   const void* bias;     // C values, or nullptr
   bool cols_slide;      // input column = output column + kw - pad_w (stride 1, no dilation)
   int64_t pad_w;
+  int io16 = 0;         // x and y in bfloat16 (1) or float16 (2), w and bias in float
 };
 
 // corr2d of a weight shared across positions, per channel: out[n', kh, kw, c] =
