@@ -12,8 +12,9 @@ How they work (docs/kernels.md, "CPU"): one ``(n, c)`` plane per task
 (``at::parallel_for``), vectorised along the output row with ATen's
 ``Vectorized`` for the instruction set ATen itself runs (AVX-512, AVX2 or the
 baseline, compiled once each, chosen at load; ``ATEN_CPU_CAPABILITY`` lowers it);
-16-bit inputs converted to float32 once, float32 accumulation (float64 for
-float64); every sum in a fixed order (deterministic; no atomics).
+16-bit inputs converted to float32 once (channels_last bfloat16 depth-wise: in
+registers), float32 accumulation (float64 for float64); every sum in a fixed order
+(deterministic; no atomics); ``at::parallel_for`` on PyTorch's threads.
 
 Example::
 

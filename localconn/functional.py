@@ -71,7 +71,7 @@ def local_conn2d(
         window: ``"sliding"`` (convolution), ``"neighborhood"`` (neighborhood
             attention: the window is shifted inside the image) or ``"block"``
             (Swin: non-overlapping ``Kh x Kw`` blocks).
-        backend: ``None``/``"auto"``, ``"reference"``, ``"triton"`` or ``"cuda"``.
+        backend: ``None``/``"auto"``, ``"reference"``, ``"cpu"``, ``"triton"`` or ``"cuda"``.
 
     Returns:
         ``(N, C, Ho, Wo)``.

@@ -156,6 +156,20 @@ def test_channels_last_row_window(k: int, dtype: torch.dtype) -> None:
                       f"k={k} width={width} pad={pad} dynamic={dynamic}")
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+def test_nchw_fourteen_rows(dtype: torch.dtype) -> None:
+    """NCHW 7x7 on planes of 14 output rows and one vector (conn_block_k's 14-row block):
+    inside the image and across each border, widths with a partial vector."""
+    for height, pad in ((14, 3), (20, 0), (12, 4)):
+        for width in (7, 13, 14, 16):
+            for dynamic in (False, True):
+                g = gen("cpu-14-rows", dtype, height, pad, width, dynamic)
+                x = rand((2, 5, height, width), g, dtype)
+                w = rand((2 if dynamic else 1, 5, 7, 7, 1, 1), g, dtype)
+                check(x, w, rand((5,), g, dtype), window_kwargs("sliding", 1, pad),
+                      f"{height}x{width} pad={pad} dynamic={dynamic}")
+
+
 @pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16],
                          ids=["f32", "f16", "bf16"])

@@ -242,7 +242,8 @@ inline void conn_block_k(const BlockTaps<A>& b, int64_t oh, int64_t ow0, const A
   }
 }
 
-// 8, 4 or 2 output rows from oh through conn_block_k: strips of rv_max (1 or 2) vectors
+// 8, 4 or 2 (7x7, one vector: also 14) output rows from oh through conn_block_k: strips of
+// rv_max (1 or 2) vectors
 template <class A, int K>
 void conn_rows_k(int rb, int rv_max, const BlockTaps<A>& b, int64_t oh, int64_t Wo, A bias,
                  A* const* out) {
@@ -252,6 +253,11 @@ void conn_rows_k(int rb, int rv_max, const BlockTaps<A>& b, int64_t oh, int64_t 
     const int rv = int(std::min<int64_t>(rv_max, vectors - v0));
     const int64_t last = (v0 + rv == vectors) ? Wo - (vectors - 1) * L : L;
     const int64_t ow0 = v0 * L;
+    if constexpr (K == 7)  // a whole 14-row plane of 7x7 at once (DWNet's stage 3)
+      if (rb == 14 && rv == 1) {
+        conn_block_k<A, K, 14, 1>(b, oh, ow0, bias, out, last);
+        continue;
+      }
     if (rb == 8 && rv == 1) conn_block_k<A, K, 8, 1>(b, oh, ow0, bias, out, last);
     else if (rb == 8) conn_block_k<A, K, 8, 2>(b, oh, ow0, bias, out, last);
     else if (rb == 4 && rv == 1) conn_block_k<A, K, 4, 1>(b, oh, ow0, bias, out, last);
@@ -340,9 +346,9 @@ void conn2d(const Conn& p) {
   const A* bias = static_cast<const A*>(p.bias);
   at::parallel_for(0, planes * tasks.chunks, 1, [&](int64_t begin, int64_t end) {
     // the prepared rows, then the zero row (a tap on the padding reads zeros)
-    Scratch<A> rows((p.H + 1) * len + kSlack), out(8 * (vectors * L));
+    Scratch<A> rows((p.H + 1) * len + kSlack), out(14 * (vectors * L));
     Scratch<int64_t> cols(p.Kw);
-    Scratch<A*> dst(8);
+    Scratch<A*> dst(14);
     std::fill(rows.p + p.H * len, rows.p + (p.H + 1) * len + kSlack, A(0));
     for (int64_t kw = 0; kw < p.Kw; ++kw) cols.p[kw] = tap_source<A>(p.cols, p.Wo, rows.p, kw) - rows.p;
     BlockTaps<A> taps{p.Kh, p.Kw, rows.p, tasks.rowoff.p, cols.p, nullptr, p.w.h, p.w.kh, p.w.kw};
@@ -355,7 +361,10 @@ void conn2d(const Conn& p) {
       taps.w = w + (p.w.n ? n * p.w.n : 0) + (c / p.cpg) * p.w.g;
       const A b = bias ? bias[c] : A(0);
       A* yp = y + n * p.dst.n + c * p.dst.c;
-      for (int64_t oh = oh0, nb = fixed ? rb_k : rb; oh < oh1; oh += nb) {
+      // (a 7x7 filter on 14 rows of one vector: the 14 rows as one block, 20 loads per 98
+      // FMAs a kernel column, instead of blocks of 8, 4 and 2 rows)
+      const bool rows14 = fixed == 7 && rv_k == 1 && oh1 - oh0 == 14;
+      for (int64_t oh = oh0, nb = rows14 ? 14 : fixed ? rb_k : rb; oh < oh1; oh += nb) {
         while (nb > oh1 - oh) nb /= 2;
         for (int r = 0; r < nb; ++r)
           dst.p[r] = p.dst.w == 1 ? yp + (oh + r) * p.dst.h : out.p + r * vectors * L;
