@@ -156,10 +156,12 @@ def test_channels_last_row_window(k: int, dtype: torch.dtype) -> None:
                       f"k={k} width={width} pad={pad} dynamic={dynamic}")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16],
+                         ids=["f32", "f64", "bf16"])
 def test_nchw_fourteen_rows(dtype: torch.dtype) -> None:
     """NCHW 7x7 on planes of 14 output rows and one vector (conn_block_k's 14-row block):
-    inside the image and across each border, widths with a partial vector."""
+    inside the image and across each border, widths with a partial vector; bfloat16 read
+    and written as it is (rows converted as they are prepared and stored)."""
     for height, pad in ((14, 3), (20, 0), (12, 4)):
         for width in (7, 13, 14, 16):
             for dynamic in (False, True):

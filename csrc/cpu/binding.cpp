@@ -117,6 +117,15 @@ at::Tensor weight_copy(const at::Tensor& w, at::ScalarType acc, bool flip = fals
   return out;
 }
 
+// bfloat16 src and dst that the NCHW forward reads and writes as they are (rows converted
+// as they are prepared and stored): both NCHW-strided along the row.
+bool bf16_rows(const at::Tensor& src, const at::Tensor& dst) {
+  auto rows = [](const at::Tensor& t) {
+    return t.scalar_type() == at::kBFloat16 && (t.stride(3) == 1 || t.size(3) == 1);
+  };
+  return rows(src) && rows(dst);
+}
+
 // The output to write: `out` itself when it is NCHW-strided in the accumulator type, else
 // a new one copied into it afterwards.
 at::Tensor writable(const at::Tensor& out, at::ScalarType acc) {
@@ -309,9 +318,12 @@ void conn2d(const at::Tensor& x, const at::Tensor& weight, const c10::optional<a
                 a.p.window);
     return;
   }
-  const at::Tensor xa = nchw_acc(x), wa = weight_copy(weight, acc), ya = writable(y, acc);
+  const bool io16 = bf16_rows(x, y);
+  const at::Tensor xa = io16 ? x : nchw_acc(x), wa = weight_copy(weight, acc);
+  const at::Tensor ya = io16 ? y : writable(y, acc);
   lc_cpu::Conn c = conn_plan(a.p, a.p.h, a.p.w, t, xa, wa, ya, a.p.window);
   c.bias = bias ? ba.data_ptr() : nullptr;
+  c.io16 = io16;
   isa().conn(c, acc == at::kDouble);
   if (!ya.is_same(y)) y.copy_(ya);
 }
@@ -336,8 +348,12 @@ void conn2d_transpose(const at::Tensor& g, const at::Tensor& weight, const at::T
                   lc::kSliding);
       return;
     }
-    const at::Tensor ga = nchw_acc(g), oa = writable(out, acc), wa = weight_copy(weight, acc, true);
-    isa().conn(conn_plan(p, h, w, t, ga, wa, oa, lc::kSliding), acc == at::kDouble);
+    const bool io16 = bf16_rows(g, out);
+    const at::Tensor ga = io16 ? g : nchw_acc(g), oa = io16 ? out : writable(out, acc);
+    const at::Tensor wa = weight_copy(weight, acc, true);
+    lc_cpu::Conn c = conn_plan(p, h, w, t, ga, wa, oa, lc::kSliding);
+    c.io16 = io16;
+    isa().conn(c, acc == at::kDouble);
     if (!oa.is_same(out)) out.copy_(oa);
     return;
   }

@@ -5,7 +5,11 @@
 namespace lc_cpu {
 inline namespace CPU_CAPABILITY {
 
-void conn2d_entry(const Conn& p, bool f64) { f64 ? conn2d<double>(p) : conn2d<float>(p); }
+void conn2d_entry(const Conn& p, bool f64) {
+  if (p.io16 == 1) conn2d<float, c10::BFloat16>(p);
+  else if (f64) conn2d<double>(p);
+  else conn2d<float>(p);
+}
 
 void scatter_entry(const Conn& p, bool f64) {
   f64 ? conn2d_transpose_scatter<double>(p) : conn2d_transpose_scatter<float>(p);

@@ -47,6 +47,31 @@ inline void store_n(const Vectorized<A>& v, A* p, int64_t n) {
   else v.store(p, int(n));
 }
 
+// n bfloat16 values at s as float at d, and back (rounded to nearest even): whole vectors
+// and one partial vector under a mask (ATen's own loop converts a tail one value at a
+// time, which on a 14-wide row is every value)
+inline void bf16_to_float(const c10::BFloat16* s, float* d, int64_t n) {
+  using VB = Vectorized<c10::BFloat16>;
+  constexpr int64_t LB = VB::size(), LF = Vectorized<float>::size();
+  for (int64_t i = 0; i < n; i += LB) {
+    const int64_t m = std::min(LB, n - i);
+    const auto [a, b] = at::vec::convert_bfloat16_float(m == LB ? VB::loadu(s + i) : VB::loadu(s + i, m));
+    store_n(a, d + i, m);
+    if (m > LF) store_n(b, d + i + LF, m - LF);
+  }
+}
+inline void float_to_bf16(const float* s, c10::BFloat16* d, int64_t n) {
+  using VB = Vectorized<c10::BFloat16>;
+  using VF = Vectorized<float>;
+  constexpr int64_t LB = VB::size(), LF = VF::size();
+  for (int64_t i = 0; i < n; i += LB) {
+    const int64_t m = std::min(LB, n - i);
+    const VB v = at::vec::convert_float_bfloat16(load_n(s + i, m), m > LF ? load_n(s + i + LF, m - LF) : VF(0.f));
+    if (m == LB) v.store(d + i);
+    else v.store(d + i, int(m));
+  }
+}
+
 // A buffer of n elements of A, 64-byte aligned (freed at the end of the scope).
 template <class A>
 struct Scratch {
@@ -70,23 +95,25 @@ inline int64_t row_len(const Columns& c, int64_t, int64_t Wo) {
   return c.Wp + c.n_gather * slot_len(Wo);
 }
 
-template <class A>
-void prepare_rows(const Columns& c, int64_t W, int64_t Kw, int64_t Wo, const A* plane,
+template <class A, class T = A>
+void prepare_rows(const Columns& c, int64_t W, int64_t Kw, int64_t Wo, const T* plane,
                   int64_t sh, int64_t sw, int64_t r0, int64_t r1, A* buf) {
   const int64_t Wv = slot_len(Wo), len = row_len<A>(c, Kw, Wo);
   for (int64_t ih = r0; ih < r1; ++ih) {
-    const A* in = plane + ih * sh;
+    const T* in = plane + ih * sh;
     A* r = buf + (ih - r0) * len;
     // short rows: vector copies, no library call per row (zeros over the whole row first)
     using Vec = Vectorized<A>;
     constexpr int64_t L = lanes<A>();
     for (int64_t i = 0; i < c.Wp; i += L) Vec(A(0)).store(r + i);  // (slack past Wp)
-    if (sw == 1) {
+    if (sw != 1) {
+      for (int64_t iw = 0; iw < W; ++iw) r[c.lpad + iw] = A(in[iw * sw]);
+    } else if constexpr (!std::is_same_v<T, A>) {
+      bf16_to_float(in, r + c.lpad, W);
+    } else {
       int64_t iw = 0;
       for (; iw + L <= W; iw += L) Vec::loadu(in + iw).store(r + c.lpad + iw);
       if (iw < W) Vec::loadu(in + iw, W - iw).store(r + c.lpad + iw, int(W - iw));
-    } else {
-      for (int64_t iw = 0; iw < W; ++iw) r[c.lpad + iw] = in[iw * sw];
     }
     for (int64_t kw = 0; kw < Kw && c.n_gather > 0; ++kw) {
       if (c.gather[kw] < 0) continue;
@@ -323,7 +350,9 @@ struct Tasks {
 };
 
 // y[n, c, oh, ow] = bias[c] + sum_k W[n', g, kh, kw, oh', ow'] x[n, c, rows(kh, oh), cols(kw, ow)]
-template <class A>
+// x and y in T: A, or bfloat16 for A = float (converted as the rows are prepared, and as
+// each block of output rows is stored)
+template <class A, class T = A>
 void conn2d(const Conn& p) {
   constexpr int64_t L = lanes<A>();
   const int64_t planes = p.N * p.C;
@@ -340,8 +369,9 @@ void conn2d(const Conn& p) {
   const int fixed = fixed_kernel(p);
   constexpr int kAcc = lanes<A>() * int64_t(sizeof(A)) >= 64 ? 16 : 8;
   const int rv_k = vectors >= 2 ? 2 : 1, rb_k = kAcc / rv_k >= 8 ? 8 : 4;
-  const A* x = static_cast<const A*>(p.src.data);
-  A* y = static_cast<A*>(p.dst.data);
+  constexpr bool kSame = std::is_same_v<T, A>;
+  const T* x = static_cast<const T*>(p.src.data);
+  T* y = static_cast<T*>(p.dst.data);
   const A* w = static_cast<const A*>(p.w.data);
   const A* bias = static_cast<const A*>(p.bias);
   at::parallel_for(0, planes * tasks.chunks, 1, [&](int64_t begin, int64_t end) {
@@ -356,18 +386,22 @@ void conn2d(const Conn& p) {
       const int64_t plane = task / tasks.chunks, chunk = task % tasks.chunks;
       const int64_t n = plane / p.C, c = plane % p.C;
       const int64_t oh0 = chunk * tasks.rows_per, oh1 = std::min(p.Ho, oh0 + tasks.rows_per);
-      prepare_rows<A>(p.cols, p.W, p.Kw, p.Wo, x + n * p.src.n + c * p.src.c, p.src.h, p.src.w,
-                      tasks.first.p[chunk], tasks.last.p[chunk], rows.p);
+      prepare_rows<A, T>(p.cols, p.W, p.Kw, p.Wo, x + n * p.src.n + c * p.src.c, p.src.h,
+                         p.src.w, tasks.first.p[chunk], tasks.last.p[chunk], rows.p);
       taps.w = w + (p.w.n ? n * p.w.n : 0) + (c / p.cpg) * p.w.g;
       const A b = bias ? bias[c] : A(0);
-      A* yp = y + n * p.dst.n + c * p.dst.c;
+      T* yp = y + n * p.dst.n + c * p.dst.c;
       // (a 7x7 filter on 14 rows of one vector: the 14 rows as one block, 20 loads per 98
       // FMAs a kernel column, instead of blocks of 8, 4 and 2 rows)
       const bool rows14 = fixed == 7 && rv_k == 1 && oh1 - oh0 == 14;
       for (int64_t oh = oh0, nb = rows14 ? 14 : fixed ? rb_k : rb; oh < oh1; oh += nb) {
         while (nb > oh1 - oh) nb /= 2;
-        for (int r = 0; r < nb; ++r)
-          dst.p[r] = p.dst.w == 1 ? yp + (oh + r) * p.dst.h : out.p + r * vectors * L;
+        for (int r = 0; r < nb; ++r) {
+          if constexpr (kSame)
+            dst.p[r] = p.dst.w == 1 ? yp + (oh + r) * p.dst.h : out.p + r * vectors * L;
+          else
+            dst.p[r] = out.p + r * vectors * L;
+        }
         const bool blocked = fixed && nb >= 2;  // (one row left: the general blocks)
         if constexpr (kFixedBlocks) {
           if (blocked && fixed == 3) conn_rows_k<A, 3>(int(nb), rv_k, taps, oh, p.Wo, b, dst.p);
@@ -378,10 +412,13 @@ void conn2d(const Conn& p) {
         } else if (p.w.pos_w) conn_rows<A, true, true>(int(nb), rv, taps, oh, p.Wo, b, dst.p);
         else if (p.w.h) conn_rows<A, false, true>(int(nb), rv, taps, oh, p.Wo, b, dst.p);
         else conn_rows<A, false, false>(int(nb), rv, taps, oh, p.Wo, b, dst.p);
+        if constexpr (!kSame)
+          if (p.dst.w == 1)
+            for (int r = 0; r < nb; ++r) float_to_bf16(dst.p[r], yp + (oh + r) * p.dst.h, p.Wo);
         if (p.dst.w != 1)
           for (int r = 0; r < nb; ++r)
             for (int64_t ow = 0; ow < p.Wo; ++ow)
-              yp[(oh + r) * p.dst.h + ow * p.dst.w] = dst.p[r][ow];
+              yp[(oh + r) * p.dst.h + ow * p.dst.w] = T(dst.p[r][ow]);
       }
     }
   });

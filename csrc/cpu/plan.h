@@ -51,6 +51,7 @@ struct Conn {
   WeightA w;
   const void* bias;           // C values in the accumulator type, or nullptr
   bool rows_slide;            // input row = output row + kh - p (sliding, stride 1, dilation 1)
+  int io16 = 0;               // conn2d: src and dst in bfloat16 (1), converted as rows are
 };
 
 struct Corr {
