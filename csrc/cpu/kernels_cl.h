@@ -106,6 +106,8 @@ inline void conn_cl_block_k(const ConnCl& p, const T* x, const A* w, const A* bi
     static_for<P + K - 1>([&](auto j) __attribute__((always_inline)) {
       const bool ok = EDGE ? bool(row_ok & (uint64_t(iw0 + j) < uint64_t(W))) : row_ok;
       const Vec xj = load_or_zero<A>(xrow + j * C, ok);
+      if constexpr (kh == K - 1)  // the row below: the one the next output row adds
+        _mm_prefetch(reinterpret_cast<const char*>(xrow + W * C + j * C), _MM_HINT_T0);
       static_for<P>([&](auto q) __attribute__((always_inline)) {
         constexpr int kw = int(j) - int(q);
         if constexpr (kw >= 0 && kw < K) acc[q] = at::vec::fmadd(wv[kw], xj, acc[q]);
