@@ -104,7 +104,8 @@ def cpu_extension() -> list:
         return []
     omp = openmp_flags()
     return [CppExtension("localconn._cpu", sources=CPU_SOURCES, include_dirs=[str(CSRC)],
-                         extra_compile_args=["-O3", *omp], extra_link_args=omp)]
+                         # -g0: no debug info (Python's CFLAGS add -g: a 113 MB library, +30% build)
+                         extra_compile_args=["-O3", "-g0", *omp], extra_link_args=omp)]
 
 
 def openmp_flags() -> list[str]:

@@ -9,9 +9,12 @@ each call, after a few warm-up calls. Warm-up calls (Triton autotuning,
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import torch
@@ -123,12 +126,52 @@ def measure(fn: Callable[[], object], device: torch.device, quick: bool) -> Timi
 
 
 def peak_memory_mb(fn: Callable[[], object], device: torch.device) -> Optional[float]:
-    """Extra CUDA memory one call of ``fn`` allocates at its peak (MB); None off CUDA."""
-    if device.type != "cuda":
+    """Extra memory one call of ``fn`` allocates at its peak (MB).
+
+    CUDA: the caching allocator's peak. CPU (Linux, glibc): the process's peak resident
+    set (``VmHWM``, reset through ``/proc/self/clear_refs``) over its resident set before
+    the call, after ``malloc_trim(0)`` has returned the heap's free memory to the system
+    (so a block the call reuses from the heap counts as it is touched again). Nothing
+    about ``malloc`` is changed, so timings before and after are unaffected. None where
+    neither is available.
+    """
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    libc = _glibc_with_proc()
+    if device.type != "cpu" or libc is None:
         return None
-    torch.cuda.synchronize()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
+    gc.collect()
+    libc.malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_kib("VmRSS")
     fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
+    return (_status_kib("VmHWM") - before) / 1024
+
+
+_GLIBC: list[Optional[ctypes.CDLL]] = []
+
+
+def _glibc_with_proc() -> Optional[ctypes.CDLL]:
+    """glibc, when it and /proc/self/clear_refs are here (Linux), else None."""
+    if not _GLIBC:
+        try:
+            libc = ctypes.CDLL("libc.so.6")
+            libc.malloc_trim  # noqa: B018  (present: glibc)
+            Path("/proc/self/clear_refs").write_text("5")
+            _GLIBC.append(libc if _status_kib("VmHWM") > 0 else None)
+        except (OSError, AttributeError):
+            _GLIBC.append(None)
+    return _GLIBC[0]
+
+
+def _status_kib(field: str) -> int:
+    """A ``/proc/self/status`` field in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0

@@ -88,3 +88,33 @@ def test_cpu_timing_budget_warms_up_and_samples_enough() -> None:
     for quick in (True, False):
         b = budget(torch.device("cpu"), quick)
         assert b.warmup_ms > 0 and b.min_reps >= 5 and b.max_reps >= b.min_reps
+
+
+def test_cpu_peak_memory_counts_what_a_call_allocates() -> None:
+    """The runner's CPU peak memory (resident-set high-water mark over the resident set
+    before the call): a call that holds 64 MB at once reads about 64 MB, one that holds
+    16 MB twice in turn about 16 MB, one that allocates nothing about 0; also when the
+    blocks come from memory the heap kept from earlier calls."""
+    import torch
+
+    from benchmarks.timing import _glibc_with_proc, peak_memory_mb
+
+    if _glibc_with_proc() is None:
+        pytest.skip("no /proc/self/clear_refs or glibc mallopt here (not Linux/glibc)")
+    cpu = torch.device("cpu")
+    x = torch.randn(1024)
+
+    def twice() -> None:
+        for _ in range(2):
+            torch.ones(4 * 2**20).sum()
+
+    for _ in range(3):  # leave freed blocks in the heap, as timing runs do
+        torch.ones(16 * 2**20).sum()
+        twice()
+    together = peak_memory_mb(lambda: torch.ones(16 * 2**20).sum(), cpu)
+    in_turn = peak_memory_mb(twice, cpu)
+    nothing = peak_memory_mb(lambda: x.sum(), cpu)
+    assert together is not None and in_turn is not None and nothing is not None
+    assert 60 <= together <= 72, together
+    assert 14 <= in_turn <= 24, in_turn
+    assert nothing <= 4, nothing
