@@ -141,8 +141,9 @@ CL_WINDOW_WIDTHS = (1, 3, 7, 13, 14, 16, 23, 27, 29, 30, 34, 37, 56)
 def test_channels_last_row_window(k: int, dtype: torch.dtype) -> None:
     """The channels_last row window (kernels_cl.h, C a multiple of the vector length):
     every block size, blocks inside the image and across its left/right/top/bottom
-    borders (padding below, at and above K // 2), static and per-sample filters; 16-bit
-    tensors are read and written as they are (converted in registers)."""
+    borders (padding below, at and above K // 2), static and per-sample filters; bfloat16
+    read and written as it is (converted in registers), float16 and float64 through the
+    other paths."""
     for width in CL_WINDOW_WIDTHS:
         for pad in (0, k // 2, k // 2 + 1):
             if width + 2 * pad < k:

@@ -283,15 +283,14 @@ void run_conn_cl(const at::Tensor& src, const at::Tensor& f, const at::Tensor& b
   c.bias = bias_acc.defined() ? bias_acc.data_ptr() : nullptr;
   c.cols_slide = window == lc::kSliding && w.s == 1 && w.d == 1;
   c.pad_w = w.p;
-  // 16-bit in and out: read and written as they are where the row window runs
-  const at::ScalarType st = src.scalar_type();
-  if ((st == at::kBFloat16 || st == at::kHalf) && dst.scalar_type() == st &&
+  // bfloat16 in and out: read and written as it is where the row window runs
+  if (src.scalar_type() == at::kBFloat16 && dst.scalar_type() == at::kBFloat16 &&
       is_channels_last(src) && is_channels_last(dst)) {
     c.x = src.data_ptr();
     c.y = dst.data_ptr();
-    c.io16 = st == at::kBFloat16 ? 1 : 2;
+    c.bf16 = true;
     if (isa().conn_cl16(c)) return;
-    c.io16 = 0;
+    c.bf16 = false;
   }
   const at::Tensor xa = src.to(acc).contiguous(at::MemoryFormat::ChannelsLast);
   at::Tensor ya = dst;
@@ -318,12 +317,12 @@ void conn2d(const at::Tensor& x, const at::Tensor& weight, const c10::optional<a
                 a.p.window);
     return;
   }
-  const bool io16 = bf16_rows(x, y);
-  const at::Tensor xa = io16 ? x : nchw_acc(x), wa = weight_copy(weight, acc);
-  const at::Tensor ya = io16 ? y : writable(y, acc);
+  const bool bf16 = bf16_rows(x, y);
+  const at::Tensor xa = bf16 ? x : nchw_acc(x), wa = weight_copy(weight, acc);
+  const at::Tensor ya = bf16 ? y : writable(y, acc);
   lc_cpu::Conn c = conn_plan(a.p, a.p.h, a.p.w, t, xa, wa, ya, a.p.window);
   c.bias = bias ? ba.data_ptr() : nullptr;
-  c.io16 = io16;
+  c.bf16 = bf16;
   isa().conn(c, acc == at::kDouble);
   if (!ya.is_same(y)) y.copy_(ya);
 }
@@ -348,11 +347,11 @@ void conn2d_transpose(const at::Tensor& g, const at::Tensor& weight, const at::T
                   lc::kSliding);
       return;
     }
-    const bool io16 = bf16_rows(g, out);
-    const at::Tensor ga = io16 ? g : nchw_acc(g), oa = io16 ? out : writable(out, acc);
+    const bool bf16 = bf16_rows(g, out);
+    const at::Tensor ga = bf16 ? g : nchw_acc(g), oa = bf16 ? out : writable(out, acc);
     const at::Tensor wa = weight_copy(weight, acc, true);
     lc_cpu::Conn c = conn_plan(p, h, w, t, ga, wa, oa, lc::kSliding);
-    c.io16 = io16;
+    c.bf16 = bf16;
     isa().conn(c, acc == at::kDouble);
     if (!oa.is_same(out)) out.copy_(oa);
     return;

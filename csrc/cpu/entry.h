@@ -6,7 +6,7 @@ namespace lc_cpu {
 inline namespace CPU_CAPABILITY {
 
 void conn2d_entry(const Conn& p, bool f64) {
-  if (p.io16 == 1) conn2d<float, c10::BFloat16>(p);
+  if (p.bf16) conn2d<float, c10::BFloat16>(p);
   else if (f64) conn2d<double>(p);
   else conn2d<float>(p);
 }
@@ -22,11 +22,11 @@ void corr2d_entry(const Corr& p, bool f64, bool positions) {
 
 void conn2d_cl_entry(const ConnCl& p, bool f64) { f64 ? conn2d_cl<double>(p) : conn2d_cl<float>(p); }
 
-// The channels_last forward on bfloat16 x and y (io16 = 1), converted in registers: false
+// The channels_last forward on bfloat16 x and y (p.bf16), converted in registers: false
 // when this instruction set's row window does not run the problem (the caller converts).
 bool conn2d_cl16_entry(const ConnCl& p) {
   const int k = row_window_k<float>(p);
-  if (!k || p.io16 != 1) return false;  // (bfloat16 only)
+  if (!k) return false;
   conn2d_cl_window<float, c10::BFloat16>(p, k);
   return true;
 }

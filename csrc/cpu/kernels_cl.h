@@ -54,37 +54,31 @@ inline void conn_cl_block(const ConnCl& p, const A* x, const A* w, const A* bias
 // each of the P + K - 1 input vectors is loaded once per kernel row and feeds up to K
 // outputs, the K filter vectors of the kernel row staying in registers (P = 16: 16 sums,
 // 7 filter vectors, one input). One channel vector (C a multiple of the vector length).
+// A = float; T = float, or bfloat16 converted in registers (ATen's conversions).
 // EDGE: the window crosses the left or right border; its pixels outside the image are
 // masked loads that read zeros (no branch, so the sums stay in registers; a block inside
 // the image has no test at all).
 #if defined(CPU_CAPABILITY_AVX512)
-// The input vector at s (storage type T: A, or bfloat16/float16 for A = float, converted
-// in registers), or zeros when !ok: a masked load, which reads nothing then.
-template <class A, class T>
-inline Vectorized<A> load_or_zero(const T* s, bool ok) {
+// The 16 values at s as float, or zeros when !ok: a masked load, which reads nothing then.
+template <class T>
+inline Vectorized<float> load_or_zero(const T* s, bool ok) {
   if constexpr (std::is_same_v<T, float>) {
     return _mm512_maskz_loadu_ps(__mmask16(-int(ok)), s);
-  } else if constexpr (std::is_same_v<T, double>) {
-    return _mm512_maskz_loadu_pd(__mmask8(-int(ok)), s);
   } else {
-    static_assert(std::is_same_v<A, float>, "16-bit storage accumulates in float");
-    const __m256i h = _mm256_maskz_loadu_epi16(__mmask16(-int(ok)), s);
-    if constexpr (std::is_same_v<T, c10::BFloat16>)
-      return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-    else
-      return _mm512_cvtph_ps(h);
+    static_assert(std::is_same_v<T, c10::BFloat16>, "the row window reads float or bfloat16");
+    __m512 v;
+    at::vec::cvtbf16_fp32(_mm256_maskz_loadu_epi16(__mmask16(-int(ok)), s), v);
+    return v;
   }
 }
 
-// v stored at out as T (16-bit: rounded to nearest even, as ATen converts)
-template <class A, class T>
-inline void store_as(const Vectorized<A>& v, T* out) {
-  if constexpr (std::is_same_v<T, A>)
+// v stored at out as T (bfloat16: rounded to nearest even, as ATen converts)
+template <class T>
+inline void store_as(const Vectorized<float>& v, T* out) {
+  if constexpr (std::is_same_v<T, float>)
     v.store(out);
-  else if constexpr (std::is_same_v<T, c10::BFloat16>)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), at::vec::cvtfp32_bf16(__m512(v)));
   else
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), at::vec::cvtfp32_fp16(__m512(v)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), at::vec::cvtfp32_bf16(__m512(v)));
 }
 
 template <class A, class T, int K, int P, bool EDGE>
@@ -105,7 +99,7 @@ inline void conn_cl_block_k(const ConnCl& p, const T* x, const A* w, const A* bi
     for (int kw = 0; kw < K; ++kw) wv[kw] = Vec::loadu(w + (kh * K + kw) * C + c0);
     static_for<P + K - 1>([&](auto j) __attribute__((always_inline)) {
       const bool ok = EDGE ? bool(row_ok & (uint64_t(iw0 + j) < uint64_t(W))) : row_ok;
-      const Vec xj = load_or_zero<A>(xrow + j * C, ok);
+      const Vec xj = load_or_zero(xrow + j * C, ok);
       if constexpr (kh == K - 1)  // the row below: the one the next output row adds
         _mm_prefetch(reinterpret_cast<const char*>(xrow + W * C + j * C), _MM_HINT_T0);
       static_for<P>([&](auto q) __attribute__((always_inline)) {
@@ -132,8 +126,9 @@ inline void conn_cl_block_kp(const ConnCl& p, const T* x, const A* w, const A* b
 #endif  // CPU_CAPABILITY_AVX512
 
 // K when the row window runs this problem (AVX-512, float; a K x K filter, K = 3, 5 or 7,
-// sliding with stride 1 along the columns; C whole vectors), else 0. (float only, and
-// float16 through a float copy: each type of the unrolled blocks costs a minute of build.)
+// sliding with stride 1 along the columns; C whole vectors), else 0. (float and bfloat16
+// only, the others through a float copy: each type of the unrolled blocks costs a minute
+// of build.)
 template <class A>
 inline int row_window_k(const ConnCl& p) {
   return kFixedBlocks && std::is_same_v<A, float> && p.cols_slide && p.Kh == p.Kw && p.C % lanes<A>() == 0 &&
@@ -144,7 +139,7 @@ inline int row_window_k(const ConnCl& p) {
 
 // The forward through the row window: per (sample, output row), each channel vector's
 // row in blocks of 16 pixels, then 14, 8, 7, 4 and single pixels (a 14- or 7-wide row in
-// one block, 56 = 3 x 16 + 8, 28 = 16 + 8 + 4). x and y in T (A, or 16-bit converted in registers).
+// one block, 56 = 3 x 16 + 8, 28 = 16 + 8 + 4). x and y in T (A, or bfloat16).
 template <class A, class T>
 void conn2d_cl_window(const ConnCl& p, int k) {
 #if defined(CPU_CAPABILITY_AVX512)

@@ -51,7 +51,7 @@ struct Conn {
   WeightA w;
   const void* bias;           // C values in the accumulator type, or nullptr
   bool rows_slide;            // input row = output row + kh - p (sliding, stride 1, dilation 1)
-  int io16 = 0;               // conn2d: src and dst in bfloat16 (1), converted as rows are
+  bool bf16 = false;          // conn2d: src and dst in bfloat16, converted as rows are
 };
 
 struct Corr {
@@ -82,7 +82,7 @@ struct ConnCl {
   const void* bias;     // C values, or nullptr
   bool cols_slide;      // input column = output column + kw - pad_w (stride 1, no dilation)
   int64_t pad_w;
-  int io16 = 0;         // x and y in bfloat16 (1) or float16 (2), w and bias in float
+  bool bf16 = false;    // x and y in bfloat16 (w and bias in float)
 };
 
 // corr2d of a weight shared across positions, per channel: out[n', kh, kw, c] =
