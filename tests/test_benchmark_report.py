@@ -92,9 +92,12 @@ def test_cpu_timing_budget_warms_up_and_samples_enough() -> None:
 
 def test_cpu_peak_memory_counts_what_a_call_allocates() -> None:
     """The runner's CPU peak memory (resident-set high-water mark over the resident set
-    before the call): a call that holds 64 MB at once reads about 64 MB, one that holds
-    16 MB twice in turn about 16 MB, one that allocates nothing about 0; also when the
-    blocks come from memory the heap kept from earlier calls."""
+    before the call): a call that holds 64 MB at once reads about 64 MB, one that
+    allocates nothing about 0, also when the blocks come from memory the heap kept from
+    earlier calls. One that holds 16 MB twice in turn reads at least 16 MB and at most
+    32: whether malloc gives the second block the first one's pages is glibc's choice
+    (CI's pytest workers got 32), so the reading is the resident set's peak, an upper
+    bound of the live peak."""
     import torch
 
     from benchmarks.timing import _glibc_with_proc, peak_memory_mb
@@ -116,5 +119,5 @@ def test_cpu_peak_memory_counts_what_a_call_allocates() -> None:
     nothing = peak_memory_mb(lambda: x.sum(), cpu)
     assert together is not None and in_turn is not None and nothing is not None
     assert 60 <= together <= 72, together
-    assert 14 <= in_turn <= 24, in_turn
+    assert 14 <= in_turn <= 34, in_turn
     assert nothing <= 4, nothing
