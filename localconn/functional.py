@@ -86,7 +86,7 @@ def local_conn2d(
     x, weight, bias = _autocast(x, weight, bias)
     geo = check_conn(x, weight, bias, stride, padding, dilation, window)
     backend = check_backend_name(backend)
-    return ops.conn2d(x, weight, bias, geo.stride, geo.padding, geo.dilation, geo.window, backend)
+    return ops.run_conn2d(x, weight, bias, geo.stride, geo.padding, geo.dilation, geo.window, backend)
 
 
 def local_conn2d_transpose(
@@ -126,7 +126,7 @@ def local_conn2d_transpose(
     g, weight = _autocast(g, weight)
     geo = check_conn_transpose(g, weight, input_size, stride, padding, dilation, window)
     backend = check_backend_name(backend)
-    return ops.conn2d_transpose(
+    return ops.run_conn2d_transpose(
         g, weight, list(geo.in_size), geo.stride, geo.padding, geo.dilation, geo.window, backend
     )
 
@@ -164,4 +164,4 @@ def local_corr2d(
     a, b = _autocast(a, b)
     geo, shape = check_corr(a, b, weight_shape, stride, padding, dilation, window)
     backend = check_backend_name(backend)
-    return ops.corr2d(a, b, list(shape), geo.stride, geo.padding, geo.dilation, geo.window, backend)
+    return ops.run_corr2d(a, b, list(shape), geo.stride, geo.padding, geo.dilation, geo.window, backend)

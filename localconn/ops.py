@@ -17,12 +17,13 @@ opaque ops with fake (meta) implementations: no graph breaks.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 from .autoselect import choose
+from .eager import direct
 from .geometry import Geometry, geometry_from_op_args
 from .problem import Problem
 from .reference import accumulation_dtype, memory_format_of
@@ -58,6 +59,8 @@ def _empty_image(like: Tensor, size: Sequence[int]) -> Tensor:
 
 def _run(problem: Problem, backend: str, kernel: str, *args: object) -> Tensor:
     impl = choose(problem, backend, kernel, args)
+    if not torch.is_autocast_enabled(problem.device.type):  # (entering the context costs 3 us)
+        return getattr(impl, kernel)(*args)
     with torch.autocast(problem.device.type, enabled=False):
         return getattr(impl, kernel)(*args)
 
@@ -65,8 +68,7 @@ def _run(problem: Problem, backend: str, kernel: str, *args: object) -> Tensor:
 # ---------------------------------------------------------------- conn2d
 
 
-@torch.library.custom_op("localconn::conn2d", mutates_args=())
-def conn2d(
+def _conn2d(
     x: Tensor,
     weight: Tensor,
     bias: Optional[Tensor],
@@ -83,6 +85,15 @@ def conn2d(
         return y if bias is None else y.add_(bias.view(1, -1, 1, 1))
     problem = _problem("conn2d", x, weight.shape, geo, bias is not None)
     return _run(problem, backend, "conn2d", x, weight, bias, geo)
+
+
+conn2d = torch.library.custom_op("localconn::conn2d", mutates_args=())(_conn2d)
+
+
+def run_conn2d(*args: Any) -> Tensor:
+    """``conn2d(*args)``, through its implementation when :func:`~localconn.eager.direct` of
+    its tensors (x, weight, bias)."""
+    return (_conn2d if direct(*args[:3]) else conn2d)(*args)
 
 
 @conn2d.register_fake
@@ -102,9 +113,9 @@ def _conn2d_backward(ctx, g):
     x, weight = ctx.saved_tensors
     dx = dw = db = None
     if ctx.needs_input_grad[0]:
-        dx = conn2d_transpose(g, weight, list(x.shape[2:]), *ctx.args)
+        dx = run_conn2d_transpose(g, weight, list(x.shape[2:]), *ctx.args)
     if ctx.needs_input_grad[1]:
-        dw = corr2d(g, x, list(weight.shape), *ctx.args)
+        dw = run_corr2d(g, x, list(weight.shape), *ctx.args)
     if ctx.has_bias and ctx.needs_input_grad[2]:
         db = g.sum(dim=(0, 2, 3), dtype=accumulation_dtype(g.dtype)).to(g.dtype)
     return dx, dw, db, None, None, None, None, None
@@ -116,8 +127,7 @@ conn2d.register_autograd(_conn2d_backward, setup_context=_conn2d_setup)
 # ------------------------------------------------------ conn2d_transpose
 
 
-@torch.library.custom_op("localconn::conn2d_transpose", mutates_args=())
-def conn2d_transpose(
+def _conn2d_transpose(
     g: Tensor,
     weight: Tensor,
     input_size: _Ints,
@@ -135,6 +145,17 @@ def conn2d_transpose(
     return _run(problem, backend, "conn2d_transpose", g, weight, geo)
 
 
+conn2d_transpose = torch.library.custom_op("localconn::conn2d_transpose", mutates_args=())(
+    _conn2d_transpose
+)
+
+
+def run_conn2d_transpose(*args: Any) -> Tensor:
+    """``conn2d_transpose(*args)``, through its implementation when :func:`~localconn.eager.direct` of
+    its tensors (g, weight)."""
+    return (_conn2d_transpose if direct(*args[:2]) else conn2d_transpose)(*args)
+
+
 @conn2d_transpose.register_fake
 def _(g, weight, input_size, stride, padding, dilation, window, backend):
     return _empty_image(g, input_size)
@@ -150,9 +171,9 @@ def _conn2d_transpose_backward(ctx, dx_bar):
     g, weight = ctx.saved_tensors
     dg = dw = None
     if ctx.needs_input_grad[0]:
-        dg = conn2d(dx_bar, weight, None, *ctx.args)
+        dg = run_conn2d(dx_bar, weight, None, *ctx.args)
     if ctx.needs_input_grad[1]:
-        dw = corr2d(g, dx_bar, list(weight.shape), *ctx.args)
+        dw = run_corr2d(g, dx_bar, list(weight.shape), *ctx.args)
     return dg, dw, None, None, None, None, None, None
 
 
@@ -164,8 +185,7 @@ conn2d_transpose.register_autograd(
 # ---------------------------------------------------------------- corr2d
 
 
-@torch.library.custom_op("localconn::corr2d", mutates_args=())
-def corr2d(
+def _corr2d(
     a: Tensor,
     b: Tensor,
     weight_shape: _Ints,
@@ -183,6 +203,15 @@ def corr2d(
     return _run(problem, backend, "corr2d", a, b, tuple(weight_shape), geo)
 
 
+corr2d = torch.library.custom_op("localconn::corr2d", mutates_args=())(_corr2d)
+
+
+def run_corr2d(*args: Any) -> Tensor:
+    """``corr2d(*args)``, through its implementation when :func:`~localconn.eager.direct` of
+    its tensors (a, b)."""
+    return (_corr2d if direct(*args[:2]) else corr2d)(*args)
+
+
 @corr2d.register_fake
 def _(a, b, weight_shape, stride, padding, dilation, window, backend):
     return a.new_empty(tuple(weight_shape))
@@ -198,9 +227,9 @@ def _corr2d_backward(ctx, dw):
     a, b = ctx.saved_tensors
     da = db = None
     if ctx.needs_input_grad[0]:
-        da = conn2d(b, dw, None, *ctx.args)
+        da = run_conn2d(b, dw, None, *ctx.args)
     if ctx.needs_input_grad[1]:
-        db = conn2d_transpose(a, dw, list(b.shape[2:]), *ctx.args)
+        db = run_conn2d_transpose(a, dw, list(b.shape[2:]), *ctx.args)
     return da, db, None, None, None, None, None, None
 
 

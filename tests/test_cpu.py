@@ -130,20 +130,45 @@ def test_kernel_sizes(k: int, dynamic: bool, cl: bool) -> None:
         check(x, w, rand((3,), g), window_kwargs("sliding", 1, pad), f"k={k} pad={pad} {size}")
 
 
-#: widths that end a channels_last row in each block size of the row window (16 pixels,
-#: then 14, 8, 7, 4, single pixels) and in several of them at once
-CL_WINDOW_WIDTHS = (1, 3, 7, 13, 14, 16, 23, 27, 29, 30, 34, 37, 56)
+#: widths that end a channels_last row in each way of the row window (blocks of 7 pixels,
+#: then 1-6 single pixels)
+CL_WINDOW_WIDTHS = (1, 3, 5, 7, 11, 13, 14, 16, 19, 27, 30, 56)
+
+
+def has_bf16_dot() -> bool:
+    """Whether this CPU has AVX512-BF16 (PyTorch's cpuinfo, independent of ours)."""
+    return bool(torch._C._cpu._get_cpu_capability().get("avx512_bf16", False))
+
+
+def test_capability_reports_the_bf16_dot_product() -> None:
+    """The bfloat16 dot-product kernels run exactly where the CPU has AVX512-BF16 (and the
+    AVX-512 kernels run), and LOCALCONN_CPU_BF16_DOT=0 turns them off."""
+    fields = dict(f.split("=") for f in cpu_backend.capability().split())
+    expected = has_bf16_dot() and fields["isa"] == "avx512"
+    assert fields["bf16_dot"] == ("yes" if expected else "no")
+    os.environ["LOCALCONN_CPU_BF16_DOT"] = "0"
+    try:
+        assert "bf16_dot=no" in cpu_backend.capability()
+    finally:
+        del os.environ["LOCALCONN_CPU_BF16_DOT"]
 
 
 @pytest.mark.parametrize("k", [3, 5, 7])
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16],
-                         ids=["f32", "f64", "bf16", "f16"])
-def test_channels_last_row_window(k: int, dtype: torch.dtype) -> None:
+@pytest.mark.parametrize("dtype,dot", [(torch.float32, True), (torch.float64, True),
+                                       (torch.bfloat16, True), (torch.bfloat16, False),
+                                       (torch.float16, True)],
+                         ids=["f32", "f64", "bf16", "bf16-fma", "f16"])
+def test_channels_last_row_window(k: int, dtype: torch.dtype, dot: bool,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The channels_last row window (kernels_cl.h, C a multiple of the vector length):
-    every block size, blocks inside the image and across its left/right/top/bottom
-    borders (padding below, at and above K // 2), static and per-sample filters; bfloat16
-    read and written as it is (converted in registers), float16 and float64 through the
+    every way a row ends, blocks of two rows and the single last row of an odd count,
+    blocks inside the image and across its left/right/top/bottom borders (padding below,
+    at and above K // 2), static and per-sample filters; bfloat16 read and written as it
+    is, on AVX512-BF16's dot product where the CPU has it (kernels_cl_dot.h; bf16-fma:
+    turned off, converted in registers for float FMAs), float16 and float64 through the
     other paths."""
+    if not dot:
+        monkeypatch.setenv("LOCALCONN_CPU_BF16_DOT", "0")
     for width in CL_WINDOW_WIDTHS:
         for pad in (0, k // 2, k // 2 + 1):
             if width + 2 * pad < k:
@@ -151,10 +176,24 @@ def test_channels_last_row_window(k: int, dtype: torch.dtype) -> None:
             for dynamic in (False, True):
                 g = gen("cpu-cl-window", k, dtype, width, pad, dynamic)
                 C = 32
-                x = rand((2, C, k + 2, width), g, dtype, cl=True)
+                height = k + 2 + width % 2  # (an odd and an even number of output rows)
+                x = rand((2, C, height, width), g, dtype, cl=True)
                 w = rand((2 if dynamic else 1, C, k, k, 1, 1), g, dtype)
                 check(x, w, rand((C,), g, dtype), window_kwargs("sliding", 1, pad),
-                      f"k={k} width={width} pad={pad} dynamic={dynamic}")
+                      f"k={k} {height}x{width} pad={pad} dynamic={dynamic}")
+
+
+@pytest.mark.parametrize("rows", [(2, 1), (1, 2)], ids=["stride", "dilation"])
+def test_channels_last_row_window_rows_apart(rows: tuple[int, int]) -> None:
+    """The row window where the output rows do not slide by one input row (stride or
+    dilation along H only): one output row a block, its input rows from the table."""
+    s, d = rows
+    for height in (9, 12):
+        g = gen("cpu-cl-rows-apart", s, d, height)
+        x = rand((2, 32, height, 19), g, cl=True)
+        w = rand((1, 32, 5, 5, 1, 1), g)
+        check(x, w, rand((32,), g), window_kwargs("sliding", (s, 1), 2, (d, 1)),
+              f"stride ({s}, 1) dilation ({d}, 1) height {height}")
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16],

@@ -27,6 +27,9 @@ void conn2d_cl_entry(const ConnCl& p, bool f64) { f64 ? conn2d_cl<double>(p) : c
 bool conn2d_cl16_entry(const ConnCl& p) {
   const int k = row_window_k<float>(p);
   if (!k) return false;
+#if defined(CPU_CAPABILITY_AVX512)
+  if (p.wpairs) return conn2d_cl_window_dot(p, k), true;
+#endif
   conn2d_cl_window<float, c10::BFloat16>(p, k);
   return true;
 }

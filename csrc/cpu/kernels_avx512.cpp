@@ -43,6 +43,11 @@
 
 #include "cpu/kernels.h"
 #include "cpu/kernels_cl.h"
+// AVX512-BF16 for the bfloat16 dot product only (run where the CPU has it)
+#pragma GCC push_options
+#pragma GCC target("avx512bf16")
+#include "cpu/kernels_cl_dot.h"
+#pragma GCC pop_options
 #include "cpu/entry.h"
 #pragma GCC pop_options
 #endif

@@ -82,7 +82,12 @@ struct ConnCl {
   const void* bias;     // C values, or nullptr
   bool cols_slide;      // input column = output column + kw - pad_w (stride 1, no dilation)
   int64_t pad_w;
+  bool rows_slide;      // input row = output row + kh - pad_h (stride 1, no dilation)
   bool bf16 = false;    // x and y in bfloat16 (w and bias in float)
+  // bfloat16 with AVX512-BF16: the filter's tap pairs (Nw, Kh, (Kw + 1) / 2, C, 2) as
+  // kernels_cl_dot.h reads them, and their per-sample stride (0: shared); else nullptr
+  const void* wpairs = nullptr;
+  int64_t wpairs_n = 0;
 };
 
 // corr2d of a weight shared across positions, per channel: out[n', kh, kw, c] =
