@@ -4,7 +4,10 @@ For each case/dtype/layout the inputs are made once and the float32
 reference results computed once; each provider is then checked against
 them (forward, and all gradients if a backward direction is asked for),
 and only a provider that passes is timed. A provider that cannot run gets a
-record per direction whose ``status`` says why; nothing is dropped.
+record per direction whose ``status`` says why; nothing is dropped. On the
+CPU the providers of a case/setting are timed together, one sample of each
+in turn, so their ratios are taken over the same seconds of a shared
+machine; on a GPU one provider at a time.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -26,7 +29,7 @@ from .environment import environment
 from .progress import Progress
 from .providers import TORCH_KINDS, Provider, select
 from .roofline import achieved_gbps, copy_bandwidth_gbps, pct_of
-from .timing import measure, peak_memory_mb
+from .timing import budget, measure, peak_memory_mb, time_cpu_in_turn
 from .workload import DTYPES, Inputs, Setting, make_inputs
 
 #: the record fields, in schema order
@@ -124,19 +127,29 @@ def _check_provider(
         return None, f"unchecked: {e}"
 
 
-def bench_provider(
+@dataclass
+class _Timed:
+    """A direction of a provider that passed its checks and its warm-up call: to time."""
+
+    provider: str
+    direction: str
+    call: Callable[[], object]
+    status: str
+
+
+def prepare_provider(
     provider: Provider,
     case: Case,
     setting: Setting,
     inputs: Inputs,
     ref: _Oracle,
     directions: list[str],
-) -> list[dict]:
-    """Check, then time every direction of one provider on one case/setting.
+) -> list[Union[dict, _Timed]]:
+    """Check one provider on one case/setting, and warm up each direction to time.
 
-    The forward is checked first, then (if a backward direction is asked
-    for) the gradients; a provider whose backward fails or is wrong still
-    has its forward timed.
+    The forward is checked first, then (if a backward direction is asked for) the
+    gradients; a provider whose backward fails or is wrong still has its forward timed.
+    Per direction: a record (the provider cannot run it) or a :class:`_Timed`.
     """
     device = setting.device
     reason = provider.supports(case, setting)
@@ -158,30 +171,57 @@ def bench_provider(
                 if d != "fwd":
                     status[d] = problem or ok_bwd
     _free(device)
-    out = []
+    out: list[Union[dict, _Timed]] = []
     for d in directions:
         if status[d] != "ok" and not status[d].startswith("unchecked"):
             out.append(_record(case, setting, d, provider.name, status=status[d]))
             continue
-        call = None
         try:
             call = direction_call(fn, inputs, d)
             call()  # warm-up: compilation / autotuning happen here, untimed
-            t = measure(call, device, setting.quick)
-            peak = peak_memory_mb(call, device)
-            gbps = achieved_gbps(bytecount.op_bytes(case, setting.dtype, d), t.ms)
-            out.append(
-                _record(
-                    case, setting, d, provider.name, ms=t.ms, ms_p20=t.p20, ms_p80=t.p80,
-                    gbps=gbps, peak_mem_mb=peak, status=status[d],
-                )
-            )
+            out.append(_Timed(provider.name, d, call, status[d]))
         except Exception as e:
             out.append(_record(case, setting, d, provider.name, status=classify(e)))
-        finally:
-            call = None  # drop the retained graph before the next direction
-    _free(device)
     return out
+
+
+def time_prepared(
+    items: list[Union[dict, _Timed]], case: Case, setting: Setting
+) -> list[dict]:
+    """Time every :class:`_Timed` of ``items`` (one case/setting), in place: its record.
+
+    On the CPU they are sampled in turn (:func:`~benchmarks.timing.time_cpu_in_turn`), so
+    the providers of a row are compared over the same seconds of a shared machine; on a
+    GPU each is timed on its own (CUDA events, an idle device). Then each call's peak
+    memory, one call at a time.
+    """
+    device = setting.device
+    timed = [t for t in items if isinstance(t, _Timed)]
+    if device.type == "cpu":
+        timings = time_cpu_in_turn([t.call for t in timed], budget(device, setting.quick))
+    else:
+        timings = []
+        for t in timed:
+            try:
+                timings.append(measure(t.call, device, setting.quick))
+            except Exception as e:  # noqa: BLE001  (its record says why)
+                timings.append(e)
+    done: dict[int, dict] = {}
+    for t, timing in zip(timed, timings):
+        if isinstance(timing, Exception):
+            done[id(t)] = _record(case, setting, t.direction, t.provider, status=classify(timing))
+            continue
+        try:
+            peak = peak_memory_mb(t.call, device)
+        except Exception as e:  # noqa: BLE001
+            done[id(t)] = _record(case, setting, t.direction, t.provider, status=classify(e))
+            continue
+        gbps = achieved_gbps(bytecount.op_bytes(case, setting.dtype, t.direction), timing.ms)
+        done[id(t)] = _record(
+            case, setting, t.direction, t.provider, ms=timing.ms, ms_p20=timing.p20,
+            ms_p80=timing.p80, gbps=gbps, peak_mem_mb=peak, status=t.status,
+        )
+    return [done[id(t)] if isinstance(t, _Timed) else t for t in items]
 
 
 class CompileBudget:
@@ -249,13 +289,15 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
         opts.partial.parent.mkdir(parents=True, exist_ok=True)
         opts.partial.write_text(json.dumps({"env": env}) + "\n")
     bar = Progress(len(todo) * len(providers), enabled=opts.progress)
-    budget = CompileBudget(QUICK_COMPILE_BUDGET_S if opts.quick else None)
+    compile_budget = CompileBudget(QUICK_COMPILE_BUDGET_S if opts.quick else None)
     records: list[dict] = []
     try:
         for case, dtype, layout in todo:
             setting = Setting(device, DTYPES[dtype], layout, opts.quick)
             inputs = make_inputs(case, setting, opts.seed)
             ref = _Oracle(case, inputs)
+            items: list[Union[dict, _Timed]] = []
+            labels: list[str] = []
             for p in providers:
                 label = f"{case.name} {dtype} {layout} {p.name}"
                 declined = p.supports(case, setting) is not None  # (recorded, not timed)
@@ -263,22 +305,29 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
                     bar.skip()
                 else:
                     bar.describe(label)
-                skipped = budget.exhausted() if p.kind == "compile" and not declined else None
+                    labels.append(label)
+                skipped = compile_budget.exhausted() if p.kind == "compile" and not declined else None
                 if skipped:
-                    records += [
+                    items += [
                         _record(case, setting, d, p.name, status=skipped)
                         for d in opts.directions
                     ]
                 else:
                     t0 = time.perf_counter()
-                    new = bench_provider(p, case, setting, inputs, ref, opts.directions)
-                    records += new
-                    _append(opts.partial, new)
+                    prepared = prepare_provider(p, case, setting, inputs, ref, opts.directions)
                     if p.kind == "compile":
-                        budget.spent += time.perf_counter() - t0
-                if not declined:
-                    bar.update(label)
-            del inputs, ref
+                        compile_budget.spent += time.perf_counter() - t0
+                    if device.type != "cpu":  # (one at a time: its graphs freed before the next)
+                        prepared = time_prepared(prepared, case, setting)
+                        _free(device)
+                    items += prepared
+            # on the CPU, the providers of this case/setting timed together, in turn
+            new = time_prepared(items, case, setting)
+            records += new
+            _append(opts.partial, new)
+            for label in labels:
+                bar.update(label)
+            del inputs, ref, items, new
             _free(device, collect=True)
     finally:
         bar.close()

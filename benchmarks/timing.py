@@ -3,7 +3,8 @@
 CUDA: ``triton.testing.do_bench`` (which flushes the L2 cache between runs)
 with quantiles when Triton is importable, else an equivalent loop of CUDA
 events with an L2 flush before each run. CPU: ``time.perf_counter`` around
-each call, after a few warm-up calls. Warm-up calls (Triton autotuning,
+each call, after a few warm-up calls; the runner times a row's providers in
+turn (:func:`time_cpu_in_turn`). Warm-up calls (Triton autotuning,
 ``torch.compile``) are never timed.
 """
 
@@ -13,9 +14,10 @@ import ctypes
 import gc
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
 
 import torch
 
@@ -115,6 +117,58 @@ def time_cpu(fn: Callable[[], object], b: Budget) -> Timing:
         fn()
         samples.append((time.perf_counter() - t0) * 1e3)
     return _quantiles(samples)
+
+
+def time_cpu_in_turn(fns: Sequence[Callable[[], object]], b: Budget) -> list[Union[Timing, Exception]]:
+    """Wall-clock timing of several calls sampled in turn: A, B, C, then C, B, A, ...
+
+    On a shared machine the load moves between one call's samples and the next's (two
+    back-to-back ``--quick`` CPU runs: times x0.70-1.34 between the 10th and 90th
+    percentile, 5 of 42 verdicts flipped; NOTES.md), so calls compared with each other
+    are timed over the same seconds: each round takes one sample of every call, in an
+    order reversed every round (none always runs after the same one). Every call is
+    warmed up by the caller once, then here for ``b.warmup_ms`` in rounds; sampling
+    stops when each has ``b.min_reps`` samples and ``len(fns) * b.rep_ms`` have passed,
+    or at ``b.max_reps``. A call that raises is dropped from the rounds and its
+    exception returned in its place.
+
+    Example::
+
+        >>> a, b = time_cpu_in_turn([lambda: sum(range(100)), lambda: None],
+        ...                         budget(torch.device("cpu"), True))
+    """
+    n = len(fns)
+    result: list[Union[Timing, Exception, None]] = [None] * n
+    samples: list[list[float]] = [[] for _ in range(n)]
+    live = list(range(n))
+
+    def one(i: int) -> Optional[float]:
+        t0 = time.perf_counter()
+        try:
+            fns[i]()
+        except Exception as e:  # noqa: BLE001  (reported as that call's result)
+            result[i] = e
+            live.remove(i)
+            return None
+        return (time.perf_counter() - t0) * 1e3
+
+    deadline = time.perf_counter() + b.warmup_ms / 1e3
+    while live and time.perf_counter() < deadline:
+        for i in list(live):
+            one(i)
+    stop = time.perf_counter() + n * b.rep_ms / 1e3
+    rounds = 0
+    while live:
+        reps = min(len(samples[i]) for i in live)
+        if reps >= b.max_reps or (reps >= b.min_reps and time.perf_counter() >= stop):
+            break
+        for i in list(live) if rounds % 2 == 0 else list(reversed(live)):
+            if i in live:
+                t = one(i)
+                if t is not None:
+                    samples[i].append(t)
+        rounds += 1
+    return [r if r is not None else _quantiles(s) for r, s in zip(result, samples)]
 
 
 def measure(fn: Callable[[], object], device: torch.device, quick: bool) -> Timing:

@@ -111,8 +111,9 @@ def nan_inf_inputs(g: torch.Generator
     """``(x, w, wdw, kw)`` with NaN/Inf in x and in weights of taps that read the padding.
 
     ``w`` is position-specific, ``wdw`` depth-wise; Inf taps of ``wdw`` sit where a
-    transpose reads rows (tap (0, 1)) and columns (tap (1, 2)) outside g: they must
-    not form ``Inf * 0`` there.
+    transpose reads rows (tap (0, 1)) and columns (tap (1, 2)) outside g, and a NaN tap
+    (2, 0) left of the centre, whose transpose reads past g's last column for the
+    input's last column: they must not form ``Inf * 0`` or ``NaN * 0`` there.
     """
     x = rand((2, 6, 7, 8), g)
     x[0, 1, 3, 4] = float("inf")
@@ -123,6 +124,7 @@ def nan_inf_inputs(g: torch.Generator
     wdw = rand((1, 6, 3, 3, 1, 1), g)
     wdw[0, 3, 0, 1] = float("inf")
     wdw[0, 4, 1, 2] = float("-inf")
+    wdw[0, 5, 2, 0] = float("nan")
     return x, w, wdw, window_kwargs("sliding", 1, 1)
 
 

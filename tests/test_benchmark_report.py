@@ -121,3 +121,74 @@ def test_cpu_peak_memory_counts_what_a_call_allocates() -> None:
     assert 60 <= together <= 72, together
     assert 14 <= in_turn <= 34, in_turn
     assert nothing <= 4, nothing
+
+
+def test_cpu_providers_are_sampled_in_turn() -> None:
+    """The CPU runner times a row's calls one sample each in turn, the order reversed every
+    round; a call that raises is reported in its place and the others keep their samples;
+    each timing belongs to its own call (a call that sleeps 2 ms has a median >= 2 ms)."""
+    import time
+
+    from benchmarks.timing import Budget, Timing, time_cpu_in_turn
+
+    log: list[int] = []
+    calls = [lambda i=i: log.append(i) for i in range(3)]
+    times = time_cpu_in_turn(calls, Budget(warmup_ms=0, rep_ms=0, min_reps=5, max_reps=5))
+    assert log == [0, 1, 2, 2, 1, 0, 0, 1, 2, 2, 1, 0, 0, 1, 2]
+    assert all(isinstance(t, Timing) for t in times)
+
+    count = [0]
+
+    def fails_third_time() -> None:
+        count[0] += 1
+        if count[0] == 3:
+            raise RuntimeError("boom")
+
+    sleeper = lambda: time.sleep(0.002)  # noqa: E731
+    fast = lambda: None  # noqa: E731
+    got = time_cpu_in_turn([fast, fails_third_time, sleeper],
+                           Budget(warmup_ms=0, rep_ms=0, min_reps=6, max_reps=6))
+    assert isinstance(got[1], RuntimeError) and "boom" in str(got[1])
+    assert isinstance(got[0], Timing) and isinstance(got[2], Timing)
+    assert got[2].ms >= 2.0 and got[0].ms < 2.0
+
+
+KILLED_RUN = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from benchmarks import __main__ as cli, runner
+real, calls = runner.time_prepared, [0]
+
+def time_then_die(*args, **kwargs):
+    calls[0] += 1
+    if calls[0] == 2:  # killed while timing the second case/setting
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*args, **kwargs)
+
+runner.time_prepared = time_then_die
+cli.main({argv!r})
+"""
+
+
+def test_a_killed_run_keeps_what_it_measured(tmp_path: Path) -> None:
+    """A benchmark run killed (SIGKILL) part way leaves every record measured before the
+    kill in records.jsonl, after the environment line; no results.json."""
+    import json
+    import signal
+    import subprocess
+
+    root = str(ROOT)
+    argv = ["--suite", "cpu", "--case", "dw 8x64x28x28", "--quick", "--device", "cpu",
+            "--provider", "localconn-reference,torch-conv2d", "--dtype", "float32",
+            "--layout", "nchw,channels_last", "--direction", "fwd", "--no-progress",
+            "--out", str(tmp_path)]
+    run = subprocess.run([sys.executable, "-c", KILLED_RUN.format(root=root, argv=argv)],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == -signal.SIGKILL, run.stderr[-2000:]
+    lines = [json.loads(line) for line in (tmp_path / "records.jsonl").read_text().splitlines()]
+    assert "env" in lines[0]
+    records = lines[1:]
+    assert {(r["layout"], r["provider"]) for r in records} == {
+        ("nchw", "localconn-reference"), ("nchw", "torch-conv2d")}
+    assert all(r["status"] == "ok" and r["ms"] > 0 for r in records)
+    assert not (tmp_path / "results.json").exists()

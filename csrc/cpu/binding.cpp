@@ -244,14 +244,26 @@ bool is_channels_last(const at::Tensor& t) {
 
 // Every element of `w` is finite (a loop over a contiguous weight: the ATen expression
 // costs tens of microseconds a call, as much as a 14x14 layer's kernel in places).
+// A value is not finite when its exponent bits are all ones: a test on the bits, which
+// the compiler vectorises (through double, this loop took 7.5 us of a 384-channel call).
+template <class U>
+bool exponents_finite(const void* data, int64_t n, U exponent) {
+  const U* u = static_cast<const U*>(data);
+  bool bad = false;
+  for (int64_t i = 0; i < n; ++i) bad |= (u[i] & exponent) == exponent;
+  return !bad;
+}
+
 bool all_finite(const at::Tensor& w) {
   if (!w.is_contiguous()) return at::isfinite(w).all().item<bool>();
-  bool ok = true;
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, w.scalar_type(), "all_finite", [&] {
-    const scalar_t* p = w.const_data_ptr<scalar_t>();
-    for (int64_t i = 0, n = w.numel(); i < n; ++i) ok &= std::isfinite(static_cast<double>(p[i]));
-  });
-  return ok;
+  const void* p = w.const_data_ptr();
+  switch (w.scalar_type()) {
+    case at::kFloat: return exponents_finite<uint32_t>(p, w.numel(), 0x7f800000u);
+    case at::kDouble: return exponents_finite<uint64_t>(p, w.numel(), 0x7ff0000000000000ull);
+    case at::kBFloat16: return exponents_finite<uint16_t>(p, w.numel(), 0x7f80);
+    case at::kHalf: return exponents_finite<uint16_t>(p, w.numel(), 0x7c00);
+    default: return at::isfinite(w).all().item<bool>();
+  }
 }
 
 // A weight (Nw, G, Kh, Kw, 1, 1) as the channels_last kernels read it: (Nw, Kh, Kw, C) in

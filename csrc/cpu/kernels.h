@@ -464,13 +464,17 @@ void conn2d_transpose_scatter(const Conn& p) {
             const A* gr = gp + oh * gh;
             const A* wt = wp + kh * p.w.kh + kw * p.w.kw + oh * p.w.h;
             if (cols.gather[kw] < 0) {
-              // d[ow] += w[ow] g[ow] a whole vector at a time: past Wo the (masked, zero)
-              // g lanes add 0 to what d holds there, so no masked store (slow), and a row
-              // of 14 is one vector, not 14 scalars (the accumulator rows have slack)
+              // d[ow] += w[ow] g[ow] a whole vector at a time: past Wo the g and w lanes
+              // are zeros and add 0 to what d holds there (an input column for a tap left
+              // of the centre: a filter value that is not finite must not meet those
+              // zeros), so no masked store (slow), and a row of 14 is one vector, not 14
+              // scalars (the accumulator rows have slack)
               A* d = arow + cols.off[kw];
               for (int64_t ow = 0; ow < p.Wo; ow += L) {
                 const int64_t m = std::min<int64_t>(L, p.Wo - ow);
-                const Vec wv = p.w.pos_w ? load_n(wt + ow, m) : Vec(*wt);
+                const Vec wv = p.w.pos_w ? load_n(wt + ow, m)
+                               : m < L  ? Vec::set(Vec(A(0)), Vec(*wt), m)
+                                        : Vec(*wt);
                 at::vec::fmadd(wv, load_n(gr + ow, m), Vec::loadu(d + ow)).store(d + ow);
               }
             } else {
