@@ -126,7 +126,9 @@ def time_cpu_in_turn(fns: Sequence[Callable[[], object]], b: Budget) -> list[Uni
     back-to-back ``--quick`` CPU runs: times x0.70-1.34 between the 10th and 90th
     percentile, 5 of 42 verdicts flipped; NOTES.md), so calls compared with each other
     are timed over the same seconds: each round takes one sample of every call, in an
-    order reversed every round (none always runs after the same one). Every call is
+    order reversed every round (none always runs after the same one). Each sample is
+    the second of two calls in a row, so that it starts with its own data in the caches
+    as a loop of one call would (not with what the other calls left). Every call is
     warmed up by the caller once, then here for ``b.warmup_ms`` in rounds; sampling
     stops when each has ``b.min_reps`` samples and ``len(fns) * b.rep_ms`` have passed,
     or at ``b.max_reps``. A call that raises is dropped from the rounds and its
@@ -142,20 +144,22 @@ def time_cpu_in_turn(fns: Sequence[Callable[[], object]], b: Budget) -> list[Uni
     samples: list[list[float]] = [[] for _ in range(n)]
     live = list(range(n))
 
-    def one(i: int) -> Optional[float]:
-        t0 = time.perf_counter()
+    def one(i: int, timed: bool = True) -> Optional[float]:
         try:
+            if timed:  # (after an untimed call: the caches hold this call's data again)
+                fns[i]()
+            t0 = time.perf_counter()
             fns[i]()
+            return (time.perf_counter() - t0) * 1e3
         except Exception as e:  # noqa: BLE001  (reported as that call's result)
             result[i] = e
             live.remove(i)
             return None
-        return (time.perf_counter() - t0) * 1e3
 
     deadline = time.perf_counter() + b.warmup_ms / 1e3
     while live and time.perf_counter() < deadline:
         for i in list(live):
-            one(i)
+            one(i, timed=False)
     stop = time.perf_counter() + n * b.rep_ms / 1e3
     rounds = 0
     while live:
