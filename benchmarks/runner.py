@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from . import bytes as bytecount
 from .cases import Case, cases
 from .check import compare, oracle, run_once
 from .directions import direction_call
-from .environment import environment
+from .environment import environment, load_warning, machine_load
 from .progress import Progress
 from .providers import TORCH_KINDS, Provider, select
 from .roofline import achieved_gbps, copy_bandwidth_gbps, pct_of
@@ -283,8 +284,14 @@ def run(opts: Options) -> tuple[dict, list[dict]]:
         for dtype in opts.dtypes
         for layout in opts.layouts
     ]
+    load = machine_load() if device.type == "cpu" else None  # (before this run loads it)
     copy_gbps = copy_bandwidth_gbps(device, opts.quick)
     env = environment(device, copy_gbps, opts.command)
+    if load is not None:
+        env["machine_load"] = load
+        warning = load_warning(load)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
     if opts.partial is not None:
         opts.partial.parent.mkdir(parents=True, exist_ok=True)
         opts.partial.write_text(json.dumps({"env": env}) + "\n")

@@ -193,3 +193,34 @@ def test_a_killed_run_keeps_what_it_measured(tmp_path: Path) -> None:
         ("nchw", "localconn-reference"), ("nchw", "torch-conv2d")}
     assert all(r["status"] == "ok" and r["ms"] > 0 for r in records)
     assert not (tmp_path / "results.json").exists()
+
+
+def test_machine_load_is_recorded_and_a_busy_machine_warned() -> None:
+    """CPU runs record the machine's load (load averages, busy and stolen CPU time over a
+    short window) and warn when it is high; a spinning thread shows as busy time."""
+    import threading
+    import time
+
+    from benchmarks.environment import load_warning, machine_load
+
+    quiet = {"cpus": 4, "loadavg": [0.5, 0.4, 0.3], "busy_pct": 2.0, "steal_pct": 0.0}
+    assert load_warning(quiet) is None
+    for busy in ({**quiet, "loadavg": [3.1, 1, 1]}, {**quiet, "busy_pct": 40.0},
+                 {**quiet, "steal_pct": 25.0}):
+        warning = load_warning(busy)
+        assert warning is not None and "busy" in warning
+    if not Path("/proc/stat").exists():
+        pytest.skip("no /proc/stat here (not Linux)")
+    stop = time.perf_counter() + 1.0
+
+    def spin() -> None:
+        while time.perf_counter() < stop:
+            pass
+
+    t = threading.Thread(target=spin)
+    t.start()
+    load = machine_load(0.3)
+    t.join()
+    assert load["cpus"] >= 1 and len(load["loadavg"]) == 3
+    assert load["busy_pct"] >= 100 / load["cpus"] * 0.5, load  # one spinning thread
+    assert 0 <= load["steal_pct"] <= 100
