@@ -163,3 +163,60 @@ def test_jit_build_says_why_it_cannot(monkeypatch) -> None:
     monkeypatch.setattr(cuda_backend, "jit_sources", lambda: None)
     with pytest.raises(ImportError, match="csrc/ sources"):
         cuda_backend.jit_build()
+
+
+SITECUSTOMIZE = """
+import sysconfig
+_get_path = sysconfig.get_path
+
+def get_path(name, *args, **kwargs):  # the stdlib of a distribution's Python (PEP 668)
+    return {stdlib!r} if name == "stdlib" else _get_path(name, *args, **kwargs)
+
+sysconfig.get_path = get_path
+"""
+
+
+def test_makefile_detects_an_externally_managed_python(tmp_path: Path) -> None:
+    """A Python whose stdlib holds an EXTERNALLY-MANAGED marker (PEP 668; emulated: its
+    sysconfig's stdlib path is moved to a folder with the marker, so pip refuses installs
+    there as on a Debian/Ubuntu system Python) makes make use the project venv; the same
+    Python without the marker does not. make -n: nothing is installed."""
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("make") is None:
+        pytest.skip("no make on this machine")
+    base = getattr(sys, "_base_executable", sys.executable)  # (outside any venv)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHON", "MAKEFLAGS", "MAKELEVEL", "LOCALCONN_VENV", "VIRTUAL_ENV")}
+
+    def system_python(managed: bool) -> Path:
+        root = tmp_path / ("managed" if managed else "plain")
+        (root / "stdlib").mkdir(parents=True)
+        if managed:
+            (root / "stdlib" / "EXTERNALLY-MANAGED").write_text(
+                "[externally-managed]\nError=use a venv\n")
+        (root / "site").mkdir()
+        (root / "site" / "sitecustomize.py").write_text(
+            SITECUSTOMIZE.format(stdlib=str(root / "stdlib")))
+        wrapper = root / "python3"
+        wrapper.write_text(f'#!/bin/sh\nPYTHONPATH="{root / "site"}" exec "{base}" "$@"\n')
+        wrapper.chmod(0o755)
+        return wrapper
+
+    def dry(python: Path) -> str:
+        return subprocess.run(["make", "-n", "deps", f"SYS_PYTHON={python}"], cwd=ROOT,
+                              check=True, capture_output=True, text=True, env=env).stdout
+
+    managed = system_python(True)
+    out = dry(managed)
+    assert f"{managed} -m venv --system-site-packages .venv" in out, out
+    assert '.venv/bin/python -c "import torch"' in out
+    assert ".venv" not in dry(system_python(False))
+    # the emulation is what pip sees too: it refuses to install into that Python
+    pip = subprocess.run([str(managed), "-m", "pip", "install", "--dry-run", "--no-index",
+                          "nothing-at-all"], capture_output=True, text=True, env=env)
+    if "No module named pip" not in pip.stderr:
+        assert pip.returncode != 0 and "externally-managed-environment" in pip.stderr, pip.stderr
