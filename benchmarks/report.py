@@ -11,6 +11,7 @@ import json
 import os
 import textwrap
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Optional
 
 HEADER = (
@@ -134,72 +135,114 @@ def _speedup_range(r: dict) -> Optional[tuple[float, float]]:
     return s * ms / hi, s * ms / lo
 
 
-def plot_title(env: dict) -> str:
-    """The plot's title: what ran where and when (device, versions, date, command)."""
+def plot_title(env: dict, dtypes: Sequence[str] = ()) -> str:
+    """The plot's title: what ran where and when (device, versions, dtypes, date, command)."""
     parts = [str(env.get("device", "?")), f"torch {env.get('torch', '?')}"]
     if env.get("triton"):
         parts.append(f"triton {env['triton']}")
+    if dtypes:
+        parts.append("/".join(dtypes))
     parts.append(str(env.get("date", ""))[:16].replace("T", " "))
     command = "\n".join(textwrap.wrap(env["command"], 140)) if env.get("command") else ""
     return "localconn kernel benchmarks: " + ", ".join(p for p in parts if p) + \
         (f"\n{command}" if command else "")
 
 
-def write_png(path: str, records: list[dict], env: Optional[dict] = None) -> Optional[str]:
-    """Speed-up and % of copy bandwidth per case and provider (error bars: the speed-up at
-    the provider's p20 and p80 times), titled with the device and date; a reason if
-    skipped."""
-    try:
-        import matplotlib
+#: the panels of each direction's row: (record field, axis label, log scale)
+PANELS = (
+    ("speedup_vs_best_torch", "speed-up vs best PyTorch (> 1: faster)", True),
+    ("ms", "time (ms, median; bars p20-p80)", True),
+    ("pct_of_copy_bw", "% of copy bandwidth", False),
+)
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed: results.png skipped (pip install matplotlib)"
+
+def _bar(r: dict, key: str) -> Optional[tuple[float, float]]:
+    """The error bar of field ``key`` of record ``r``: from its p20/p80 times."""
+    if key == "speedup_vs_best_torch":
+        return _speedup_range(r)
+    if key == "ms" and r.get("ms_p20") and r.get("ms_p80"):
+        return r["ms_p20"], r["ms_p80"]
+    return None
+
+
+def figure(records: list[dict], env: Optional[dict] = None):
+    """The results plot: a row per direction (fwd, bwd, fwdbwd), and in it the speed-up
+    over the best PyTorch baseline, the absolute time and the % of copy bandwidth per
+    case/dtype/layout and provider, with p20-p80 error bars; titled with the device,
+    dtypes, date and command. None when nothing was timed.
+
+    Example::
+
+        >>> fig = figure(records, env)  # doctest: +SKIP
+        >>> fig.savefig("results.png")  # doctest: +SKIP
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     timed = [r for r in records if r["ms"] is not None]
     if not timed:
-        return "nothing was timed: results.png skipped"
-    labels: list[str] = []
-    for r in timed:
-        label = f"{r['case']} {r['dtype']} {r['layout']} {r['direction']}"
-        if label not in labels:
-            labels.append(label)
-    x = {label: i for i, label in enumerate(labels)}
+        return None
+    directions = [d for d in ("fwd", "bwd", "fwdbwd") if any(r["direction"] == d for r in timed)]
+    directions += sorted({r["direction"] for r in timed} - set(directions))
     providers = list(dict.fromkeys(r["provider"] for r in timed))
-    width = min(60.0, max(12.0, 0.32 * len(labels)))
-    fig, axes = plt.subplots(2, 1, figsize=(width, 11), sharex=True)
+    label = lambda r: f"{r['case']} {r['dtype']} {r['layout']}"  # noqa: E731
+    rows = {d: list(dict.fromkeys(label(r) for r in timed if r["direction"] == d))
+            for d in directions}
+    most = max(len(v) for v in rows.values())
+    panel_w = min(24.0, max(5.0, 0.3 * most))
+    fig, axes = plt.subplots(len(directions), len(PANELS), squeeze=False,
+                             figsize=(len(PANELS) * panel_w, 1.5 + 5.5 * len(directions)))
     markers = "os^vD<>pP*Xh"
-    for i, p in enumerate(providers):
-        rs = [r for r in timed if r["provider"] == p]
-        for ax, key in zip(axes, ("speedup_vs_best_torch", "pct_of_copy_bw")):
-            pts = [(x[f"{r['case']} {r['dtype']} {r['layout']} {r['direction']}"], r[key], r)
-                   for r in rs if r[key] is not None]
-            if not pts:
-                continue
-            xs, ys = [p_[0] for p_ in pts], [p_[1] for p_ in pts]
-            mk = markers[i % len(markers)]
-            ax.scatter(xs, ys, label=p, marker=mk, s=22)
-            if key == "speedup_vs_best_torch":
-                bars = [(xx, yy, _speedup_range(r)) for xx, yy, r in pts]
-                bars = [(xx, yy, rg) for xx, yy, rg in bars if rg is not None]
+    for row, d in enumerate(directions):
+        x = {lab: i for i, lab in enumerate(rows[d])}
+        for col, (key, ylabel, log) in enumerate(PANELS):
+            ax = axes[row][col]
+            for i, p in enumerate(providers):
+                pts = [(x[label(r)], r[key], r) for r in timed
+                       if r["provider"] == p and r["direction"] == d and r[key] is not None]
+                if not pts:
+                    continue
+                ax.scatter([q[0] for q in pts], [q[1] for q in pts], label=p, s=22,
+                           marker=markers[i % len(markers)])
+                bars = [(xx, yy, _bar(r, key)) for xx, yy, r in pts]
+                bars = [b for b in bars if b[2] is not None]
                 if bars:
                     ax.errorbar([b[0] for b in bars], [b[1] for b in bars],
-                                yerr=[[b[1] - b[2][0] for b in bars], [b[2][1] - b[1] for b in bars]],
+                                yerr=[[max(0.0, b[1] - b[2][0]) for b in bars],
+                                      [max(0.0, b[2][1] - b[1]) for b in bars]],
                                 fmt="none", ecolor="grey", elinewidth=0.8, capsize=2)
-    axes[0].set_yscale("log")
-    axes[0].axhline(1.0, color="grey", lw=0.8)
-    axes[0].set_ylabel("speed-up vs best PyTorch (> 1: faster)", fontsize=10)
-    axes[1].set_ylabel("% of copy bandwidth", fontsize=10)
-    if any(ax.get_legend_handles_labels()[0] for ax in axes):
-        axes[0].legend(fontsize=9, ncol=4)
-    axes[1].set_xticks(range(len(labels)))
-    axes[1].set_xticklabels(labels, rotation=60, ha="right", fontsize=8)
-    for ax in axes:
-        ax.grid(alpha=0.3)
+            if log and ax.has_data():
+                ax.set_yscale("log")
+            if key == "speedup_vs_best_torch":
+                ax.axhline(1.0, color="grey", lw=0.8)
+            ax.set_title(f"{d}: {ylabel}", fontsize=10)
+            ax.set_xticks(range(len(rows[d])))
+            ax.set_xticklabels(rows[d], rotation=60, ha="right", fontsize=8)
+            ax.grid(alpha=0.3)
+    handles, names = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, names, loc="upper right", fontsize=9, ncol=min(4, len(names)))
     if env:
-        fig.suptitle(plot_title(env), fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+        fig.suptitle(plot_title(env, list(dict.fromkeys(r["dtype"] for r in timed))),
+                     fontsize=11, x=0.01, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return fig
+
+
+def write_png(path: str, records: list[dict], env: Optional[dict] = None) -> Optional[str]:
+    """:func:`figure` saved at ``path``; a reason if it is skipped."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "matplotlib is not installed: results.png skipped (pip install matplotlib)"
+    fig = figure(records, env)
+    if fig is None:
+        return "nothing was timed: results.png skipped"
+    import matplotlib.pyplot as plt
+
+    fig.savefig(path, dpi=100)
     plt.close(fig)
     return None
 

@@ -224,3 +224,28 @@ def test_machine_load_is_recorded_and_a_busy_machine_warned() -> None:
     assert load["cpus"] >= 1 and len(load["loadavg"]) == 3
     assert load["busy_pct"] >= 100 / load["cpus"] * 0.5, load  # one spinning thread
     assert 0 <= load["steal_pct"] <= 100
+
+
+def test_plot_has_a_row_per_direction_with_times_beside_the_speedups() -> None:
+    """The results plot: a row per direction, and in each the speed-up, the absolute time
+    (log, p20-p80 bars) and the % of copy bandwidth; the title names the dtypes."""
+    pytest.importorskip("matplotlib")
+
+    def rec(provider: str, direction: str, ms: float, speedup: float) -> dict:
+        return {"case": "dw 8x64x28x28 k7", "dtype": "bfloat16", "layout": "nchw",
+                "direction": direction, "provider": provider, "ms": ms, "ms_p20": 0.9 * ms,
+                "ms_p80": 1.2 * ms, "speedup_vs_best_torch": speedup, "pct_of_copy_bw": 5.0}
+
+    records = [rec("localconn-cpu", "fwd", 1.0, 2.0), rec("torch-conv2d", "fwd", 2.0, 1.0),
+               rec("localconn-cpu", "fwdbwd", 3.0, 1.5), rec("torch-conv2d", "fwdbwd", 4.5, 1.0)]
+    env = {"device": "cpu x86_64 (2 threads)", "torch": "2.13.0", "date": "2026-12-04T23:00:00",
+           "command": "python -m benchmarks --suite cpu"}
+    fig = report.figure(records, env)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert len(fig.axes) == 2 * len(report.PANELS)
+    assert [t.split(":")[0] for t in titles] == ["fwd"] * 3 + ["fwdbwd"] * 3
+    time_axes = [ax for ax in fig.axes if "time (ms" in ax.get_title()]
+    assert len(time_axes) == 2 and all(ax.get_yscale() == "log" for ax in time_axes)
+    lo, hi = time_axes[1].get_ylim()
+    assert lo <= 0.9 * 3.0 and hi >= 1.2 * 4.5  # the p20-p80 bars are drawn
+    assert "bfloat16" in fig._suptitle.get_text()
