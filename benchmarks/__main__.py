@@ -75,6 +75,9 @@ def parse(argv: Optional[list[str]] = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--list", action="store_true", help="list cases and providers, run nothing")
+    p.add_argument("--allow-slow", action="store_true",
+                   help="run GPU-sized suites on the CPU anyway (hours; without it such a run "
+                   "stops at once unless --case narrows it)")
     p.add_argument("--batch", type=lambda v: [int(b) for b in _csv(v)], default=None,
                    help=f"{e2e.E2E} only: comma list of batch sizes (default CUDA 64,128)")
     p.add_argument("--img-size", type=int, default=None,
@@ -160,6 +163,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     warning = cpu_warning(opts)
     if warning:
+        if not (args.allow_slow or args.case):
+            print(warning.replace("warning:", "error:", 1) + " (--allow-slow runs it anyway)",
+                  file=sys.stderr, flush=True)
+            return 2
         print(warning, file=sys.stderr, flush=True)
     opts.partial = Path(args.out) / PARTIAL
     env, records = run(opts)

@@ -249,3 +249,15 @@ def test_plot_has_a_row_per_direction_with_times_beside_the_speedups() -> None:
     lo, hi = time_axes[1].get_ylim()
     assert lo <= 0.9 * 3.0 and hi >= 1.2 * 4.5  # the p20-p80 bars are drawn
     assert "bfloat16" in fig._suptitle.get_text()
+
+
+def test_gpu_suites_on_the_cpu_stop_at_once(tmp_path: Path, capsys) -> None:
+    """Asking for a GPU-sized suite on the CPU stops before measuring anything (exit 2,
+    naming the CPU suite and --allow-slow), unless --case narrows it or --allow-slow."""
+    from benchmarks import __main__ as cli
+
+    code = cli.main(["--suite", "paper", "--device", "cpu", "--no-progress",
+                     "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2 and "error:" in err and "--allow-slow" in err and "--suite cpu" in err
+    assert not any(tmp_path.iterdir())  # (nothing measured, not even a partial record)
