@@ -63,7 +63,7 @@ install-test: deps
 install-bench: deps
 	@if $(PYTHON) -c "import localconn, pathlib, sys; \
 		sys.exit(0 if pathlib.Path(localconn.__file__).resolve().parent.parent == pathlib.Path('.').resolve() else 1)" 2>/dev/null; then \
-		$(PIP) install -q tqdm matplotlib; \
+		$(PIP) install -q tqdm matplotlib tabulate; \
 	else \
 		$(PIP) install -q --no-build-isolation -e ".[bench]"; \
 	fi

@@ -149,10 +149,10 @@ setup(
     install_requires=["torch>=2.4", "numpy"],
     extras_require={
         "test": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "onnx",
-                 "onnxscript", "onnxruntime", "fvcore", "thop", "ptflops", "build"],
+                 "onnxscript", "onnxruntime", "fvcore", "thop", "ptflops", "build", "tabulate"],
         "onnx": ["onnx", "onnxscript", "onnxruntime"],
-        "bench": ["tqdm", "matplotlib"],
+        "bench": ["tqdm", "matplotlib", "tabulate"],
         "dev": ["pytest", "pytest-xdist", "hypothesis", "pytest-benchmark", "scipy", "ruff", "tqdm",
-                "matplotlib", "onnx", "onnxscript", "onnxruntime"],
+                "matplotlib", "tabulate", "onnx", "onnxscript", "onnxruntime"],
     },
 )

@@ -68,24 +68,21 @@ def not_run_summary(records: list[dict]) -> list[str]:
 
 
 def format_console(env: dict, records: list[dict]) -> str:
-    """The plain-text table (printed last by the CLI)."""
-    rows = table_rows(records)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(HEADER)]
-    widths[-1] = len(HEADER[-1])  # the status column is free-form, last
-    line = "  ".join(h.ljust(w) for h, w in zip(HEADER, widths))
+    """The plain-text table (printed last by the CLI; tabulate, a line between cases)."""
+    from tabulate import SEPARATING_LINE, tabulate
+
+    body: list = []
+    prev = None
+    for r in table_rows(records):
+        if prev is not None and r[0] != prev:
+            body.append(SEPARATING_LINE)
+        prev = r[0]
+        body.append(r)
     out = [
         f"device: {env['device']} | torch {env['torch']} | triton {env['triton']} | "
         f"copy bandwidth {env['copy_gbps']:.1f} GB/s",
-        line,
-        "-" * len(line),
+        tabulate(body, headers=HEADER, tablefmt="simple", disable_numparse=True),
     ]
-    prev = None
-    for r in rows:
-        if prev is not None and r[0] != prev:
-            out.append("")
-        prev = r[0]
-        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
     summary = not_run_summary(records)
     if summary:
         out += ["", "not run:"] + [f"  {s}" for s in summary]
@@ -93,7 +90,9 @@ def format_console(env: dict, records: list[dict]) -> str:
 
 
 def format_markdown(env: dict, records: list[dict]) -> str:
-    """results.md: environment, the table, the providers that did not run, notes."""
+    """results.md: environment, the table (tabulate), the providers that did not run, notes."""
+    from tabulate import tabulate
+
     md = ["# localconn kernel benchmarks", ""]
     md += [f"- **{k}**: {v}" for k, v in env.items() if k != "auto_choices"]
     md += [
@@ -103,10 +102,9 @@ def format_markdown(env: dict, records: list[dict]) -> str:
         "device-to-device copy bandwidth; `vs torch` is the best PyTorch baseline's time "
         "(torch, torch.compile, FlexAttention) over this provider's.",
         "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "|".join("---" for _ in HEADER) + "|",
+        tabulate([[c.replace("|", "/") for c in r] for r in table_rows(records)],
+                 headers=HEADER, tablefmt="github", disable_numparse=True),
     ]
-    md += ["| " + " | ".join(c.replace("|", "/") for c in r) + " |" for r in table_rows(records)]
     summary = not_run_summary(records)
     if summary:
         md += ["", "## Not run", ""] + [f"- {s}" for s in summary]

@@ -36,38 +36,21 @@ def assert_close(
     what: str = "result",
     scale: float = 1.0,
 ) -> None:
-    """Compare with the tolerance of ``dtype`` (default: ``actual.dtype``).
+    """``torch.testing.assert_close`` with the tolerance of ``dtype`` (default:
+    ``actual.dtype``), NaN where the expected value has NaN (and only there), both sides
+    compared in float64.
 
     ``scale`` widens the tolerance for results that sum many more terms
     than one output element (e.g. a weight gradient reduced over a batch).
-    On failure the message says how many elements differ, the worst one,
-    where it is, and both values there.
+    On failure the message names ``what`` and the dtype, then PyTorch's report: how many
+    elements differ, the greatest differences and where.
     """
     dtype = dtype or actual.dtype
     rtol, atol = TOLERANCES[dtype]
-    rtol, atol = rtol * scale, atol * scale
     if actual.shape != expected.shape:
         raise AssertionError(f"{what}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}")
-    a = actual.detach().to("cpu", torch.float64)
-    e = expected.detach().to("cpu", torch.float64)
-    nan_a, nan_e = torch.isnan(a), torch.isnan(e)
-    if not torch.equal(nan_a, nan_e):
-        where = (nan_a != nan_e).nonzero()[0].tolist()
-        raise AssertionError(
-            f"{what}: NaN pattern differs ({int((nan_a != nan_e).sum())} elements), first at "
-            f"{where}: got {a[tuple(where)].item()}, expected {e[tuple(where)].item()}"
-        )
-    a = torch.where(nan_a, torch.zeros_like(a), a)
-    e = torch.where(nan_e, torch.zeros_like(e), e)
-    err = (a - e).abs()
-    bad = err > atol + rtol * e.abs()
-    if bad.any():
-        worst = int(torch.argmax(torch.where(bad, err, torch.zeros_like(err))))
-        idx = list(torch.unravel_index(torch.tensor(worst), a.shape))
-        idx = [int(i) for i in idx]
-        raise AssertionError(
-            f"{what} ({dtype}): {int(bad.sum())} of {a.numel()} elements outside "
-            f"rtol={rtol:g}, atol={atol:g}; worst at {idx}: got {a[tuple(idx)].item():.8g}, "
-            f"expected {e[tuple(idx)].item():.8g} (|diff| = {err[tuple(idx)].item():.3g}); "
-            f"max |diff| overall {err.max().item():.3g}"
-        )
+    torch.testing.assert_close(
+        actual.detach().to("cpu", torch.float64), expected.detach().to("cpu", torch.float64),
+        rtol=rtol * scale, atol=atol * scale, equal_nan=True,
+        msg=lambda report: f"{what} ({dtype}): {report}",
+    )
