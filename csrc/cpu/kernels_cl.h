@@ -85,6 +85,17 @@ inline void store_as(const Vectorized<float>& v, T* out) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), at::vec::cvtfp32_bf16(__m512(v)));
 }
 
+// Input row i of a block of output rows from oh (kernel row i - r of output row oh + r;
+// more than one row only where the rows slide), and its storage in x at column iw0 and
+// channel c0 (row 0 where the row is outside the image: its loads are masked off then).
+template <int K, class T>
+inline const T* block_row(const ConnCl& p, const T* x, int64_t n, int64_t oh, int i,
+                          int64_t iw0, int64_t c0, bool& row_ok) {
+  const int64_t ih = i < K ? p.rows[i * p.Ho + oh] : p.rows[(K - 1) * p.Ho + oh + (i - K + 1)];
+  row_ok = ih >= 0;
+  return x + ((n * p.H + (row_ok ? ih : 0)) * p.W + iw0) * p.C + c0;
+}
+
 template <class A, class T, int K, int R, int P, bool EDGE>
 inline void conn_cl_block_k(const ConnCl& p, const T* x, const A* w, const A* bias,
                             int64_t n, int64_t oh, int64_t ow0, int64_t c0, T* y) {
@@ -98,12 +109,8 @@ inline void conn_cl_block_k(const ConnCl& p, const T* x, const A* w, const A* bi
   // every loop unrolled (the sums stay in registers); a row above or below the image is a
   // mask of zeros, not a branch
   static_for<R + K - 1>([&](auto i) __attribute__((always_inline)) {
-    // input row i of the block: kernel row i - r of output row oh + r (R > 1: rows slide)
-    int64_t ih;
-    if constexpr (i < K) ih = p.rows[i * p.Ho + oh];
-    else ih = p.rows[(K - 1) * p.Ho + oh + (i - K + 1)];
-    const bool row_ok = ih >= 0;
-    const T* xrow = x + ((n * p.H + (row_ok ? ih : 0)) * W + iw0) * C + c0;
+    bool row_ok;
+    const T* xrow = block_row<K>(p, x, n, oh, i, iw0, c0, row_ok);
     static_for<P + K - 1>([&](auto j) __attribute__((always_inline)) {
       const bool ok = EDGE ? bool(row_ok & (uint64_t(iw0 + j) < uint64_t(W))) : row_ok;
       const Vec xj = load_or_zero(xrow + j * C, ok);
@@ -127,18 +134,6 @@ inline void conn_cl_block_k(const ConnCl& p, const T* x, const A* w, const A* bi
   }
 }
 
-// One block of R rows x P pixels from (oh, ow0), the edge variant only where its window
-// leaves the row.
-template <class A, class T, int K, int R, int P>
-inline void conn_cl_block_kp(const ConnCl& p, const T* x, const A* w, const A* bias,
-                             int64_t n, int64_t oh, int64_t ow0, int64_t c0, T* y) {
-  const int64_t iw0 = ow0 - p.pad_w;
-  if (iw0 >= 0 && iw0 + P + K - 1 <= p.W)
-    conn_cl_block_k<A, T, K, R, P, false>(p, x, w, bias, n, oh, ow0, c0, y);
-  else
-    conn_cl_block_k<A, T, K, R, P, true>(p, x, w, bias, n, oh, ow0, c0, y);
-}
-
 #endif  // CPU_CAPABILITY_AVX512
 
 // K when the row window runs this problem (AVX-512, float; a K x K filter, K = 3, 5 or 7,
@@ -156,8 +151,8 @@ inline int row_window_k(const ConnCl& p) {
 // The tasks and blocks of the row window: tasks of (sample, two output rows) where the
 // rows slide (stride 1, no dilation; one row for the last of an odd count), else (sample,
 // one row); per task, each channel vector's rows in blocks of 7 pixels, then single pixels
-// (56, 28, 14 and 7 are whole blocks). block(K, R, P, n, oh, ow0, c0) runs one block, its
-// sizes as std::integral_constant.
+// (56, 28, 14 and 7 are whole blocks). block(K, R, P, EDGE, n, oh, ow0, c0) runs one
+// block, its sizes and EDGE (its window leaves the row) as std::integral_constant.
 template <class Block>
 void row_window_tasks(const ConnCl& p, int k, const Block& block) {
   constexpr int64_t L = 16;  // (float lanes of AVX-512)
@@ -166,10 +161,17 @@ void row_window_tasks(const ConnCl& p, int k, const Block& block) {
   using I7 = std::integral_constant<int, 7>;
   const int64_t step = p.rows_slide ? 2 : 1, tasks = (p.Ho + step - 1) / step;
   auto rows = [&](auto kc, auto rc, int64_t n, int64_t oh) __attribute__((always_inline)) {
+    auto one = [&](auto pc, int64_t ow0, int64_t c0) __attribute__((always_inline)) {
+      const int64_t iw0 = ow0 - p.pad_w;
+      if (iw0 >= 0 && iw0 + decltype(pc)::value + decltype(kc)::value - 1 <= p.W)
+        block(kc, rc, pc, std::false_type{}, n, oh, ow0, c0);
+      else
+        block(kc, rc, pc, std::true_type{}, n, oh, ow0, c0);
+    };
     for (int64_t c0 = 0; c0 < p.C; c0 += L) {
       int64_t ow0 = 0;
-      for (; ow0 + 7 <= p.Wo; ow0 += 7) block(kc, rc, I7{}, n, oh, ow0, c0);
-      for (; ow0 < p.Wo; ++ow0) block(kc, rc, I1{}, n, oh, ow0, c0);
+      for (; ow0 + 7 <= p.Wo; ow0 += 7) one(I7{}, ow0, c0);
+      for (; ow0 < p.Wo; ++ow0) one(I1{}, ow0, c0);
     }
   };
   auto run = [&](auto kc, int64_t begin, int64_t end) {
@@ -193,11 +195,11 @@ void conn2d_cl_window(const ConnCl& p, int k) {
   const T* x = static_cast<const T*>(p.x);
   T* y = static_cast<T*>(p.y);
   const A* bias = static_cast<const A*>(p.bias);
-  row_window_tasks(p, k, [&](auto kc, auto rc, auto pc, int64_t n, int64_t oh, int64_t ow0,
-                             int64_t c0) __attribute__((always_inline)) {
+  row_window_tasks(p, k, [&](auto kc, auto rc, auto pc, auto ec, int64_t n, int64_t oh,
+                             int64_t ow0, int64_t c0) __attribute__((always_inline)) {
     constexpr int K = decltype(kc)::value, R = decltype(rc)::value, P = decltype(pc)::value;
     const A* w = static_cast<const A*>(p.w) + n * p.w_n;
-    conn_cl_block_kp<A, T, K, R, P>(p, x, w, bias, n, oh, ow0, c0, y);
+    conn_cl_block_k<A, T, K, R, P, decltype(ec)::value>(p, x, w, bias, n, oh, ow0, c0, y);
   });
 #else
   (void)p, (void)k;

@@ -49,11 +49,8 @@ inline void conn_cl_dot_block(const ConnCl& p, const c10::BFloat16* x, const c10
   const int64_t iw0 = ow0 - p.pad_w, C = p.C, W = p.W;
   const c10::BFloat16* wc = wp + 2 * c0;  // + (kh NP + m) 2C: the pair vector
   dot_for<R + K - 1>([&](auto i) __attribute__((always_inline)) {
-    int64_t ih;
-    if constexpr (i < K) ih = p.rows[i * p.Ho + oh];
-    else ih = p.rows[(K - 1) * p.Ho + oh + (i - K + 1)];
-    const bool row_ok = ih >= 0;
-    const c10::BFloat16* xrow = x + ((n * p.H + (row_ok ? ih : 0)) * W + iw0) * C + c0;
+    bool row_ok;
+    const c10::BFloat16* xrow = block_row<K>(p, x, n, oh, i, iw0, c0, row_ok);
     __m512i prev = _mm512_setzero_si512();
     dot_for<P + K - 1>([&](auto j) __attribute__((always_inline)) {
       const bool ok = EDGE ? bool(row_ok & (uint64_t(iw0 + j) < uint64_t(W))) : row_ok;
@@ -89,28 +86,17 @@ inline void conn_cl_dot_block(const ConnCl& p, const c10::BFloat16* x, const c10
   }
 }
 
-template <int K, int R, int P>
-inline void conn_cl_dot_block_kp(const ConnCl& p, const c10::BFloat16* x, const c10::BFloat16* wp,
-                                 const float* bias, int64_t n, int64_t oh, int64_t ow0, int64_t c0,
-                                 c10::BFloat16* y) {
-  const int64_t iw0 = ow0 - p.pad_w;
-  if (iw0 >= 0 && iw0 + P + K - 1 <= p.W)
-    conn_cl_dot_block<K, R, P, false>(p, x, wp, bias, n, oh, ow0, c0, y);
-  else
-    conn_cl_dot_block<K, R, P, true>(p, x, wp, bias, n, oh, ow0, c0, y);
-}
-
 // The row window (row_window_tasks, kernels_cl.h) on the dot product.
 __attribute__((noinline)) void conn2d_cl_window_dot(const ConnCl& p, int k) {
   const auto* x = static_cast<const c10::BFloat16*>(p.x);
   auto* y = static_cast<c10::BFloat16*>(p.y);
   const auto* bias = static_cast<const float*>(p.bias);
   // (not inlined into row_window_tasks, which is compiled without AVX512-BF16: one call a block)
-  row_window_tasks(p, k, [&](auto kc, auto rc, auto pc, int64_t n, int64_t oh, int64_t ow0,
-                             int64_t c0) {
+  row_window_tasks(p, k, [&](auto kc, auto rc, auto pc, auto ec, int64_t n, int64_t oh,
+                             int64_t ow0, int64_t c0) {
     constexpr int K = decltype(kc)::value, R = decltype(rc)::value, P = decltype(pc)::value;
     const auto* wp = static_cast<const c10::BFloat16*>(p.wpairs) + n * p.wpairs_n;
-    conn_cl_dot_block_kp<K, R, P>(p, x, wp, bias, n, oh, ow0, c0, y);
+    conn_cl_dot_block<K, R, P, decltype(ec)::value>(p, x, wp, bias, n, oh, ow0, c0, y);
   });
 }
 #endif  // CPU_CAPABILITY_AVX512
