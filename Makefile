@@ -92,7 +92,8 @@ bench: install-bench
 		$(PYTHON) -m benchmarks --suite cpu --quick --out $(BENCH_OUT); \
 		$(PYTHON) -m benchmarks --suite cpu-targets --quick --dtype float32,bfloat16 \
 			--layout nchw,channels_last --direction fwd,fwdbwd \
-			--provider 'localconn-cpu,torch-*,flex-attention' --out $(BENCH_OUT)/cpu-targets; \
+			--provider 'localconn-cpu,localconn-fused,torch-*,flex-attention' \
+			--out $(BENCH_OUT)/cpu-targets; \
 	fi
 
 lint:

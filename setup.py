@@ -84,8 +84,9 @@ def cuda_extension() -> tuple[list, dict]:
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 
-CPU_SOURCES = ["csrc/cpu/binding.cpp", "csrc/cpu/kernels_default.cpp",
-               "csrc/cpu/kernels_avx2.cpp", "csrc/cpu/kernels_avx512.cpp"]
+CPU_SOURCES = ["csrc/cpu/binding.cpp", "csrc/cpu/attention_binding.cpp",
+               "csrc/cpu/kernels_default.cpp", "csrc/cpu/kernels_avx2.cpp",
+               "csrc/cpu/kernels_avx512.cpp"]
 
 
 def cpu_extension() -> list:

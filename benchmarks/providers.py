@@ -77,8 +77,13 @@ def _auto_supports(case: Case, setting: Setting) -> Optional[str]:
 def _fused_supports(case: Case, setting: Setting) -> Optional[str]:
     if case.mode != "attention":
         return "unsupported: the fused kernels run the whole attention (mode attention) only"
+    if setting.device.type == "cpu":
+        import localconn
+
+        cpu = localconn.backends()["cpu"]
+        return None if cpu.available else f"unavailable: {cpu.reason}"
     if setting.device.type != "cuda":
-        return "skipped: the fused kernels run on CUDA (Triton; the CPU interpreter is for tests)"
+        return f"unsupported: the fused kernels run on CUDA and CPU, not {setting.device.type}"
     return None
 
 
@@ -114,8 +119,8 @@ def _localconn_providers() -> list[Provider]:
         Provider(
             "localconn-fused",
             "localconn",
-            "localconn's fused attention kernels (Triton; window_attention(fused=True)): the "
-            "whole attention without the map",
+            "localconn's fused attention kernels (Triton on CUDA, csrc/cpu on the CPU; "
+            "window_attention(fused=True)): the whole attention without the map",
             _fused_supports,
             lambda case, setting: fused_attention_op(case),
         )

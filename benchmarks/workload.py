@@ -107,14 +107,16 @@ def unfused_attention(case: Case, corr: Fn, conn: Fn) -> Fn:
 
 
 def fused_attention_op(case: Case) -> Fn:
-    """The attention case through localconn's fused kernels (``fused=True``: no fallback)."""
+    """The attention case through localconn's fused kernels (``fused=True``: no fallback):
+    Triton's on CUDA tensors, the CPU backend's on CPU tensors."""
     from localconn.window_attention import window_attention
 
     kernel = (case.kernel, case.kernel)
 
     def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        backend = "cpu" if q.device.type == "cpu" else "triton"
         return window_attention(q, k, v, case.cw, kernel, (1, 1), window=case.window,
-                                scale=case.scale, backend="triton", fused=True)
+                                scale=case.scale, backend=backend, fused=True)
 
     return attention
 

@@ -151,8 +151,9 @@ class LocalAttention2d(NotScriptable, nn.Module):
         fused: ``"auto"`` (default): the fused kernels (:mod:`localconn.fused_attention`;
             no ``(N, heads, Kh, Kw, H, W)`` map in memory, forward or backward) where they
             run: every window, no attention dropout while training, float16 / bfloat16
-            on a CUDA device with Triton (float32 with ``True``); the primitives otherwise, with the same result to the dtype's
-            tolerance. ``True`` demands it (``ValueError`` saying why it
+            on a CUDA device with Triton (float32 with ``True``), float32 / float16 /
+            bfloat16 on the CPU (the CPU backend's kernels); the primitives otherwise,
+            with the same result to the dtype's tolerance. ``True`` demands it (``ValueError`` saying why it
             cannot run), ``False`` always runs the primitives.
         backend: forwarded to :func:`~localconn.local_corr2d` and
             :func:`~localconn.local_conn2d`.

@@ -82,11 +82,11 @@ def swin_region_ids(
 
     With ``shift == 0`` there is one region (all zeros).
     """
-    ids = torch.zeros(length, dtype=torch.long, device=device)
-    if shift:
-        ids[length - kernel : length - shift] = 1
-        ids[length - shift :] = 2
-    return ids
+    x = torch.arange(length, device=device)
+    if not shift:
+        return torch.zeros_like(x)
+    # (functional, no slice assignment: export decomposes the fused op through it)
+    return (x >= length - kernel).long() + (x >= length - shift).long()
 
 
 def same_region(axis: Axis, shift: int, device: torch.device) -> torch.Tensor:

@@ -157,8 +157,25 @@ def _corr2d_op(g: Tensor, x: Tensor, weight_shape: _Ints, stride: _Ints, padding
     return corr2d(g, x, weight_shape, geo)
 
 
+def _window_attention_op(q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], heads: int,
+                         kernel: _Ints, dilation: _Ints, window: str, shift: _Ints,
+                         scale: float, impl: str = "triton") -> tuple[Tensor, Tensor]:
+    """The fused attention's ``(out, lse)`` as the unfused path computes it: the
+    primitives (decomposed in turn), the masked softmax in float32, its log-sum-exp."""
+    from .window_attention import window_aggregate, window_logits
+
+    kernel, dilation, shift = tuple(kernel), tuple(dilation), tuple(shift)
+    logits, excluded = window_logits(q * scale, k, heads, kernel, dilation, window, shift, rpb)
+    if excluded is not None:
+        logits = logits.masked_fill(excluded, float("-inf"))
+    flat = logits.float().flatten(2, 3)
+    lse = flat.logsumexp(dim=2)
+    attn = (flat - lse.unsqueeze(2)).exp().unflatten(2, logits.shape[2:4]).to(v.dtype)
+    return window_aggregate(attn, v, kernel, dilation, window), lse
+
+
 def table() -> dict[torch._ops.OpOverload, Callable[..., Tensor]]:
-    """``torch.export.default_decompositions()`` with the three ``localconn::`` ops added:
+    """``torch.export.default_decompositions()`` with the ``localconn::`` ops added:
     ``ep.run_decompositions(table())`` leaves no custom op in an exported program."""
     t = torch.export.default_decompositions()
     t.update(_custom_ops())
@@ -166,9 +183,12 @@ def table() -> dict[torch._ops.OpOverload, Callable[..., Tensor]]:
 
 
 def _custom_ops() -> dict[torch._ops.OpOverload, Callable[..., Tensor]]:
+    from . import fused_attention  # noqa: F401  (defines localconn::window_attention)
+
     ops = torch.ops.localconn
     return {ops.conn2d.default: _conn2d_op, ops.conn2d_transpose.default: _conn2d_transpose_op,
-            ops.corr2d.default: _corr2d_op}
+            ops.corr2d.default: _corr2d_op,
+            ops.window_attention.default: _window_attention_op}
 
 
 @contextlib.contextmanager

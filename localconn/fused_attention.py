@@ -15,6 +15,14 @@ there, so in deterministic mode (``torch.use_deterministic_algorithms``) a
 call whose ``rpb`` needs a gradient takes the unfused primitives instead
 (:func:`fused_unavailable` says so).
 
+On CPU tensors the same ops run the CPU backend's kernels
+(:mod:`localconn.cpu_attention`, ``csrc/cpu/attention.h``: one query at a time,
+vectorised along the head dim, the softmax over the window in registers; a
+deterministic backward that recomputes the probabilities), for float32, float16
+and bfloat16, any head dim, wherever the CPU extension is built; ``backend="triton"``
+runs Triton's kernels through its interpreter instead (tests). The ops' ``impl``
+argument (:func:`fused_impl`) names the kernel.
+
 The kernels are the custom ops ``localconn::window_attention`` (``out``, ``lse``)
 and ``localconn::window_attention_backward``, with fake implementations (so
 ``torch.compile(fullgraph=True)`` traces them as opaque nodes), autograd,
@@ -34,7 +42,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .backends import _unavailable_reason
+from .backends import _unavailable_reason, requested
 from .reference import memory_format_of
 
 #: largest head dim of the fused kernel (its [64, D] tiles stay in registers)
@@ -53,10 +61,47 @@ def fused_arg(fused: object) -> Optional[bool]:
     raise ValueError(f"fused must be 'auto', True or False, got {fused!r}")
 
 
+@torch._dynamo.assume_constant_result
+def _context_backend() -> str:
+    """The backend :func:`~localconn.use_backend` or the environment asks for (under
+    ``torch.compile``: the one asked for when the graph was traced, a constant of it)."""
+    return requested("")
+
+
+def _asked(backend: Optional[str]) -> str:
+    """``backend``, else the context's (:func:`_context_backend`)."""
+    return backend or _context_backend()
+
+
+def fused_impl(q: Tensor, backend: Optional[str]) -> str:
+    """The fused kernel a call on ``q`` runs: ``"cpu"`` (:mod:`localconn.cpu_attention`) for
+    CPU tensors unless ``backend="triton"`` asks for Triton's (its interpreter), else
+    ``"triton"``. ``backend`` ``None``: the one asked for by :func:`~localconn.use_backend`
+    or the environment (:func:`_asked`)."""
+    backend = _asked(backend)
+    return "cpu" if q.device.type == "cpu" and backend != "triton" else "triton"
+
+
+def _cpu_unavailable(q: Tensor, backend: Optional[str]) -> Optional[str]:
+    """Why the CPU's fused kernel cannot run (``None`` if it can)."""
+    from . import cpu_attention, cpu_backend
+
+    if backend not in (None, "auto", "cpu"):
+        return (f"backend={backend!r}: the fused kernels are the CPU backend's and "
+                "Triton's")
+    if q.dtype not in cpu_attention.DTYPES:
+        return (f"the CPU's fused kernel takes float32, float16 and bfloat16, got {q.dtype} "
+                "(the primitives run it)")
+    return cpu_backend.available()
+
+
 def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str],
                       rpb: Optional[Tensor] = None, auto: bool = True) -> Optional[str]:
     """``None`` if the fused kernel can compute attention on the ``(B, heads * D, H, W)``
     images ``q`` and ``v`` (``auto``: and is the one to pick), else why not."""
+    backend = _asked(backend)
+    if fused_impl(q, backend) == "cpu":
+        return _cpu_unavailable(q, backend)
     if backend not in (None, "auto", "triton"):
         return f"backend={backend!r}: the fused kernel is Triton's"
     if q.dtype not in _FUSED_DTYPES:
@@ -94,9 +139,16 @@ def _pair(v: Sequence[int]) -> tuple[int, int]:
 @torch.library.custom_op("localconn::window_attention", mutates_args=())
 def window_attention_op(q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], heads: int,
                         kernel: Sequence[int], dilation: Sequence[int], window: str,
-                        shift: Sequence[int], scale: float) -> tuple[Tensor, Tensor]:
+                        shift: Sequence[int], scale: float, impl: str = "triton",
+                        ) -> tuple[Tensor, Tensor]:
     """Fused attention on ``(B, heads * D, H, W)`` images: ``out (B, heads * Dv, H, W)`` and the
-    float32 log-sum-exp ``(B, heads, H, W)`` (see the module docstring)."""
+    float32 log-sum-exp ``(B, heads, H, W)`` (see the module docstring); ``impl`` the kernel
+    (:func:`fused_impl`)."""
+    if impl == "cpu":
+        from . import cpu_attention
+
+        return cpu_attention.forward(q, k, v, rpb, heads, kernel, dilation, window, shift,
+                                     scale)
     from .triton_kernels import backend as triton_backend
 
     return triton_backend.neighborhood_attention(q, k, v, rpb, heads, _pair(kernel),
@@ -104,7 +156,7 @@ def window_attention_op(q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], 
 
 
 @window_attention_op.register_fake
-def _(q, k, v, rpb, heads, kernel, dilation, window, shift, scale):
+def _(q, k, v, rpb, heads, kernel, dilation, window, shift, scale, impl="triton"):
     B, _, H, W = q.shape
     out = torch.empty(v.shape, dtype=v.dtype, device=v.device, memory_format=memory_format_of(v))
     return out, q.new_empty((B, heads, H, W), dtype=torch.float32)
@@ -114,10 +166,17 @@ def _(q, k, v, rpb, heads, kernel, dilation, window, shift, scale):
 def window_attention_backward_op(
     q: Tensor, k: Tensor, v: Tensor, rpb: Optional[Tensor], out: Tensor, lse: Tensor,
     dout: Tensor, heads: int, kernel: Sequence[int], dilation: Sequence[int], window: str,
-    shift: Sequence[int], scale: float, rpb_grad: bool,
+    shift: Sequence[int], scale: float, rpb_grad: bool, impl: str = "triton",
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """dq, dk, dv and drpb (``rpb``'s dtype; empty unless ``rpb_grad``) of
     :func:`window_attention_op`."""
+    if impl == "cpu":
+        from . import cpu_attention
+
+        dq, dk, dv, drpb = cpu_attention.backward(
+            q, k, v, rpb, out, lse, dout, heads, _pair(kernel), _pair(dilation), window,
+            _pair(shift), scale, rpb_grad)
+        return dq, dk, dv, q.new_empty(0) if drpb is None else drpb.to(rpb.dtype)
     from .triton_kernels import backend as triton_backend
 
     dq, dk, dv, drpb = triton_backend.neighborhood_attention_backward(
@@ -127,16 +186,18 @@ def window_attention_backward_op(
 
 
 @window_attention_backward_op.register_fake
-def _(q, k, v, rpb, out, lse, dout, heads, kernel, dilation, window, shift, scale, rpb_grad):
+def _(q, k, v, rpb, out, lse, dout, heads, kernel, dilation, window, shift, scale, rpb_grad,
+      impl="triton"):
     grads = [torch.empty(t.shape, dtype=t.dtype, device=t.device,
                          memory_format=memory_format_of(t)) for t in (q, k, v)]
     return (*grads, rpb.new_empty(rpb.shape) if rpb_grad else q.new_empty(0))
 
 
 def _setup(ctx, inputs, output) -> None:
-    q, k, v, rpb, heads, kernel, dilation, window, shift, scale = inputs
+    q, k, v, rpb, heads, kernel, dilation, window, shift, scale, impl = inputs
     ctx.save_for_backward(q, k, v, rpb, *output)
     ctx.args = (heads, kernel, dilation, window, shift, scale)
+    ctx.impl = impl
 
 
 def _backward(ctx, dout: Tensor, _dlse: Optional[Tensor]) -> tuple[Optional[Tensor], ...]:
@@ -144,9 +205,9 @@ def _backward(ctx, dout: Tensor, _dlse: Optional[Tensor]) -> tuple[Optional[Tens
     needs = ctx.needs_input_grad[:4]
     rpb_grad = rpb is not None and needs[3]
     dq, dk, dv, drpb = window_attention_backward_op(q, k, v, rpb, out, lse, dout, *ctx.args,
-                                                    rpb_grad)
+                                                    rpb_grad, ctx.impl)
     grads = (dq, dk, dv, drpb if rpb_grad else None)
-    return (*(g if need else None for g, need in zip(grads, needs)), *(None,) * 6)
+    return (*(g if need else None for g, need in zip(grads, needs)), *(None,) * 7)
 
 
 window_attention_op.register_autograd(_backward, setup_context=_setup)

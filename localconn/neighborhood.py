@@ -36,7 +36,8 @@ windows and raise ``ValueError`` naming them.
 
 :func:`na2d` is :func:`~localconn.window_attention.window_attention`: it runs the
 fused kernels where they can (:mod:`localconn.fused_attention`:
-Triton, a CUDA device, 16-bit (float32 with ``fused=True``), head dims up to 128;
+Triton on a CUDA device, 16-bit (float32 with ``fused=True``), head dims up to 128;
+the CPU backend's on CPU tensors, float32 and 16-bit, any head dim;
 no ``(B, heads, Kh, Kw, H, W)`` map in memory, forward or backward) and otherwise
 :func:`~localconn.local_corr2d`, a float32 softmax and
 :func:`~localconn.local_conn2d`, which every backend, autograd (gradients for

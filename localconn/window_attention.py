@@ -39,7 +39,7 @@ from torch import Tensor
 
 from .attention_masks import allowed_taps, attention_axes, window_softmax
 from .functional import local_conn2d, local_corr2d
-from .fused_attention import fused_arg, fused_unavailable, window_attention_op
+from .fused_attention import fused_arg, fused_impl, fused_unavailable, window_attention_op
 from .geometry import Axis
 from .relative_position import relative_position_bias, relative_position_index
 
@@ -159,7 +159,7 @@ def window_attention(
                                                         auto=fused is None)
     if fused is not False and why is None:
         return window_attention_op(q, k, v, rpb, heads, kernel, dilation, window, shift,
-                                   scale)[0]
+                                   scale, fused_impl(q, backend))[0]
     if fused:
         raise ValueError(f"fused=True, but the fused kernel cannot run this call: {why}")
     return _unfused(q, k, v, rpb, heads, kernel, dilation, window, shift, scale, backend)

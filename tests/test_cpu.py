@@ -343,6 +343,17 @@ for shape, kw in (((1, 6, 7, 7, 1, 1), window_kwargs("sliding", 1, 3)),
                      (localconn.local_corr2d, (go, x, shape))):
         assert_close(fn(*args, **kw, backend="cpu"), fn(*args, **kw, backend="reference"),
                      what=fn.__name__, scale=3.0)
+from localconn.window_attention import window_attention
+for window, D, Dv, shift in (("neighborhood", 20, 40, (0, 0)), ("block", 136, 9, (1, 2))):
+    # head dims of a partial vector, of more vectors than the kernels unroll
+    ts = [rand(s, g, torch.float32).requires_grad_()
+          for s in ((2, 2 * D, 9, 12), (2, 2 * D, 9, 12), (2, 2 * Dv, 9, 12), (2, 5, 5))]
+    outs = [window_attention(*ts[:3], 2, (3, 3), (1, 1), window=window, shift=shift,
+                             rpb=ts[3], scale=0.3, fused=fused, backend=backend)
+            for fused, backend in ((True, "cpu"), (False, "reference"))]
+    grads = [torch.autograd.grad(o.square().sum(), ts) for o in outs]
+    for name, a, e in zip(["out", "q", "k", "v", "rpb"], *((o, *gr) for o, gr in zip(outs, grads))):
+        assert_close(a, e, what=f"fused attention {{window}} {{name}}", scale=3.0)
 print("ok")
 """
 
@@ -350,7 +361,7 @@ print("ok")
 @pytest.mark.parametrize("isa", ["default", "avx2"])
 def test_every_instruction_set(isa: str) -> None:
     """The kernels of the lower instruction sets (a subprocess with ATEN_CPU_CAPABILITY set),
-    float32 and float64, against the reference."""
+    float32 and float64, against the reference; the fused attention too."""
     tests = str(Path(__file__).parent)
     env = {**os.environ, "ATEN_CPU_CAPABILITY": isa}
     run = subprocess.run([sys.executable, "-c", ISA_SCRIPT.format(tests=tests)], env=env,

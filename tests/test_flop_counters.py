@@ -61,7 +61,8 @@ def test_fvcore(name: str) -> None:
 
     without, missed = total()
     with_, missed_after = total(**flop_counters.fvcore_handles())
-    assert {"localconn::conn2d"} & missed and not {o for o in missed_after if "localconn" in o}
+    assert {o for o in missed if "localconn" in o}  # (attention: fused on the CPU too)
+    assert not {o for o in missed_after if "localconn" in o}
     assert with_ - without == own_macs(m, x)
 
 

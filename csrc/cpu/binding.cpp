@@ -147,6 +147,8 @@ struct Isa {
   ConnClFn conn_cl;
   ConnCl16Fn conn_cl16;
   CorrClFn corr_cl;
+  void (*attn_fwd)(const lc_cpu::Attn&);
+  void (*attn_bwd)(const lc_cpu::Attn&);
   int (*bytes)();
   const char* name;
 };
@@ -155,7 +157,8 @@ struct Isa {
   Isa {                                                                                   \
     lc_cpu::NS::conn2d_entry, lc_cpu::NS::scatter_entry, lc_cpu::NS::corr2d_entry,        \
         lc_cpu::NS::conn2d_cl_entry, lc_cpu::NS::conn2d_cl16_entry,                        \
-        lc_cpu::NS::corr2d_cl_entry, lc_cpu::NS::vector_bytes,                              \
+        lc_cpu::NS::corr2d_cl_entry, lc_cpu::NS::attention_forward_entry,                  \
+        lc_cpu::NS::attention_backward_entry, lc_cpu::NS::vector_bytes,                     \
         NAME                                                                              \
   }
 
@@ -501,6 +504,12 @@ std::string capability() {
 }
 
 }  // namespace
+
+// The fused attention's kernels (attention.h) on the instruction set the primitives run,
+// for attention_binding.cpp
+void lc_cpu::run_attention(const Attn& p, bool backward) {
+  backward ? isa().attn_bwd(p) : isa().attn_fwd(p);
+}
 
 TORCH_LIBRARY(localconn_cpu, m) {
   m.def("conn2d(Tensor x, Tensor weight, Tensor? bias, Tensor(a!) y, int[] meta) -> ()");

@@ -36,6 +36,9 @@ bool conn2d_cl16_entry(const ConnCl& p) {
 
 void corr2d_cl_entry(const CorrCl& p, bool f64) { f64 ? corr2d_cl<double>(p) : corr2d_cl<float>(p); }
 
+void attention_forward_entry(const Attn& p) { attention_forward(p); }
+void attention_backward_entry(const Attn& p) { attention_backward(p); }
+
 int vector_bytes() { return int(at::vec::Vectorized<float>::size() * sizeof(float)); }
 
 }  // namespace CPU_CAPABILITY

@@ -15,6 +15,8 @@
   void conn2d_cl_entry(const ConnCl& p, bool f64);                  \
   bool conn2d_cl16_entry(const ConnCl& p);                          \
   void corr2d_cl_entry(const CorrCl& p, bool f64);                  \
+  void attention_forward_entry(const Attn& p);                     \
+  void attention_backward_entry(const Attn& p);                    \
   int vector_bytes();                                               \
   }
 
@@ -24,3 +26,8 @@ LC_CPU_DECLARE(DEFAULT)
 LC_CPU_DECLARE(AVX2)
 LC_CPU_DECLARE(AVX512)
 #endif
+
+namespace lc_cpu {
+// attention.h's forward (or backward) for the instruction set chosen (binding.cpp)
+void run_attention(const Attn& p, bool backward);
+}  // namespace lc_cpu

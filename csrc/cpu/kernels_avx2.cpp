@@ -31,6 +31,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/kernels_cl.h"
+#include "cpu/attention.h"
 #include "cpu/entry.h"
 #pragma GCC pop_options
 #endif

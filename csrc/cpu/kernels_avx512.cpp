@@ -43,6 +43,7 @@
 
 #include "cpu/kernels.h"
 #include "cpu/kernels_cl.h"
+#include "cpu/attention.h"
 // AVX512-BF16 for the bfloat16 dot product only (run where the CPU has it)
 #pragma GCC push_options
 #pragma GCC target("avx512bf16")

@@ -9,4 +9,5 @@
 
 #include "cpu/kernels.h"
 #include "cpu/kernels_cl.h"
+#include "cpu/attention.h"
 #include "cpu/entry.h"

@@ -102,3 +102,31 @@ struct CorrCl {
 };
 
 }  // namespace lc_cpu
+
+namespace lc_cpu {
+
+// Fused local attention (attention.h) on contiguous (B, H, W, C) float32 images, per head h
+// the channels [h * D, (h + 1) * D) (values and outputs: Dv), for every query o and the
+// keys j of its window (in units of the query's dilation group):
+//   L[o, j] = scale * q[o] . k[j] + rpb[h, jy - oy + Kh - 1, jx - ox + Kw - 1]
+//   out[o] = sum_j exp(L[o, j] - lse[o]) v[j],  lse[o] = log sum_j exp(L[o, j])
+// window: 0 neighborhood, 1 causal, 2 sliding, 3 block (Swin's shift regions).
+struct Attn {
+  int64_t B, H, W, heads, D, Dv, Kh, Kw, dh, dw, window, shift_h, shift_w;
+  float scale;
+  const float* q;       // (B, H, W, heads * D)
+  const float* k;       // (B, H, W, heads * D)
+  const float* v;       // (B, H, W, heads * Dv)
+  const float* rpb;     // (heads, 2 Kh - 1, 2 Kw - 1), or nullptr
+  float* out;           // forward: (B, H, W, heads * Dv)
+  float* lse;           // forward: written, backward: read; (B, heads, H, W)
+  // backward
+  const float* o;       // the forward's out
+  const float* dout;    // (B, H, W, heads * Dv)
+  float* dq;            // (B, H, W, heads * D)
+  float* dk;
+  float* dv;            // (B, H, W, heads * Dv)
+  float* drpb;          // (B * dh * dw, heads, 2 Kh - 1, 2 Kw - 1) partial sums, or nullptr
+};
+
+}  // namespace lc_cpu
