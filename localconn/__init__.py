@@ -16,6 +16,7 @@ import torch
 
 from . import (
     autoselect,  # noqa: F401  (auto's measured choice: localconn.autoselect.choices())
+    convert,  # noqa: F401  (peers' checkpoints: localconn.convert.natten)
     decompositions,  # noqa: F401  (the ops in standard ATen ops, for export: export_onnx)
     flops,  # noqa: F401  (FLOP formulas of the localconn:: ops for torch.utils.flop_counter)
     ops,  # noqa: F401  (registers the localconn:: custom ops)

@@ -29,6 +29,8 @@ from .scripting import NotScriptable
 from .validation import check_int, check_module_input
 
 SHARES = ("spatial", "channel", "none")
+#: what a strided per-position generator reads (``generator_input``)
+GENERATOR_INPUTS = ("centres", "avgpool")
 #: nn.Conv2d's padding modes (the sliding window's padding filled with zeros, or F.pad's)
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -118,6 +120,11 @@ class LocalConn2d(NotScriptable, nn.Module):
         padding_mode: as ``nn.Conv2d``'s: ``"zeros"`` (default), ``"reflect"``,
             ``"replicate"`` or ``"circular"`` (the sliding window only: the input is
             padded by ``F.pad``, then the layer runs without padding).
+        generator_input: what the per-position generator of a dynamic ``"channel"`` /
+            ``"none"`` layer reads at stride > 1 (sliding window): ``"centres"``
+            (default: the input at each window's centre) or ``"avgpool"``
+            (``AvgPool2d(stride, stride)`` of the input, as involution / RedNet
+            compute it; the pooled size must be the output size).
         device, dtype: where and in which floating dtype the parameters are made (as
             ``nn.Conv2d``'s factory arguments; ``device="meta"`` allocates nothing).
 
@@ -159,11 +166,22 @@ class LocalConn2d(NotScriptable, nn.Module):
         reduction: int = 4,
         backend: Optional[str] = None,
         padding_mode: str = "zeros",
+        generator_input: str = "centres",
         device: Optional[Union[torch.device, str, int]] = None,
         dtype: Optional[torch.dtype] = None,
     ) -> None:
         super().__init__()
         check_int(channels, "channels")
+        if generator_input not in GENERATOR_INPUTS:
+            raise ValueError(f"generator_input must be one of {GENERATOR_INPUTS}, got "
+                             f"{generator_input!r}")
+        if generator_input != "centres" and not (dynamic and share != "spatial"
+                                                 and window == "sliding"):
+            raise ValueError(f"generator_input={generator_input!r} is for the per-position "
+                             "generator of a dynamic share='channel' or 'none' layer on the "
+                             f"sliding window, got share={share!r}, dynamic={dynamic!r}, "
+                             f"window={window!r}")
+        self.generator_input = generator_input
         if padding_mode not in PADDING_MODES:
             raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
         if padding_mode != "zeros" and window != "sliding":
@@ -254,8 +272,24 @@ class LocalConn2d(NotScriptable, nn.Module):
         if self.share == "spatial":
             return self.generator(x)
         if self.window == "sliding":  # generate at the output positions
+            if self.generator_input == "avgpool":
+                return self.generator(self._pooled(x))
             x = window_centres(x, self.kernel_size, self.stride, self.padding, self.dilation)
         return self.generator(x)
+
+    def _pooled(self, x: Tensor) -> Tensor:
+        """Involution's generator input: ``AvgPool2d(stride, stride)`` of ``x`` (``x`` at
+        stride 1); ``ValueError`` when its size is not the output size."""
+        if self.stride == (1, 1):
+            return x
+        pooled = F.avg_pool2d(x, self.stride, self.stride)
+        out = make_geometry(tuple(x.shape[-2:]), self.kernel_size, self.stride, self.padding,
+                            self.dilation).out_size
+        if tuple(pooled.shape[-2:]) != tuple(out):
+            raise ValueError(f"generator_input='avgpool': the pooled input is "
+                             f"{tuple(pooled.shape[-2:])}, the output {tuple(out)}; an input "
+                             f"size divisible by the stride {self.stride} makes them equal")
+        return pooled
 
     def forward(self, x: Tensor, weight: Optional[Tensor] = None) -> Tensor:
         """``local_conn2d(x, weight or self.make_weight(x), self.bias, ...)``.
@@ -309,6 +343,8 @@ class LocalConn2d(NotScriptable, nn.Module):
             s += ", bias=False"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode!r}"
+        if self.generator_input != "centres":
+            s += f", generator_input={self.generator_input!r}"
         if self.backend is not None:
             s += f", backend={self.backend!r}"
         return s
