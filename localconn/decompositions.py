@@ -36,6 +36,7 @@ and :func:`localconn.export_onnx` (``torch.onnx.export`` with :func:`registered`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 from collections.abc import Iterator, Sequence
 from typing import Any, Callable, Optional
 
@@ -213,6 +214,38 @@ def registered() -> Iterator[None]:
             decomposition_table.pop(op, None)
 
 
+_INLINED: contextvars.ContextVar[bool] = contextvars.ContextVar("localconn_inlined",
+                                                                default=False)
+
+
+def inlined_now() -> bool:
+    """Whether the primitives run as their decompositions here (:func:`inlined`)."""
+    return _INLINED.get()
+
+
+@contextlib.contextmanager
+def inlined() -> Iterator[None]:
+    """Inside the block the three primitives *run* as their decompositions (standard ATen
+    ops, no custom op) and attention takes the primitives: what ``torch.jit.trace`` (and
+    so the TorchScript ONNX exporter) records is then a graph of standard ops. Slow: for
+    export only.
+
+    Example::
+
+        >>> import localconn
+        >>> x, w = torch.randn(1, 2, 5, 5), torch.randn(1, 2, 3, 3, 1, 1)
+        >>> with inlined():
+        ...     y = torch.jit.trace(lambda x: localconn.local_conn2d(x, w, padding=1), (x,))
+        >>> any("localconn" in str(n.kind()) for n in y.graph.nodes())
+        False
+    """
+    token = _INLINED.set(True)
+    try:
+        yield
+    finally:
+        _INLINED.reset(token)
+
+
 def export_onnx(model: torch.nn.Module, args: tuple, f: Optional[Any] = None,
                 **kwargs: Any) -> Any:
     """``torch.onnx.export(model, args, f, dynamo=True, **kwargs)`` with the ``localconn::``
@@ -220,6 +253,10 @@ def export_onnx(model: torch.nn.Module, args: tuple, f: Optional[Any] = None,
     operators, which onnxruntime (or any ONNX runtime) runs. Returns the exporter's
     ``ONNXProgram``; ``dynamic_shapes`` and the other ``torch.onnx.export`` arguments pass
     through.
+
+    ``dynamo=False`` runs the TorchScript exporter instead, on a trace of the model with
+    the primitives running as their decompositions (:func:`inlined`): the index tables
+    are constants of the graph, so only the batch may be a ``dynamic_axes`` dimension.
 
     Example::
 
@@ -230,7 +267,7 @@ def export_onnx(model: torch.nn.Module, args: tuple, f: Optional[Any] = None,
     """
     kwargs.setdefault("dynamo", True)
     if not kwargs["dynamo"]:
-        raise ValueError("export_onnx needs the dynamo exporter (dynamo=True); the TorchScript "
-                         "exporter has no translation of the localconn:: ops")
+        with inlined():
+            return torch.onnx.export(model, args, f, **kwargs)
     with registered():
         return torch.onnx.export(model, args, f, **kwargs)

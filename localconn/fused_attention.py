@@ -99,6 +99,10 @@ def fused_unavailable(q: Tensor, v: Tensor, heads: int, backend: Optional[str],
                       rpb: Optional[Tensor] = None, auto: bool = True) -> Optional[str]:
     """``None`` if the fused kernel can compute attention on the ``(B, heads * D, H, W)``
     images ``q`` and ``v`` (``auto``: and is the one to pick), else why not."""
+    from .decompositions import inlined_now
+
+    if not torch.compiler.is_compiling() and inlined_now():
+        return "exporting through the TorchScript exporter: the primitives, as standard ops"
     backend = _asked(backend)
     if fused_impl(q, backend) == "cpu":
         return _cpu_unavailable(q, backend)

@@ -22,6 +22,7 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
+from . import decompositions
 from .autoselect import choose
 from .eager import direct
 from .geometry import Geometry, geometry_from_op_args
@@ -90,9 +91,17 @@ def _conn2d(
 conn2d = torch.library.custom_op("localconn::conn2d", mutates_args=())(_conn2d)
 
 
+def _inlined() -> bool:
+    """Inside :func:`~localconn.decompositions.inlined` (never while dynamo traces: the
+    context variable is not a graph constant)."""
+    return not torch.compiler.is_compiling() and decompositions.inlined_now()
+
+
 def run_conn2d(*args: Any) -> Tensor:
     """``conn2d(*args)``, through its implementation when :func:`~localconn.eager.direct` of
     its tensors (x, weight, bias)."""
+    if _inlined():
+        return decompositions._conn2d_op(*args)
     return (_conn2d if direct(*args[:3]) else conn2d)(*args)
 
 
@@ -153,6 +162,8 @@ conn2d_transpose = torch.library.custom_op("localconn::conn2d_transpose", mutate
 def run_conn2d_transpose(*args: Any) -> Tensor:
     """``conn2d_transpose(*args)``, through its implementation when :func:`~localconn.eager.direct` of
     its tensors (g, weight)."""
+    if _inlined():
+        return decompositions._conn2d_transpose_op(*args)
     return (_conn2d_transpose if direct(*args[:2]) else conn2d_transpose)(*args)
 
 
@@ -209,6 +220,8 @@ corr2d = torch.library.custom_op("localconn::corr2d", mutates_args=())(_corr2d)
 def run_corr2d(*args: Any) -> Tensor:
     """``corr2d(*args)``, through its implementation when :func:`~localconn.eager.direct` of
     its tensors (a, b)."""
+    if _inlined():
+        return decompositions._corr2d_op(*args)
     return (_corr2d if direct(*args[:2]) else corr2d)(*args)
 
 

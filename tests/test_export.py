@@ -1,11 +1,12 @@
 """Export: the primitives' functional decompositions (localconn/decompositions.py) against
 the reference in float64, their index tables against the taps' runs, torch.export with the
-custom ops decomposed, ONNX through the dynamo exporter run in onnxruntime against PyTorch,
-and torch.jit.script's clear refusal."""
+custom ops decomposed, ONNX through the dynamo exporter and the TorchScript exporter run in
+onnxruntime against PyTorch, and torch.jit.script's clear refusal."""
 
 from __future__ import annotations
 
 import itertools
+import warnings
 from typing import Any
 
 import pytest
@@ -172,15 +173,38 @@ def test_jit_script_says_what_to_use(make: Any) -> None:
 def test_export_onnx_leaves_no_global_decomposition(tmp_path: Any) -> None:
     """The decompositions are in torch._decomp's table only while export_onnx runs (so
     FakeTensor keeps the ops' own fake kernels: channels_last stays channels_last under
-    symbolic sizes), and the TorchScript exporter is refused with a reason."""
+    symbolic sizes)."""
     from torch._decomp import decomposition_table
 
     m = LocalConn2d(4, 3).eval()
     x = randn(1, 4, 7, 7, seed=18)
     run_onnx(m, x, tmp_path, "scoped")
     assert torch.ops.localconn.conn2d.default not in decomposition_table
-    with pytest.raises(ValueError, match="dynamo"):
-        localconn.export_onnx(m, (x,), str(tmp_path / "legacy.onnx"), dynamo=False)
+
+
+@pytest.mark.parametrize("name", ["dw", "involution-s2", "neighborhood-attention",
+                                  "shifted-block-attention", "sliding-attention"])
+def test_torchscript_exporter(name: str, tmp_path: Any) -> None:
+    """``export_onnx(dynamo=False)``: the TorchScript exporter on a trace of standard ops
+    (the primitives inlined as their decompositions, attention unfused), run in
+    onnxruntime, with a dynamic batch."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    m = randomize(MODULES[name](), seed=19).eval()
+    x, more = randn(2, 8, 12, 12, seed=20), randn(3, 8, 12, 12, seed=21)
+    path = str(tmp_path / f"{name}-legacy.onnx")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the exporter's deprecation and tracer warnings)
+        localconn.export_onnx(m, (x,), path, dynamo=False, input_names=["x"],
+                              dynamic_axes={"x": {0: "batch"}})
+    import onnx
+
+    graph = onnx.load(path).graph
+    assert not [n.op_type for n in graph.node if n.domain not in ("", "ai.onnx")]
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        for t in (x, more):
+            (got,) = session.run(None, {"x": t.numpy()})
+            assert_close(torch.from_numpy(got), m(t), what=f"TorchScript exporter {name}")
 
 
 def test_jit_trace_matches() -> None:
