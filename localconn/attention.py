@@ -232,6 +232,23 @@ class LocalAttention2d(NotScriptable, nn.Module):
             self.register_parameter("relative_position_bias_table", None)
         self._tables: dict[tuple[int, int, torch.device], _Tables] = {}
 
+    def reset_parameters(self) -> None:
+        """``qkv`` and ``proj`` as ``nn.Conv2d`` initialises them, the relative position bias
+        table ``~ trunc_normal(std=0.02)`` (Swin's): the module's initialisation, again.
+
+        Example::
+
+            >>> m = LocalAttention2d(8, 2, 3)
+            >>> with torch.no_grad():
+            ...     _ = m.qkv.weight.zero_()
+            >>> m.reset_parameters(); bool(m.qkv.weight.abs().sum() > 0)
+            True
+        """
+        self.qkv.reset_parameters()
+        self.proj.reset_parameters()
+        if self.relative_position_bias_table is not None:
+            nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
     def _check_window_args(self) -> None:
         Kh, Kw = self.kernel_size
         if min(self.kernel_size) < 1:

@@ -387,3 +387,39 @@ class LocalConn2d(NotScriptable, nn.Module):
         )
         m.load_state_dict(conv.state_dict())
         return m
+
+    def to_conv2d(self) -> nn.Conv2d:
+        """The static depth-wise layer (``share="spatial"``, not dynamic, sliding window) as
+        ``nn.Conv2d(C, C, K, groups=C)`` with its weights, stride, padding, dilation,
+        ``padding_mode``, device and dtype: the inverse of :meth:`from_conv2d`.
+
+        Example::
+
+            >>> m = LocalConn2d(16, 3, stride=2, padding_mode="reflect")
+            >>> conv = m.to_conv2d()
+            >>> x = torch.randn(1, 16, 9, 9)
+            >>> torch.allclose(conv(x), m(x), atol=1e-5)
+            True
+        """
+        if self.dynamic or self.share != "spatial" or self.window != "sliding":
+            raise ValueError(
+                "to_conv2d needs a static share='spatial' layer on the sliding window (a "
+                f"depth-wise convolution), got share={self.share!r}, dynamic={self.dynamic}, "
+                f"window={self.window!r}")
+        C = self.channels
+        conv = nn.Conv2d(C, C, self.kernel_size, stride=self.stride, padding=self.padding,
+                         dilation=self.dilation, groups=C, bias=self.bias is not None,
+                         padding_mode=self.padding_mode, device=self.weight.device,
+                         dtype=self.weight.dtype)
+        conv.load_state_dict(self.state_dict())
+        return conv
+
+    @property
+    def in_channels(self) -> int:
+        """``C`` (as ``nn.Conv2d``'s; a channel-wise layer keeps its channels)."""
+        return self.channels
+
+    @property
+    def out_channels(self) -> int:
+        """``C`` (as ``nn.Conv2d``'s)."""
+        return self.channels

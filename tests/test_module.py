@@ -234,6 +234,12 @@ def test_static_spatial_equals_conv2d(cfg: dict[str, Any]) -> None:
     assert isinstance(m2, LocalConn2d)
     assert_close(m2(x), expected, what=f"from_conv2d {cfg}")
     assert (m2.bias is None) == (not cfg["bias"])
+    back = m2.to_conv2d()  # and back: nn.Conv2d's own arguments and outputs
+    assert all(getattr(back, a) == getattr(conv, a) for a in
+               ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                "groups", "padding_mode"))
+    assert_close(back(x), expected, what=f"to_conv2d {cfg}")
+    assert (m2.in_channels, m2.out_channels) == (c, c)
 
     randomize(m, seed=3)
     conv2 = nn.Conv2d(c, c, groups=c, **args)
@@ -468,6 +474,37 @@ def test_padding_mode_matches_conv2d(mode: str, kernel: Any, stride: Any, paddin
     assert_close(m(x), conv(x), what=f"padding_mode={mode}")
     assert_close(LocalConn2d.from_conv2d(conv)(x), conv(x), what=f"from_conv2d {mode}")
     assert LocalConn2d.from_conv2d(conv).padding_mode == mode
+    back = m.to_conv2d()
+    assert back.padding_mode == mode and back.weight.dtype == torch.float64
+    assert_close(back(x), conv(x), what=f"to_conv2d {mode}")
+
+
+@pytest.mark.parametrize("kwargs", [{"dynamic": True}, {"window": "block"},
+                                    {"share": "channel", "groups": 2, "input_size": (8, 8)}])
+def test_to_conv2d_refuses_what_is_no_convolution(kwargs: dict) -> None:
+    with pytest.raises(ValueError, match="to_conv2d"):
+        LocalConn2d(4, 3, **kwargs).to_conv2d()
+
+
+def test_attention_reset_parameters() -> None:
+    """reset_parameters draws every parameter again as the constructor does (qkv and proj
+    as nn.Conv2d, the bias table trunc_normal(std=0.02)): the same values from the same
+    seed, whatever the parameters held."""
+    from localconn import LocalAttention2d
+
+    a, b = LocalAttention2d(32, 4, 7), LocalAttention2d(32, 4, 7)
+    with torch.no_grad():
+        for p in a.parameters():
+            p.fill_(float("nan"))
+    for m in (a, b):
+        torch.manual_seed(3)
+        m.reset_parameters()
+    for (name, p), q in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(p, q) and p.isfinite().all(), name
+    table = a.relative_position_bias_table
+    assert 0.01 < table.std() < 0.03  # (timm's trunc_normal_ cuts at +-2, not at 2 std)
+    bound = 1 / 32 ** 0.5  # nn.Conv2d's kaiming_uniform(a=sqrt(5)) on fan_in 32
+    assert a.qkv.weight.abs().max() <= bound and a.qkv.weight.std() > bound / 3
 
 
 @pytest.mark.parametrize("mode", ["reflect", "circular"])
