@@ -155,6 +155,9 @@ def window_attention(
             saying why not; ``False``: the primitives.
     """
     fused = fused_arg(fused)
+    # the window's geometry, validated for every path (ValueError: e.g. an image smaller
+    # than a dilated neighborhood), before a fused kernel could meet it
+    attention_window_axes(window, (q.shape[2], q.shape[3]), kernel, dilation)
     why = None if fused is False else fused_unavailable(q, v, heads, backend, rpb,
                                                         auto=fused is None)
     if fused is not False and why is None:

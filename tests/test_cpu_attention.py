@@ -192,6 +192,15 @@ def test_random_calls(cfg: tuple) -> None:
         assert_close(a, e, what=f"grad {name} {cfg}", scale=4.0 if name == "rpb" else 1.0)
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_window_larger_than_the_image_is_a_value_error(fused: bool) -> None:
+    """A dilated neighborhood larger than the image: ValueError naming the size, on the
+    fused path too (its kernel is never reached)."""
+    q = randn(1, 10, 13, 2, 8, dtype=torch.float32)
+    with pytest.raises(ValueError, match="kernel \\* dilation"):
+        na2d(q, q, q, 3, 4, backend="cpu", fused=fused)
+
+
 def test_empty_batch() -> None:
     leaves = _inputs(0, (6, 7), 2, 8, 8, (3, 3), True, torch.float32, grad=True)
     out = na2d(*leaves[:3], (3, 3), rpb=leaves[3], backend="cpu", fused=True)
