@@ -30,10 +30,8 @@ import torch
 from torch import Tensor
 
 from . import cpu_backend
+from .fused_attention import WINDOW_CODES
 from .reference import memory_format_of
-
-#: window name -> the kernels' code
-WINDOW_CODES = {"neighborhood": 0, "causal": 1, "sliding": 2, "block": 3}
 
 #: dtypes the kernels take (converted to float32; float64 runs the unfused primitives)
 DTYPES = (torch.float32, torch.float16, torch.bfloat16)

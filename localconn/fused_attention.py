@@ -45,6 +45,10 @@ from torch import Tensor
 from .backends import _unavailable_reason, requested
 from .reference import memory_format_of
 
+#: the fused kernels' window codes (Triton's ``WINDOW`` constexpr, csrc/cpu/plan.h's
+#: ``Attn::window``)
+WINDOW_CODES = {"neighborhood": 0, "causal": 1, "sliding": 2, "block": 3}
+
 #: largest head dim of the fused kernel (its [64, D] tiles stay in registers)
 MAX_HEAD_DIM = 128
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fused_attention import CASES, GRAD_CASES, MODULE_CASES, _Largest
+from test_fused_attention import CASES, GRAD_CASES, MODULE_CASES, _Largest, count_calls
 from test_neighborhood import oracle, randn
 from tolerances import assert_close
 from torch.utils.flop_counter import FlopCounterMode
@@ -39,22 +39,11 @@ def poisoned(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def _count(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    calls: list[int] = []
-    real = getattr(cpu_attention, name)
-
-    def counted(*args):
-        calls.append(1)
-        return real(*args)
-
-    monkeypatch.setattr(cpu_attention, name, counted)
-    return calls
-
-
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> tuple[list[int], list[int]]:
     """Counts the CPU kernel's forward and backward calls."""
-    return _count(monkeypatch, "forward"), _count(monkeypatch, "backward")
+    return (count_calls(monkeypatch, cpu_attention, "forward"),
+            count_calls(monkeypatch, cpu_attention, "backward"))
 
 
 def _inputs(B: int, size: Pair, heads: int, D: int, Dv: int, kernel: Pair, rpb: bool,

@@ -44,30 +44,33 @@ def interpreter(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
 
 
-def _count(monkeypatch: pytest.MonkeyPatch, name: str) -> list[int]:
-    from localconn.triton_kernels import backend as triton_backend
-
+def count_calls(monkeypatch: pytest.MonkeyPatch, module: object, name: str) -> list[int]:
+    """A list that grows by one at each call of ``module.name`` (patched for the test)."""
     calls: list[int] = []
-    real = getattr(triton_backend, name)
+    real = getattr(module, name)
 
     def counted(*args):
         calls.append(1)
         return real(*args)
 
-    monkeypatch.setattr(triton_backend, name, counted)
+    monkeypatch.setattr(module, name, counted)
     return calls
 
 
 @pytest.fixture
 def fused_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the fused forward kernel's launches."""
-    return _count(monkeypatch, "neighborhood_attention")
+    from localconn.triton_kernels import backend as triton_backend
+
+    return count_calls(monkeypatch, triton_backend, "neighborhood_attention")
 
 
 @pytest.fixture
 def fused_backward_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Counts the fused backward kernels' launches."""
-    return _count(monkeypatch, "neighborhood_attention_backward")
+    from localconn.triton_kernels import backend as triton_backend
+
+    return count_calls(monkeypatch, triton_backend, "neighborhood_attention_backward")
 
 
 CASES = [  # B, (H, W), heads, D, Dv, kernel, dilation, causal, rpb, dtype

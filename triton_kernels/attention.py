@@ -39,13 +39,15 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
+from localconn.fused_attention import WINDOW_CODES
+
 LOG2E = 1.4426950408889634  # (host)
 _LOG2E = tl.constexpr(LOG2E)
 _LN2 = tl.constexpr(0.6931471805599453)
 
 
-#: the windows' codes (``WINDOW``)
-WINDOWS = {"neighborhood": 0, "causal": 1, "sliding": 2, "block": 3}
+#: the windows' codes (``WINDOW``), shared with the CPU's fused kernel
+WINDOWS = WINDOW_CODES
 
 
 @triton.jit

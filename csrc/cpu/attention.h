@@ -114,13 +114,16 @@ inline float dot(const float* a, const float* b, int64_t n) {
 }
 
 // Rows of one head's channels at the pixels of a query's keys: key t's row at
-// base + pix[t] * stride
-struct Rows {
-  const float* base;
+// base + pix[t] * stride (read: Rows; written by add_rows: OutRows)
+template <class T>
+struct RowsOf {
+  T* base;
   const int64_t* pix;
   int64_t stride;
-  const float* operator[](int64_t t) const { return base + pix[t] * stride; }
+  T* operator[](int64_t t) const { return base + pix[t] * stride; }
 };
+using Rows = RowsOf<const float>;
+using OutRows = RowsOf<float>;
 
 // d[t] = a . rows[t] over n elements (NV vectors; 0: any n), for t < m: whole vectors of L
 // keys through lane_sums, held in registers (L products, then the network), and a short
@@ -197,16 +200,16 @@ void weighted_sum(const float* w, Rows rows, int64_t m, int64_t n, float* y) {
 
 // rows[t] += w[t] x for t < m (n elements of NV vectors; 0: any n): x held in registers
 template <int NV>
-void add_rows(const float* w, Rows rows, int64_t m, int64_t n, const float* x) {
+void add_rows(const float* w, OutRows rows, int64_t m, int64_t n, const float* x) {
   if constexpr (NV == 0) {
-    for (int64_t t = 0; t < m; ++t) add_scaled(const_cast<float*>(rows[t]), w[t], x, n);
+    for (int64_t t = 0; t < m; ++t) add_scaled(rows[t], w[t], x, n);
   } else {
     VecF xv[NV];
     for (int j = 0; j < NV - 1; ++j) xv[j] = VecF::loadu(x + j * L);
     xv[NV - 1] = load_last<NV>(x, n);
     const int64_t tail = n - (NV - 1) * L;
     for (int64_t t = 0; t < m; ++t) {
-      float* r = const_cast<float*>(rows[t]);
+      float* r = rows[t];
       const VecF wt(w[t]);
 #pragma GCC unroll 8
       for (int j = 0; j < NV - 1; ++j)
@@ -219,7 +222,7 @@ void add_rows(const float* w, Rows rows, int64_t m, int64_t n, const float* x) {
 }
 
 using DotsFn = void (*)(const float*, Rows, int64_t, int64_t, float*);
-using AddRowsFn = void (*)(const float*, Rows, int64_t, int64_t, const float*);
+using AddRowsFn = void (*)(const float*, OutRows, int64_t, int64_t, const float*);
 
 // The instances of add_rows for rows of n elements
 inline AddRowsFn add_rows_kernel(int64_t n) {
