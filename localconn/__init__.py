@@ -109,6 +109,24 @@ register_backend(
     )
 )
 
+# PyTorch's own convolution kernels (cuDNN, ATen) for static depth-wise problems: `auto`
+# times them beside ours on CUDA tensors and runs them where they are faster
+# (localconn.native_backend); on the CPU only when forced.
+from . import native_backend as _native  # noqa: E402
+
+register_backend(
+    Backend(
+        "native",
+        _native.conn2d,
+        _native.conn2d_transpose,
+        _native.corr2d,
+        priority=1,
+        available=_native.available,
+        supports=_native.supports,
+        auto_devices=("cuda",),
+    )
+)
+
 from .version import __version__  # noqa: E402, F401  (the one place it is written)
 
 __all__ = [

@@ -36,6 +36,7 @@ KNOWN: dict[str, str] = {
     "cuda": "the CUDA extension localconn._C is not part of this build",
     "triton": "the Triton backend (localconn.triton_kernels) is not part of this build",
     "cpu": "the CPU extension localconn._cpu is not part of this build",
+    "native": "",
     "reference": "",
 }
 

@@ -19,6 +19,8 @@ from localconn.reference import memory_format_of
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
 #: the backend ``auto`` runs CPU tensors on: the compiled cpu backend where it is built
 CPU_AUTO = "cpu" if localconn.backends()["cpu"].available else "reference"
+#: backends that run static depth-wise problems only (no attention: tests/test_native.py)
+DEPTHWISE_ONLY = ("native",)
 
 
 def gen(*key: Any) -> torch.Generator:

@@ -19,6 +19,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from backend_checks import DEPTHWISE_ONLY
 from random_data import randn as _randn
 from tolerances import assert_close
 
@@ -465,7 +466,8 @@ def test_autocast_bfloat16_cpu() -> None:
 
 def _runnable_backends() -> list[str]:
     """Backends available here, plus triton through its CPU interpreter where Triton imports."""
-    names = [name for name, status in localconn.backends().items() if status.available]
+    names = [name for name, status in localconn.backends().items()
+             if status.available and name not in DEPTHWISE_ONLY]
     if "triton" not in names and importlib.util.find_spec("triton") is not None:
         names.append("triton")
     return names

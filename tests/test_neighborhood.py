@@ -19,6 +19,7 @@ from typing import Optional
 
 import pytest
 import torch
+from backend_checks import DEPTHWISE_ONLY
 from random_data import randn as _randn
 from tolerances import assert_close
 from torch.utils.flop_counter import FlopCounterMode
@@ -207,7 +208,8 @@ def test_heads_last_tensors_reach_the_primitives_as_views(monkeypatch: pytest.Mo
 def _runnable_backends() -> list[str]:
     """The non-reference backends available here, plus Triton's CPU interpreter where Triton
     imports."""
-    names = [n for n, s in localconn.backends().items() if s.available and n != "reference"]
+    names = [n for n, s in localconn.backends().items()
+             if s.available and n != "reference" and n not in DEPTHWISE_ONLY]
     if "triton" not in names and importlib.util.find_spec("triton") is not None:
         names.append("triton")
     return names
