@@ -7,15 +7,17 @@ The GPU check (``.ci/gpu-check``) times each primitive call with the Triton
 backend's fixed tiles, so Triton rows compare with the model's fixed-tile
 prediction (``fixed_tiles`` of a full run, or a run with ``--tiles fixed``); PyTorch's
 own kernels (backend ``torch``) compare with the model's peer rows. Per row: measured median, predicted range, and measured /
-predicted (low and high end); last, per backend and limiter, the median
+predicted (low and high end); then, per backend and limiter, the median
 ratio, which says how far to trust (or how to correct) each kind of
-prediction.
+prediction; last, per backend, the mean absolute log error of each end (0.10 is
+about 10 % off, 0.69 a factor of 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -58,6 +60,13 @@ def table(rows: list[dict]) -> str:
     for (b, lim), v in sorted(groups.items()):
         inside = sum(r["inside"] for r in rows if (r["backend"], r["limiter"]) == (b, lim))
         lines.append(f"| {b} | {lim} | {len(v)} | {statistics.median(v):.2f} | {inside}/{len(v)} |")
+    lines += ["", "| backend | rows | mean abs log(measured / low) | mean abs log(measured / high) |",
+              "|---|---|---|---|"]
+    for b in sorted({r["backend"] for r in rows}):
+        sel = [r for r in rows if r["backend"] == b]
+        lo = statistics.mean(abs(math.log(r["vs_low"])) for r in sel)
+        hi = statistics.mean(abs(math.log(r["vs_high"])) for r in sel)
+        lines.append(f"| {b} | {len(sel)} | {lo:.3f} | {hi:.3f} |")
     return "\n".join(lines) + "\n"
 
 

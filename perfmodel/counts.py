@@ -2,8 +2,8 @@
 
 Given the per-warp execution count of every basic block (:mod:`perfmodel.flow`)
 this adds up, per warp: issued instructions by class, multiply-adds per
-lane, memory instructions and bytes by space, shared-memory wavefronts and
-global 32-byte sectors, and finds the hot loop.
+lane, memory instructions and bytes by space, shared-memory wavefronts,
+global 32-byte sectors and 128-byte lines, and finds the hot loop.
 
 Wavefronts and sectors per memory instruction come from the access pattern
 at its source line when one is known (:class:`Pattern`, from the
@@ -22,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from .inflight import inflight_bytes
 from .sass import Function, Instr
 
 MEMORY_KINDS = ("shared_ld", "shared_st", "global_ld", "global_st", "local_ld", "local_st")
@@ -33,6 +34,7 @@ class Pattern:
 
     cost: float  # shared: wavefronts; global: sectors
     size: int
+    lines: float = 0.0  # global: 128-byte lines per warp-wide access
 
 
 Patterns = dict[tuple[str, str, bool], Pattern]  # (site, space, write) -> Pattern
@@ -62,7 +64,9 @@ class Counts:
     lane_bytes: Counter = field(default_factory=Counter)  # kind -> bytes per lane
     widths: Counter = field(default_factory=Counter)  # "global_ld:16" -> instructions
     wavefronts: float = 0.0
-    sectors: float = 0.0
+    sectors: float = 0.0  # global and local 32-byte sectors (L1 <-> L2 transactions)
+    lines: float = 0.0  # global and local 128-byte lines (L1 requests: one a clock)
+    inflight: float = 0.0  # bytes of global loads in flight per memory stall (inflight.py)
     hot: Optional[HotLoop] = None
 
 
@@ -83,6 +87,16 @@ def _cost(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
     if space == "shared":
         return float(math.ceil(32 * width / 128))
     return 32 * width / 32
+
+
+def _lines(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
+    """128-byte lines of one warp-wide global or local execution (the traced pattern's,
+    scaled to this instruction's width, else a coalesced access's ``ceil(32 * width / 128)``)."""
+    pat = patterns.get((ins.site, "global", kind.endswith("_st"))) \
+        if kind.startswith("global") else None
+    if pat is not None and pat.lines > 0:
+        return max(1.0, pat.lines * width / max(pat.size, 1))
+    return float(math.ceil(32 * width / 128))
 
 
 def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
@@ -107,7 +121,9 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
                 c.wavefronts += n * cost
             else:
                 c.sectors += n * cost
+                c.lines += n * _lines(ins, kind, width, patterns)
     c.hot = hot_loop(f, blocks, c.issued)
+    c.inflight = inflight_bytes(f, blocks)
     if os.environ.get("LOCALCONN_PERF_LINES"):
         _dump_lines(f, blocks, patterns, os.environ["LOCALCONN_PERF_LINES"])
     return c

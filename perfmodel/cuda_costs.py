@@ -125,7 +125,8 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
     is pooled into one anchor.
     """
     lane_bytes: dict[tuple, float] = defaultdict(float)
-    cost: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])  # cost*inst, inst, size
+    # cost*inst, inst, size, lines*inst
+    cost: dict[tuple, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0, 0.0])
     for s in trace.sites:
         key = (s.site, s.space, s.write)
         lane_bytes[key] += s.lane_bytes
@@ -133,6 +134,7 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
         acc[0] += s.cost_per_instance * s.instances
         acc[1] += s.instances
         acc[2] = max(acc[2], s.size)
+        acc[3] += s.lines_per_instance * s.instances
     sass_keys = set()
     for ins in k.code.instrs:
         mem = ins.memory
@@ -170,7 +172,8 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
     anchors = [Anchor(f"{site} {space} {'st' if w else 'ld'}", dict(coeff[key]),
                       traced[key] / warps, dict(sure[key]))
                for key in coeff for site, space, w in [key]]
-    patterns = {key: Pattern(c[0] / c[1], int(c[2])) for key, c in cost.items() if c[1] > 0}
+    patterns = {key: Pattern(c[0] / c[1], int(c[2]), c[3] / c[1])
+                for key, c in cost.items() if c[1] > 0}
     return anchors, patterns, sorted(f"{site} {space}" for site, space, _ in orphans)
 
 

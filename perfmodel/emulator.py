@@ -99,6 +99,7 @@ class SiteStats:
     lane_bytes: float  # bytes per lane (the busiest lane), summed over traced warps
     cost_per_instance: float  # shared: wavefronts; global: 32-byte sectors
     warps: float  # traced warps that executed the site
+    lines_per_instance: float = 0.0  # global: 128-byte lines (L1 takes one a clock)
 
 
 @dataclass
@@ -155,7 +156,8 @@ class Emulator:
             return None if t is None else t.data_ptr()
 
         if primitive.startswith("known:"):  # csrc/model/known.cuh: meta = [n, stride, blocks, threads]
-            which = ("copy", "fma_chain", "shared_stride", "partial_units").index(primitive.split(":")[1])
+            which = ("copy", "fma_chain", "shared_stride", "partial_units",
+                     "global_stride").index(primitive.split(":")[1])
             n, stride, blocks, threads = meta
             rc = self.lib.lc_emu_known(which, p("src"), p("dst"), n, stride, blocks, threads)
         elif primitive == "conn2d":
@@ -208,7 +210,7 @@ class Emulator:
             sites.append((pc.value, space.value, write.value, size.value))
         lines = self._source_lines([pc for pc, *_ in sites])
         out = []
-        totals = (ctypes.c_double * 5)()
+        totals = (ctypes.c_double * 6)()
         for i, rec in enumerate(records):
             blocks, warps = ctypes.c_int64(), ctypes.c_int64()
             self.lib.lc_trace_launch_info(i, ctypes.byref(blocks), ctypes.byref(warps))
@@ -219,7 +221,8 @@ class Emulator:
                     continue
                 stats.append(SiteStats(lines[pc], "shared" if space == 0 else "global",
                                        bool(write), size, totals[0], totals[1],
-                                       totals[2] / max(totals[3], 1.0), totals[4]))
+                                       totals[2] / max(totals[3], 1.0), totals[4],
+                                       totals[5] / max(totals[3], 1.0)))
             out.append(Trace(rec, blocks.value, warps.value, stats))
         return out
 
@@ -272,7 +275,8 @@ def conn_call(primitive: str, src: torch.Tensor, weight: torch.Tensor, dst: torc
 
 def known_call(kind: str, src: torch.Tensor, dst: torch.Tensor, n: int, stride: int, blocks: int,
                threads: int) -> Call:
-    """A kernel of csrc/model/known.cuh: ``copy``, ``fma_chain``, ``shared_stride`` or ``partial_units``."""
+    """A kernel of csrc/model/known.cuh: ``copy``, ``fma_chain``, ``shared_stride``,
+    ``partial_units`` or ``global_stride``."""
     return Call(f"known:{kind}", [n, stride, blocks, threads], {"src": src, "dst": dst})
 
 

@@ -10,17 +10,19 @@ Per-SM rates are per clock; device rates multiply by the SMs and the clock.
   conversions 16, special functions 16); the four warp schedulers each
   issue one warp-instruction per clock.
 * Shared memory: 32 banks x 4 bytes, one wavefront per clock per SM.
-* L1: 128 bytes (four 32-byte sectors) per clock per SM.
-* DRAM: the device-to-device copy bandwidth measured on these machines
-  (bytes read + written / time): 3.0 TB/s on an H100, 4.3 TB/s on an H200
-  (KINDS.md of the device tool, 2026-10-28 and 2026-11-04).
-* Tensor cores, dense fp16/bf16: about 790 TFLOP/s measured on an H200
-  (8192^3 bf16 matrix product on random data), the datasheet's 989 being
-  out of reach; H100 and H200 share the chip and clocks.
-* mma.sync (the warp-level HMMA.16816 our CUDA kernels issue, not Hopper's
-  warpgroup wgmma): about 60% of the dense peak in Luo et al., "Benchmarking
-  and Dissecting the Nvidia Hopper GPU Architecture" (2024); taken as 0.5
-  HMMA.16816.F32 (4096 flops) per clock per SM, about 535 TFLOP/s here.
+* L1: one 128-byte line of a request per clock per SM (a warp's access touching 32
+  lines takes 32 clocks however few bytes it uses).
+* L2 to the SMs: one 32-byte sector per clock per SM (about 8.4 TB/s on 132 SMs at
+  1.98 GHz), a lead: third-party microbenchmarks put an H100 PCIe's L2 at roughly
+  5.5 TB/s on 114 SMs at 1.755 GHz (about 27 bytes a clock an SM).
+* DRAM round trip (Little's law's latency, :mod:`perfmodel.inflight`): 1000 ns, a
+  loaded round trip, chosen against the 2026-12-04 H200 measurements: with the bytes
+  in flight that module estimates, the 248 CUDA rows measured are predicted with a mean
+  |log(measured / predicted)| of 0.36 (0.45 at 600 ns, 0.34 at 1400 ns, 0.54 without
+  the term; benchmarks/results/model/NOTES.md, 2026-12-05 (2)). Longer values fit our
+  rows a little better but would make a plain copy with 16 bytes a lane in flight
+  miss the measured copy bandwidth, so they stand for what the static estimate misses,
+  not for the memory system.
 
 All of these are leads until the GPU check measures them (``make gpu-check``).
 """
@@ -50,7 +52,8 @@ class Gpu:
     mufu_per_sm: float = 0.5
     mma_per_sm: float = 0.5  # HMMA.16816 (m16n8k16, float32 sums) warp-instructions
     wavefronts_per_sm: float = 1.0  # shared memory
-    sectors_per_sm: float = 4.0  # L1 (32-byte sectors)
+    lines_per_sm: float = 1.0  # L1: a request's 128-byte lines, one a clock
+    l2_sectors_per_sm: float = 1.0  # L2 <-> SM: 32-byte sectors
     # occupancy limits (cc 9.0)
     max_threads_per_sm: int = 2048
     max_blocks_per_sm: int = 32
@@ -58,6 +61,7 @@ class Gpu:
     smem_per_sm: int = 228 * 1024
     smem_per_block_reserved: int = 1024  # the runtime's reservation per block
     smem_per_block_optin: int = 227 * 1024  # a block's shared memory at most, by opt-in
+    dram_latency_ns: float = 1000.0  # a loaded DRAM round trip (chosen against measurements)
     launch_overhead_us: float = 2.0  # kernel-to-kernel gap on a stream (graph replay ~1-2 us)
 
     def per_clock(self, per_sm: float) -> float:

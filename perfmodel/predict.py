@@ -7,8 +7,11 @@ over its device-wide rate (:mod:`perfmodel.hardware`):
     issue      all warp-instructions / (4 per SM per clock)
     fp32 ...   each execution class / its pipe's rate
     shared     shared-memory wavefronts / (1 per SM per clock)
-    l1         global and local 32-byte sectors / (4 per SM per clock)
+    l1         global and local 128-byte lines of each request / (1 per SM per clock)
+    l2         global and local 32-byte sectors / (the L2's sectors per SM per clock)
     dram       compulsory bytes / measured copy bandwidth
+    latency    compulsory bytes x DRAM latency / bytes the resident warps keep in flight
+               (Little's law; :mod:`perfmodel.inflight`)
 
 The SM-side units are charged for the busiest SM, which gets
 ``ceil(blocks / SMs)`` blocks (a grid smaller than the GPU, or a last partial
@@ -84,17 +87,23 @@ def predict(k: KernelCost, gpu: Gpu) -> Prediction:
             if c.by_class.get(cls):
                 terms[cls] = us(c.by_class[cls], rate)
         terms["shared"] = us(c.wavefronts, gpu.wavefronts_per_sm)
-        terms["l1"] = us(c.sectors, gpu.sectors_per_sm)
+        terms["l1"] = us(c.lines, gpu.lines_per_sm)
+        terms["l2"] = us(c.sectors, gpu.l2_sectors_per_sm)
         per_sm = occupancy(gpu, k.threads, k.registers, k.smem)
         if per_sm == 0:
             raise ValueError(f"{k.name}: a block of {k.threads} threads, {k.registers} registers, "
                              f"{k.smem} B shared memory does not fit on an SM")
         waves = k.blocks / (per_sm * gpu.sms)
         per_sm_blocks = math.ceil(k.blocks / gpu.sms)
+        if c.inflight > 0 and k.dram_bytes > 0:
+            # Little's law: DRAM bytes at most (bytes in flight) / latency
+            resident = min(per_sm, per_sm_blocks) * -(-k.threads // 32) * min(gpu.sms, k.blocks)
+            terms["latency"] = (k.dram_bytes * gpu.dram_latency_ns * 1e-3
+                                / (c.inflight * resident))
         # the busiest SM gets ceil(blocks / SMs) blocks: SM-side units wait for it
         imbalance = gpu.sms * per_sm_blocks / k.blocks
         for t in terms:
-            if t != "dram":
+            if t not in ("dram", "latency"):
                 terms[t] *= imbalance
         warps_per_scheduler = min(per_sm, per_sm_blocks) * -(-k.threads // 32) / 4
         eff = min(1.0, warps_per_scheduler / WARPS_TO_HIDE_LATENCY)

@@ -40,8 +40,10 @@ def _kernel(k: KernelCost, preds: dict[str, Prediction], positions: int) -> dict
             "multiplies": round(c.mul_lanes * k.warps * 32 / positions, 2),
             "shared_wavefronts": round(c.wavefronts * k.warps / positions, 3),
             "global_sectors": round(c.sectors * k.warps / positions, 3),
+            "global_lines": round(c.lines * k.warps / positions, 3),
             "by_class": {cls: round(v * lanes, 2) for cls, v in sorted(c.by_class.items())},
         }
+        rec["inflight_bytes_per_warp"] = round(c.inflight, 1)
         rec["global_widths"] = {w: round(n * k.warps) for w, n in sorted(c.widths.items())
                                 if w.startswith(("global", "local"))}
         if c.hot is not None:

@@ -180,6 +180,49 @@ def test_syncwarp_divergent_path_is_not_taken() -> None:
     assert res.counts[diverged] == pytest.approx(0.0, abs=1e-6)
 
 
+INFLIGHT = """
+        .global         m
+m:
+.text.m:
+        /*0000*/                   LDG.E.128 R4, desc[UR4][R2.64] ;
+        /*0010*/                   LDG.E.128 R8, desc[UR4][R2.64+0x200] ;
+        /*0020*/                   LDG.E R12, desc[UR4][R2.64+0x400] ;
+        /*0030*/                   FADD R13, R9, R9 ;
+        /*0040*/                   FADD R14, R12, R13 ;
+        /*0050*/                   LDG.E.64 R16, desc[UR4][R2.64+0x600] ;
+        /*0060*/                   STG.E [R2.64], R14 ;
+        /*0070*/                   EXIT ;
+"""
+
+
+def test_bytes_in_flight() -> None:
+    """Three loads issued back to back (16 + 16 + 4 bytes a lane) and a use of the second:
+    the warp waits with all three in flight (36 * 32 bytes); the first two then count as
+    returned, so the use of the third waits on 4 * 32; the last load is never waited on
+    (8 * 32 at the end). The walk's average: (1152 + 128 + 256) / 3."""
+    from perfmodel.inflight import inflight_bytes
+
+    f = sass.parse(INFLIGHT)["m"]
+    assert inflight_bytes(f, [1.0] * len(f.blocks)) == pytest.approx((1152 + 128 + 256) / 3)
+    assert inflight_bytes(_kernel(), [0.0] * len(_kernel().blocks)) == 0.0
+
+
+def test_latency_term_is_littles_law() -> None:
+    """dram bytes x latency / (bytes in flight per warp x resident warps on the busy SMs)."""
+    from perfmodel.counts import Counts
+
+    c = Counts(issued=1.0, inflight=512.0)
+    k = predict.KernelCost("k", blocks=132 * 4, threads=256, registers=32, counts=c,
+                           dram_bytes=1e9)
+    p = predict.predict(k, H200)
+    resident = 4 * 8 * 132  # 4 blocks of 8 warps on each of the 132 SMs
+    assert p.terms["latency"] == pytest.approx(1e9 * H200.dram_latency_ns * 1e-3 / (512 * resident))
+    # 2.2 MB in flight for a 1 us round trip moves 2.2 TB/s: slower than the 4.3 TB/s copy
+    assert p.limiter == "latency" and p.terms["latency"] > 1.5 * p.terms["dram"]
+    c.inflight = 0.0  # nothing loaded from global memory: no such term
+    assert "latency" not in predict.predict(k, H200).terms
+
+
 def test_occupancy_limits() -> None:
     assert occupancy(H200, 256, 64, 0) == 4  # 65536 / (64 * 256)
     assert occupancy(H200, 256, 32, 0) == 8  # 2048 threads
@@ -193,8 +236,14 @@ def test_time_range_and_limiter() -> None:
     k = predict.KernelCost("k", blocks=132 * 64, threads=256, registers=32, counts=c,
                            dram_bytes=1e9)
     p = predict.predict(k, H200)
+    assert p.terms["dram"] == pytest.approx(1e9 / 4300e9 * 1e6)
+    # one 16-byte load a lane in flight per warp (the loop's LDG.128 is used at once)
+    assert c.inflight == pytest.approx(512.0)
+    assert p.limiter == max(p.terms, key=p.terms.get)
+    assert p.low_us == pytest.approx(p.terms[p.limiter] + 2.0) and p.low_us <= p.high_us
+    c.inflight *= 8  # eight such loads in flight: DRAM's bandwidth is the limit again
+    p = predict.predict(k, H200)
     assert p.limiter == "dram" and p.low_us == pytest.approx(1e9 / 4300e9 * 1e6 + 2.0)
-    assert p.low_us <= p.high_us
     roof = predict.Roofline(1e9, 0.0)
     assert roof.time_us(H200, "float16") == pytest.approx(1e9 / 4300e9 * 1e6)
 
@@ -258,11 +307,15 @@ def test_known_copy_kernel(emu) -> None:
     assert c.memory["global_ld"] == pytest.approx(8.0) and c.memory["global_st"] == pytest.approx(8.0)
     assert c.widths["global_ld:4"] == pytest.approx(8.0)
     assert c.sectors == pytest.approx(8 * (4 + 4))  # 128-byte warp requests: 4 sectors each
+    assert c.lines == pytest.approx(8 * (1 + 1))  # ... in one 128-byte line each
     assert c.mul_lanes == 0 and c.wavefronts == 0
     # nvcc unrolls the grid-stride loop: turns x accesses per turn = the 16 loads and stores
     assert c.hot is not None and c.hot.iterations * c.hot.global_ == pytest.approx(16, rel=0.1)
+    # each store waits for its load: one 4-byte load a lane in flight per round trip, and
+    # 64 warps an SM keep too few bytes in flight for DRAM's bandwidth (Little's law)
+    assert c.inflight == pytest.approx(128.0)
     p = predict.predict(k, H200)
-    assert p.limiter == "dram"
+    assert p.limiter == "latency" and p.terms["latency"] > p.terms["dram"]
 
 
 @needs_nvcc
@@ -286,6 +339,19 @@ def test_known_bank_conflicts(emu, stride: int, store_wavefronts: int,
     assert c.memory["shared_st"] == pytest.approx(stride)
     assert c.memory["shared_ld"] == pytest.approx(1.0)
     assert c.wavefronts == pytest.approx(store_wavefronts + load_wavefronts)
+
+
+@needs_nvcc
+@pytest.mark.parametrize("stride, lines, sectors", [(1, 1, 4), (2, 2, 8), (8, 8, 32),
+                                                    (32, 32, 32), (33, 32, 32)])
+def test_known_global_lines_and_sectors(emu, stride: int, lines: int, sectors: int) -> None:
+    # lane l loads the float at l * stride (then a coalesced 4-byte store: 1 line, 4 sectors)
+    k = _known(emu, "global_stride", 32 * stride, stride, 16, 32)
+    c = k.counts
+    assert c.memory["global_ld"] == pytest.approx(1.0)
+    assert c.lines == pytest.approx(lines + 1) and c.sectors == pytest.approx(sectors + 4)
+    p = predict.predict(k, H200)
+    assert p.terms["l1"] == pytest.approx(p.terms["l2"] * (lines + 1) / (sectors + 4))
 
 
 @needs_nvcc

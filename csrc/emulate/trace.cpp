@@ -18,7 +18,8 @@
 //           two phases of 16 lanes, 128-bit in four of 8; per phase the
 //           most distinct 4-byte words in one bank, words shared by lanes
 //           broadcast),
-//   global: 32-byte sectors touched (L1/L2 transactions of the request).
+//   global: 32-byte sectors touched (the request's transactions between L1 and L2), and
+//           128-byte lines touched (L1 handles a request one line a clock).
 // The lanes' executions are matched within a barrier interval (between two of the
 // warp's sync_warp() / sync_threads(), which every lane passes in the same order):
 // the i-th execution of a site by each lane in one interval is taken to be the
@@ -52,7 +53,7 @@ struct Site {
 };
 
 struct SiteTotals {
-  double instances = 0, lane_bytes = 0, cost = 0, sampled = 0, warps = 0;
+  double instances = 0, lane_bytes = 0, cost = 0, sampled = 0, warps = 0, lines = 0;
 };
 
 struct Sample {
@@ -95,11 +96,19 @@ void record(void* addr, int size, int write, void* pc) {
   if (!g_on) return;
   const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
   int space = -1;
+  uintptr_t where = 0;  // shared: the offset; global: the address the GPU would see
   if (a >= g_smem.lo && a < g_smem.hi) {
     space = 0;
+    where = a - g_smem.lo;
   } else {
-    for (const Range& r : g_buffers)
-      if (a >= r.lo && a < r.hi) space = 1;
+    // each buffer as if cudaMalloc had placed it (aligned far beyond a 128-byte line; the
+    // CPU's allocator aligns to 64 bytes only, which would split lines that do not split
+    // on the GPU), buffer b at (b + 1) << 40
+    for (size_t b = 0; b < g_buffers.size(); ++b)
+      if (a >= g_buffers[b].lo && a < g_buffers[b].hi) {
+        space = 1;
+        where = (uintptr_t(b + 1) << 40) + (a - g_buffers[b].lo);
+      }
   }
   if (space < 0) return;
   ++g_accesses;
@@ -119,7 +128,7 @@ void record(void* addr, int size, int write, void* pc) {
   const uint32_t i = th.count[size_t(s)]++;
   th.bytes[size_t(s)] += uint64_t(size);
   if (i < uint32_t(kSamples))
-    th.samples[size_t(s)].push_back(Sample{space == 0 ? a - g_smem.lo : a, size, key});
+    th.samples[size_t(s)].push_back(Sample{where, size, key});
 }
 
 // shared-memory wavefronts of one warp-wide access (lanes' offsets and sizes)
@@ -145,10 +154,11 @@ int wavefronts(const std::vector<Sample>& lanes, const std::vector<int>& lane_id
   return total;
 }
 
-int sectors(const std::vector<Sample>& lanes) {
+// distinct `bytes`-sized blocks the lanes' accesses touch (32: sectors, 128: lines)
+int blocks_touched(const std::vector<Sample>& lanes, uintptr_t bytes) {
   std::set<uintptr_t> s;
   for (const Sample& l : lanes)
-    for (uintptr_t x = l.addr / 32; x <= (l.addr + uintptr_t(l.size) - 1) / 32; ++x) s.insert(x);
+    for (uintptr_t x = l.addr / bytes; x <= (l.addr + uintptr_t(l.size) - 1) / bytes; ++x) s.insert(x);
   return int(s.size());
 }
 
@@ -238,7 +248,9 @@ void lc_trace_block_end() {
               ids.push_back(t - w * 32);
             }
         }
-        tot.cost += g_sites[s].space == 0 ? wavefronts(lanes, ids) : sectors(lanes);
+        const bool shared = g_sites[s].space == 0;
+        tot.cost += shared ? wavefronts(lanes, ids) : blocks_touched(lanes, 32);
+        tot.lines += shared ? 0 : blocks_touched(lanes, 128);
         tot.sampled += 1;
       }
     }
@@ -271,16 +283,18 @@ void lc_trace_launch_info(int launch, int64_t* blocks, int64_t* warps) {
   *warps = size_t(launch) < g_launch_warps.size() ? g_launch_warps[size_t(launch)] : 0;
 }
 
-// launch L, site s: summed over traced warps: instances, lane bytes, sampled cost, samples, warps
-void lc_trace_totals(int launch, int s, double* out5) {
-  for (int k = 0; k < 5; ++k) out5[k] = 0;
+// launch L, site s: summed over traced warps: instances, lane bytes, sampled cost, samples,
+// warps, sampled 128-byte lines (global)
+void lc_trace_totals(int launch, int s, double* out6) {
+  for (int k = 0; k < 6; ++k) out6[k] = 0;
   if (size_t(launch) >= g_launch_sites.size() || size_t(s) >= g_launch_sites[size_t(launch)].size()) return;
   const SiteTotals& t = g_launch_sites[size_t(launch)][size_t(s)];
-  out5[0] = t.instances;
-  out5[1] = t.lane_bytes;
-  out5[2] = t.cost;
-  out5[3] = t.sampled;
-  out5[4] = t.warps;
+  out6[0] = t.instances;
+  out6[1] = t.lane_bytes;
+  out6[2] = t.cost;
+  out6[3] = t.sampled;
+  out6[4] = t.warps;
+  out6[5] = t.lines;
 }
 
 // ---------------------------------------------------------------- the instrumentation's calls

@@ -1,6 +1,6 @@
 // Kernels whose cost is known by construction, for the cost model's own tests
 // (tests/test_perfmodel.py): a copy, a chain of multiply-adds, a strided
-// shared-memory read and stores with lanes left out. They follow the kernel-body convention of csrc/ (a
+// shared-memory read, stores with lanes left out and a strided global load. They follow the kernel-body convention of csrc/ (a
 // Body::run(smem, args) that launch.cuh wraps for the GPU and the emulator
 // runs on the CPU); they are compiled into neither the extension nor the
 // tests' emulator, only into the cost model's traced emulator (LC_EMU_TRACE)
@@ -73,6 +73,17 @@ struct PartialUnits {
       sync_warp();
     }
     a.dst[block_index() * 32 + lane] = s[lane];
+  }
+};
+
+// One warp per block: lane l loads src[l * stride] (4 bytes) and stores it to
+// dst[block * 32 + l]. The load's 32 lanes touch 32 sectors in ceil(32 * stride / 32)
+// 128-byte lines when stride <= 8 (one line per lane from stride 32 on): stride 1 is
+// one line and 4 sectors, stride 8 is 8 lines and 32 sectors, stride 32 is 32 lines.
+struct GlobalStride {
+  static LC_DEVICE void run(unsigned char*, const KnownArgs& a) {
+    const int lane = thread_index();
+    a.dst[block_index() * 32 + lane] = a.src[lane * a.stride];
   }
 };
 

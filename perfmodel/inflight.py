@@ -1,0 +1,83 @@
+"""Bytes a warp keeps in flight: the memory-level parallelism that Little's law needs.
+
+A kernel streams from DRAM at most ``bytes in flight / latency``: with too few loads
+outstanding, the memory system idles whatever its bandwidth. For one kernel's SASS and
+the per-warp execution count of each basic block (:mod:`perfmodel.flow`) this walks
+the executed blocks in program order, the way a warp issues them, and tracks its
+outstanding global loads (``LDG``, ``LD``; their destination registers). A warp stalls
+on memory when an instruction reads (or overwrites) a register an outstanding load
+will write: the bytes still outstanding then (that load's and every later one's
+issued so far) are what it had in flight while it waited; the load and the ones
+issued before it are taken to have returned (loads return roughly in order). Loads
+never waited on inside the walk count as in flight once, at the end. The result is
+the average over these stalls, each weighted by its block's execution count: a warp's
+bytes in flight per memory round trip.
+
+This is a static estimate: it follows straight-line program order (a loop's loads
+used in its next iteration are counted where the walk next reads them), it assumes
+every load goes to DRAM, and a warp's other work between the stall points is not
+overlapped with the next round trip. The GPU check's calibration says how far it holds.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .sass import Function, Instr
+
+_REG = re.compile(r"(?<![\w.])R(\d+)((?:\.(?:64|128))?)")
+_LOADS = ("LDG", "LD")
+#: opcodes with no destination register (every register operand is read)
+_NO_DEST = ("STG", "ST", "STS", "STL", "RED", "REDG", "BRA", "EXIT", "BAR", "STSM", "BSYNC",
+            "BSSY", "WARPSYNC", "CALL", "RET", "NOP", "DEPBAR", "MEMBAR", "YIELD")
+
+
+def _regs(text: str) -> set[int]:
+    """The registers an operand list names (``R4.64`` is R4 and R5)."""
+    out: set[int] = set()
+    for num, wide in _REG.findall(text):
+        n = int(num)
+        count = {"": 1, ".64": 2, ".128": 4}[wide]
+        out.update(range(n, n + count))
+    return out
+
+
+def _split(ins: Instr) -> tuple[set[int], set[int]]:
+    """(registers written, registers read) by ``ins``."""
+    ops = [o.strip() for o in ins.operands.split(",")] if ins.operands else []
+    if not ops or ins.base in _NO_DEST:
+        return set(), _regs(ins.operands)
+    dest = _regs(ops[0])
+    if ins.base in _LOADS:  # a wide load writes a run of registers from its first
+        first = min(dest) if dest else None
+        width = ins.memory[3] if ins.memory else 4
+        dest = set(range(first, first + max(1, width // 4))) if first is not None else set()
+    return dest, _regs(",".join(ops[1:]))
+
+
+def inflight_bytes(f: Function, blocks: np.ndarray) -> float:
+    """Average bytes of global loads one warp has in flight when it stalls on one
+    (per memory round trip; 0 when the kernel loads nothing from global memory)."""
+    pending: list[tuple[set[int], float, float]] = []  # (registers, bytes a warp, weight)
+    total = weight = 0.0
+    for b, n in zip(f.blocks, blocks):
+        if n <= 0:
+            continue
+        for ins in b.instrs:
+            writes, reads = _split(ins)
+            touched = reads | writes
+            hit = max((i for i, (regs, _, _) in enumerate(pending) if regs & touched),
+                      default=-1)
+            if hit >= 0:
+                total += n * sum(p[1] for p in pending)
+                weight += n
+                pending = pending[hit + 1:]
+            if ins.base in _LOADS and ins.memory and ins.memory[0] == "global":
+                pending.append((writes, 32.0 * ins.memory[3], float(n)))
+    if pending:
+        w = min(p[2] for p in pending)
+        total += w * sum(p[1] for p in pending)
+        weight += w
+    return total / weight if weight else 0.0
