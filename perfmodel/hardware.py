@@ -18,11 +18,11 @@ Per-SM rates are per clock; device rates multiply by the SMs and the clock.
 * DRAM round trip (Little's law's latency, :mod:`perfmodel.inflight`): 1000 ns, a
   loaded round trip, chosen against the 2026-12-04 H200 measurements: with the bytes
   in flight that module estimates, the 248 CUDA rows measured are predicted with a mean
-  |log(measured / predicted)| of 0.36 (0.45 at 600 ns, 0.34 at 1400 ns, 0.54 without
-  the term; benchmarks/results/model/NOTES.md, 2026-12-05 (2)). Longer values fit our
-  rows a little better but would make a plain copy with 16 bytes a lane in flight
-  miss the measured copy bandwidth, so they stand for what the static estimate misses,
-  not for the memory system.
+  |log(measured / predicted)| of 0.38 (0.47 at 600 ns, 0.35 at 1400-1600 ns, 0.54
+  without the term; benchmarks/results/model/NOTES.md, 2026-12-05 (2)). Longer values
+  fit our rows a little better but would make a plain copy with 16 bytes a lane in
+  flight at full occupancy miss the measured copy bandwidth, so they would stand for
+  what the static estimate misses, not for the memory system.
 
 All of these are leads until the GPU check measures them (``make gpu-check``).
 """

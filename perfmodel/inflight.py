@@ -6,12 +6,12 @@ the per-warp execution count of each basic block (:mod:`perfmodel.flow`) this wa
 the executed blocks in program order, the way a warp issues them, and tracks its
 outstanding global loads (``LDG``, ``LD``; their destination registers). A warp stalls
 on memory when an instruction reads (or overwrites) a register an outstanding load
-will write: the bytes still outstanding then (that load's and every later one's
-issued so far) are what it had in flight while it waited; the load and the ones
-issued before it are taken to have returned (loads return roughly in order). Loads
-never waited on inside the walk count as in flight once, at the end. The result is
-the average over these stalls, each weighted by its block's execution count: a warp's
-bytes in flight per memory round trip.
+will write: every load outstanding then was issued within a few cycles of the others
+since the last stall, so all of them return during that one round trip, and their
+bytes are what the warp had in flight for it (after the stall nothing is
+outstanding). Loads never waited on inside the walk count as one more round trip at
+the end. The result is the average over these round trips, each weighted by its
+block's execution count: a warp's bytes in flight per memory round trip.
 
 This is a static estimate: it follows straight-line program order (a loop's loads
 used in its next iteration are counted where the walk next reads them), it assumes
@@ -68,12 +68,10 @@ def inflight_bytes(f: Function, blocks: np.ndarray) -> float:
         for ins in b.instrs:
             writes, reads = _split(ins)
             touched = reads | writes
-            hit = max((i for i, (regs, _, _) in enumerate(pending) if regs & touched),
-                      default=-1)
-            if hit >= 0:
+            if any(regs & touched for regs, _, _ in pending):
                 total += n * sum(p[1] for p in pending)
                 weight += n
-                pending = pending[hit + 1:]
+                pending = []
             if ins.base in _LOADS and ins.memory and ins.memory[0] == "global":
                 pending.append((writes, 32.0 * ins.memory[3], float(n)))
     if pending:

@@ -197,13 +197,13 @@ m:
 
 def test_bytes_in_flight() -> None:
     """Three loads issued back to back (16 + 16 + 4 bytes a lane) and a use of the second:
-    the warp waits with all three in flight (36 * 32 bytes); the first two then count as
-    returned, so the use of the third waits on 4 * 32; the last load is never waited on
-    (8 * 32 at the end). The walk's average: (1152 + 128 + 256) / 3."""
+    the warp waits with all three in flight (36 * 32 bytes), and all three return in that
+    round trip (the use of the third waits no more); the last load is never waited on
+    (8 * 32 bytes, one more round trip at the end). The walk's average: (1152 + 256) / 2."""
     from perfmodel.inflight import inflight_bytes
 
     f = sass.parse(INFLIGHT)["m"]
-    assert inflight_bytes(f, [1.0] * len(f.blocks)) == pytest.approx((1152 + 128 + 256) / 3)
+    assert inflight_bytes(f, [1.0] * len(f.blocks)) == pytest.approx((1152 + 256) / 2)
     assert inflight_bytes(_kernel(), [0.0] * len(_kernel().blocks)) == 0.0
 
 
