@@ -87,6 +87,13 @@ def _fused_supports(case: Case, setting: Setting) -> Optional[str]:
     return None
 
 
+def _native_supports(case: Case, setting: Setting) -> Optional[str]:
+    if case.mode != "dw":
+        return "unsupported: the native backend (PyTorch's conv2d) runs static depth-wise only"
+    return ("skipped: the native backend runs PyTorch's conv2d kernels, timed by the "
+            "torch-conv2d row; localconn-auto shows where auto runs them")
+
+
 def _localconn_providers() -> list[Provider]:
     try:
         import localconn
@@ -106,12 +113,13 @@ def _localconn_providers() -> list[Provider]:
     out = []
     for name, status in statuses.items():
         reason = None if status.available else f"unavailable: {status.reason}"
+        check = (lambda case, setting, r=reason: r) if name != "native" else _native_supports
         out.append(
             Provider(
                 f"localconn-{name}",
                 "localconn",
                 f"localconn.local_conn2d/local_corr2d(backend={name!r})",
-                lambda case, setting, r=reason: r,
+                check,
                 lambda case, setting, n=name: localconn_op(case, n),
             )
         )
