@@ -59,7 +59,7 @@ import torch.nn.functional as F
 
 from .geometry import Geometry
 from .problem import Problem
-from .reference import memory_format_of
+from .reference import accumulation_dtype, memory_format_of
 
 #: float types PyTorch's convolutions run (16-bit ones accumulate in float32)
 DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
@@ -158,6 +158,6 @@ def corr2d(a: torch.Tensor, b: torch.Tensor, weight_shape: Sequence[int],
         a, b, placeholder, None, stride, padding, dilation, False, [0, 0], C,
         [False, True, False])[1]
     if G != C:  # the group's channels share one filter: sum their gradients in float32
-        acc = torch.float64 if grad.dtype == torch.float64 else torch.float32
-        grad = grad.reshape(G, C // G, Kh, Kw).to(acc).sum(1).to(grad.dtype)
+        grad = grad.reshape(G, C // G, Kh, Kw).sum(1, dtype=accumulation_dtype(grad.dtype))
+        grad = grad.to(b.dtype)
     return grad.reshape(tuple(int(s) for s in weight_shape)).contiguous()

@@ -78,10 +78,16 @@ def _kind(ins: Instr) -> Optional[tuple[str, int]]:
     return (f"{space}_{'st' if writes and not reads else 'ld'}", width)
 
 
+def _pattern(ins: Instr, kind: str, patterns: Patterns) -> Optional[Pattern]:
+    """The traced pattern of ``ins``'s source line (none for local memory)."""
+    space = kind.split("_")[0]
+    return patterns.get((ins.site, space, kind.endswith("_st"))) if space != "local" else None
+
+
 def _cost(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
     """Wavefronts (shared) or sectors (global, local) of one warp-wide execution."""
     space = kind.split("_")[0]
-    pat = patterns.get((ins.site, space, kind.endswith("_st"))) if space != "local" else None
+    pat = _pattern(ins, kind, patterns)
     if pat is not None:  # the traced pattern, scaled to this instruction's width
         return max(1.0, pat.cost * width / max(pat.size, 1))
     if space == "shared":
@@ -92,8 +98,7 @@ def _cost(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
 def _lines(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
     """128-byte lines of one warp-wide global or local execution (the traced pattern's,
     scaled to this instruction's width, else a coalesced access's ``ceil(32 * width / 128)``)."""
-    pat = patterns.get((ins.site, "global", kind.endswith("_st"))) \
-        if kind.startswith("global") else None
+    pat = _pattern(ins, kind, patterns)
     if pat is not None and pat.lines > 0:
         return max(1.0, pat.lines * width / max(pat.size, 1))
     return float(math.ceil(32 * width / 128))

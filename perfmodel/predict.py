@@ -95,17 +95,17 @@ def predict(k: KernelCost, gpu: Gpu) -> Prediction:
                              f"{k.smem} B shared memory does not fit on an SM")
         waves = k.blocks / (per_sm * gpu.sms)
         per_sm_blocks = math.ceil(k.blocks / gpu.sms)
+        resident_warps = min(per_sm, per_sm_blocks) * -(-k.threads // 32)  # on a busy SM
         if c.inflight > 0 and k.dram_bytes > 0:
             # Little's law: DRAM bytes at most (bytes in flight) / latency
-            resident = min(per_sm, per_sm_blocks) * -(-k.threads // 32) * min(gpu.sms, k.blocks)
-            terms["latency"] = (k.dram_bytes * gpu.dram_latency_ns * 1e-3
-                                / (c.inflight * resident))
+            in_flight = c.inflight * resident_warps * min(gpu.sms, k.blocks)
+            terms["latency"] = k.dram_bytes * gpu.dram_latency_ns * 1e-3 / in_flight
         # the busiest SM gets ceil(blocks / SMs) blocks: SM-side units wait for it
         imbalance = gpu.sms * per_sm_blocks / k.blocks
         for t in terms:
             if t not in ("dram", "latency"):
                 terms[t] *= imbalance
-        warps_per_scheduler = min(per_sm, per_sm_blocks) * -(-k.threads // 32) / 4
+        warps_per_scheduler = resident_warps / 4
         eff = min(1.0, warps_per_scheduler / WARPS_TO_HIDE_LATENCY)
     limiter = max(terms, key=lambda t: terms[t])
     busy = terms[limiter]

@@ -108,6 +108,7 @@ void record(void* addr, int size, int write, void* pc) {
       if (a >= g_buffers[b].lo && a < g_buffers[b].hi) {
         space = 1;
         where = (uintptr_t(b + 1) << 40) + (a - g_buffers[b].lo);
+        break;
       }
   }
   if (space < 0) return;
