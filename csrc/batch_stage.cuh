@@ -129,6 +129,30 @@ LC_UNROLL
   for (int r = 0; r < S; ++r) LC_STORE_WORD(dst + r * G::AS, v[r]);
 }
 
+// Pair b (inside) of the block's samples (ns of kBatchSamples) from `base` into the staged
+// rows as asynchronous copies (mma.cuh LC_COPY_WORD_ASYNC: no register holds them, so a
+// thread's copies of all its pairs are in flight together; zeros past the batch). The
+// caller waits (LC_COPY_WAIT) before the barrier that publishes the grid.
+template <class G, class T>
+LC_DEVICE void batch_copy_pairs(T* rows, const T* base, const Image& s, const BatchPos& b, int ns) {
+  constexpr int S = kBatchSamples;
+  static_assert(G::AS % 2 == 0 && G::RS % 2 == 0 && G::CS % 2 == 0, "4-byte aligned pairs");
+  const T* src = base + batch_offset(s, b);  // (a pointer stepped a sample at a time)
+  T* dst = rows + b.slot;
+  if (ns == S) {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, src += s.n) LC_COPY_WORD_ASYNC(dst + r * G::AS, src);
+  } else {
+LC_UNROLL
+    for (int r = 0; r < S; ++r, src += s.n) {
+      if (r < ns)
+        LC_COPY_WORD_ASYNC(dst + r * G::AS, src);
+      else
+        LC_STORE_WORD(dst + r * G::AS, 0u);
+    }
+  }
+}
+
 // The block's samples (ns) of a 4-byte word, word(r) for sample r, stored to `dst` (samples
 // `sn` values apart).
 template <class T, class Word>

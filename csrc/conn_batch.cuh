@@ -71,10 +71,12 @@ template <class T, int KF, bool FLIP>
 LC_DEVICE float batch_filter(const ConnArgs& a, int64_t c, volatile uint32_t* flag,
                              uint32_t* pairs, int lane) {
   const T* wp = static_cast<const T*>(a.weight) + (c / a.p.cpg) * a.w_s.g;
+  // (the bias loaded first: its round trip is the filter's)
+  const float bias = a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : 0.0f;
   if (lane == 0) flag[0] = 0;
   filter_pairs<T, KF, FLIP>(wp, int32_t(a.w_s.kh), int32_t(a.w_s.kw), pairs, lane);
   sync_warp();  // the pairs are in
-  return a.bias ? load_acc(static_cast<const T*>(a.bias) + c * a.bias_s) : 0.0f;
+  return bias;
 }
 
 template <class T, int KF, bool FLIP>

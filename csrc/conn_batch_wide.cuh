@@ -6,9 +6,10 @@
 //
 // A sample's plane is staged as a grid, its row qy at grid row qy + KF/2 (KF/2 zero rows
 // above and below) and its column qx at grid column qx + CO, zeros before and past its
-// columns (batch_stage.cuh: two columns a 4-byte load and store where the images' rows
-// allow it, NCHW-like, 4-byte aligned, of an even width, ConnBatchPlan::pairs; else value
-// by value). Output row py is GW / 8 N tiles of 8 columns; for N tile h, the K tile of
+// columns (batch_stage.cuh: two columns a 4-byte asynchronous copy, cp.async, where the
+// images' rows allow it, NCHW-like, 4-byte aligned, of an even width,
+// ConnBatchPlan::pairs: a thread's copies of the whole grid in flight at once, the filter's
+// loads during the same round trip; else value by value through registers). Output row py is GW / 8 N tiles of 8 columns; for N tile h, the K tile of
 // kernel row i is the 16 grid columns KB(h) .. of input grid row py + i: for 16 samples s,
 //   Y[s][py][8h + px] += sum_k X[s][py + i][KB(h) + k] w(i, KB(h) + k - CO - 8h - px + KF/2),
 // mma.sync m16n8k16 with A = 16 samples x those 16 grid columns (ldmatrix.x4) and B = a
@@ -80,6 +81,13 @@ struct ConnBatchWide {
   static_assert(!kLarge || (CO >= PD && CO + 7 + PD <= 15), "an N tile's taps in its K tile");
   using F = float;
   static constexpr int kMinBlocks = 2;  // at most 128 registers
+  // the filter set up before the staging (sm_80: ptxas spilled 12 bytes with it after the
+  // copies), else after the copies are issued (its loads' round trip is theirs)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  static constexpr bool kFilterFirst = true;
+#else
+  static constexpr bool kFilterFirst = false;
+#endif
 
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnBatchPlan& t) {
     const Problem& p = a.p;
@@ -105,7 +113,7 @@ struct ConnBatchWide {
 
     uint32_t bp[KF][NB][2];  // bp[i][h] = B registers of kernel row i (GW 16: N tile half h)
     F b0 = F(0);
-    if (active) b0 = setup(a, c, flag, pairs, lane, bp);
+    if (kFilterFirst && active) b0 = setup(a, c, flag, pairs, lane, bp);
     const T* x = static_cast<const T*>(a.src) + (n0 * a.src_s.n + c0 * a.src_s.c);
     if (t.pairs) {
 LC_UNROLL
@@ -113,7 +121,7 @@ LC_UNROLL
         const int f = tid + kThreads * k;
         const BatchPos b = batch_pair_pos<In>(f, H, W, c0, p.C, y0, x0);
         if (b.in)
-          batch_load_pairs<In>(xs, x, a.src_s, b, ns);
+          batch_copy_pairs<In>(xs, x, a.src_s, b, ns);
         else if (f < In::kPositions / 2)
           batch_zero_pairs<In>(xs, b);
       }
@@ -131,6 +139,9 @@ LC_UNROLL
         if (tid + kThreads * k < In::kPositions) batch_load<In>(xs, x, a.src_s, b, ns);
       }
     }
+    // the filter while the pairs' asynchronous copies are in flight, then the wait for them
+    if (!kFilterFirst && active) b0 = setup(a, c, flag, pairs, lane, bp);
+    LC_COPY_WAIT();
     sync_threads();
     if (active && (!kLarge || y0 + RPW * rg < H)) {  // (GW 32: warps of rows in the plane)
       const T* xc = xs + ch * CS;

@@ -21,7 +21,8 @@
 //
 // A warp owns one plane (n, c) and walks its tiles of TR = 16 MT rows x TC = 8 NT
 // columns; per tile it stages TR + KF - 1 input rows x 16 NC columns in its own
-// shared memory (16-byte loads where the rows allow; zeros outside the image), row
+// shared memory (16-, 8- or 4-byte asynchronous copies, cp.async, where the rows allow:
+// all of a tile's copies in flight at once; zeros outside the image), row
 // stride SW = 16 NC + 8 values (an odd number of 16-byte units: ldmatrix's eight
 // rows fall in distinct banks). Warps never wait for each other (sync_warp only).
 //
@@ -109,6 +110,7 @@ struct ConnMma {
         const int32_t ih0 = oh0 - ph, iw0 = ow0 - pw - lead;  // staged (0, 0)
         sync_warp();  // the previous tile's reads of the staged tile (and of pairs) are done
         stage(tile, x, sh, H, W, ih0, iw0, t.piece, lane);
+        LC_COPY_WAIT();  // (stage's asynchronous copies)
         sync_warp();
         const int32_t rows = min_of(Ho - oh0, int32_t(TR)), cols = min_of(Wo - ow0, int32_t(TC));
         F acc[MT][NT][4];
@@ -248,14 +250,17 @@ LC_UNROLL
 LC_UNROLL
       for (int r = rl; r < IR; r += 8, src += 8 * sh, out += 8 * SW) {
         const int32_t ih = ih0 + r;
-        uint32_t v4[4] = {0, 0, 0, 0};
-        if (col_in && ih >= 0 && ih < H) {  // else zeros
-          if (col_vec)
-            LC_LOAD_WORDS(v4, src);
-          else
-            gather8(src - iw, iw, W, true, v4);
+        const bool row_in = col_in && ih >= 0 && ih < H;
+        if (row_in && col_vec) {
+          LC_COPY_WORDS_ASYNC(out, src);  // (no register: the tile's copies in flight at once)
+        } else if (row_in) {
+          uint32_t v4[4];
+          gather8(src - iw, iw, W, true, v4);
+          LC_STORE_WORDS(out, v4);
+        } else {  // (zeros: a path of their own, without gather8's predicated loads to wait on)
+          const uint32_t zero[4] = {0, 0, 0, 0};
+          LC_STORE_WORDS(out, zero);
         }
-        LC_STORE_WORDS(out, v4);
       }
     }
   }
@@ -278,24 +283,34 @@ LC_UNROLL
 LC_UNROLL
       for (int r = rl; r < IR; r += 8, src += 8 * sh, out += 8 * SW) {
         const int32_t ih = ih0 + r;
+        const bool row_in = col_in && ih >= 0 && ih < H;
+        if (row_in && pc == 4) {  // (a piece that starts inside ends inside; copies, zeros)
+          const uint32_t zero[2] = {0, 0};
+LC_UNROLL
+          for (int h = 0; h < 2; ++h)
+            if (iw + 4 * h >= 0 && iw + 4 * h < W)
+              LC_COPY_WORDS2_ASYNC(out + 4 * h, src + 4 * h);
+            else
+              LC_STORE_WORDS2(out + 4 * h, zero);
+          continue;
+        }
+        if (row_in && pc == 2) {
+LC_UNROLL
+          for (int h = 0; h < 4; ++h)
+            if (iw + 2 * h >= 0 && iw + 2 * h < W)
+              LC_COPY_WORD_ASYNC(out + 2 * h, src + 2 * h);
+            else
+              LC_STORE_WORD(out + 2 * h, 0u);
+          continue;
+        }
         uint32_t v4[4] = {0, 0, 0, 0};
-        if (col_in && ih >= 0 && ih < H) {  // else zeros
-          if (pc == 4) {
+        if (row_in) {  // value by value (else zeros)
+          T v[8];
 LC_UNROLL
-            for (int h = 0; h < 2; ++h)  // (a piece that starts inside ends inside)
-              if (iw + 4 * h >= 0 && iw + 4 * h < W) LC_LOAD_WORDS2(v4 + 2 * h, src + 4 * h);
-          } else if (pc == 2) {
+          for (int j = 0; j < 8; ++j)
+            v[j] = (iw + j >= 0 && iw + j < W) ? src[j] : from_float<T>(0.0f);
 LC_UNROLL
-            for (int h = 0; h < 4; ++h)
-              if (iw + 2 * h >= 0 && iw + 2 * h < W) LC_LOAD_WORD(v4[h], src + 2 * h);
-          } else {
-            T v[8];
-LC_UNROLL
-            for (int j = 0; j < 8; ++j)
-              v[j] = (iw + j >= 0 && iw + j < W) ? src[j] : from_float<T>(0.0f);
-LC_UNROLL
-            for (int j = 0; j < 4; ++j) v4[j] = pack2(v[2 * j], v[2 * j + 1]);
-          }
+          for (int j = 0; j < 4; ++j) v4[j] = pack2(v[2 * j], v[2 * j + 1]);
         }
         LC_STORE_WORDS(out, v4);
       }

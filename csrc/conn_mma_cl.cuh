@@ -54,6 +54,7 @@ struct ConnMmaCl {
   static_assert(16 * TC / 2 == kThreads, "a thread per output column pair of an M tile");
   static_assert(CW == 8 && OS == TC / 2 * CW + 4, "plan.h's output tile");
   static_assert(NCP % 4 == 0 && cl_stage_banks_distinct(SW / 2), "stage: distinct banks");
+  static_assert(SW == 2 * NCP + 8, "stage: a row's 4 padding pairs (its idle lanes' zeros)");
   static constexpr int kMinBlocks = 2;
 
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnMmaPlan& t) {
@@ -140,22 +141,38 @@ LC_UNROLL
                               int32_t ih0, int32_t iw0, int tid) {
     constexpr int QD = NCP / 4, UNITS = (IR + 7) / 8 * QD;  // warp units: 8 rows x 4 pairs
     constexpr int WARPS = kThreads / 32, UPW = (UNITS + WARPS - 1) / WARPS;  // units per warp
+    // units whose loads are in flight together (registers: 8 a unit), a divisor of UPW
+    // where one is at hand (7 x 7: 3 of 3; 13 x 13: 3 of 6; 31 x 31: 2 of 10)
+    constexpr int GU = UPW <= 3 ? UPW : UPW % 3 == 0 ? 3 : UPW % 2 == 0 ? 2 : 3;
     const int32_t sh = int32_t(s.h), sw = int32_t(s.w);
     const int warp = tid >> 5, lane = tid & 31;
     const int32_t t0 = ih0 * sh + iw0 * sw;  // staged (0, 0) (32-bit: plan.h's plane_fits_32)
 LC_UNROLL
-    for (int k = 0; k < UPW; ++k) {
-      const int wu = warp + WARPS * k;
-      if (UNITS % WARPS != 0 && wu >= UNITS) break;  // warp-uniform
-      const int r = wu / QD * 8 + (lane & 7), cp = wu % QD * 4 + (lane >> 3);
-      if (IR % 8 != 0 && r >= IR) continue;
-      const uint32_t ih = uint32_t(ih0 + r), iw = uint32_t(iw0 + 2 * cp);  // < 0: huge
-      const bool row_in = ih < uint32_t(H);
-      const bool in0 = row_in && iw < uint32_t(W), in1 = row_in && iw + 1 < uint32_t(W);
-      // (r sh + 2 cp sw: the same for every tile, hoisted)
-      const T* src = x + (t0 + (r * sh + 2 * cp * sw));  // formed for every unit, read inside only
-      stage_pixel_pair<CW>(src, sw * int32_t(sizeof(T)), in0, in1,
-                           smem + 16 + (r * SW + 2 * cp) * 2, kWarpBytes);  // warp 0's tile, ...
+    for (int k0 = 0; k0 < UPW; k0 += GU) {
+      // GU units' loads first, then their stores, with no branch between (units past the
+      // last and rows past the tile store zeros into the rows' padding columns, past the
+      // 16 NC that ldmatrix reads, without loading): a warp's 6 loads of 16 bytes a lane in
+      // flight together (branches that skipped them let each unit be stored before the
+      // next one's loads: ~0.9 KB a warp, model)
+      uint32_t v[GU][2][4];
+      int32_t slot[GU];
+LC_UNROLL
+      for (int u = 0; u < GU; ++u) {
+        const int wu = warp + WARPS * (k0 + u);
+        int r = wu / QD * 8 + (lane & 7), cp = wu % QD * 4 + (lane >> 3);
+        const bool real = k0 + u < UPW && wu < UNITS && r < IR;
+        if (!real) r = lane & 7, cp = NCP + (lane >> 3);  // (the padding: SW = 16 NC + 8)
+        const uint32_t ih = uint32_t(ih0 + r), iw = uint32_t(iw0 + 2 * cp);  // < 0: huge
+        const bool row_in = real && ih < uint32_t(H);
+        const bool in0 = row_in && iw < uint32_t(W), in1 = row_in && iw + 1 < uint32_t(W);
+        // (r sh + 2 cp sw: the same for every tile, hoisted)
+        const T* src = x + (t0 + (r * sh + 2 * cp * sw));  // formed for every unit, read inside only
+        load_pixel_pair(src, sw * int32_t(sizeof(T)), in0, in1, v[u][0], v[u][1]);
+        slot[u] = 16 + (r * SW + 2 * cp) * 2;
+      }
+LC_UNROLL
+      for (int u = 0; u < GU; ++u)  // (warp 0's tile, ...)
+        store_pixel_pair<CW>(v[u][0], v[u][1], smem + slot[u], kWarpBytes);
     }
   }
 

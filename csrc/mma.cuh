@@ -203,23 +203,38 @@ LC_UNROLL
 }
 
 // Two neighbouring channels_last pixels' channels c0..c0 + 7 (16 bytes each at src and
-// src + sw, where in0 / in1; zeros elsewhere) as one 32-bit word per channel (the two
-// pixels' values), channel k's word to at + k * stride: the staging of the channels_last
-// tensor-core kernels, whose warps each keep one channel's rows.
-template <int CW>
-LC_DEVICE void stage_pixel_pair(const void* src, int32_t sw_bytes, bool in0, bool in1,
-                                unsigned char* at, int64_t stride) {
-  static_assert(CW == 8, "8 channels: two 16-byte loads");
-  uint32_t v0[4] = {0, 0, 0, 0}, v1[4] = {0, 0, 0, 0};  // channel pairs of each pixel
+// src + sw, where in0 / in1; zeros elsewhere) into v0, v1 (channel pairs of each pixel)
+LC_DEVICE void load_pixel_pair(const void* src, int32_t sw_bytes, bool in0, bool in1,
+                               uint32_t (&v0)[4], uint32_t (&v1)[4]) {
   const unsigned char* p = static_cast<const unsigned char*>(src);
+LC_UNROLL
+  for (int j = 0; j < 4; ++j) v0[j] = v1[j] = 0u;
   if (in0) LC_LOAD_WORDS_GLOBAL(v0, p);
   if (in1) LC_LOAD_WORDS_GLOBAL(v1, p + sw_bytes);
+}
+
+// load_pixel_pair's v0, v1 as one 32-bit word per channel (the two pixels' values),
+// channel k's word to at + k * stride
+template <int CW>
+LC_DEVICE void store_pixel_pair(const uint32_t (&v0)[4], const uint32_t (&v1)[4], unsigned char* at,
+                                int64_t stride) {
+  static_assert(CW == 8, "8 channels: two 16-byte loads");
 LC_UNROLL
   for (int k = 0; k < CW; ++k) {
     const uint32_t a0 = v0[k >> 1], a1 = v1[k >> 1];
     *reinterpret_cast<uint32_t*>(at + k * stride) =
         (k & 1) ? high_halves(a0, a1) : low_halves(a0, a1);
   }
+}
+
+// Both: the staging of the channels_last tensor-core kernels, whose warps each keep one
+// channel's rows.
+template <int CW>
+LC_DEVICE void stage_pixel_pair(const void* src, int32_t sw_bytes, bool in0, bool in1,
+                                unsigned char* at, int64_t stride) {
+  uint32_t v0[4], v1[4];
+  load_pixel_pair(src, sw_bytes, in0, in1, v0, v1);
+  store_pixel_pair<CW>(v0, v1, at, stride);
 }
 
 // One source line on both targets (the cost model pairs the GPU's instruction with the
@@ -448,6 +463,46 @@ inline float word_float(uint32_t u) { return bits_to_float(u); }
 #define LC_LOAD_SHARED_U1(u, at) asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(u) : "r"(at))
 #else
 #define LC_LOAD_SHARED_U1(u, at) std::memcpy(&(u), aligned_access(at, 4), 4)
+#endif
+
+// A 4-byte word (8, 16 bytes: WORDS2, WORDS) copied from global memory (`src`, aligned to
+// as many bytes, read-only for the kernel's life) to shared memory (`dst`, aligned) without
+// a register: one cp.async (LDGSTS, sm_80 on), so a thread may have every copy of a tile
+// in flight at once instead of the few words its registers hold between a load and its
+// store. LC_COPY_WAIT() waits for this thread's copies; a barrier after it (the block's,
+// or the warp's for a warp's own tile) publishes them.
+// Each is one source line on both targets (the emulator copies at once, waits for
+// nothing).
+#if defined(__CUDACC__) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+#define LC_COPY_WORD_ASYNC(dst, src)                                                        \
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_addr(dst)), "l"(src) \
+               : "memory")
+#define LC_COPY_WORDS2_ASYNC(dst, src)                                                      \
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8;\n" ::"r"(smem_addr(dst)), "l"(src) \
+               : "memory")
+#define LC_COPY_WORDS_ASYNC(dst, src)                                                        \
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src) \
+               : "memory")
+#define LC_COPY_WAIT() asm volatile("cp.async.wait_all;\n" ::: "memory")
+#elif defined(__CUDACC__)  // (older GPUs: a load and a store)
+#define LC_COPY_WORD_ASYNC(dst, src) \
+  (*reinterpret_cast<uint32_t*>(dst) = *reinterpret_cast<const uint32_t*>(src))
+#define LC_COPY_WORDS2_ASYNC(dst, src) \
+  (*reinterpret_cast<uint2*>(dst) = *reinterpret_cast<const uint2*>(src))
+#define LC_COPY_WORDS_ASYNC(dst, src) \
+  (*reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src))
+#define LC_COPY_WAIT() ((void)0)
+#else
+#define LC_COPY_BYTES_(dst, src, n)                                         \
+  do {                                                                      \
+    uint32_t w_[4];                                                         \
+    std::memcpy(w_, aligned_access(src, n), n);                             \
+    std::memcpy(const_cast<void*>(aligned_access(dst, n)), w_, n);          \
+  } while (0)
+#define LC_COPY_WORD_ASYNC(dst, src) LC_COPY_BYTES_(dst, src, 4)
+#define LC_COPY_WORDS2_ASYNC(dst, src) LC_COPY_BYTES_(dst, src, 8)
+#define LC_COPY_WORDS_ASYNC(dst, src) LC_COPY_BYTES_(dst, src, 16)
+#define LC_COPY_WAIT() ((void)0)
 #endif
 
 }  // namespace lc

@@ -70,12 +70,14 @@ class Counts:
     hot: Optional[HotLoop] = None
 
 
-def _kind(ins: Instr) -> Optional[tuple[str, int]]:
-    mem = ins.memory
-    if mem is None:
-        return None
+def _kind(mem: tuple[str, bool, bool, int]) -> tuple[str, int]:
     space, reads, writes, width = mem
     return (f"{space}_{'st' if writes and not reads else 'ld'}", width)
+
+
+def _kinds(ins: Instr) -> list[tuple[str, int]]:
+    """(kind, bytes a lane) of each of ``ins``'s memory accesses (``LDGSTS``: two)."""
+    return [_kind(m) for m in ins.accesses]
 
 
 def _pattern(ins: Instr, kind: str, patterns: Patterns) -> Optional[Pattern]:
@@ -114,24 +116,27 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
             c.issued += n
             c.by_class[ins.cls] += n * ins.mma_units if ins.cls == "tensor" else n
             c.mul_lanes += n * ins.mul_lanes
-            k = _kind(ins)
-            if k is None:
-                continue
-            kind, width = k
-            c.memory[kind] += n
-            c.lane_bytes[kind] += n * width
-            c.widths[f"{kind}:{width}"] += n
-            cost = _cost(ins, kind, width, patterns)
-            if kind.startswith("shared"):
-                c.wavefronts += n * cost
-            else:
-                c.sectors += n * cost
-                c.lines += n * _lines(ins, kind, width, patterns)
+            for kind, width in _kinds(ins):
+                _add_access(c, ins, kind, width, n, patterns)
     c.hot = hot_loop(f, blocks, c.issued)
     c.inflight = inflight_bytes(f, blocks)
     if os.environ.get("LOCALCONN_PERF_LINES"):
         _dump_lines(f, blocks, patterns, os.environ["LOCALCONN_PERF_LINES"])
     return c
+
+
+def _add_access(c: Counts, ins: Instr, kind: str, width: int, n: float,
+                patterns: Patterns) -> None:
+    """One memory access of ``ins``, run ``n`` times a warp, into ``c``."""
+    c.memory[kind] += n
+    c.lane_bytes[kind] += n * width
+    c.widths[f"{kind}:{width}"] += n
+    cost = _cost(ins, kind, width, patterns)
+    if kind.startswith("shared"):
+        c.wavefronts += n * cost
+    else:
+        c.sectors += n * cost
+        c.lines += n * _lines(ins, kind, width, patterns)
 
 
 def _dump_lines(f: Function, blocks: np.ndarray, patterns: Patterns, path: str) -> None:
@@ -147,9 +152,9 @@ def _dump_lines(f: Function, blocks: np.ndarray, patterns: Patterns, path: str) 
                 key = f"{ins.file.split('/')[-1]}:{ins.line}"
                 lines[key] += n
                 ops.setdefault(key, Counter())[ins.base] += n
-                k = _kind(ins)
-                if k is not None and k[0].startswith("shared"):
-                    waves[key] += n * _cost(ins, k[0], k[1], patterns)
+                for kind, width in _kinds(ins):
+                    if kind.startswith("shared"):
+                        waves[key] += n * _cost(ins, kind, width, patterns)
     with open(path, "a") as out:
         out.write(f"== {f.name}: {sum(lines.values()):.0f} instructions, "
                   f"{sum(waves.values()):.0f} shared wavefronts a warp\n")
@@ -180,10 +185,9 @@ def hot_loop(f: Function, blocks: np.ndarray, issued: float) -> Optional[HotLoop
         for ins in f.blocks[i].instrs:
             instrs += n
             muls += n * (ins.mul_lanes > 0 or ins.cls == "tensor")
-            k = _kind(ins)
-            if k:
-                shared += n * k[0].startswith("shared")
-                glob += n * k[0].startswith("global")
+            for kind, _ in _kinds(ins):
+                shared += n * kind.startswith("shared")
+                glob += n * kind.startswith("global")
     first = f.blocks[head].instrs[0]
     return HotLoop(first.source, float(iters), instrs / iters, muls / iters, shared / iters,
                    glob / iters, work / issued)

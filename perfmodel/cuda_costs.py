@@ -137,9 +137,9 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
         acc[3] += s.lines_per_instance * s.instances
     sass_keys = set()
     for ins in k.code.instrs:
-        mem = ins.memory
-        if mem is not None and mem[0] != "local":
-            sass_keys.add((ins.site, mem[0], mem[2] and not mem[1]))
+        for mem in ins.accesses:
+            if mem[0] != "local":
+                sass_keys.add((ins.site, mem[0], mem[2] and not mem[1]))
     orphans = {(_innermost(key[0]), key[1], key[2]) for key in lane_bytes if key not in sass_keys}
 
     def group(key: tuple) -> tuple:
@@ -160,15 +160,14 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
     sure: dict[tuple, dict[int, float]] = defaultdict(lambda: defaultdict(float))
     for b in k.code.blocks:
         for ins in b.instrs:
-            mem = ins.memory
-            if mem is None or mem[0] == "local":
-                continue
-            space, reads, writes, width = mem
-            key = group((ins.site, space, writes and not reads))
-            if key in traced:
-                coeff[key][b.index] += width
-                if not ins.predicate or ins.predicate == "@PT":
-                    sure[key][b.index] += width
+            for space, reads, writes, width in ins.accesses:
+                if space == "local":
+                    continue
+                key = group((ins.site, space, writes and not reads))
+                if key in traced:
+                    coeff[key][b.index] += width
+                    if not ins.predicate or ins.predicate == "@PT":
+                        sure[key][b.index] += width
     anchors = [Anchor(f"{site} {space} {'st' if w else 'ld'}", dict(coeff[key]),
                       traced[key] / warps, dict(sure[key]))
                for key in coeff for site, space, w in [key]]

@@ -4,7 +4,10 @@ A kernel streams from DRAM at most ``bytes in flight / latency``: with too few l
 outstanding, the memory system idles whatever its bandwidth. For one kernel's SASS and
 the per-warp execution count of each basic block (:mod:`perfmodel.flow`) this walks
 the executed blocks in program order, the way a warp issues them, and tracks its
-outstanding global loads (``LDG``, ``LD``; their destination registers). A warp stalls
+outstanding global loads (``LDG``, ``LD``; their destination registers; ``LDGSTS``,
+cp.async's copies to shared memory, until the ``DEPBAR`` that waits for them, each
+counted as often as its block runs a wait: a loop of copies before one wait keeps all of
+them in flight). A warp stalls
 on memory when an instruction reads (or overwrites) a register an outstanding load
 will write: every load outstanding then was issued within a few cycles of the others
 since the last stall, so all of them return during that one round trip, and their
@@ -31,7 +34,11 @@ _REG = re.compile(r"(?<![\w.])R(\d+)((?:\.(?:64|128))?)")
 _LOADS = ("LDG", "LD")
 #: opcodes with no destination register (every register operand is read)
 _NO_DEST = ("STG", "ST", "STS", "STL", "RED", "REDG", "BRA", "EXIT", "BAR", "STSM", "BSYNC",
-            "BSSY", "WARPSYNC", "CALL", "RET", "NOP", "DEPBAR", "MEMBAR", "YIELD")
+            "BSSY", "WARPSYNC", "CALL", "RET", "NOP", "DEPBAR", "MEMBAR", "YIELD", "LDGSTS",
+            "LDGDEPBAR")
+#: the pseudo-register of a thread's asynchronous copies (``LDGSTS``: cp.async, global to
+#: shared memory, no register written), which the wait (``DEPBAR``) reads
+_ASYNC = -1
 
 
 def _regs(text: str) -> set[int]:
@@ -67,13 +74,17 @@ def inflight_bytes(f: Function, blocks: np.ndarray) -> float:
             continue
         for ins in b.instrs:
             writes, reads = _split(ins)
-            touched = reads | writes
+            touched = reads | writes | ({_ASYNC} if ins.base == "DEPBAR" else set())
             if any(regs & touched for regs, _, _ in pending):
-                total += n * sum(p[1] for p in pending)
+                # (an asynchronous copy in a loop before the wait is issued n_copy / n times
+                # a wait, not once: its bytes scaled so)
+                total += sum(p[1] * (p[2] if _ASYNC in p[0] else n) for p in pending)
                 weight += n
                 pending = []
             if ins.base in _LOADS and ins.memory and ins.memory[0] == "global":
                 pending.append((writes, 32.0 * ins.memory[3], float(n)))
+            elif ins.base == "LDGSTS" and ins.memory:
+                pending.append(({_ASYNC}, 32.0 * ins.memory[3], float(n)))
     if pending:
         w = min(p[2] for p in pending)
         total += w * sum(p[1] for p in pending)

@@ -67,7 +67,7 @@ MEMORY_SPACE = {
     "ATOM": ("global", True, True), "ATOMG": ("global", True, True),
     "RED": ("global", False, True), "REDG": ("global", False, True),
     "ATOMS": ("shared", True, True),
-    "LDGSTS": ("global", True, False),  # global -> shared copy (cp.async)
+    "LDGSTS": ("global", True, False),  # global -> shared copy (cp.async): also a shared store
 }
 
 
@@ -127,11 +127,24 @@ class Instr:
 
     @property
     def memory(self) -> Optional[tuple[str, bool, bool, int]]:
-        """``(space, reads, writes, bytes per lane)`` for global/shared/local accesses."""
+        """``(space, reads, writes, bytes per lane)`` for global/shared/local accesses
+        (none under the never-true predicate ``@!PT``: ptxas's ``@!PT LDS RZ, [RZ]``
+        before a run of ``LDGSTS`` issues but touches no memory)."""
         info = MEMORY_SPACE.get(self.base)
-        if info is None:
+        if info is None or self.predicate == "@!PT":
             return None
         return (*info, width_bytes(self.opcode))
+
+    @property
+    def accesses(self) -> list[tuple[str, bool, bool, int]]:
+        """Every memory access of this instruction as :attr:`memory` gives them: one, or
+        for ``LDGSTS`` (cp.async) its global load and its shared store."""
+        mem = self.memory
+        if mem is None:
+            return []
+        if self.base == "LDGSTS":
+            return [mem, ("shared", False, True, mem[3])]
+        return [mem]
 
     @property
     def fma_lanes(self) -> int:

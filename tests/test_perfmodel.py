@@ -5,8 +5,9 @@
 * block counts: a loop pinned by an anchor, one no anchor reaches, a guard;
 * known-cost CUDA kernels (csrc/model/known.cuh) through the whole CUDA path
   (emulator trace, nvcc's SASS, block counts): a copy (one 4-byte load and
-  store per element), a chain of 64 multiply-adds, and strided shared-memory
-  reads whose bank conflicts are 1, 2 and 32-way;
+  store per element), a chain of 64 multiply-adds, strided shared-memory
+  reads whose bank conflicts are 1, 2 and 32-way, strided global loads, and
+  asynchronous copies to shared memory (cp.async: bytes in flight until the wait);
 * Triton: a copy kernel compiled with the JIT's own specialisation;
 * the time model, occupancy and the baseline check.
 
@@ -207,6 +208,38 @@ def test_bytes_in_flight() -> None:
     assert inflight_bytes(_kernel(), [0.0] * len(_kernel().blocks)) == 0.0
 
 
+ASYNC_LOOP = """
+        .global         a
+a:
+.text.a:
+        /*0000*/                   LDG.E R4, desc[UR4][R2.64] ;
+.L_x_0:
+        /*0010*/                   LDGSTS.E.128 [R5], desc[UR4][R2.64] ;
+        /*0020*/                   IADD3 R5, R5, 0x200, RZ ;
+        /*0030*/                   ISETP.NE.AND P0, PT, R5, R6, PT ;
+        /*0040*/               @P0 BRA `(.L_x_0) ;
+        /*0050*/                   LDGDEPBAR ;
+        /*0060*/                   DEPBAR.LE SB0, 0x0 ;
+        /*0070*/                   STG.E [R2.64], R4 ;
+        /*0080*/                   EXIT ;
+"""
+
+
+def test_bytes_in_flight_of_asynchronous_copies() -> None:
+    """cp.async copies (LDGSTS, 16 bytes a lane) in a loop that turns 6 times before one
+    wait (DEPBAR): all 6 and the plain load before them are in flight when the warp waits
+    (6 * 512 + 128 bytes), one round trip; the plain load's use after it waits no more."""
+    from perfmodel.inflight import inflight_bytes
+
+    f = sass.parse(ASYNC_LOOP)["a"]
+    assert [b.instrs[0].base for b in f.blocks][:3] == ["LDG", "LDGSTS", "LDGDEPBAR"]
+    counts = [1.0, 6.0] + [1.0] * (len(f.blocks) - 2)
+    assert inflight_bytes(f, counts) == pytest.approx(6 * 512 + 128)
+    # the copy's accesses: a global load and a shared store, 16 bytes a lane each
+    copy = f.blocks[1].instrs[0]
+    assert copy.accesses == [("global", True, False, 16), ("shared", False, True, 16)]
+
+
 def test_latency_term_is_littles_law() -> None:
     """dram bytes x latency / (bytes in flight per warp x resident warps on the busy SMs)."""
     from perfmodel.counts import Counts
@@ -352,6 +385,20 @@ def test_known_global_lines_and_sectors(emu, stride: int, lines: int, sectors: i
     assert c.lines == pytest.approx(lines + 1) and c.sectors == pytest.approx(sectors + 4)
     p = predict.predict(k, H200)
     assert p.terms["l1"] == pytest.approx(p.terms["l2"] * (lines + 1) / (sectors + 4))
+
+
+@needs_nvcc
+def test_known_async_copies(emu) -> None:
+    # cp.async (LDGSTS): each copy is a global load and a shared store at one source line,
+    # and the 8 copies a lane issues stay in flight together until the wait (DEPBAR)
+    threads, blocks = 256, 132
+    k = _known(emu, "async_copy", 8 * threads * blocks, 0, blocks, threads)
+    c = k.counts
+    assert c.widths["global_ld:4"] == pytest.approx(8.0) and c.widths["shared_st:4"] == pytest.approx(8.0)
+    assert c.memory["shared_ld"] == pytest.approx(8.0) and c.memory["global_st"] == pytest.approx(1.0)
+    assert c.wavefronts == pytest.approx(8 + 8)  # conflict-free stores and loads
+    assert c.lines == pytest.approx(8 + 1) and c.sectors == pytest.approx(8 * 4 + 4)
+    assert c.inflight == pytest.approx(8 * 128.0)  # one round trip for all eight
 
 
 @needs_nvcc

@@ -9,4 +9,5 @@ template __global__ void body_kernel<FmaChain, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<SharedStride, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<PartialUnits, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<GlobalStride, KnownArgs>(KnownArgs);
+template __global__ void body_kernel<AsyncCopy, KnownArgs>(KnownArgs);
 }  // namespace lc

@@ -1,6 +1,7 @@
 // Kernels whose cost is known by construction, for the cost model's own tests
 // (tests/test_perfmodel.py): a copy, a chain of multiply-adds, a strided
-// shared-memory read, stores with lanes left out and a strided global load. They follow the kernel-body convention of csrc/ (a
+// shared-memory read, stores with lanes left out, a strided global load and
+// asynchronous copies to shared memory. They follow the kernel-body convention of csrc/ (a
 // Body::run(smem, args) that launch.cuh wraps for the GPU and the emulator
 // runs on the CPU); they are compiled into neither the extension nor the
 // tests' emulator, only into the cost model's traced emulator (LC_EMU_TRACE)
@@ -84,6 +85,28 @@ struct GlobalStride {
   static LC_DEVICE void run(unsigned char*, const KnownArgs& a) {
     const int lane = thread_index();
     a.dst[block_index() * 32 + lane] = a.src[lane * a.stride];
+  }
+};
+
+// Each thread copies 8 floats to shared memory with asynchronous copies (cp.async, no
+// register between load and store), src[8 T + 32 k + l] for warp T of the grid, lane l,
+// k = 0..7, to word 32 k + l of its warp's 256; waits for them; adds the 8 words it
+// copied (its own: no barrier needed) and stores the sum to dst[thread]. Per warp: 8
+// coalesced 128-byte copies (8 lines, 32 sectors, 8 conflict-free shared stores), all 8
+// in flight in one round trip (1024 bytes), 8 conflict-free shared loads, one store.
+struct AsyncCopy {
+  static LC_DEVICE void run(unsigned char* smem, const KnownArgs& a) {
+    float* s = reinterpret_cast<float*>(smem) + 256 * (thread_index() >> 5);
+    const int lane = thread_index() & 31;
+    const int64_t t = block_index() * block_threads() + thread_index();
+    const float* src = a.src + 8 * (t - lane);
+LC_UNROLL
+    for (int k = 0; k < 8; ++k) LC_COPY_WORD_ASYNC(s + 32 * k + lane, src + 32 * k + lane);
+    LC_COPY_WAIT();
+    float v = 0.0f;
+LC_UNROLL
+    for (int k = 0; k < 8; ++k) v += s[32 * k + lane];
+    a.dst[t] = v;
   }
 };
 
