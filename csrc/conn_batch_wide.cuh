@@ -9,8 +9,9 @@
 // columns (batch_stage.cuh: two columns a 4-byte asynchronous copy, cp.async, where the
 // images' rows allow it, NCHW-like, 4-byte aligned, of an even width,
 // ConnBatchPlan::pairs: a thread's copies of the whole grid in flight at once, the filter's
-// loads during the same round trip; else value by value through registers). Output row py is GW / 8 N tiles of 8 columns; for N tile h, the K tile of
-// kernel row i is the 16 grid columns KB(h) .. of input grid row py + i: for 16 samples s,
+// loads during the same round trip; else value by value through registers). Output row
+// py is GW / 8 N tiles of 8 columns; for N tile h, the K tile of kernel row i is the 16
+// grid columns KB(h) .. of input grid row py + i: for 16 samples s,
 //   Y[s][py][8h + px] += sum_k X[s][py + i][KB(h) + k] w(i, KB(h) + k - CO - 8h - px + KF/2),
 // mma.sync m16n8k16 with A = 16 samples x those 16 grid columns (ldmatrix.x4) and B = a
 // 16 x 8 Toeplitz block of kernel row i: a lane (g, q) holds B rows k = 2q, 2q + 1
