@@ -11,9 +11,9 @@
 // stages the input rows the band reads as channels_last stores them: position
 // (row rr, column col) of the band holds the block's 32 channels, 128 bytes, for
 // input column col - KF / 2, zero outside the image and past the last channel. A warp
-// copies a row with 16-byte loads and stores (4 channels a lane, 4 positions a warp)
-// where the channels and strides allow it (plan.h: vec), else value by value; the
-// border columns and the rows outside the image are written as zeros without loads.
+// copies a row by asynchronous 16-byte copies (4 channels a lane, 4 positions a warp;
+// a lane's copies of the row in flight together) where the channels and strides allow
+// it (plan.h: vec), else value by value; the border columns and the rows outside the image are written as zeros without loads.
 // Thread (strip s, lane l) then runs the strip of conn_strip.cuh for channel c0 + l:
 // every staged row it reads is NV shared loads of word l of NV consecutive positions
 // (a warp's load: one conflict-free wavefront) at compile-time offsets from the row's.
@@ -21,16 +21,18 @@
 // 64-bit address and bounds check, the halo read again by each strip, and ptxas keeping
 // the loads in flight in 238 registers: one block of 256 a multiprocessor) the checks
 // move to the staging, and two blocks fit a multiprocessor (<= 128 registers). The
-// filter is dense (plan.h): its taps load at constant offsets.
+// block's 32 filters (dense, plan.h) are copied to shared memory in whole lines while
+// the band is staged (stage_filters); a lane loads its channel's taps from there.
 //
 // The results are stored value by value (a channels_last result: a warp's store is
 // 32 consecutive channels of one position, 128 bytes).
 //
 // PLANES: the input (and the result) in planes, NCHW-like with unit-stride rows. The
 // band is the same, a position's channels together, at 33 words a position: each group
-// of 8 lanes keeps a channel and walks the band's rows, its lanes along a row (16-byte loads of 4
-// columns where rows allow), each value to its channel's word (33 words apart: 32
-// banks, and the strips' loads of a position stay conflict-free). The results go back
+// of 8 lanes keeps a channel and walks the band's rows, its lanes along a row (4-byte
+// asynchronous copies of consecutive columns: a lane's copies of every row in flight
+// together), each value to its channel's word (33 words apart: 32 banks, and the
+// strips' loads of a position stay conflict-free). The results go back
 // through the same words (the band is read by then) and out a row of a channel at a
 // time, 16 bytes a lane: a lane-per-channel store straight to planes would write a
 // 32-byte sector for every 4-byte value.
@@ -66,9 +68,18 @@ struct ConnBandCl {
   // two blocks of 256 threads per SM (<= 128 registers: 49 taps, 32 sums, 14 values)
   static constexpr int kMinBlocks = 2;
 
+  // the widest input row (plan.h band_cl_fits: at most kThreads / CH strips of at most
+  // kStripCols columns; stride 1, padding KF / 2: input rows as wide as output rows)
+  static constexpr int kMaxW = kThreads / CH * kStripCols;
+  static constexpr int KK = KF * KF;  // taps a filter (odd: conflict-free lane reads)
+  // shared bytes before the band: the block's CH filters (a multiple of 128 bytes, so
+  // the band's 16-byte stores stay aligned)
+  static constexpr int kFilterBytes = int(band_cl_filter_bytes(KF));
+
   static LC_DEVICE void run(unsigned char* smem, const ConnArgs& a, const ConnBandClPlan& t) {
     const Problem& p = a.p;
-    float* band = reinterpret_cast<float*>(smem);
+    float* filters = reinterpret_cast<float*>(smem);
+    float* band = reinterpret_cast<float*>(smem + kFilterBytes);
     const int tid = thread_index();
     const int32_t IW = int32_t(t.IW), BR = int32_t(t.BR);
     // (sample n, channel group, band): multiply-high divisions (blocks < 2^31, plan.h)
@@ -76,6 +87,7 @@ struct ConnBandCl {
     const int32_t band_i = b - group * int32_t(t.bands), n32 = t.by_groups.div(group);
     const int64_t n = n32, c0 = int64_t(group - n32 * int32_t(t.groups)) * CH;
     const int32_t oh_band = band_i * BR * RS;  // the band's first output row
+    stage_filters(filters, a, n, c0);  // in flight while the band is staged
     if constexpr (PLANES) {
       stage_planes(band, a, t, n, c0, oh_band - int32_t(p.h.p));
     } else {
@@ -94,11 +106,9 @@ struct ConnBandCl {
 
     A acc[RS][CS];
     if (active) {
-      // the filter (flipped for FLIP), dense (plan.h): its taps at constant offsets
-      const float* wp =
-          static_cast<const float*>(a.weight) + n * a.w_s.n + c / p.cpg * a.w_s.g;
+      // the filter (flipped for FLIP) from its staged copy: taps at constant offsets
       A f[KF][KF];
-      load_dense_filter<FLIP>(f, wp);
+      load_staged_filter(f, filters + lane * KK);
       const A b0 = a.bias ? load_acc(static_cast<const float*>(a.bias) + c * a.bias_s) : A(0);
       start_sums(acc, b0);
 
@@ -146,6 +156,40 @@ LC_UNROLL
       for (int j = 0; j < CS; ++j, yr += dw)
         if (whole || ow0 + j < Wo) *yr = acc[r][j];
     }
+  }
+
+  // The block's filters to shared memory: filter ch (channel c0 + ch, those below C) at
+  // words ch * KK .. ch * KK + KK - 1, tap (kh, kw) at kh * KF + kw (dense, plan.h). The
+  // block's threads take consecutive words: a depth-wise filter set (Cw == C, taps
+  // together) is one run of CH * KK words, read in whole lines once a block, where each
+  // lane loading its own channel's taps made a warp's load touch 32 lines, for each
+  // warp of the block (the L1/L2 limit of the kernel, 49 taps x 32 lines a warp).
+  // Asynchronous copies: waited for at the band's barrier (stage, stage_planes).
+  static LC_DEVICE void stage_filters(float* filters, const ConnArgs& a, int64_t n, int64_t c0) {
+    const Problem& p = a.p;
+    const int32_t have = int32_t(min_of(int64_t(CH), p.C - c0));
+    const float* w = static_cast<const float*>(a.weight) + n * a.w_s.n;
+    if (p.cpg == 1 && a.w_s.g == KK) {  // the filters one run of words: word i at i
+      const float* from = w + c0 * KK;
+      for (int32_t i = thread_index(); i < have * KK; i += block_threads())
+        LC_COPY_WORD_ASYNC(filters + i, from + i);
+      return;
+    }
+    for (int32_t i = thread_index(); i < have * KK; i += block_threads()) {
+      const int32_t ch = i / KK, tap = i - ch * KK;  // (a constant divisor)
+      LC_COPY_WORD_ASYNC(filters + i, w + (c0 + ch) / p.cpg * a.w_s.g + tap);
+    }
+  }
+
+  // f = the staged filter at fs (flipped for FLIP): KK shared loads at constant offsets
+  static LC_DEVICE void load_staged_filter(A (&f)[KF][KF], const float* fs) {
+    const SmemAddr at = smem_addr(fs);
+LC_UNROLL
+    for (int kh = 0; kh < KF; ++kh)
+LC_UNROLL
+      for (int kw = 0; kw < KF; ++kw)
+        LC_LOAD_SHARED_F1(f[kh][kw],
+                          at + ((FLIP ? KF - 1 - kh : kh) * KF + (FLIP ? KF - 1 - kw : kw)) * 4);
   }
 
   // acc += the strip's products from the band: the rows set in rows_in
@@ -205,26 +249,26 @@ LC_UNROLL
       const float* from = x + ih * sh + ch + first * sw;
       float* to = dst + (first + P) * CH;
       const int32_t jump = step * sw;
+      // (asynchronous copies: a thread's copies of a row in flight together)
       if (t.vec) {
 LC_UNROLL_N(2)
-        for (int32_t iw = first; iw < W; iw += step, from += jump, to += step * CH) {
-          float buf[4];
-          load16(from, buf);
-          LC_COPY16(to, buf);
-        }
+        for (int32_t iw = first; iw < W; iw += step, from += jump, to += step * CH)
+          LC_COPY_WORDS_ASYNC(to, from);
       } else {
-        for (int32_t iw = 0; iw < W; ++iw, from += sw, to += CH) *to = *from;
+        for (int32_t iw = 0; iw < W; ++iw, from += sw, to += CH) LC_COPY_WORD_ASYNC(to, from);
       }
     }
+    LC_COPY_WAIT();  // the row copies and stage_filters'
     sync_threads();
   }
 
   // PLANES' band: the same positions and zeros as stage(), from planes (unit-stride
-  // rows): a warp's lanes in 4 groups of 8, group g of warp w taking channels 4 w + g,
-  // + 4 warps, ... and, for each, the band's rows in turn, its 8 lanes along the row (16
-  // bytes a lane, 4 columns, where t.vec; else a value). Each value goes to its channel's
-  // word of its position (PS = 33 words apart: a warp's 4 channels x 8 lanes meet 32
-  // banks).
+  // rows): a warp's lanes in 4 groups of 8, group g of warp w taking channels 8 g + w,
+  // 8 g + w + warps, ... below 8 (g + 1), and, for each, the band's rows in turn, its 8
+  // lanes along the row (columns q, q + 8, ...: a warp's copy reads 32 bytes of each of
+  // its 4 channels' rows). Each value goes by a 4-byte asynchronous copy to its
+  // channel's word of its position: PS = 33 words apart, so a copy's 8 columns x 4
+  // channels 8 apart meet the 32 banks once.
   static LC_DEVICE void stage_planes(float* band, const ConnArgs& a, const ConnBandClPlan& t,
                                      int64_t n, int64_t c0, int32_t ih0) {
     const Problem& p = a.p;
@@ -235,8 +279,9 @@ LC_UNROLL_N(2)
     const float* x = static_cast<const float*>(a.src) + n * a.src_s.n + c0 * a.src_s.c;
     constexpr int P = KF / 2;  // band column of input column 0
     static_assert(2 * P <= 8, "a row's border columns: one store of the row's 8 lanes");
-    const int32_t groups = block_threads() / 8;
-    for (int32_t ch = tid / 32 * 4 + (lane >> 3); ch < CH; ch += groups) {
+    static_assert(CH == 32, "4 groups of 8 channels");
+    const int32_t warps = block_threads() / 32, base = (lane >> 3) * 8;
+    for (int32_t ch = base + tid / 32; ch < base + 8; ch += warps) {
       const float* xc = x + ch * a.src_s.c;
       float* to = band + P * PS + ch;  // row 0, input column 0
       int32_t ro = ih0 * sh;           // row offset in the plane
@@ -246,18 +291,14 @@ LC_UNROLL_N(2)
           continue;
         }
         if (q0 < 2 * P) to[(q0 < P ? q0 - P : W + q0 - P) * PS] = 0.f;  // the borders
-        if (t.vec) {
-          for (int32_t iw = 4 * q0; iw < W; iw += 32) {
-            float v[4];
-            load16(xc + (ro + iw), v);
-LC_UNROLL
-            for (int k = 0; k < 4; ++k) to[(iw + k) * PS] = v[k];
-          }
-        } else {
-          for (int32_t iw = q0; iw < W; iw += 8) to[iw * PS] = xc[ro + iw];
-        }
+        const float* xr = xc + (ro + q0);
+        const SmemAddr tr = smem_addr(to + q0 * PS);
+LC_UNROLL  // (at most kMaxW / 8 copies: constant offsets, a predicate each)
+        for (int j = 0; j < kMaxW / 8; ++j)
+          LC_COPY_WORD_ASYNC_IF(tr + 8 * j * PS * 4, xr + 8 * j, q0 + 8 * j < W);
       }
     }
+    LC_COPY_WAIT();  // stage_filters' copies
     sync_threads();
   }
 

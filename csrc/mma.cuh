@@ -505,4 +505,27 @@ inline float word_float(uint32_t u) { return bits_to_float(u); }
 #define LC_COPY_WAIT() ((void)0)
 #endif
 
+// LC_COPY_WORD_ASYNC to the shared address `at` (a SmemAddr: one computed per run of
+// copies, the others at constant offsets from it) where `pred` holds: one predicated
+// cp.async, never a branch (unrolled copies of which the last few may fall outside a
+// row: those predicated off on every lane make no request).
+#if defined(__CUDACC__) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+#define LC_COPY_WORD_ASYNC_IF(at, src, pred)                                                  \
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n"                              \
+               " @p cp.async.ca.shared.global [%0], [%1], 4;\n}\n" ::"r"(at), "l"(src),     \
+               "r"(int(pred))                                                                \
+               : "memory")
+#elif defined(__CUDACC__)
+#define LC_COPY_WORD_ASYNC_IF(at, src, pred)                                                  \
+  asm volatile("{\n .reg .pred p;\n .reg .b32 v;\n setp.ne.b32 p, %2, 0;\n"               \
+               " @p ld.global.b32 v, [%1];\n @p st.shared.b32 [%0], v;\n}\n" ::"r"(at),     \
+               "l"(src), "r"(int(pred))                                                      \
+               : "memory")
+#else
+#define LC_COPY_WORD_ASYNC_IF(at, src, pred) \
+  do {                                       \
+    if (pred) LC_COPY_BYTES_(at, src, 4);    \
+  } while (0)
+#endif
+
 }  // namespace lc

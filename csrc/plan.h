@@ -403,9 +403,10 @@ struct ConnBandClPlan {
   int64_t IH, IW;        // staged rows, positions a row (kBandClChannels floats each)
   FastDiv by_bands, by_groups, by_cols;  // division by bands, groups, col_strips
   bool planes;           // the input in planes (NCHW-like): staged across, results staged
-  bool vec;              // 16-byte pieces: of 4 channels (pixels_aligned) or, for planes,
-                         // of 4 columns (rows 16-byte aligned, whole pieces)
-  bool vec_out;          // planes: the result's rows in 16-byte pieces the same way
+  bool vec;              // channels_last: 16-byte pieces of 4 channels (pixels_aligned);
+                         // planes are staged by 4-byte copies
+  bool vec_out;          // planes: the result's rows in 16-byte pieces of 4 columns (rows
+                         // 16-byte aligned, whole pieces)
 };
 
 struct CorrStripPlan {
@@ -816,13 +817,14 @@ inline bool pixels_aligned(const void* base, const Image& s, int64_t C, int64_t 
 // Strips on a staged channels_last band (conn_band_cl.cuh), if the problem fits them:
 // strip_fits's float32 problems (a channels_last input with the result in any layout,
 // or NCHW-like planes both sides), the column padding KF / 2, a dense filter (taps KF
-// apart a row), and at most kThreads / kBandClChannels column strips (output rows of up
-// to 64); a block that fits (plan_conn_band_cl: blocks > 0). Predicted (model, H200,
+// apart a row), and at most kThreads / kBandClChannels column strips (rows of up to 64,
+// input and output); a block that fits (plan_conn_band_cl: blocks > 0). Predicted (model, H200,
 // float32 7 x 7, 28 x 28 and 56 x 56): benchmarks/results/model/NOTES.md.
 inline bool band_cl_fits(const ConnArgs& a) {
   const Problem& p = a.p;
+  const int64_t widest = kThreads / kBandClChannels * kStripCols;  // (and its input rows)
   return strip_fits(a) && p.dtype == kFloat32 && p.w.p == p.w.k / 2 && dense_filter(a) &&
-         ceil_div(p.w.out, kStripCols) <= kThreads / kBandClChannels;
+         p.w.out <= widest && p.w.in <= widest;
 }
 
 // conn_band_cl's strip width for output rows of wo: of kStripCols and 7, the one with the
@@ -844,9 +846,13 @@ inline int64_t band_cl_cols(int64_t wo, int64_t row_strips) {
   return best;
 }
 
+// conn_band_cl's shared bytes before the band: the block's kBandClChannels filters of
+// kf x kf float32 taps (a multiple of 128 bytes)
+constexpr int64_t band_cl_filter_bytes(int64_t kf) { return kBandClChannels * kf * kf * 4; }
+
 // kBandClChannels channels of a sample x a band of BR row strips x every column strip a
-// block (at most kThreads threads), the band within kMaxSmemOptIn (fewer rows until it
-// fits; blocks == 0 if one row strip does not)
+// block (at most kThreads threads), the filters and the band within kMaxSmemOptIn (fewer
+// rows until they fit; blocks == 0 if one row strip does not)
 inline Launch plan_conn_band_cl(const ConnArgs& a) {
   const Problem& p = a.p;
   const int kf = int(p.h.k);
@@ -865,7 +871,7 @@ inline Launch plan_conn_band_cl(const ConnArgs& a) {
     t.bands = ceil_div(row_strips, BR);
     t.BR = ceil_div(row_strips, t.bands);  // the rows split evenly
     t.IH = t.BR * RS + kf - 1;
-    l.smem = PS * t.IH * t.IW * 4;
+    l.smem = band_cl_filter_bytes(kf) + PS * t.IH * t.IW * 4;
     if (l.smem <= kMaxSmemOptIn) break;
     if (t.BR == 1) return Launch{};
     BR = t.BR - 1;
@@ -874,9 +880,7 @@ inline Launch plan_conn_band_cl(const ConnArgs& a) {
   t.by_bands = FastDiv::of(uint32_t(t.bands));
   t.by_groups = FastDiv::of(uint32_t(t.groups));
   t.by_cols = FastDiv::of(uint32_t(t.col_strips));
-  t.vec = t.planes ? p.w.in % 4 == 0 && rows_aligned(a.src, 4, a.src_s.n, a.src_s.c,
-                                                      a.src_s.h, a.src_s.w, 16)
-                   : pixels_aligned(a.src, a.src_s, p.C, 4);
+  t.vec = !t.planes && pixels_aligned(a.src, a.src_s, p.C, 4);
   t.vec_out = t.planes && p.w.out % 4 == 0 &&
               rows_aligned(a.dst, 4, a.dst_s.n, a.dst_s.c, a.dst_s.h, a.dst_s.w, 16);
   l.threads = int32_t(kBandClChannels * t.BR * t.col_strips);

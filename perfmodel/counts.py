@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Optional
 
 import numpy as np
@@ -35,6 +35,10 @@ class Pattern:
     cost: float  # shared: wavefronts; global: sectors
     size: int
     lines: float = 0.0  # global: 128-byte lines per warp-wide access
+    instances: float = 0.0  # warp-wide accesses a traced warp (any lane active)
+    # of the SASS's issued accesses at the line (bytes a lane), the share with a lane active:
+    # an access predicated off on every lane makes no request (with_active_shares)
+    active: float = 1.0
 
 
 Patterns = dict[tuple[str, str, bool], Pattern]  # (site, space, write) -> Pattern
@@ -91,7 +95,7 @@ def _cost(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
     space = kind.split("_")[0]
     pat = _pattern(ins, kind, patterns)
     if pat is not None:  # the traced pattern, scaled to this instruction's width
-        return max(1.0, pat.cost * width / max(pat.size, 1))
+        return max(1.0, pat.cost * width / max(pat.size, 1)) * pat.active
     if space == "shared":
         return float(math.ceil(32 * width / 128))
     return 32 * width / 32
@@ -102,8 +106,36 @@ def _lines(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
     scaled to this instruction's width, else a coalesced access's ``ceil(32 * width / 128)``)."""
     pat = _pattern(ins, kind, patterns)
     if pat is not None and pat.lines > 0:
-        return max(1.0, pat.lines * width / max(pat.size, 1))
+        return max(1.0, pat.lines * width / max(pat.size, 1)) * pat.active
     return float(math.ceil(32 * width / 128))
+
+
+def with_active_shares(f: Function, blocks: np.ndarray, patterns: Patterns) -> Patterns:
+    """``patterns`` with each line's ``active`` share: the bytes a lane the trace saw
+    accessed there (warp-wide accesses with a lane active x their size) over the bytes
+    the SASS issues there (``blocks[i]`` runs a warp x each access's width), at most 1.
+
+    Unrolled code issues an access whatever its predicate: e.g. the 8 copies of a row of
+    up to 64 columns, of which a row of 28 makes 4 (``@P LDGSTS``, P false on every lane
+    for the others). Such an access makes no request, so it costs no sectors, lines or
+    wavefronts (its issue slot is still counted). Counted in bytes, a source access the
+    SASS splits (one 16-byte access as four of 4) or merges (two of 4 as one of 8) keeps
+    the share at 1.
+    """
+    issued: Counter = Counter()
+    for b, n in zip(f.blocks, blocks):
+        if n <= 0:
+            continue
+        for ins in b.instrs:
+            for kind, width in _kinds(ins):
+                space = kind.split("_")[0]
+                if space != "local":
+                    issued[(ins.site, space, kind.endswith("_st"))] += n * width
+    out = dict(patterns)
+    for key, pat in patterns.items():
+        if issued[key] > 0 and pat.instances > 0:
+            out[key] = replace(pat, active=min(1.0, pat.instances * pat.size / issued[key]))
+    return out
 
 
 def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
@@ -119,7 +151,12 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
             for kind, width in _kinds(ins):
                 _add_access(c, ins, kind, width, n, patterns)
     c.hot = hot_loop(f, blocks, c.issued)
-    c.inflight = inflight_bytes(f, blocks)
+
+    def share(ins: Instr) -> float:  # of a global load's issued bytes, those requested
+        pat = patterns.get((ins.site, "global", False))
+        return pat.active if pat is not None else 1.0
+
+    c.inflight = inflight_bytes(f, blocks, share)
     if os.environ.get("LOCALCONN_PERF_LINES"):
         _dump_lines(f, blocks, patterns, os.environ["LOCALCONN_PERF_LINES"])
     return c

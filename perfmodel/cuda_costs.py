@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import cubin as cubin_mod
-from .counts import Pattern, Patterns, count
+from .counts import Pattern, Patterns, count, with_active_shares
 from .emulator import Call, Emulator, LaunchRecord, Trace
 from .flow import Anchor, solve
 from .predict import KernelCost
@@ -171,7 +171,7 @@ def _anchors_and_patterns(k: cubin_mod.Kernel,
     anchors = [Anchor(f"{site} {space} {'st' if w else 'ld'}", dict(coeff[key]),
                       traced[key] / warps, dict(sure[key]))
                for key in coeff for site, space, w in [key]]
-    patterns = {key: Pattern(c[0] / c[1], int(c[2]), c[3] / c[1])
+    patterns = {key: Pattern(c[0] / c[1], int(c[2]), c[3] / c[1], c[1] / warps)
                 for key, c in cost.items() if c[1] > 0}
     return anchors, patterns, sorted(f"{site} {space}" for site, space, _ in orphans)
 
@@ -200,6 +200,7 @@ def launch_costs(emu: Emulator, call: Call, sm_count: int, dram_bytes: list[floa
         out.append(KernelCost(
             name=f"cuda {rec.body}", blocks=rec.blocks, threads=rec.threads,
             registers=k.resources.registers, smem=rec.smem + k.resources.shared,
-            stack=k.resources.stack, counts=count(k.code, flow.counts, patterns),
+            stack=k.resources.stack,
+            counts=count(k.code, flow.counts, with_active_shares(k.code, flow.counts, patterns)),
             dram_bytes=dram_bytes[i] if i < len(dram_bytes) else 0.0, notes=notes))
     return out

@@ -157,7 +157,7 @@ class Emulator:
 
         if primitive.startswith("known:"):  # csrc/model/known.cuh: meta = [n, stride, blocks, threads]
             which = ("copy", "fma_chain", "shared_stride", "partial_units",
-                     "global_stride", "async_copy").index(primitive.split(":")[1])
+                     "global_stride", "async_copy", "predicated_copy").index(primitive.split(":")[1])
             n, stride, blocks, threads = meta
             rc = self.lib.lc_emu_known(which, p("src"), p("dst"), n, stride, blocks, threads)
         elif primitive == "conn2d":
@@ -276,7 +276,7 @@ def conn_call(primitive: str, src: torch.Tensor, weight: torch.Tensor, dst: torc
 def known_call(kind: str, src: torch.Tensor, dst: torch.Tensor, n: int, stride: int, blocks: int,
                threads: int) -> Call:
     """A kernel of csrc/model/known.cuh: ``copy``, ``fma_chain``, ``shared_stride``,
-    ``partial_units``, ``global_stride`` or ``async_copy``."""
+    ``partial_units``, ``global_stride``, ``async_copy`` or ``predicated_copy``."""
     return Call(f"known:{kind}", [n, stride, blocks, threads], {"src": src, "dst": dst})
 
 

@@ -25,6 +25,7 @@ overlapped with the next round trip. The GPU check's calibration says how far it
 from __future__ import annotations
 
 import re
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -64,9 +65,13 @@ def _split(ins: Instr) -> tuple[set[int], set[int]]:
     return dest, _regs(",".join(ops[1:]))
 
 
-def inflight_bytes(f: Function, blocks: np.ndarray) -> float:
+def inflight_bytes(f: Function, blocks: np.ndarray,
+                   share: Optional[Callable[[Instr], float]] = None) -> float:
     """Average bytes of global loads one warp has in flight when it stalls on one
-    (per memory round trip; 0 when the kernel loads nothing from global memory)."""
+    (per memory round trip; 0 when the kernel loads nothing from global memory).
+    ``share(ins)``: of a load's issued bytes, the share requested (counts.py
+    with_active_shares: a load predicated off on every lane requests nothing); 1 if
+    not given."""
     pending: list[tuple[set[int], float, float]] = []  # (registers, bytes a warp, weight)
     total = weight = 0.0
     for b, n in zip(f.blocks, blocks):
@@ -81,10 +86,11 @@ def inflight_bytes(f: Function, blocks: np.ndarray) -> float:
                 total += sum(p[1] * (p[2] if _ASYNC in p[0] else n) for p in pending)
                 weight += n
                 pending = []
+            part = share(ins) if share is not None else 1.0
             if ins.base in _LOADS and ins.memory and ins.memory[0] == "global":
-                pending.append((writes, 32.0 * ins.memory[3], float(n)))
+                pending.append((writes, 32.0 * ins.memory[3] * part, float(n)))
             elif ins.base == "LDGSTS" and ins.memory:
-                pending.append(({_ASYNC}, 32.0 * ins.memory[3], float(n)))
+                pending.append(({_ASYNC}, 32.0 * ins.memory[3] * part, float(n)))
     if pending:
         w = min(p[2] for p in pending)
         total += w * sum(p[1] for p in pending)

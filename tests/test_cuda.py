@@ -404,14 +404,17 @@ def test_band_channels_last(emulator: Any, k: int, cl: bool) -> None:
     channel slice (channels_last: not 16-byte aligned) and 37 channels staged value by
     value; 28 x 28 (two row strips a block, the last band half empty; four strips of 7
     columns), rows of 60 (eight strips of 8, the last half past the row), rows of 20
-    (three strips of 7, the last partial), rows of 19 (NCHW: value by value both ways),
+    (three strips of 7, the last partial), rows of 19 (NCHW: results value by value),
     rows of 65 (nine strips: conn_strip from pixels, conn_band from planes); row padding
     other than K // 2 (strips whose input rows start above or end below the image); a
     filter with an Inf (the forward multiplies the staged zeros, NaN as in the
     reference; the flipped pass adds no tap outside g); static and per-sample weights,
-    bias; a filter whose taps are not dense (a slice of a wider one: conn_strip)."""
+    bias; a filter whose taps are not dense (a slice of a wider one: conn_strip); filters
+    shared by groups of 4 channels (the staged filters' group arithmetic; per-sample: the
+    sample's filters)."""
     g = gen("cuda-band-cl", k, cl)
     cases = (((2, 40, 28, 28), k // 2, 1, "dense"), ((3, 41, 11, 60), (1, k // 2), 3, "sliced"),
+             ((2, 44, 9, 20), k // 2, 2, "grouped"),
              ((1, 37, 9, 20), (k // 2 + 2, k // 2), 1, "dense"), ((1, 8, 6, 65), k // 2, 1, "dense"),
              ((2, 8, 9, 20), k // 2, 2, "sliced filter"), ((2, 37, 9, 19), k // 2, 2, "dense"))
     for shape, padding, nw, what in cases:
@@ -419,7 +422,7 @@ def test_band_channels_last(emulator: Any, k: int, cl: bool) -> None:
         xs = x[:, 1:] if what == "sliced" else x
         C = xs.shape[1]
         w = rand((nw, C, k, k + 1, 1, 1), g)[:, :, :, :k] if what == "sliced filter" else \
-            rand((nw, C, k, k, 1, 1), g)
+            rand((nw, C // 4 if what == "grouped" else C, k, k, 1, 1), g)
         wide = "conn_strip" if cl else "conn_band"
         expect = "conn_strip" if what == "sliced filter" else \
             wide if shape[-1] > 64 else "conn_band_cl"

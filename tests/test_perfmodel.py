@@ -402,6 +402,20 @@ def test_known_async_copies(emu) -> None:
 
 
 @needs_nvcc
+def test_known_predicated_copies(emu) -> None:
+    # AsyncCopy's 8 unrolled copies and reads, of which 3 run on every lane (lane % 8 +
+    # 8 k < 24): the 8 are issued (LDGSTS predicated off on every lane for k >= 3), only
+    # the 3 make requests and stay in flight
+    threads, blocks = 256, 132
+    k = _known(emu, "predicated_copy", 8 * threads * blocks, 24, blocks, threads)
+    c = k.counts
+    assert c.widths["global_ld:4"] == pytest.approx(8.0)  # issued
+    assert c.lines == pytest.approx(3 + 1) and c.sectors == pytest.approx(3 * 4 + 4)
+    assert c.wavefronts == pytest.approx(3 + 3)
+    assert c.inflight == pytest.approx(3 * 128.0)
+
+
+@needs_nvcc
 def test_trace_pairs_lanes_within_a_barrier_interval(emu) -> None:
     # 4 tiles of two conflict-free stores, lanes 24..31 out of the second, a sync_warp
     # after each: 8 stores of one wavefront, then one conflict-free load. Paired over

@@ -10,4 +10,5 @@ template __global__ void body_kernel<SharedStride, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<PartialUnits, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<GlobalStride, KnownArgs>(KnownArgs);
 template __global__ void body_kernel<AsyncCopy, KnownArgs>(KnownArgs);
+template __global__ void body_kernel<PredicatedCopy, KnownArgs>(KnownArgs);
 }  // namespace lc

@@ -1,7 +1,7 @@
 // Kernels whose cost is known by construction, for the cost model's own tests
 // (tests/test_perfmodel.py): a copy, a chain of multiply-adds, a strided
-// shared-memory read, stores with lanes left out, a strided global load and
-// asynchronous copies to shared memory. They follow the kernel-body convention of csrc/ (a
+// shared-memory read, stores with lanes left out, a strided global load,
+// asynchronous copies to shared memory, and copies predicated off on every lane. They follow the kernel-body convention of csrc/ (a
 // Body::run(smem, args) that launch.cuh wraps for the GPU and the emulator
 // runs on the CPU); they are compiled into neither the extension nor the
 // tests' emulator, only into the cost model's traced emulator (LC_EMU_TRACE)
@@ -94,20 +94,30 @@ struct GlobalStride {
 // copied (its own: no barrier needed) and stores the sum to dst[thread]. Per warp: 8
 // coalesced 128-byte copies (8 lines, 32 sectors, 8 conflict-free shared stores), all 8
 // in flight in one round trip (1024 bytes), 8 conflict-free shared loads, one store.
-struct AsyncCopy {
+// PREDICATED: copy and read k only where lane % 8 + 8 k < a.stride (a lane's own
+// predicate, as conn_band_cl's copies of a row's columns): for a.stride = 24 copies
+// 0..2 on every lane, 3..7 on none. The 8 unrolled copies (and reads) are issued, those
+// predicated off on every lane make no request (no sectors, lines or wavefronts).
+template <bool PREDICATED>
+struct AsyncCopies {
   static LC_DEVICE void run(unsigned char* smem, const KnownArgs& a) {
     float* s = reinterpret_cast<float*>(smem) + 256 * (thread_index() >> 5);
     const int lane = thread_index() & 31;
     const int64_t t = block_index() * block_threads() + thread_index();
     const float* src = a.src + 8 * (t - lane);
 LC_UNROLL
-    for (int k = 0; k < 8; ++k) LC_COPY_WORD_ASYNC(s + 32 * k + lane, src + 32 * k + lane);
+    for (int k = 0; k < 8; ++k)
+      if (!PREDICATED || (lane & 7) + 8 * k < a.stride)
+        LC_COPY_WORD_ASYNC(s + 32 * k + lane, src + 32 * k + lane);
     LC_COPY_WAIT();
     float v = 0.0f;
 LC_UNROLL
-    for (int k = 0; k < 8; ++k) v += s[32 * k + lane];
+    for (int k = 0; k < 8; ++k)
+      if (!PREDICATED || (lane & 7) + 8 * k < a.stride) v += s[32 * k + lane];
     a.dst[t] = v;
   }
 };
+using AsyncCopy = AsyncCopies<false>;
+using PredicatedCopy = AsyncCopies<true>;
 
 }  // namespace lc
