@@ -13,7 +13,8 @@
 // input column col - KF / 2, zero outside the image and past the last channel. A warp
 // copies a row by asynchronous 16-byte copies (4 channels a lane, 4 positions a warp;
 // a lane's copies of the row in flight together) where the channels and strides allow
-// it (plan.h: vec), else value by value; the border columns and the rows outside the image are written as zeros without loads.
+// it (plan.h: vec), else value by value; the border columns and the rows outside the
+// image are written as zeros without loads.
 // Thread (strip s, lane l) then runs the strip of conn_strip.cuh for channel c0 + l:
 // every staged row it reads is NV shared loads of word l of NV consecutive positions
 // (a warp's load: one conflict-free wavefront) at compile-time offsets from the row's.
@@ -298,7 +299,7 @@ LC_UNROLL  // (at most kMaxW / 8 copies: constant offsets, a predicate each)
           LC_COPY_WORD_ASYNC_IF(tr + 8 * j * PS * 4, xr + 8 * j, q0 + 8 * j < W);
       }
     }
-    LC_COPY_WAIT();  // stage_filters' copies
+    LC_COPY_WAIT();  // the row copies and stage_filters'
     sync_threads();
   }
 

@@ -84,10 +84,15 @@ def _kinds(ins: Instr) -> list[tuple[str, int]]:
     return [_kind(m) for m in ins.accesses]
 
 
+def _key(ins: Instr, kind: str) -> tuple[str, str, bool]:
+    """The :data:`Patterns` key of ``ins``'s access of ``kind``: (site, space, store?)."""
+    return (ins.site, kind.split("_")[0], kind.endswith("_st"))
+
+
 def _pattern(ins: Instr, kind: str, patterns: Patterns) -> Optional[Pattern]:
     """The traced pattern of ``ins``'s source line (none for local memory)."""
-    space = kind.split("_")[0]
-    return patterns.get((ins.site, space, kind.endswith("_st"))) if space != "local" else None
+    key = _key(ins, kind)
+    return patterns.get(key) if key[1] != "local" else None
 
 
 def _cost(ins: Instr, kind: str, width: int, patterns: Patterns) -> float:
@@ -128,9 +133,8 @@ def with_active_shares(f: Function, blocks: np.ndarray, patterns: Patterns) -> P
             continue
         for ins in b.instrs:
             for kind, width in _kinds(ins):
-                space = kind.split("_")[0]
-                if space != "local":
-                    issued[(ins.site, space, kind.endswith("_st"))] += n * width
+                if not kind.startswith("local"):
+                    issued[_key(ins, kind)] += n * width
     out = dict(patterns)
     for key, pat in patterns.items():
         if issued[key] > 0 and pat.instances > 0:
@@ -153,7 +157,7 @@ def count(f: Function, blocks: np.ndarray, patterns: Patterns) -> Counts:
     c.hot = hot_loop(f, blocks, c.issued)
 
     def share(ins: Instr) -> float:  # of a global load's issued bytes, those requested
-        pat = patterns.get((ins.site, "global", False))
+        pat = _pattern(ins, "global_ld", patterns)
         return pat.active if pat is not None else 1.0
 
     c.inflight = inflight_bytes(f, blocks, share)

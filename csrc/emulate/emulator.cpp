@@ -447,7 +447,8 @@ int lc_emu_corr2d(const int64_t* meta, const void* a, const void* b, void* out,
 
 #ifdef LC_EMU_TRACE
 // The cost model's known-cost kernels (csrc/model/known.cuh): 0 Copy, 1 FmaChain,
-// 2 SharedStride, 3 PartialUnits, 4 GlobalStride, 5 AsyncCopy, 6 PredicatedCopy, on `blocks` blocks of `threads` threads.
+// 2 SharedStride, 3 PartialUnits, 4 GlobalStride, 5 AsyncCopy, 6 PredicatedCopy, on
+// `blocks` blocks of `threads` threads.
 int lc_emu_known(int which, const float* src, float* dst, int64_t n, int64_t stride,
                  int64_t blocks, int threads) {
   lc::EmuExec ex;
