@@ -91,18 +91,35 @@ struct CorrElem {
   }
 };
 
-// out[r] = sum over splits s = 0, 1, ... of workspace[s, r], in that order.
+// out[r] = sum over splits s of workspace[s, r], in a fixed order: the splits in
+// kReduceParts runs of consecutive ones, each summed in order by its own thread, then the
+// runs' sums in order (deterministic). A block takes kThreads / kReduceParts results, its
+// threads (part j, result e) reading along the results (coalesced): kReduceParts times
+// the threads and loads in flight of a thread a result, whose few blocks had left most
+// SMs idle and the DRAM latency exposed (the weight gradients' second launch).
 template <class T>
 struct ReduceSplits {
   using A = acc_t<T>;
+  static constexpr int E = kThreads / kReduceParts;  // results a block
 
-  static LC_DEVICE void run(unsigned char*, const CorrArgs& a, int64_t splits, int64_t numel) {
-    const int64_t r = block_index() * block_threads() + thread_index();
-    if (r >= numel) return;
+  static LC_DEVICE void run(unsigned char* smem, const CorrArgs& a, int64_t splits, int64_t numel) {
+    A* red = reinterpret_cast<A*>(smem);  // [kReduceParts][E]
+    const int tid = thread_index(), j = tid / E, e = tid - j * E;
+    const int64_t r = block_index() * E + e;
+    const int64_t per = (splits + kReduceParts - 1) / kReduceParts;
+    const int64_t s1 = min_of(splits, (j + 1) * per);
     const A* ws = static_cast<const A*>(a.workspace);
     A acc = A(0);
-    for (int64_t s = 0; s < splits; ++s) acc += ws[s * numel + r];
-    store_acc(static_cast<T*>(a.out) + r, acc);
+    if (r < numel)
+      for (int64_t s = j * per; s < s1; ++s) acc += ws[s * numel + r];
+    red[tid] = acc;
+    sync_threads();
+    if (j == 0 && r < numel) {
+      A sum = red[e];
+LC_UNROLL
+      for (int q = 1; q < kReduceParts; ++q) sum += red[q * E + e];
+      store_acc(static_cast<T*>(a.out) + r, sum);
+    }
   }
 };
 

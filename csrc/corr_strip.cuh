@@ -43,6 +43,29 @@
 
 namespace lc {
 
+// A strip's products with b's strip row i (values bv[OFF..]): every output row r of the
+// strip that reads it does so with kernel row kh = i - r, adding a[r][j] * b[OFF + j + kw]
+// to tap (kh, kw); EDGE: only a's first `rows` rows and `cols` columns (the products of
+// missing outputs are skipped, not zeroed: a zero times a non-finite b would add NaN).
+// (corr_strip.cuh, corr_band.cuh; i is a constant once the caller's row loop unrolls.)
+template <int KF, int OFF, bool EDGE, class A, int RS, int CS, int NB>
+LC_DEVICE void corr_row_products(A (&acc)[KF * KF], const A (&av)[RS][CS], const A (&bv)[NB],
+                                 int i, int32_t rows, int32_t cols) {
+  static_assert(OFF + CS + KF - 1 <= NB, "the row's values cover every tap of the strip");
+LC_UNROLL
+  for (int r = 0; r < RS; ++r) {
+    const int kh = i - r;
+    if (kh < 0 || kh >= KF || (EDGE && r >= rows)) continue;
+LC_UNROLL
+    for (int kw = 0; kw < KF; ++kw)
+LC_UNROLL
+      for (int j = 0; j < CS; ++j) {
+        if (EDGE && j >= cols) continue;
+        acc[kh * KF + kw] += av[r][j] * bv[OFF + j + kw];
+      }
+  }
+}
+
 template <class T, int KF, int V, bool CL>
 struct CorrStrip {
   static constexpr int RS = corr_strip_rows(KF, CL);  // output rows per strip (plan.h)
@@ -147,18 +170,7 @@ LC_UNROLL
       const bool row_in = ih >= 0 && ih < H;
       A bv[NCH * V];
       load_strip_row<T, V, OFF, NV, NCH>(bp + ih * sbh + iw0 * sbw, sbw, row_in, inside, bv);
-LC_UNROLL
-      for (int r = 0; r < RS; ++r) {  // output row oh0 + r reads it with kernel row i - r
-        const int kh = i - r;
-        if (kh < 0 || kh >= KF || (EDGE && r >= rows)) continue;
-LC_UNROLL
-        for (int kw = 0; kw < KF; ++kw)
-LC_UNROLL
-          for (int j = 0; j < CS; ++j) {
-            if (EDGE && j >= cols) continue;
-            acc[kh * KF + kw] += av[r][j] * bv[OFF + j + kw];
-          }
-      }
+      corr_row_products<KF, OFF, EDGE>(acc, av, bv, i, rows, cols);
     }
   }
 

@@ -35,6 +35,7 @@
 #include "corr_pos.cuh"
 #include "corr_reg.cuh"
 #include "corr_rows.cuh"
+#include "corr_band.cuh"
 #include "corr_strip.cuh"
 #include "corr_tile.cuh"
 #include "params.h"
@@ -485,6 +486,30 @@ int launch_corr_strip(Exec& ex, const Launch& l, const CorrArgs& a) {
   }
 }
 
+// corr_band.cuh (float32 only) in the layout and copy width plan.h chose
+template <class T, int KF, class Exec>
+int launch_corr_band_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
+  const CorrBandPlan& t = l.corr_band;
+  if (t.channels_last) return ex.template launch<CorrBand<KF, true, 1>>(l, a, t);
+  if (t.vb == 4) return ex.template launch<CorrBand<KF, false, 4>>(l, a, t);
+  if (t.vb == 2) return ex.template launch<CorrBand<KF, false, 2>>(l, a, t);
+  return ex.template launch<CorrBand<KF, false, 1>>(l, a, t);
+}
+
+template <class T, class Exec>
+int launch_corr_band(Exec& ex, const Launch& l, const CorrArgs& a) {
+  if constexpr (!std::is_same<T, float>::value) {
+    return kBadDType;  // plan.h plans float32 only
+  } else {
+    switch (l.kf) {
+      case 3: return launch_corr_band_kf<T, 3>(ex, l, a);
+      case 5: return launch_corr_band_kf<T, 5>(ex, l, a);
+      case 7: return launch_corr_band_kf<T, 7>(ex, l, a);
+      default: return kBadDType;  // plan.h plans only these
+    }
+  }
+}
+
 template <class T, int KF, class Exec>
 int launch_corr_mma_kf(Exec& ex, const Launch& l, const CorrArgs& a) {
   if (l.kernel == kCorrMmaCl) return ex.template launch<CorrMmaCl<T, KF>>(l, a, l.corr_mma);
@@ -639,6 +664,9 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     } else if (l.kernel == kCorrStrip) {
       splits = l.corr_strip.splits;
       rc = launch_corr_strip<T>(ex, l, a);
+    } else if (l.kernel == kCorrBand) {
+      splits = l.corr_band.splits;
+      rc = launch_corr_band<T>(ex, l, a);
     } else if (l.kernel == kCorrBatch || l.kernel == kCorrBatchWide || l.kernel == kCorrBatchLarge) {
       splits = l.corr_batch.splits;
       rc = launch_corr_batch<T>(ex, l, a);
@@ -666,7 +694,8 @@ int run_corr(Exec& ex, const CorrArgs& a, int64_t sm_count, int64_t force_splits
     if (rc != kOk || splits == 1) return rc;
     Launch r{};
     r.threads = kThreads;
-    r.blocks = ceil_div(numel, kThreads);
+    r.blocks = ceil_div(numel, int64_t(kThreads / kReduceParts));
+    r.smem = kThreads * acc_bytes(a.p.dtype);
     return ex.template launch<ReduceSplits<T>>(r, a, splits, numel);
   })
   return kOk;

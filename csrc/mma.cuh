@@ -470,7 +470,9 @@ inline float word_float(uint32_t u) { return bits_to_float(u); }
 // a register: one cp.async (LDGSTS, sm_80 on), so a thread may have every copy of a tile
 // in flight at once instead of the few words its registers hold between a load and its
 // store. LC_COPY_WAIT() waits for this thread's copies; a barrier after it (the block's,
-// or the warp's for a warp's own tile) publishes them.
+// or the warp's for a warp's own tile) publishes them. Double buffering: LC_COPY_COMMIT()
+// closes the thread's copies issued so far into a group, LC_COPY_WAIT_GROUPS(n) waits
+// until at most n (a constant) of its groups are still in flight (the newest).
 // Each is one source line on both targets (the emulator copies at once, waits for
 // nothing).
 #if defined(__CUDACC__) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
@@ -484,6 +486,8 @@ inline float word_float(uint32_t u) { return bits_to_float(u); }
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_addr(dst)), "l"(src) \
                : "memory")
 #define LC_COPY_WAIT() asm volatile("cp.async.wait_all;\n" ::: "memory")
+#define LC_COPY_COMMIT() asm volatile("cp.async.commit_group;\n" ::: "memory")
+#define LC_COPY_WAIT_GROUPS(n) asm volatile("cp.async.wait_group %0;\n" ::"n"(n) : "memory")
 #elif defined(__CUDACC__)  // (older GPUs: a load and a store)
 #define LC_COPY_WORD_ASYNC(dst, src) \
   (*reinterpret_cast<uint32_t*>(dst) = *reinterpret_cast<const uint32_t*>(src))
@@ -492,6 +496,8 @@ inline float word_float(uint32_t u) { return bits_to_float(u); }
 #define LC_COPY_WORDS_ASYNC(dst, src) \
   (*reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src))
 #define LC_COPY_WAIT() ((void)0)
+#define LC_COPY_COMMIT() ((void)0)
+#define LC_COPY_WAIT_GROUPS(n) ((void)0)
 #else
 #define LC_COPY_BYTES_(dst, src, n)                                         \
   do {                                                                      \
@@ -503,6 +509,8 @@ inline float word_float(uint32_t u) { return bits_to_float(u); }
 #define LC_COPY_WORDS2_ASYNC(dst, src) LC_COPY_BYTES_(dst, src, 8)
 #define LC_COPY_WORDS_ASYNC(dst, src) LC_COPY_BYTES_(dst, src, 16)
 #define LC_COPY_WAIT() ((void)0)
+#define LC_COPY_COMMIT() ((void)0)
+#define LC_COPY_WAIT_GROUPS(n) ((void)0)
 #endif
 
 // LC_COPY_WORD_ASYNC to the shared address `at` (a SmemAddr: one computed per run of
@@ -525,6 +533,42 @@ inline float word_float(uint32_t u) { return bits_to_float(u); }
 #define LC_COPY_WORD_ASYNC_IF(at, src, pred) \
   do {                                       \
     if (pred) LC_COPY_BYTES_(at, src, 4);    \
+  } while (0)
+#endif
+
+// A copy of BYTES (4, 8 or 16: a constant) to the shared address `at` (a SmemAddr) where
+// `pred` holds: from `src` where `fill` holds, else BYTES zeros without a read (cp.async's
+// source size 0; `src` should still point into the tensor). One predicated cp.async, no
+// branch: rows outside an image staged as zeros by the same instruction as the others.
+#if defined(__CUDACC__) && (!defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800)
+#define LC_COPY_ASYNC_FILL_IF(at, src, BYTES, pred, fill)                                     \
+  asm volatile("{\n .reg .pred p;\n setp.ne.b32 p, %2, 0;\n"                              \
+               " @p cp.async.ca.shared.global [%0], [%1], %3, %4;\n}\n" ::"r"(at), "l"(src), \
+               "r"(int(pred)), "n"(BYTES), "r"((fill) ? (BYTES) : 0)                        \
+               : "memory")
+#elif defined(__CUDACC__)  // (older GPUs: loads and shared stores)
+template <int BYTES>
+LC_DEVICE void copy_fill_sync(SmemAddr at, const void* src, bool fill) {
+  uint32_t w[BYTES / 4];
+  for (int i = 0; i < BYTES / 4; ++i) w[i] = fill ? static_cast<const uint32_t*>(src)[i] : 0u;
+  for (int i = 0; i < BYTES / 4; ++i)
+    asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(at + 4 * i), "r"(w[i]) : "memory");
+}
+#define LC_COPY_ASYNC_FILL_IF(at, src, BYTES, pred, fill)      \
+  do {                                                        \
+    if (pred) copy_fill_sync<BYTES>(at, src, bool(fill));     \
+  } while (0)
+#else
+#define LC_COPY_ASYNC_FILL_IF(at, src, BYTES, pred, fill)                      \
+  do {                                                                        \
+    if (pred) {                                                               \
+      if (fill) {                                                             \
+        LC_COPY_BYTES_(at, src, BYTES);                                       \
+      } else {                                                                \
+        const uint32_t z_[4] = {0u, 0u, 0u, 0u};                              \
+        std::memcpy(const_cast<void*>(aligned_access(at, BYTES)), z_, BYTES); \
+      }                                                                       \
+    }                                                                         \
   } while (0)
 #endif
 

@@ -75,6 +75,15 @@ constexpr int kCorrStripRedBytes = 25 * 1024;
 constexpr int corr_strip_blocks_per_sm(int elem_bytes, int kf) {
   return elem_bytes == 4 && kf == 7 ? 2 : 1;
 }
+// corr_band.cuh (the float32 weight gradient on a staged band): strips of
+// kCorrBandRows x kCorrBandCols outputs (7 columns: an odd stride between lanes' strips,
+// conflict-free; 2 rows: 49 sums, 14 values of a and 13 of b within 128 registers), an
+// input row's column 0 at word kCorrBandLead of its staged row (16-byte aligned copies
+// with the padding's zeros before them), rows at most kCorrBandMaxStrips strips wide
+constexpr int kCorrBandRows = 2;
+constexpr int kCorrBandCols = 7;
+constexpr int kCorrBandLead = 4;
+constexpr int kCorrBandMaxStrips = 8;
 // conn_mma.cuh: a warp's tile is conn_mma_mtiles(kf) x 16 rows by kConnMmaNTiles x 8
 // columns (two M tiles share the B fragments built per kernel row for 13 and 31); it
 // stages the tile's rows in chunks of 16 columns (a lead of up to `lmax` columns first:
@@ -297,6 +306,8 @@ static_assert(kConnMmaClWarps * corr_mma_warp_bytes(7) <= kMaxSmemOptIn &&
 constexpr int64_t kMaxBlocks = (int64_t(1) << 31) - 1;
 // bytes of a workspace at most: corr2d's split partials, conn2d's planes (plan_planes)
 constexpr int64_t kMaxWorkspace = int64_t(1) << 28;
+// ReduceSplits (corr_elem.cuh): runs of consecutive splits a result, one thread each
+constexpr int kReduceParts = 4;
 
 struct ConnTilePlan {
   int64_t P, TH, TW, GW;         // planes, output rows, output columns, column groups
@@ -418,6 +429,19 @@ struct CorrStripPlan {
   int64_t chunk_bytes;             // loads of 16, 8 bytes, or one value (strip_chunk_bytes)
 };
 
+struct CorrBandPlan {
+  int64_t groups;         // blocks of kThreads / 32 channels a result set (ceil(C / 8))
+  int64_t splits;         // parts of each block's items (ReduceSplits adds them)
+  int64_t items;          // (sample for Nw = 1,) band of `rows` output rows
+  int64_t bands, rows;    // bands a plane, output rows a band (32 / csn strips of 2)
+  int64_t csn;            // strips along a row: 2, 4, 8 (a power of two: lane = rs csn + cs)
+  int64_t IW, AW;         // staged row pitches (words) of b and a (corr_band_pitch)
+  int64_t buf_words;      // a buffer: (rows + KF - 1) rows of b, then rows of a
+  int64_t lanes_per_row;  // staging: lanes (positions for CL) a row, 32 / it rows a pass
+  int64_t vb;             // NCHW: words a copy (4, 2, 1); channels_last: 1
+  bool channels_last;     // a and b channels_last (the block stages its channels together)
+};
+
 struct CorrMmaPlan {
   int64_t items;               // a result's halves: (batch index,) column tile, 8-row segment
   int64_t col_tiles, segments;  // per plane: column tiles of 64, segments of 8 rows
@@ -506,6 +530,7 @@ enum Kernel : int32_t {
   kConnBatchLarge = 31,  // conn_batch_wide.cuh on grids 32 wide (planes past 16 x 16, tiled past 32)
   kCorrTapsMma = 32,  // corr_taps_mma.cuh (16-bit NCHW 13 x 13 / 31 x 31 weight gradient, taps as M)
   kCorrTapsMmaCl = 33,  // corr_taps_mma_cl.cuh (its channels_last version)
+  kCorrBand = 34,     // corr_band.cuh (float32 depth-wise weight gradient on a staged band)
 };
 
 struct Launch {
@@ -528,6 +553,7 @@ struct Launch {
   ConnRegPlan conn_reg;
   CorrTilePlan corr_tile;
   CorrStripPlan corr_strip;
+  CorrBandPlan corr_band;
   CorrMmaPlan corr_mma;
   CorrTapsPlan corr_taps;
   CorrBatchPlan corr_batch;
@@ -1520,6 +1546,18 @@ inline Launch plan_corr_channels(const CorrArgs& a, int32_t kernel, int64_t chun
   return l;
 }
 
+// What the weight gradient's strips (corr_strip.cuh, corr_band.cuh) need of the tensors:
+// a per-channel result, a and b both NCHW-like with unit-stride rows or both
+// channels_last, 32-bit plane offsets
+inline bool corr_strips_layout(const CorrArgs& a) {
+  const Problem& p = a.p;
+  const bool cl_a = channels_last_image(a.a_s, p.C), cl_b = channels_last_image(a.b_s, p.C);
+  const bool nchw = a.a_s.w == 1 && a.b_s.w == 1 && !cl_a && !cl_b;
+  return a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && ((cl_a && cl_b) || nchw) &&
+         plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
+         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w);
+}
+
 // The depth-wise weight gradient on register strips (corr_strip.cuh), if it fits: a
 // fixed 3/5/7 window, a per-channel result, a and b both NCHW-like with unit-stride
 // rows or both channels_last, 32-bit plane offsets, not float64. (plan_corr asks
@@ -1527,16 +1565,11 @@ inline Launch plan_corr_channels(const CorrArgs& a, int32_t kernel, int64_t chun
 // run float32 and channels_last there, and dispatch.h has no 16-bit NCHW strips.)
 inline bool corr_strip_fits(const CorrArgs& a) {
   const Problem& p = a.p;
-  const bool cl_a = channels_last_image(a.a_s, p.C), cl_b = channels_last_image(a.b_s, p.C);
+  const bool cl_a = channels_last_image(a.a_s, p.C);
   const int64_t strips = ceil_div(p.h.out, corr_strip_rows(int(p.h.k), cl_a)) *
                          ceil_div(p.w.out, kStripCols);
-  const bool cl = cl_a && cl_b;
-  const bool nchw = a.a_s.w == 1 && a.b_s.w == 1 && !cl_a && !cl_b;
-  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 && a.Hw == 1 &&
-         a.Ww == 1 && a.Cw == p.C &&
-         p.N * strips < (int64_t(1) << 31) - kThreads && (cl || nchw) &&
-         plane_fits_32(p.h.out, a.a_s.h, p.w.out, a.a_s.w) &&
-         plane_fits_32(p.h.in, a.b_s.h, p.w.in, a.b_s.w);
+  return fixed_window(p) && strip_kernel(p.h.k) && p.dtype != kFloat64 &&
+         p.N * strips < (int64_t(1) << 31) - kThreads && corr_strips_layout(a);
 }
 
 inline Launch plan_corr_strip(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
@@ -1643,6 +1676,78 @@ inline int64_t splits_by_waves(int64_t parts, int64_t work, int64_t warps, int64
     }
   }
   return splits;
+}
+
+// corr_band.cuh's row pitch (words): the least >= need that is a multiple of vb (the
+// copies' words) with kCorrBandRows x pitch = csn x (an odd number) mod 32, so that the
+// lanes' strips (word 7 cs + rs kCorrBandRows pitch) meet the 32 banks once; 0 if none
+inline int64_t corr_band_pitch(int64_t need, int64_t csn, int64_t vb) {
+  for (int64_t w = need; w < need + 64; ++w) {
+    const int64_t m = (kCorrBandRows * w) % 32;
+    if (w % vb == 0 && m % csn == 0 && (m / csn) % 2 == 1) return w;
+  }
+  return 0;
+}
+
+// The float32 depth-wise weight gradient on a staged band (corr_band.cuh), if it fits: a
+// 3/5/7 window with padding KF / 2 (rows as wide as a's), a per-channel result, rows of 8
+// to kCorrBandMaxStrips x kCorrBandCols (56) columns, a and b both NCHW-like with unit-stride
+// rows or both channels_last, 32-bit plane offsets. Predicted (model, H200, DWNet-T stage 1,
+// NCHW): see benchmarks/results/model/NOTES.md 2026-12-05 (5).
+inline bool corr_band_fits(const CorrArgs& a) {
+  const Problem& p = a.p;
+  return p.dtype == kFloat32 && fixed_window(p) && strip_kernel(p.h.k) &&
+         p.h.p == p.h.k / 2 && p.w.p == p.w.k / 2 && p.w.out >= 8 &&
+         p.w.out <= kCorrBandMaxStrips * kCorrBandCols &&
+         p.N * ceil_div(p.h.out, int64_t(kCorrBandRows)) < (int64_t(1) << 31) - kThreads &&
+         a.Nw * ceil_div(p.C, int64_t(kThreads / 32)) < (int64_t(1) << 30) &&
+         corr_strips_layout(a);
+}
+
+// A block per (result set, 8 channels, split); splits: splits_by_waves over the items.
+inline Launch plan_corr_band(const CorrArgs& a, int64_t sm_count, int64_t force_splits) {
+  const Problem& p = a.p;
+  Launch l{};
+  CorrBandPlan& t = l.corr_band;
+  l.kernel = kCorrBand;
+  l.kf = int32_t(p.h.k);
+  l.threads = kThreads;
+  const int64_t kf = p.h.k, W = p.w.in;
+  t.csn = max_of(int64_t(2), next_pow2(ceil_div(p.w.out, int64_t(kCorrBandCols))));
+  t.rows = 32 / t.csn * kCorrBandRows;
+  t.bands = ceil_div(p.h.out, t.rows);
+  t.items = (a.Nw == 1 ? p.N : 1) * t.bands;
+  t.groups = ceil_div(p.C, int64_t(kThreads / 32));
+  const bool cl = channels_last_image(a.a_s, p.C);
+  t.channels_last = cl;
+  const int64_t need_b = kCorrBandLead + t.csn * kCorrBandCols + kf / 2;
+  const int64_t need_a = t.csn * kCorrBandCols;
+  for (const int64_t vb : {int64_t(4), int64_t(2), int64_t(1)}) {
+    if (vb > 1 && (cl || W % vb != 0 || !rows_aligned(a.a, 4, a.a_s.n, a.a_s.c, a.a_s.h,
+                                                       a.a_s.w, 4 * vb) ||
+                   !rows_aligned(a.b, 4, a.b_s.n, a.b_s.c, a.b_s.h, a.b_s.w, 4 * vb)))
+      continue;
+    t.IW = corr_band_pitch(need_b, t.csn, vb);
+    t.AW = corr_band_pitch(need_a, t.csn, vb);
+    if (t.IW > 0 && t.AW > 0) {
+      t.vb = vb;
+      break;
+    }
+  }
+  t.buf_words = ceil_div((t.rows + kf - 1) * t.IW + t.rows * t.AW, int64_t(4)) * 4;
+  // (the reduction's 32 x KF * KF sums fit a warp's two buffers)
+  t.buf_words = max_of(t.buf_words, 16 * kf * kf);
+  t.lanes_per_row = cl ? 32 : min_of(int64_t(32), next_pow2(W / t.vb));  // (CL: 32 positions)
+  const int64_t sets = a.Nw * t.groups;
+  const int64_t numel = a.Nw * p.C * kf * kf;
+  const int64_t max_s = max_of(int64_t(1), kMaxWorkspace / (numel * 4));
+  t.splits = splits_by_waves(sets * (kThreads / 32), t.items, kThreads / 32, sm_count, max_s,
+                             force_splits);
+  t.splits = min_of(t.splits, t.items);
+  l.blocks = sets * t.splits;
+  l.smem = kThreads / 32 * 2 * t.buf_words * 4;
+  l.workspace_bytes = t.splits > 1 ? t.splits * numel * 4 : 0;
+  return l;
 }
 
 // A warp per (result, row group, split) (corr_mma.cuh), or a block per 8 channels'
@@ -1905,6 +2010,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   if (corr_taps_cl_fits(a)) return plan_corr_taps(a, sm_count, force_splits, true);
   if (corr_mma_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits, true);
+  if (corr_band_fits(a)) return plan_corr_band(a, sm_count, force_splits);
   if (corr_strip_fits(a)) return plan_corr_strip(a, sm_count, force_splits);
   if (a.Hw == 1 && a.Ww == 1 && a.Cw == p.C && channels_last_image(a.a_s, p.C) &&
       channels_last_image(a.b_s, p.C)) {

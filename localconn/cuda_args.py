@@ -38,7 +38,7 @@ KERNEL_NAMES = (
     "corr_pixels", "conn_sample", "corr_sample", "corr_batch_wide",
     "corr_batch_large", "corr_reg", "conn_reg", "conn_band_cl", "conn_wide",
     "conn_pos_mma", "conn_batch_large", "corr_taps_mma",
-    "corr_taps_mma_cl",
+    "corr_taps_mma_cl", "corr_band",
 )
 
 

@@ -262,12 +262,14 @@ def corr_kernel(dtype: torch.dtype, k: int = 0, x: Optional[torch.Tensor] = None
     the batch as K for a filter the samples share, a plane a warp for per-sample
     results; up to 32 x 32 the batch as K on 32 x 32 grids), else the strips; planes 7 or
     14 wide and at most 16 high with padding K // 2 hold a channel's taps in registers
-    (corr_reg: float32, and 16-bit per-sample results), other float32 planes the strips;
+    (corr_reg: float32, and 16-bit per-sample results), other float32 planes 8 to 56 wide
+    with padding K // 2 a staged band (corr_band), the rest the strips;
     16-bit 13 x 13 and 31 x 31 take the taps as M (corr_taps_mma)."""
     reg = x is not None and k <= 7 and padding == k // 2 and x.shape[-1] in (7, 14) and \
         x.shape[-2] <= 16
     if dtype == torch.float32:
-        return "corr_reg" if reg else "corr_strip"
+        band = x is not None and k <= 7 and padding == k // 2 and 8 <= x.shape[-1] <= 56
+        return "corr_reg" if reg else "corr_band" if band else "corr_strip"
     if k in (13, 31):
         return "corr_taps_mma"
     if reg and not static:
@@ -361,7 +363,8 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
     channels for conn2d and the flipped conn2d_transpose (float32 with column padding
     K // 2: conn_band_cl, test_band_channels_last; 16-bit filters with padding
     K // 2 on these small planes: conn_batch_wide, per-sample ones conn_sample), corr_strip
-    for corr2d (16-bit, padding K // 2: corr_batch_wide, per-sample corr_sample); 33
+    for corr2d (float32, padding K // 2: corr_band; 16-bit, padding K // 2: corr_batch_wide,
+    per-sample corr_sample); 33
     channels (a warp that spans two strips, a partial channel tile), a channel slice
     (offset view), partial strips, wide padding, static and dynamic weights, bias."""
     g = gen("cuda-strips-cl", k, dtype)
@@ -388,7 +391,8 @@ def test_register_strips_channels_last(emulator: Any, k: int, dtype: torch.dtype
                     if what == "dense":  # (16-bit, padding K // 2: the batch kernels)
                         assert conn[1] == strip, emulator.kernels
                         batch = dtype != torch.float32 and pad == "same"
-                        corr = "corr_strip" if not batch else \
+                        band = dtype == torch.float32 and pad == "same"  # (8 <= W <= 56)
+                        corr = "corr_band" if band else "corr_strip" if not batch else \
                             "corr_sample" if nw > 1 else "corr_batch_wide"
                         assert emulator.kernels[-1] == corr, emulator.kernels
 
@@ -438,6 +442,60 @@ def test_band_channels_last(emulator: Any, k: int, cl: bool) -> None:
                   f"band cl={cl} {k}x{k} {what} {shape} p={padding} Nw={nw} inf={inf}", g=gr)
             if emulator is not None:
                 assert emulator.kernels[:2] == [expect, expect], emulator.kernels
+
+
+#: corr_band's planes: (N, C, H, W, what) — 20 columns: 4 strips a row (the third
+#: partial, the fourth past a), 16-row bands (13 rows: one band, its last strip one row);
+#: 56 columns: 8 strips of 7, bands of 8 rows (30: the last band 6 rows); 8 columns (2
+#: strips, bands of 32); 50 columns (the eighth strip one column); 11 channels (a block of
+#: 8 and one of 3: idle warps); "sliced": a view one column in (rows not 8-byte aligned:
+#: one value a copy), 28 columns (8-byte copies)
+BAND_CORR_PLANES = [(3, 11, 13, 20, "dense"), (2, 9, 30, 56, "dense"), (2, 4, 9, 8, "dense"),
+                    (1, 3, 17, 50, "dense"), (2, 5, 15, 28, "sliced")]
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("k", [3, 7])
+def test_corr_band(emulator: Any, k: int, cl: bool, monkeypatch: pytest.MonkeyPatch,
+                   request: pytest.FixtureRequest) -> None:
+    """corr_band (the float32 depth-wise weight gradient on a staged, double-buffered band:
+    NCHW planes copied 16, 8 or 4 bytes at a time by each warp, channels_last pixels by the
+    block) against the reference on BAND_CORR_PLANES: static and per-sample filters, the
+    plan's split for one multiprocessor and for 132, and forced splits (3; 50: more than
+    the items, empty parts store zeros); then non-finite values: Inf in x on its last row
+    and column (read by the partial strips' missing outputs, which must skip them), NaN
+    in the middle, -Inf in g at a corner (multiplying the padding's zeros: NaN, as the
+    reference)."""
+    g = gen("cuda-corr-band", k, cl)
+    kw = window_kwargs("sliding", 1, k // 2)
+    for N_, C_, H, W, what in BAND_CORR_PLANES:
+        x = rand((N_, C_, H, W + 1), g, cl=cl)
+        xs = x[..., 1:] if what == "sliced" else x[..., :W].contiguous(
+            memory_format=torch.channels_last if cl else torch.contiguous_format)
+        for nw, splits, sms in ((1, 0, 1), (N_, 0, 1), (1, 0, 132), (1, 3, 1), (N_, 50, 1)):
+            monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", splits)
+            if emulator is not None:
+                emulator.plan_for_sms(sms)
+                request.addfinalizer(lambda: emulator.plan_for_sms(1))
+                emulator.kernels.clear()
+            gy = rand((N_, C_, H, W), g, cl=cl)
+            check(xs, rand((nw, C_, k, k, 1, 1), g), None, kw,
+                  f"corr_band cl={cl} {k}x{k} {(N_, C_, H, W)} {what} Nw={nw} splits={splits} "
+                  f"sms={sms}", g=gy)
+            if emulator is not None:
+                assert emulator.kernels[-1] == "corr_band", emulator.kernels
+        monkeypatch.setattr(cuda_backend, "FORCE_SPLITS", 0)
+        x2 = xs.clone()
+        x2[0, 1, H - 1, :] = float("inf")
+        x2[N_ - 1, C_ - 1, :, W - 1] = float("inf")
+        x2[0, 0, H // 2, W // 2] = float("nan")
+        gy = rand((N_, C_, H, W), g, cl=cl)
+        gy[N_ - 1, 2, 0, 0] = float("-inf")
+        check(x2, rand((1, C_, k, k, 1, 1), g), None, kw,
+              f"corr_band cl={cl} {k}x{k} {(N_, C_, H, W)} {what} non-finite", g=gy)
+        if emulator is not None:
+            assert emulator.kernels[-1] == "corr_band", emulator.kernels
 
 
 # ------------------------------------------------------ tensor cores (conn_mma.cuh)
@@ -897,7 +955,9 @@ def test_registers(emulator: Any, k: int, dtype: torch.dtype,
             nw = 1 if f32 else 2
             check(rand((2, 3, H, W), g, dtype), rand((nw, 3, k, k, 1, 1), g, dtype),
                   None, window_kwargs("sliding", 1, pad), f"{k}x{k} {H}x{W} p={pad}")
-            assert not f32 or emulator.kernels[-1] == "corr_strip", (H, W, pad, emulator.kernels)
+            want = corr_kernel(dtype, k, rand((1, 1, H, W), g), pad)  # (float32: the band,
+            # or for padding other than K // 2 the strips)
+            assert not f32 or emulator.kernels[-1] == want, (H, W, pad, emulator.kernels)
             assert not {"conn_reg", "corr_reg"} & set(emulator.kernels), (H, W, pad, emulator.kernels)
 
 
@@ -1413,7 +1473,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
     g = gen("cuda-kernels")
     cases = [
         # kernels of conn2d, conn2d_transpose, corr2d: (x, weight, kw)
-        (("conn_band_cl", "conn_band_cl", "corr_strip"),  # (float32 NCHW: across a band)
+        (("conn_band_cl", "conn_band_cl", "corr_band"),  # (float32 NCHW: across a band)
             (rand((2, 3, 9, 10), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1))),
         (("conn_band", "conn_band", "corr_strip"),  # (float32 rows past 64: planes' band)
             (rand((2, 3, 5, 70), g), rand((1, 3, 3, 3, 1, 1), g), window_kwargs("sliding", 1, 1))),
@@ -1456,7 +1516,7 @@ def test_every_kernel_of_the_plan_runs(emulator: Any) -> None:
         (("conn_strip", "conn_strip", "corr_strip"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, (2, 3)))),
-        (("conn_band_cl", "conn_band_cl", "corr_strip"),
+        (("conn_band_cl", "conn_band_cl", "corr_band"),
             (rand((2, 4, 7, 9), g, cl=True), rand((2, 4, 5, 5, 1, 1), g),
              window_kwargs("sliding", 1, 2))),
         (("conn_mma_cl", "conn_mma_cl", "corr_mma_cl"),  # (16 x 40: tiles of 32 half empty)
@@ -1752,6 +1812,28 @@ def test_gpu_beyond_int32_offsets() -> None:
     ref = localconn.local_conn2d_transpose(yp[:, tail], wp[:, 1:], (H_, W_), backend="reference",
                                            **kw)
     assert_close(xt[:, tail], ref, what="position-specific conn2d_transpose beyond 2^31")
+
+
+@gpu
+@needs_cuda
+@pytest.mark.parametrize("cl", [False, True], ids=["nchw", "channels_last"])
+def test_gpu_corr_band_beyond_int32_offsets(cl: bool) -> None:
+    """The float32 7x7 weight gradient on staged bands (corr_band: planes of at most 56
+    columns, so past 2^31 elements by its channels and samples) on a 10 GB tensor, its
+    last channels checked against the float64 reference."""
+    N_, C_, H_, W_ = 2, 5 * 2**17, 56, 56
+    assert N_ * C_ * H_ * W_ > 2**31
+    gg = torch.Generator(device="cuda").manual_seed(0)
+    fmt = torch.channels_last if cl else torch.contiguous_format
+    x = torch.randn((N_, C_, H_, W_), generator=gg, device="cuda").contiguous(memory_format=fmt)
+    g = torch.randn((N_, C_, H_, W_), generator=gg, device="cuda").contiguous(memory_format=fmt)
+    kw = window_kwargs("sliding", 1, 3)
+    tail = slice(C_ - 9, C_)
+    wc = localconn.local_corr2d(g, x, (1, C_, 7, 7, 1, 1), backend=CUDA, **kw)
+    ref = localconn.local_corr2d(g[:, tail].double(), x[:, tail].double(), (1, 9, 7, 7, 1, 1),
+                                 backend="reference", **kw)
+    assert_close(wc[:, tail], ref.float(), what=f"corr_band beyond 2^31 cl={cl}",
+                 scale=corr_scale(N_ * H_ * W_))
 
 
 # ------------------------------------------------------------------ torch.compile
