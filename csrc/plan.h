@@ -2010,7 +2010,7 @@ inline Launch plan_corr(const CorrArgs& a, int64_t sm_count, int64_t force_split
   if (corr_taps_cl_fits(a)) return plan_corr_taps(a, sm_count, force_splits, true);
   if (corr_mma_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits);
   if (corr_mma_cl_fits(a) && p.h.k <= 7) return plan_corr_mma(a, sm_count, force_splits, true);
-  if (corr_band_fits(a)) {  // (at most 92 KB at 56 columns: within every sm_80+ opt-in)
+  if (corr_band_fits(a)) {  // (at most 89.5 KB over its geometries: within every sm_80+ opt-in)
     const Launch band = plan_corr_band(a, sm_count, force_splits);
     if (band.smem <= kMaxSmemOptIn) return band;
   }
